@@ -1,0 +1,91 @@
+"""The contract every system client fulfils, so one protocol and one poller serve them all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from durable_jobs.errors import TransientError
+from durable_jobs.status import JobStatus
+
+Locator = dict[str, Any]
+SpecT = TypeVar("SpecT")
+
+
+def locator_key(locator: Mapping[str, Any]) -> str:
+    """A stable string for a locator, usable as a dict key."""
+    return json.dumps(locator, sort_keys=True, separators=(",", ":"))
+
+
+class JobClient(ABC, Generic[SpecT]):
+    """Submit, observe, cancel and find jobs of one system.
+
+    Every method may raise :class:`~durable_jobs.errors.TransientError` (try again later) or
+    :class:`~durable_jobs.errors.PermanentError`. ``status`` never raises for a job the system does
+    not know: it returns a ``LOST`` status, and the caller confirms it before acting on it.
+    """
+
+    system: ClassVar[str]
+    #: how many requests ``statuses`` may run at once when the system has no batch call
+    status_concurrency: ClassVar[int] = 16
+
+    @property
+    @abstractmethod
+    def key(self) -> Hashable:
+        """Identity of the endpoint and credentials: jobs with equal keys share one poller."""
+
+    @abstractmethod
+    def validate_locator(self, locator: Mapping[str, Any]) -> Locator:
+        """Return a clean copy of ``locator`` or raise :class:`~durable_jobs.errors.RecordError`."""
+
+    @abstractmethod
+    async def submit(self, spec: SpecT, token: str) -> Locator:
+        """Create the job, carrying ``token`` so that :meth:`find` can recognise it."""
+
+    @abstractmethod
+    async def status(self, locator: Locator) -> JobStatus:
+        """The job's current status."""
+
+    @abstractmethod
+    async def cancel(self, locator: Locator) -> None:
+        """Ask the system to stop the job. Idempotent: cancelling a finished job is not an error."""
+
+    @abstractmethod
+    async def find(self, token: str, *, since: float, spec: SpecT) -> Locator | None:
+        """The job a crashed try submitted with ``token`` after ``since`` (epoch seconds), if any.
+
+        Raise :class:`~durable_jobs.errors.UndecidableError` when the answer cannot be known yet;
+        never return None unless the job surely does not exist.
+        """
+
+    async def statuses(self, locators: Sequence[Locator]) -> dict[str, JobStatus]:
+        """Statuses of many jobs, keyed by :func:`locator_key`.
+
+        The default runs :meth:`status` with bounded concurrency; systems with a list call override it
+        so that one request serves every job on an endpoint. A per-job transient failure gives that
+        job an ``UNKNOWN`` status; a failure that affects all of them raises.
+        """
+        sem = asyncio.Semaphore(self.status_concurrency)
+
+        async def one(loc: Locator) -> JobStatus:
+            async with sem:
+                try:
+                    return await self.status(loc)
+                except TransientError as exc:
+                    return JobStatus.unknown(str(exc))
+
+        results = await asyncio.gather(*(one(loc) for loc in locators))
+        if results and all(r.state.value == "unknown" for r in results) and len(results) > 1:
+            # the endpoint is down for everyone: let the poller back off once for all
+            raise TransientError(results[0].message)
+        return {locator_key(loc): st for loc, st in zip(locators, results, strict=True)}
+
+    async def links(self, locator: Locator) -> dict[str, str]:
+        """URLs a person can open for this job (pushed to XCom before deferring)."""
+        return {}
+
+    def describe(self, locator: Locator) -> str:
+        return ", ".join(f"{k}={v}" for k, v in locator.items())

@@ -1,0 +1,80 @@
+"""The ``spark_standalone_rest`` connection type: where the Spark masters' REST servers are, and how to auth.
+
+Fields:
+
+* host: one master, or several for HA (``m1,m2``), each optionally a full URL (``https://m1:6066``);
+* port: the REST port (default 6066); schema: ``http`` or ``https``;
+* password: a JWT bearer token for Spark 4's ``JWSFilter`` (optional, never logged);
+* extra: ``master_ui_urls`` (comma-separated; default: each master on port 8080), ``verify_ssl``
+  (default true), ``ca_file``, ``timeout`` (seconds per request, default 30), ``batch_status``
+  (one ``/json/`` call per poll for every driver, default true).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from durable_jobs.clients.spark_standalone import SparkStandaloneClient, SparkStandaloneConfig
+from durable_jobs.hooks.base import DurableJobHook, as_bool, extra_of
+from durable_jobs.transport.http import close_sessions
+
+CONN_TYPE = "spark_standalone_rest"
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _with_scheme(host: str, scheme: str, port: int) -> str:
+    if "://" in host:
+        return host.rstrip("/")
+    return f"{scheme}://{host}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+class SparkStandaloneHook(DurableJobHook):
+    conn_type: ClassVar[str] = CONN_TYPE
+    default_conn_name: ClassVar[str] = "spark_standalone_default"
+    hook_name: ClassVar[str] = "Spark Standalone (REST)"
+
+    @classmethod
+    def client_from_connection(cls, conn: Any) -> SparkStandaloneClient:
+        return SparkStandaloneClient(cls.config_from_connection(conn))
+
+    @classmethod
+    def config_from_connection(cls, conn: Any) -> SparkStandaloneConfig:
+        extra = extra_of(conn)
+        scheme = (conn.schema or "http").lower()
+        if scheme not in ("http", "https"):
+            raise ValueError(f"connection {conn.conn_id!r}: schema must be http or https, not {scheme!r}")
+        hosts = _split(conn.host)
+        if not hosts:
+            raise ValueError(f"connection {conn.conn_id!r}: host is empty; give the Spark master host(s)")
+        rest_urls = tuple(_with_scheme(h, scheme, conn.port or 6066) for h in hosts)
+        ui_urls = tuple(_split(extra.get("master_ui_urls")))
+        if not ui_urls:
+            ui_urls = tuple(f"{u.rsplit(':', 1)[0]}:8080" for u in rest_urls)
+        return SparkStandaloneConfig(
+            rest_urls=rest_urls,
+            ui_urls=ui_urls,
+            bearer_token=conn.password or None,
+            verify_ssl=as_bool(extra.get("verify_ssl"), True),
+            ca_file=extra.get("ca_file") or None,
+            timeout=float(extra.get("timeout") or 30.0),
+            batch_status=as_bool(extra.get("batch_status"), True),
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        client = self.client_from_connection(self.get_connection(self.conn_id))
+
+        async def probe() -> bool:
+            try:
+                return await client.readyz()
+            finally:
+                await close_sessions()
+
+        try:
+            ok = asyncio.run(probe())
+        except Exception as exc:
+            return False, str(exc)
+        return ok, "the Spark master REST server is ready" if ok else "the Spark master is not ready"

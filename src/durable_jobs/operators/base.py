@@ -1,0 +1,278 @@
+"""The generic durable operator: Airflow glue around :class:`durable_jobs.protocol.JobProtocol`.
+
+A system operator only builds its job spec; everything else (the record, adopt/reattach/resubmit,
+deferral with an absolute deadline, the non-deferrable worker path, XCom links) is here, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from abc import abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from configparser import ConfigParser
+from datetime import timedelta
+from typing import Any, ClassVar, TypeVar
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.execution_time.context import NEVER_EXPIRE
+
+from durable_jobs.clients.base import JobClient
+from durable_jobs.errors import DurableJobError, RecordError
+from durable_jobs.hooks.base import DurableJobHook, as_bool
+from durable_jobs.protocol import Decision, Defer, Finished, JobProtocol, ProtocolSettings
+from durable_jobs.record import JobRecord, TaskIdentity
+from durable_jobs.transport.http import close_sessions
+from durable_jobs.triggers.base import DurableJobTrigger
+
+T = TypeVar("T")
+DEFAULT_JOB_TIMEOUT = timedelta(days=1)
+
+
+def default_deferrable() -> bool:
+    """True unless ``[operators] default_deferrable`` is explicitly set (Airflow's own default is False)."""
+    env = os.environ.get("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE")
+    if env is not None:
+        return as_bool(env, True)
+    try:
+        from airflow.sdk.configuration import conf
+
+        if ConfigParser.has_option(conf, "operators", "default_deferrable"):
+            return bool(conf.getboolean("operators", "default_deferrable"))
+    except Exception:  # noqa: S110 - no config: keep our default
+        pass
+    return True
+
+
+class _StoreForever:
+    """The task state store, writing with ``NEVER_EXPIRE``: a record must outlive any retry delay."""
+
+    def __init__(self, accessor: Any) -> None:
+        self._acc = accessor
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._acc.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self._acc.set(key, value, retention=NEVER_EXPIRE)
+
+
+class _WorkerLoop:
+    """A private event loop for the client's coroutines on the (sync) worker."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, aw: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(aw)
+
+    def close(self) -> None:
+        try:
+            self.loop.run_until_complete(close_sessions())
+        finally:
+            self.loop.close()
+
+
+class DurableJobOperator(BaseOperator):  # type: ignore[misc]
+    """Submit a job once, persist it, defer; on any retry reattach, return, or resubmit after a failure.
+
+    :param conn_id: the system's Airflow connection.
+    :param deferrable: wait in the triggerer (default True unless ``[operators] default_deferrable`` is set).
+    :param poll_interval: seconds between status polls.
+    :param job_timeout: deadline of each job, anchored on the try that submitted it (default: the
+        task's ``execution_timeout``, else one day). When it passes the job is cancelled and the task fails.
+    :param rerun_on_clear: when a task whose job succeeded is cleared, submit a new job (default: return the
+        recorded result without running anything).
+    :param unknown_budget: seconds the trigger tolerates an unreachable endpoint before handing back to the
+        worker, which re-checks and defers again (never fails, never resubmits).
+    :param lost_confirmations: how many times in a row the system must deny knowing the job before it is lost.
+    """
+
+    hook_class: ClassVar[type[DurableJobHook]]
+    trigger_class: ClassVar[type[DurableJobTrigger]]
+    template_fields: Sequence[str] = ("conn_id",)
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        deferrable: bool | None = None,
+        poll_interval: float = 30.0,
+        job_timeout: timedelta | float | None = None,
+        rerun_on_clear: bool = False,
+        unknown_budget: float = 1800.0,
+        lost_confirmations: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be positive")
+        self.conn_id = conn_id
+        self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
+        self.poll_interval = float(poll_interval)
+        self.job_timeout = job_timeout
+        self.rerun_on_clear = rerun_on_clear
+        self.unknown_budget = float(unknown_budget)
+        self.lost_confirmations = int(lost_confirmations)
+        self._watching: tuple[JobClient[Any], dict[str, Any]] | None = None
+
+    # --- what a system operator provides ---------------------------------------------------------------
+
+    @abstractmethod
+    def build_spec(self, context: Any) -> Any:
+        """The system's job spec, from this operator's (rendered) fields."""
+
+    def get_client(self) -> JobClient[Any]:
+        return self.hook_class.get_client(self.conn_id)
+
+    # --- Airflow entry points --------------------------------------------------------------------------
+
+    def execute(self, context: Any) -> Any:
+        return self._drive(context, lambda proto: proto.start())
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        if not isinstance(event, dict):
+            raise AirflowException(f"resumed from the triggerer without an event payload: {event!r}")
+        return self._drive(context, lambda proto: proto.complete(event))
+
+    def on_kill(self) -> None:
+        """Worker-side kill (non-deferrable mode): cancel the job being watched."""
+        watching = self._watching
+        if watching is None:
+            return
+        client, job = watching
+
+        async def cancel() -> None:
+            try:
+                await client.cancel(job)
+            finally:
+                await close_sessions()
+
+        self.log.info("Task killed: cancelling %s", client.describe(job))
+        t = threading.Thread(target=lambda: asyncio.run(cancel()), daemon=True)
+        t.start()
+        t.join(30)
+
+    # --- the loop --------------------------------------------------------------------------------------
+
+    def _drive(self, context: Any, step: Callable[[JobProtocol], Decision]) -> Any:
+        loop = _WorkerLoop()
+        try:
+            proto = self._protocol(context, loop)
+            decision = self._guard(lambda: step(proto))
+            while True:
+                if isinstance(decision, Finished):
+                    return self.result(decision.record, proto.client)
+                self._announce(context, proto, decision, loop)
+                trigger = self._trigger(decision.record)
+                if self.deferrable:
+                    self.defer(
+                        trigger=trigger,
+                        method_name="execute_complete",
+                        kwargs={"generation": decision.record.generation, "token": decision.record.token},
+                        timeout=self._defer_timeout(decision.record),
+                    )
+                assert decision.record.job is not None
+                self._watching = (proto.client, decision.record.job)
+                try:
+                    event = loop.run(trigger.wait(proto.client))
+                finally:
+                    self._watching = None
+                decision = self._guard(lambda ev=event: proto.complete(ev))  # type: ignore[misc]
+        finally:
+            loop.close()
+
+    def _protocol(self, context: Any, loop: _WorkerLoop) -> JobProtocol:
+        accessor = context.get("task_state_store") if hasattr(context, "get") else None
+        if accessor is None:
+            raise AirflowFailException(
+                "context['task_state_store'] is missing: durable_jobs needs Airflow 3.3+ and a task run by the "
+                "task runner (it is where the job id is kept across tries)"
+            )
+        ti = context["ti"]
+        dag_run = context.get("dag_run")
+        map_index = getattr(ti, "map_index", -1)
+        identity = TaskIdentity(
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=ti.task_id,
+            map_index=-1 if map_index is None else int(map_index),
+            try_number=int(getattr(ti, "try_number", 1) or 1),
+            clear_number=int(getattr(dag_run, "clear_number", 0) or 0),
+        )
+        return JobProtocol(
+            client=self.get_client(),
+            store=_StoreForever(accessor),
+            identity=identity,
+            spec=lambda: self.build_spec(context),
+            run=loop.run,
+            settings=ProtocolSettings(
+                timeout=self._job_timeout_seconds(),
+                rerun_on_clear=self.rerun_on_clear,
+                lost_confirmations=self.lost_confirmations,
+            ),
+            logger=self.log,
+        )
+
+    def _guard(self, call: Callable[[], Decision]) -> Decision:
+        try:
+            return call()
+        except RecordError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        except DurableJobError as exc:
+            raise AirflowException(str(exc)) from exc
+
+    def _trigger(self, record: JobRecord) -> DurableJobTrigger:
+        assert record.job is not None
+        return self.trigger_class(
+            job=record.job,
+            conn_id=self.conn_id,
+            token=record.token,
+            generation=record.generation,
+            poll_interval=self.poll_interval,
+            deadline=record.deadline,
+            unknown_budget=self.unknown_budget,
+            lost_confirmations=self.lost_confirmations,
+        )
+
+    def _job_timeout_seconds(self) -> float:
+        value = self.job_timeout if self.job_timeout is not None else self.execution_timeout
+        if value is None:
+            value = DEFAULT_JOB_TIMEOUT
+        return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+    def _defer_timeout(self, record: JobRecord) -> timedelta | None:
+        if record.deadline is None:
+            return None
+        # padded past the deadline: our trigger's timeout event (which cancels the job) must come first
+        pad = max(60.0, 2 * self.poll_interval)
+        return timedelta(seconds=max(0.0, record.deadline - time.time()) + pad)
+
+    def _announce(self, context: Any, proto: JobProtocol, decision: Defer, loop: _WorkerLoop) -> None:
+        """Push the job and its links to XCom before waiting, so users can find it at once."""
+        job = decision.record.job
+        assert job is not None
+        ti = context["ti"]
+        links: dict[str, str] = {}
+        try:
+            links = loop.run(proto.client.links(job))
+        except Exception:
+            self.log.warning("Could not compute links for %s", job, exc_info=True)
+        for key, value in {**job, **links}.items():
+            ti.xcom_push(key=key, value=value)
+        for key, value in links.items():
+            self.log.info("%s: %s", key, value)
+
+    def result(self, record: JobRecord, client: JobClient[Any]) -> dict[str, Any]:
+        """The task's return value: the same whether the job ran in this try or an earlier one."""
+        return {
+            "system": record.system,
+            "job": record.job,
+            "generation": record.generation,
+            "token": record.token,
+            "outcome": record.outcome.value if record.outcome else None,
+        }

@@ -1,0 +1,244 @@
+"""The one polling loop: a shared, batched status poller per endpoint, and the wait built on it.
+
+Every trigger (and the non-deferrable worker path) waits through :func:`wait_for_outcome`. Waiters on
+the same endpoint share one :class:`StatusPoller`, which asks the client for all their statuses in one
+batch per interval and wakes a waiter only when its job changed. So the request rate grows with the
+number of endpoints, not jobs, and an idle waiter costs one sleeping coroutine.
+
+Two rules of the protocol live here, once for every system:
+
+* **unknown is never failed**: endpoint errors make a job ``UNKNOWN``; only after ``unknown_budget``
+  seconds of it does the wait end with ``unknown`` (the operator then re-checks and re-defers);
+* **lost is confirmed**: a job the system says it does not know must be reported so
+  ``lost_confirmations`` times in a row before the wait ends with ``lost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from durable_jobs.clients.base import JobClient, Locator, locator_key
+from durable_jobs.errors import PermanentError, TransientError
+from durable_jobs.status import JobState, JobStatus
+from durable_jobs.transport.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    interval: float = 30.0
+    unknown_budget: float = 1800.0
+    lost_confirmations: int = 3
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0:
+            raise ValueError("poll interval must be positive")
+        if self.lost_confirmations < 1:
+            raise ValueError("lost_confirmations must be at least 1")
+
+
+@dataclass(slots=True)
+class WaitResult:
+    """How a wait ended: a terminal state, ``timeout`` (deadline), ``unknown`` (budget) or ``error``."""
+
+    status: str
+    last: JobStatus | None
+    message: str = ""
+
+
+class Watch:
+    """One waiter's view of one job. Latest-value semantics: intermediate states may be skipped."""
+
+    __slots__ = (
+        "_event",
+        "budget_spent",
+        "error",
+        "key",
+        "latest",
+        "locator",
+        "lost_seen",
+        "settings",
+        "unknown_since",
+    )
+
+    def __init__(self, locator: Locator, settings: PollSettings) -> None:
+        self.locator = locator
+        self.key = locator_key(locator)
+        self.settings = settings
+        self.latest: JobStatus | None = None
+        self.lost_seen = 0
+        self.unknown_since: float | None = None
+        self.budget_spent = False
+        self.error: str | None = None
+        self._event = asyncio.Event()
+
+    def offer(self, status: JobStatus, now: float) -> None:
+        if status.state is JobState.LOST:
+            self.lost_seen += 1
+            if self.lost_seen < self.settings.lost_confirmations:
+                status = JobStatus.unknown(
+                    f"not confirmed yet ({self.lost_seen}/{self.settings.lost_confirmations}): {status.message}"
+                )
+        else:
+            self.lost_seen = 0
+        if status.state is JobState.UNKNOWN:
+            if self.unknown_since is None:
+                self.unknown_since = now
+            elif not self.budget_spent and now - self.unknown_since >= self.settings.unknown_budget:
+                self.budget_spent = True
+                self._event.set()
+        else:
+            self.unknown_since = None
+        if not status.same_as(self.latest):
+            self.latest = status
+            self._event.set()
+
+    def fail(self, message: str) -> None:
+        self.error = message
+        self._event.set()
+
+    async def next(self) -> JobStatus | None:
+        await self._event.wait()
+        self._event.clear()
+        return self.latest
+
+
+class StatusPoller:
+    """Polls every watched job of one endpoint in one batch per interval."""
+
+    def __init__(self, client: JobClient[Any], interval: float, registry_key: Hashable) -> None:
+        self.client = client
+        self.interval = interval
+        self.backoff = Backoff(base=min(interval, 1.0), cap=max(60.0, interval * 4))
+        self._watches: dict[str, set[Watch]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._registry_key = registry_key
+        self.polls = 0
+
+    def __len__(self) -> int:
+        return sum(len(ws) for ws in self._watches.values())
+
+    @contextlib.contextmanager
+    def watching(self, locator: Locator, settings: PollSettings) -> Iterator[Watch]:
+        watch = Watch(locator, settings)
+        self._watches.setdefault(watch.key, set()).add(watch)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"durable-jobs-poller-{self.client.system}"
+            )
+        try:
+            yield watch
+        finally:
+            ws = self._watches.get(watch.key)
+            if ws is not None:
+                ws.discard(watch)
+                if not ws:
+                    del self._watches[watch.key]
+
+    async def _run(self) -> None:
+        failures = 0
+        try:
+            while self._watches:
+                keys = list(self._watches)
+                locators = [next(iter(self._watches[k])).locator for k in keys]
+                delay = self.interval
+                try:
+                    results = await self.client.statuses(locators)
+                    failures = 0
+                except TransientError as exc:
+                    results = {k: JobStatus.unknown(str(exc)) for k in keys}
+                    delay = max(self.interval, self.backoff.delay(failures, exc.retry_after))
+                    failures += 1
+                    log.warning("%s status poll failed (%s); next try in %.1fs", self.client.system, exc, delay)
+                except PermanentError as exc:
+                    log.error("%s status poll refused: %s", self.client.system, exc)
+                    for k in keys:
+                        for w in list(self._watches.get(k, ())):
+                            w.fail(str(exc))
+                    results = {}
+                self.polls += 1
+                now = time.monotonic()
+                for k in keys:
+                    st = results.get(k)
+                    if st is None and results:
+                        st = JobStatus.unknown("the endpoint's answer did not include this job")
+                    if st is None:
+                        continue
+                    for w in list(self._watches.get(k, ())):
+                        w.offer(st, now)
+                await asyncio.sleep(delay)
+        finally:
+            reg = _registry()
+            if reg.get(self._registry_key) is self:
+                del reg[self._registry_key]
+
+
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, StatusPoller]]
+_POLLERS = weakref.WeakKeyDictionary()
+
+
+def _registry() -> dict[Hashable, StatusPoller]:
+    return _POLLERS.setdefault(asyncio.get_running_loop(), {})
+
+
+def poller_for(client: JobClient[Any], interval: float) -> StatusPoller:
+    """The running loop's shared poller for this client's endpoint and interval."""
+    key = (client.system, client.key, interval)
+    reg = _registry()
+    poller = reg.get(key)
+    if poller is None:
+        poller = reg[key] = StatusPoller(client, interval, key)
+    return poller
+
+
+def active_pollers() -> list[StatusPoller]:
+    return list(_registry().values())
+
+
+async def wait_for_outcome(
+    client: JobClient[Any],
+    locator: Locator,
+    settings: PollSettings,
+    *,
+    deadline: float | None = None,
+    logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+) -> WaitResult:
+    """Wait until the job is terminal, the absolute ``deadline`` (epoch s) passes, or the budget is spent."""
+    lg = logger or log
+    poller = poller_for(client, settings.interval)
+    what = client.describe(locator)
+    with poller.watching(locator, settings) as watch:
+        while True:
+            remaining = None if deadline is None else deadline - time.time()
+            if remaining is not None and remaining <= 0:
+                return WaitResult("timeout", watch.latest, f"deadline passed while {what} was not finished")
+            try:
+                status = await asyncio.wait_for(watch.next(), remaining)
+            except asyncio.TimeoutError:
+                return WaitResult("timeout", watch.latest, f"deadline passed while {what} was not finished")
+            if watch.error is not None:
+                return WaitResult("error", status, watch.error)
+            if watch.budget_spent:
+                return WaitResult(
+                    "unknown",
+                    status,
+                    f"status of {what} unknown for {settings.unknown_budget:.0f}s: {status.message if status else ''}",
+                )
+            if status is None:
+                continue
+            lg.info(
+                "%s: %s%s",
+                what,
+                status.raw_state or status.state.value,
+                f" ({status.message})" if status.message else "",
+            )
+            if status.state.is_terminal:
+                return WaitResult(status.state.value, status, status.message)

@@ -1,0 +1,335 @@
+"""The submit-once protocol, worker side: one small state machine shared by every system.
+
+It is plain Python (no Airflow): the operator hands it a task state store (anything with ``get`` and
+``set``), a client and a way to run the client's coroutines. The rules:
+
+* persist before acting: the intent (with the token) is written before submitting, the locator before
+  deferring, the outcome before returning;
+* a record in ``submitting`` means a crashed try may have submitted: **find** by token before
+  submitting, and if find cannot decide, fail the try (retryable) rather than submit blindly;
+* unknown is never failed and never resubmitted; only a *confirmed* terminal failure starts the next
+  generation, with a new token.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from durable_jobs import failpoints
+from durable_jobs.clients.base import JobClient, Locator
+from durable_jobs.errors import DurableJobError, RecordError, TransientError, UndecidableError
+from durable_jobs.record import STATE_KEY, JobRecord, Outcome, Phase, TaskIdentity
+from durable_jobs.status import JobState, JobStatus
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+_OUTCOME_OF = {
+    JobState.SUCCEEDED: Outcome.SUCCEEDED,
+    JobState.FAILED: Outcome.FAILED,
+    JobState.CANCELLED: Outcome.CANCELLED,
+    JobState.LOST: Outcome.LOST,
+}
+
+
+class StateStore(Protocol):
+    """What the protocol needs of Airflow's ``TaskStateStoreAccessor``."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+
+class RetryLater(DurableJobError):
+    """This try cannot proceed safely now; a later try will (nothing was resubmitted)."""
+
+
+class JobFailed(DurableJobError):
+    """The job ended without success; the outcome is recorded, so a retry starts the next generation."""
+
+    def __init__(self, message: str, record: JobRecord, status: JobStatus | None = None):
+        super().__init__(message)
+        self.record = record
+        self.status = status
+
+
+class JobError(DurableJobError):
+    """Observing the job failed permanently (e.g. credentials refused); the record is untouched."""
+
+
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """Wait for this job (in the triggerer, or on the worker when not deferrable)."""
+
+    record: JobRecord
+    status: JobStatus | None
+    adopted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The job of this generation succeeded; no new job is needed."""
+
+    record: JobRecord
+    status: JobStatus | None
+
+
+Decision = Defer | Finished
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolSettings:
+    timeout: float | None = None  # seconds from a generation's intent to its deadline
+    rerun_on_clear: bool = False
+    lost_confirmations: int = 3
+    confirm_delay: float = 2.0
+    cancel_wait: float = 30.0
+
+
+class JobProtocol:
+    """Runs the protocol for one task instance."""
+
+    def __init__(
+        self,
+        *,
+        client: JobClient[Any],
+        store: StateStore,
+        identity: TaskIdentity,
+        spec: Callable[[], Any],
+        run: Callable[[Awaitable[Any]], Any],
+        settings: ProtocolSettings = ProtocolSettings(),
+        sleep: Callable[[float], None] = time.sleep,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.identity = identity
+        self._spec = spec
+        self._run = run
+        self.settings = settings
+        self._sleep = sleep
+        self.log = logger or log
+
+    # --- store -----------------------------------------------------------------------------------------
+
+    def load(self) -> JobRecord | None:
+        raw = self.store.get(STATE_KEY)
+        if raw is None:
+            return None
+        rec = JobRecord.from_json(raw, system=self.client.system, identity=self.identity)
+        if rec.job is not None:
+            try:
+                rec = JobRecord.from_json(
+                    {**raw, "job": self.client.validate_locator(rec.job)},
+                    system=self.client.system,
+                    identity=self.identity,
+                )
+            except RecordError as exc:
+                raise RecordError(f"task state store key {STATE_KEY!r}: {exc}") from exc
+        return rec
+
+    def save(self, rec: JobRecord) -> None:
+        self.store.set(STATE_KEY, rec.to_json())
+
+    # --- worker entry points ---------------------------------------------------------------------------
+
+    def start(self) -> Decision:
+        """``execute()``: decide between adopting, reattaching, returning and submitting."""
+        rec = self.load()
+        if rec is None:
+            self.log.info("No job recorded for %s: submitting generation 0", self.identity.describe())
+            return self._submit_generation(
+                JobRecord.intent(
+                    system=self.client.system,
+                    identity=self.identity,
+                    generation=0,
+                    timeout=self.settings.timeout,
+                )
+            )
+        self.log.info(
+            "Recorded job: generation %d, phase %s, job %s, outcome %s",
+            rec.generation,
+            rec.phase.value,
+            rec.job,
+            rec.outcome.value if rec.outcome else None,
+        )
+        if rec.phase is Phase.FINISHED:
+            if rec.outcome is Outcome.SUCCEEDED:
+                if self.settings.rerun_on_clear and rec.clear_number != self.identity.clear_number:
+                    self.log.info(
+                        "The run was cleared (clear_number %d -> %d) and rerun_on_clear is set: new generation",
+                        rec.clear_number,
+                        self.identity.clear_number,
+                    )
+                    return self._next_generation(rec)
+                self.log.info("Generation %d already succeeded: returning its result, no new job", rec.generation)
+                return Finished(rec, None)
+            self.log.info("Generation %d ended %s: submitting the next generation", rec.generation, rec.outcome)
+            return self._next_generation(rec)
+        if rec.phase is Phase.SUBMITTING:
+            found = self._find(rec)
+            if found is None:
+                self.log.info("No job carries token %s: a crashed try did not submit; submitting", rec.token)
+                return self._submit(rec)
+            rec = rec.submitted(found)
+            self.save(rec)
+            self.log.info("Adopted %s, submitted by a crashed try with token %s", found, rec.token)
+            return self._check(rec, adopted=True)
+        return self._check(rec)
+
+    def complete(self, event: Mapping[str, Any]) -> Decision:
+        """``execute_complete()``: record the outcome the trigger reported, or re-check."""
+        rec = self.load()
+        if rec is None or rec.job is None:
+            raise RecordError(
+                f"resumed from the triggerer but no job is recorded under {STATE_KEY!r} for "
+                f"{self.identity.describe()}; the key was deleted while the task was deferred"
+            )
+        kind = str(event.get("status", ""))
+        ev_job = event.get("job")
+        if ev_job is not None and self.client.validate_locator(ev_job) != rec.job:
+            self.log.warning("Event for %s does not match the recorded job %s; re-checking", ev_job, rec.job)
+            return self._check(rec)
+        if rec.phase is Phase.FINISHED:
+            # a crash after recording the outcome: act on what is recorded
+            return self.start()
+        details = event.get("details") or {}
+        last = JobStatus.from_json(details["last"]) if isinstance(details.get("last"), dict) else None
+        message = str(event.get("message") or (last.message if last else ""))
+        if kind == JobState.SUCCEEDED.value:
+            return self._record_success(rec, last)
+        if kind in (JobState.FAILED.value, JobState.CANCELLED.value, JobState.LOST.value):
+            self._record_failure(rec, _OUTCOME_OF[JobState(kind)], message, last)
+        if kind == "timeout":
+            return self._cancel_after_deadline(rec, message)
+        if kind == "error":
+            raise JobError(f"watching {self.client.describe(rec.job)} failed: {message}")
+        if kind == JobState.UNKNOWN.value:
+            self.log.warning("The trigger could not learn the job's status (%s); re-checking", message)
+            return self._check(rec)
+        raise JobError(f"unexpected trigger event {dict(event)!r}")
+
+    def cancel(self, locator: Locator) -> None:
+        self._run(self.client.cancel(locator))
+
+    # --- steps -----------------------------------------------------------------------------------------
+
+    def _next_generation(self, rec: JobRecord) -> Decision:
+        return self._submit_generation(rec.next_generation(self.identity, self.settings.timeout))
+
+    def _submit_generation(self, intent: JobRecord) -> Decision:
+        failpoints.failpoint(failpoints.BEFORE_INTENT)
+        self.save(intent)
+        failpoints.failpoint(failpoints.AFTER_INTENT)
+        return self._submit(intent)
+
+    def _submit(self, rec: JobRecord) -> Decision:
+        spec = self._spec()
+        try:
+            locator = self._run(self.client.submit(spec, rec.token))
+        except TransientError as exc:
+            raise RetryLater(
+                f"submitting generation {rec.generation} (token {rec.token}) failed transiently: {exc}. "
+                "The intent is recorded, so the next try looks for the job before submitting again."
+            ) from exc
+        failpoints.failpoint(failpoints.AFTER_SUBMIT)
+        locator = self.client.validate_locator(locator)
+        rec = rec.submitted(locator)
+        self.save(rec)
+        failpoints.failpoint(failpoints.AFTER_PERSIST)
+        self.log.info(
+            "Submitted %s (generation %d, token %s)", self.client.describe(locator), rec.generation, rec.token
+        )
+        return Defer(rec, None)
+
+    def _find(self, rec: JobRecord) -> Locator | None:
+        self.log.info("Intent recorded without a job: looking for a job with token %s", rec.token)
+        try:
+            found = self._run(self.client.find(rec.token, since=rec.intent_at, spec=self._spec()))
+        except UndecidableError as exc:
+            raise RetryLater(f"cannot tell yet whether token {rec.token} was submitted: {exc}") from exc
+        except TransientError as exc:
+            raise RetryLater(
+                f"cannot look for the job with token {rec.token}: {exc}. Not submitting blindly; "
+                "the next try looks again."
+            ) from exc
+        return None if found is None else self.client.validate_locator(found)
+
+    def _status(self, locator: Locator) -> JobStatus:
+        try:
+            status: JobStatus = self._run(self.client.status(locator))
+        except TransientError as exc:
+            return JobStatus.unknown(str(exc))
+        return status
+
+    def _confirmed_status(self, locator: Locator) -> JobStatus:
+        status = self._status(locator)
+        for _ in range(self.settings.lost_confirmations - 1):
+            if status.state is not JobState.LOST:
+                break
+            self._sleep(self.settings.confirm_delay)
+            status = self._status(locator)
+        return status
+
+    def _check(self, rec: JobRecord, adopted: bool = False) -> Decision:
+        assert rec.job is not None
+        status = self._confirmed_status(rec.job)
+        self.log.info("Status of %s: %s %s", self.client.describe(rec.job), status.state.value, status.message)
+        if status.state is JobState.SUCCEEDED:
+            return self._record_success(rec, status)
+        if status.state.is_terminal:
+            rec = rec.finished(_OUTCOME_OF[status.state], status.message)
+            self.save(rec)
+            self.log.warning(
+                "Generation %d ended %s: submitting the next generation", rec.generation, status.state.value
+            )
+            return self._next_generation(rec)
+        return Defer(rec, status, adopted=adopted)
+
+    def _record_success(self, rec: JobRecord, status: JobStatus | None) -> Finished:
+        failpoints.failpoint(failpoints.BEFORE_OUTCOME)
+        rec = rec.finished(Outcome.SUCCEEDED, status.message if status else "")
+        self.save(rec)
+        return Finished(rec, status)
+
+    def _record_failure(self, rec: JobRecord, outcome: Outcome, message: str, status: JobStatus | None) -> None:
+        failpoints.failpoint(failpoints.BEFORE_OUTCOME)
+        rec = rec.finished(outcome, message)
+        self.save(rec)
+        assert rec.job is not None
+        raise JobFailed(
+            f"{self.client.describe(rec.job)} ended {outcome.value}"
+            + (f": {message}" if message else "")
+            + f" (generation {rec.generation}; a retry submits generation {rec.generation + 1})",
+            rec,
+            status,
+        )
+
+    def _cancel_after_deadline(self, rec: JobRecord, message: str) -> Decision:
+        assert rec.job is not None
+        what = self.client.describe(rec.job)
+        self.log.warning("Deadline passed: cancelling %s", what)
+        try:
+            self._run(self.client.cancel(rec.job))
+        except TransientError as exc:
+            raise RetryLater(f"deadline passed but cancelling {what} failed ({exc}); the retry cancels again") from exc
+        waited = 0.0
+        status = self._status(rec.job)
+        while not status.state.is_terminal and waited < self.settings.cancel_wait:
+            self._sleep(self.settings.confirm_delay)
+            waited += self.settings.confirm_delay
+            status = self._status(rec.job)
+        if not status.state.is_terminal:
+            raise RetryLater(f"deadline passed; {what} was asked to stop but is still {status.state.value}")
+        if status.state is JobState.SUCCEEDED:
+            self.log.info("%s succeeded just before it could be cancelled", what)
+            return self._record_success(rec, status)
+        failpoints.failpoint(failpoints.BEFORE_OUTCOME)
+        deadline_msg = f"deadline passed; job cancelled (final state {status.raw_state or status.state.value})"
+        rec = rec.finished(Outcome.CANCELLED, deadline_msg)
+        self.save(rec)
+        raise JobFailed(f"{what}: {deadline_msg}. {message}".strip(), rec, status)

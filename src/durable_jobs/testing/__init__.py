@@ -1,0 +1,1 @@
+"""Helpers for testing durable_jobs and DAGs that use it."""

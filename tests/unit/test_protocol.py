@@ -1,0 +1,327 @@
+"""Every branch of the submit-once protocol, against an in-memory store and a scripted client."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from durable_jobs import failpoints
+from durable_jobs.errors import RecordError
+from durable_jobs.protocol import Defer, Finished, JobFailed, JobProtocol, ProtocolSettings, RetryLater
+from durable_jobs.record import STATE_KEY, JobRecord, Outcome, Phase, TaskIdentity, make_token
+from durable_jobs.status import JobState
+from tests.support.scripted import ScriptedClient
+
+R, S, F, C = JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED
+
+
+class DictStore:
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.log: list[dict[str, Any]] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        assert value is not None
+        self.data[key] = value
+        self.log.append(value)
+
+
+def ident(try_number: int = 1, clear_number: int = 0) -> TaskIdentity:
+    return TaskIdentity("dag", "run1", "task", -1, try_number, clear_number)
+
+
+def proto(client: ScriptedClient, store: DictStore, try_number: int = 1, **settings: Any) -> JobProtocol:
+    loop = asyncio.new_event_loop()
+    settings.setdefault("confirm_delay", 0.0)
+    return JobProtocol(
+        client=client,
+        store=store,
+        identity=ident(try_number, settings.pop("clear_number", 0)),
+        spec=lambda: {"app": "x"},
+        run=loop.run_until_complete,
+        settings=ProtocolSettings(**settings),
+        sleep=lambda s: None,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_failpoints():
+    failpoints.configure("")
+    yield
+    failpoints.configure("")
+
+
+def test_token_is_deterministic_and_per_generation():
+    assert make_token("d", "r", "t", -1, 0) == make_token("d", "r", "t", -1, 0)
+    assert make_token("d", "r", "t", -1, 0) != make_token("d", "r", "t", -1, 1)
+    assert make_token("d", "r", "t", -1, 0) != make_token("d", "r", "t", 0, 0)
+    assert ident().token(0).startswith("dj") and len(ident().token(0)) == 22
+
+
+def test_fresh_task_writes_intent_before_submitting_then_the_locator():
+    client, store = ScriptedClient(), DictStore()
+    order: list[str] = []
+    orig_set = store.set
+    store.set = lambda k, v: (order.append(f"set:{v['phase']}"), orig_set(k, v))  # type: ignore[method-assign]
+    orig_submit = client.submit
+
+    async def submit(spec, token):
+        order.append("submit")
+        return await orig_submit(spec, token)
+
+    client.submit = submit  # type: ignore[method-assign]
+    decision = proto(client, store).start()
+    assert isinstance(decision, Defer)
+    assert order == ["set:submitting", "submit", "set:submitted"]
+    rec = store.data[STATE_KEY]
+    assert rec["phase"] == "submitted" and rec["job"] == {"id": "job-1"} and rec["generation"] == 0
+    assert rec["token"] == ident().token(0)
+    assert client.jobs["job-1"].token == rec["token"]
+
+
+@pytest.mark.parametrize(
+    ("point", "adopts"),
+    [
+        (failpoints.BEFORE_INTENT, False),
+        (failpoints.AFTER_INTENT, False),
+        (failpoints.AFTER_SUBMIT, True),
+        (failpoints.AFTER_PERSIST, True),
+    ],
+)
+def test_crash_at_each_submit_point_then_retry_gives_one_job(point: str, adopts: bool):
+    client, store = ScriptedClient(), DictStore()
+    failpoints.configure(f"{point}=raise")
+    with pytest.raises(failpoints.SimulatedCrash):
+        proto(client, store).start()
+    failpoints.configure("")
+    decision = proto(client, store, try_number=2).start()
+    assert isinstance(decision, Defer)
+    assert client.submissions() == 1, client.calls
+    assert decision.record.job == {"id": "job-1"}
+    assert decision.adopted is (point == failpoints.AFTER_SUBMIT)
+    if point == failpoints.AFTER_SUBMIT:
+        assert "find" in client.calls
+    if point == failpoints.BEFORE_INTENT:
+        assert "find" not in client.calls  # no intent: nothing can exist
+
+
+def test_crash_before_outcome_then_retry_returns_without_new_job():
+    client, store = ScriptedClient(scripts=[[S]]), DictStore()
+    d = proto(client, store).start()
+    assert isinstance(d, Defer)
+    failpoints.configure(f"{failpoints.BEFORE_OUTCOME}=raise")
+    with pytest.raises(failpoints.SimulatedCrash):
+        proto(client, store).complete({"status": "succeeded", "job": d.record.job})
+    failpoints.configure("")
+    d2 = proto(client, store, try_number=2).start()
+    assert isinstance(d2, Finished)
+    assert d2.record.outcome is Outcome.SUCCEEDED
+    assert client.submissions() == 1
+
+
+def test_unknown_status_never_resubmits():
+    client, store = ScriptedClient(), DictStore()
+    proto(client, store).start()
+    client.down = {"status"}
+    for attempt in range(2, 5):
+        d = proto(client, store, try_number=attempt).start()
+        assert isinstance(d, Defer)
+        assert d.status is not None and d.status.state is JobState.UNKNOWN
+    assert client.submissions() == 1
+
+
+def test_unreachable_endpoint_while_submitting_never_submits_blindly():
+    client, store = ScriptedClient(), DictStore()
+    failpoints.configure(f"{failpoints.AFTER_INTENT}=raise")
+    with pytest.raises(failpoints.SimulatedCrash):
+        proto(client, store).start()
+    failpoints.configure("")
+    client.down = {"find"}
+    with pytest.raises(RetryLater, match="Not submitting blindly"):
+        proto(client, store, try_number=2).start()
+    assert client.submissions() == 0
+    client.undecidable, client.down = True, set()
+    with pytest.raises(RetryLater, match="cannot tell yet"):
+        proto(client, store, try_number=3).start()
+    assert client.submissions() == 0
+    client.undecidable = False
+    assert isinstance(proto(client, store, try_number=4).start(), Defer)
+    assert client.submissions() == 1
+
+
+def test_transient_submit_failure_keeps_intent_and_retry_finds_first():
+    client, store = ScriptedClient(), DictStore()
+    client.down = {"submit"}
+    with pytest.raises(RetryLater):
+        proto(client, store).start()
+    assert store.data[STATE_KEY]["phase"] == "submitting"
+    client.down = set()
+    proto(client, store, try_number=2).start()
+    assert client.calls.count("find") == 1 and client.submissions() == 1
+
+
+def test_terminal_failure_resubmits_once_with_new_generation_and_token():
+    client, store = ScriptedClient(scripts=[[R, F], [R]]), DictStore()
+    d = proto(client, store).start()
+    with pytest.raises(JobFailed, match="generation 0"):
+        proto(client, store).complete({"status": "failed", "job": d.record.job, "message": "exit 1"})
+    rec = store.data[STATE_KEY]
+    assert rec["phase"] == "finished" and rec["outcome"] == "failed"
+    d2 = proto(client, store, try_number=2).start()
+    assert isinstance(d2, Defer)
+    assert d2.record.generation == 1 and d2.record.token == ident().token(1) != d.record.token
+    assert client.submissions() == 2 and client.submissions(d2.record.token) == 1
+    assert store.data[STATE_KEY]["history"][0]["job"] == {"id": "job-1"}
+    assert store.data[STATE_KEY]["history"][0]["outcome"] == "failed"
+    # a third try reattaches to generation 1, it does not submit again
+    assert isinstance(proto(client, store, try_number=3).start(), Defer)
+    assert client.submissions() == 2
+
+
+def test_failure_seen_by_the_worker_check_moves_to_next_generation_at_once():
+    client, store = ScriptedClient(scripts=[[F], [R]]), DictStore()
+    proto(client, store).start()
+    d = proto(client, store, try_number=2).start()
+    assert isinstance(d, Defer) and d.record.generation == 1
+    assert client.submissions() == 2
+
+
+def test_succeeded_job_is_returned_without_a_new_submission():
+    client, store = ScriptedClient(scripts=[[S]]), DictStore()
+    proto(client, store).start()
+    d = proto(client, store, try_number=2).start()  # worker check sees success
+    assert isinstance(d, Finished) and store.data[STATE_KEY]["outcome"] == "succeeded"
+    client.calls.clear()
+    d3 = proto(client, store, try_number=3).start()
+    assert isinstance(d3, Finished)
+    assert client.calls == []  # no status, no submit: the record says it all
+
+
+def test_lost_must_be_confirmed_before_a_new_generation():
+    client, store = ScriptedClient(scripts=[[R], [R]]), DictStore()
+    proto(client, store).start()
+    calls = {"n": 0}
+    orig = client.status
+
+    async def flaky(loc):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            client.forget.add("job-1")
+        else:
+            client.forget.discard("job-1")
+        return await orig(loc)
+
+    client.status = flaky  # type: ignore[method-assign]
+    d = proto(client, store, try_number=2, lost_confirmations=3).start()
+    assert isinstance(d, Defer) and d.record.generation == 0
+    client.status = orig  # type: ignore[method-assign]
+    client.forget.add("job-1")
+    d = proto(client, store, try_number=3, lost_confirmations=3).start()
+    assert isinstance(d, Defer) and d.record.generation == 1
+    assert store.data[STATE_KEY]["history"][-1]["outcome"] == "lost"
+
+
+def test_timeout_event_cancels_records_and_next_try_starts_fresh_deadline():
+    client, store = ScriptedClient(scripts=[[R], [R]]), DictStore()
+    d = proto(client, store, timeout=60).start()
+    assert d.record.deadline is not None
+    with pytest.raises(JobFailed, match="deadline passed"):
+        proto(client, store, timeout=60).complete({"status": "timeout", "job": d.record.job})
+    assert client.jobs["job-1"].cancelled
+    assert store.data[STATE_KEY]["outcome"] == "cancelled"
+    d2 = proto(client, store, try_number=2, timeout=60).start()
+    assert d2.record.generation == 1 and d2.record.deadline is not None
+    assert d2.record.deadline >= d.record.deadline
+
+
+def test_timeout_with_unreachable_endpoint_does_not_record_anything():
+    client, store = ScriptedClient(), DictStore()
+    d = proto(client, store, timeout=60).start()
+    client.down = {"cancel"}
+    with pytest.raises(RetryLater, match="cancelling"):
+        proto(client, store).complete({"status": "timeout", "job": d.record.job})
+    assert store.data[STATE_KEY]["phase"] == "submitted"
+
+
+def test_unknown_event_rechecks_and_defers_again():
+    client, store = ScriptedClient(), DictStore()
+    d = proto(client, store).start()
+    d2 = proto(client, store).complete({"status": "unknown", "job": d.record.job, "message": "down"})
+    assert isinstance(d2, Defer) and client.submissions() == 1
+
+
+def test_event_for_another_job_is_not_trusted():
+    client, store = ScriptedClient(scripts=[[R]]), DictStore()
+    proto(client, store).start()
+    d = proto(client, store).complete({"status": "succeeded", "job": {"id": "job-99"}})
+    assert isinstance(d, Defer)  # re-checked the recorded job instead
+    assert store.data[STATE_KEY]["phase"] == "submitted"
+
+
+def test_clear_semantics():
+    client, store = ScriptedClient(scripts=[[S], [R]]), DictStore()
+    proto(client, store).start()
+    assert isinstance(proto(client, store, try_number=2).start(), Finished)
+    # cleared: by default the recorded success is returned
+    assert isinstance(proto(client, store, try_number=3, clear_number=1).start(), Finished)
+    assert client.submissions() == 1
+    # with rerun_on_clear a changed clear_number means a new generation
+    d = proto(client, store, try_number=3, clear_number=1, rerun_on_clear=True).start()
+    assert isinstance(d, Defer) and d.record.generation == 1
+    assert client.submissions() == 2
+
+
+def _seed(store: DictStore, **overrides: Any) -> None:
+    rec = JobRecord.intent(system="scripted", identity=ident(), generation=0, timeout=None).submitted({"id": "job-1"})
+    data = rec.to_json()
+    data.update(overrides)
+    store.data[STATE_KEY] = data
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"token": make_token("other-dag", "run1", "task", -1, 0)}, "copied from another task"),
+        ({"token": "not-a-token"}, "invalid token"),
+        ({"system": "yarn"}, "belongs to system"),
+        ({"v": 99}, "record version"),
+        ({"job": {"id": "job-1/../../admin"}}, "invalid scripted job id"),
+        ({"job": {"id": "x", "extra": 1}}, "invalid scripted job id"),
+        ({"generation": -1}, "invalid generation"),
+        ({"phase": "weird"}, "malformed"),
+        ({"phase": "finished", "outcome": None}, "without an outcome"),
+    ],
+)
+def test_tampered_or_foreign_record_is_refused_before_any_request(overrides, match):
+    client, store = ScriptedClient(), DictStore()
+    _seed(store, **overrides)
+    with pytest.raises(RecordError, match=match):
+        proto(client, store).start()
+    assert client.calls == []
+
+
+def test_non_dict_record_is_refused():
+    client, store = ScriptedClient(), DictStore()
+    store.data[STATE_KEY] = "job-1"
+    with pytest.raises(RecordError, match="not a durable_jobs record"):
+        proto(client, store).start()
+    assert client.calls == []
+
+
+def test_history_is_bounded():
+    client, store = ScriptedClient(scripts=[[F]] * 30), DictStore()
+    proto(client, store).start()
+    for t in range(2, 28):
+        proto(client, store, try_number=t).start()
+    rec = store.data[STATE_KEY]
+    assert len(rec["history"]) == 20 and rec["generation"] == 26
+
+
+def test_record_phase_values_are_stable_api():
+    assert [p.value for p in Phase] == ["submitting", "submitted", "finished"]
+    assert STATE_KEY == "durable_jobs.job"
