@@ -1,0 +1,174 @@
+"""The operator on a (simulated) worker: Airflow's real TaskStateStoreAccessor over an in-memory store."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
+from durable_jobs.operators.spark_standalone import SparkStandaloneOperator
+from durable_jobs.record import STATE_KEY
+from durable_jobs.testing.state_store import InMemoryStateStore
+from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
+from tests.support.fake_spark import ThreadedFakeSparkMaster
+
+SECRET = "eyJhbGciOiJIUzI1NiJ9.e30.very-secret-signature"
+
+
+class FakeTI:
+    def __init__(self, try_number: int = 1) -> None:
+        self.dag_id, self.run_id, self.task_id, self.map_index = "dag", "run1", "spark", -1
+        self.try_number = try_number
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+@pytest.fixture
+def master(monkeypatch):
+    with ThreadedFakeSparkMaster() as m:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SPARK_FAKE",
+            json.dumps(
+                {
+                    "conn_type": "spark_standalone_rest",
+                    "host": "127.0.0.1",
+                    "port": m.port,
+                    "password": SECRET,
+                    "extra": {"master_ui_urls": m.url},
+                }
+            ),
+        )
+        SparkStandaloneHook.clear_cache()
+        yield m
+    SparkStandaloneHook.clear_cache()
+
+
+@pytest.fixture
+def store():
+    s = InMemoryStateStore()
+    with s.installed():
+        yield s
+
+
+def ctx(store: InMemoryStateStore, try_number: int = 1, clear_number: int = 0) -> dict[str, Any]:
+    return {
+        "task_state_store": store.accessor("dag", "run1", "spark"),
+        "ti": FakeTI(try_number),
+        "dag_run": SimpleNamespace(clear_number=clear_number),
+    }
+
+
+def op(**kw: Any) -> SparkStandaloneOperator:
+    kw.setdefault("poll_interval", 0.1)
+    return SparkStandaloneOperator(
+        task_id="spark", application="file:/apps/a.jar", main_class="demo.Main", conn_id="spark_fake", **kw
+    )
+
+
+def test_deferrable_by_default_and_honours_explicit_config(monkeypatch):
+    monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
+    assert op().deferrable is True
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "false")
+    assert op().deferrable is False
+    assert op(deferrable=True).deferrable is True
+
+
+def test_execute_persists_then_defers_with_padded_timeout_and_no_secret(master, store):
+    c = ctx(store)
+    with pytest.raises(TaskDeferred) as exc:
+        op(job_timeout=timedelta(minutes=10)).execute(c)
+    deferred = exc.value
+    rec = store.rows[("dag", "run1", "spark", -1)][STATE_KEY]
+    assert rec["phase"] == "submitted" and rec["job"] == {"driver_id": "driver-20261121100236-0001"}
+    assert [w[1]["phase"] for w in store.writes] == ["submitting", "submitted"]
+    assert isinstance(deferred.trigger, SparkStandaloneTrigger)
+    _, kwargs = deferred.trigger.serialize()
+    assert kwargs["job"] == rec["job"] and kwargs["token"] == rec["token"]
+    assert SECRET not in json.dumps(kwargs)
+    assert abs(kwargs["deadline"] - (rec["intent_at"] + 600)) < 1
+    assert timedelta(minutes=10) < deferred.timeout <= timedelta(minutes=11, seconds=1)
+    assert c["ti"].xcom["driver_id"] == rec["job"]["driver_id"]
+    assert c["ti"].xcom["master_ui_url"] == master.url
+    assert deferred.method_name == "execute_complete"
+
+
+def test_resume_success_and_retry_returns_same_result_without_resubmitting(master, store):
+    with pytest.raises(TaskDeferred) as exc:
+        op().execute(ctx(store))
+    event = {"status": "succeeded", "job": exc.value.trigger.job, "message": ""}
+    result = op().execute_complete(ctx(store), event=event, **(exc.value.kwargs or {}))
+    assert result["outcome"] == "succeeded" and result["job"] == exc.value.trigger.job
+    creates = master.requests.count("create")
+    again = op().execute(ctx(store, try_number=2))  # e.g. a clear after success
+    assert again == result and master.requests.count("create") == creates == 1
+
+
+def test_failure_event_fails_the_try_and_the_retry_submits_generation_1(master, store):
+    from airflow.sdk.exceptions import AirflowException
+
+    with pytest.raises(TaskDeferred) as exc:
+        op().execute(ctx(store))
+    with pytest.raises(AirflowException, match="ended failed"):
+        op().execute_complete(ctx(store), event={"status": "failed", "job": exc.value.trigger.job, "message": "x"})
+    master.drivers[exc.value.trigger.job["driver_id"]] = "FAILED"
+    with pytest.raises(TaskDeferred) as exc2:
+        op().execute(ctx(store, try_number=2))
+    assert exc2.value.trigger.generation == 1 and master.requests.count("create") == 2
+
+
+def test_reattach_after_worker_crash_defers_to_the_same_driver(master, store):
+    with pytest.raises(TaskDeferred) as first:
+        op().execute(ctx(store))
+    with pytest.raises(TaskDeferred) as second:
+        op().execute(ctx(store, try_number=2))
+    assert second.value.trigger.job == first.value.trigger.job
+    assert master.requests.count("create") == 1
+
+
+def test_non_deferrable_polls_on_the_worker_under_the_same_protocol(master, store):
+    def finish_later() -> None:
+        time.sleep(0.5)
+        master.drivers["driver-20261121100236-0001"] = "FINISHED"
+
+    threading.Thread(target=finish_later, daemon=True).start()
+    result = op(deferrable=False).execute(ctx(store))
+    assert result["outcome"] == "succeeded"
+    assert store.rows[("dag", "run1", "spark", -1)][STATE_KEY]["phase"] == "finished"
+
+
+def test_missing_state_store_is_a_clear_error(master):
+    with pytest.raises(AirflowFailException, match="task_state_store"):
+        op().execute({"ti": FakeTI()})
+
+
+def test_tampered_record_fails_without_any_request(master, store):
+    c = ctx(store)
+    c["task_state_store"].set(
+        STATE_KEY,
+        {
+            "v": 1,
+            "system": "spark-standalone",
+            "phase": "submitted",
+            "generation": 0,
+            "token": "dj" + "0" * 20,
+            "intent_at": 0,
+            "job": {"driver_id": "driver-1"},
+        },
+    )
+    with pytest.raises(AirflowFailException, match="copied from another task or edited"):
+        op().execute(c)
+    assert master.requests == []
+
+
+def test_bad_spec_fails_at_parse_time():
+    with pytest.raises(ValueError, match="supervise"):
+        op(conf={"spark.driver.supervise": "true"})

@@ -1,0 +1,180 @@
+"""The Spark REST client's handling of the error zoo, standby masters and outages (fake master)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from durable_jobs.clients.spark_standalone import (
+    SparkApplication,
+    SparkStandaloneClient,
+    SparkStandaloneConfig,
+    validate_driver_id,
+)
+from durable_jobs.errors import AuthError, PermanentError, RecordError, TransientError
+from durable_jobs.status import JobState
+from durable_jobs.transport.http import close_sessions
+from tests.support.fake_spark import FakeSparkMaster, free_port
+
+APP = SparkApplication(app_resource="file:/apps/a.jar", main_class="demo.Main", name="n")
+
+
+@pytest.fixture
+async def master():
+    m = await FakeSparkMaster().start()
+    yield m
+    await m.stop()
+    await close_sessions()
+
+
+def client_for(*urls: str, ui: tuple[str, ...] = ()) -> SparkStandaloneClient:
+    return SparkStandaloneClient(SparkStandaloneConfig(rest_urls=urls, ui_urls=ui, timeout=5))
+
+
+async def test_submit_sends_token_forces_cluster_mode_and_no_supervise(master):
+    loc = await client_for(master.url).submit(APP, "dj0123456789abcdef0123")
+    assert loc == {"driver_id": "driver-20261121100236-0001"}
+    props = master.created[0]["sparkProperties"]
+    assert props["spark.durable_jobs.token"] == "dj0123456789abcdef0123"
+    assert "dj0123456789abcdef0123" in props["spark.app.name"]
+    assert props["spark.driver.supervise"] == "false" and props["spark.submit.deployMode"] == "cluster"
+    assert master.created[0]["mainClass"] == "demo.Main"
+
+
+def test_python_app_goes_through_python_runner():
+    body = SparkApplication(app_resource="file:/apps/job.py", py_files=["/apps/lib.zip"], app_args=["1"]).request_body(
+        "dj0123456789abcdef0123", "spark://m:7077"
+    )
+    assert body["mainClass"] == "org.apache.spark.deploy.PythonRunner"
+    assert body["appArgs"] == ["/apps/job.py", "/apps/lib.zip", "1"]
+    assert body["sparkProperties"]["spark.submit.pyFiles"] == "/apps/lib.zip"
+
+
+def test_supervise_true_is_refused_and_jar_needs_main_class():
+    with pytest.raises(ValueError, match="supervise"):
+        SparkApplication(app_resource="/a.jar", main_class="M", conf={"spark.driver.supervise": True})
+    with pytest.raises(ValueError, match="main_class"):
+        SparkApplication(app_resource="/a.jar")
+
+
+@pytest.mark.parametrize("bad", ["driver-1/../../x", "", "a b", "../etc", "driver-1?x=1", 7, None, "x" * 200])
+def test_driver_ids_are_validated_before_any_url(bad):
+    with pytest.raises(RecordError):
+        validate_driver_id(bad)
+
+
+async def test_unknown_id_is_lost_not_failed(master):
+    st = await client_for(master.url).status({"driver_id": "driver-20000101000000-9999"})
+    assert st.state is JobState.LOST and "does not know" in st.message
+
+
+async def test_error_state_carries_the_message(master):
+    master.drivers["driver-1"] = "ERROR"
+    st = await client_for(master.url).status({"driver_id": "driver-1"})
+    assert st.state is JobState.FAILED and "FileNotFoundException" in st.message
+
+
+@pytest.mark.parametrize(
+    ("status", "ctype", "body", "exc", "match"),
+    [
+        (500, "text/html", "<html><body>HTTP ERROR 500 ClassNotFoundException</body></html>", TransientError, "500"),
+        (503, "text/html", "<html>busy</html>", TransientError, "503"),
+        (403, "text/html", "<html>Authorization header is missing.</html>", AuthError, "JWT"),
+        (405, "text/html", "<html>405</html>", PermanentError, "405"),
+        (
+            413,
+            "application/json",
+            '{"action":"ErrorResponse","message":"The request body exceeds the maximum"}',
+            PermanentError,
+            "exceeds",
+        ),
+        (
+            468,
+            "application/json",
+            '{"action":"ErrorResponse","highestProtocolVersion":"v1","message":"Unknown protocol version \'v2\'"}',
+            PermanentError,
+            "protocol",
+        ),
+        (
+            400,
+            "application/json",
+            '{"action":"ErrorResponse","message":"Malformed request: x\\n\\tat a.b(c)"}',
+            PermanentError,
+            "Malformed request: x$",
+        ),
+    ],
+)
+async def test_error_zoo_is_classified(master, status, ctype, body, exc, match):
+    master.next_error = (status, ctype, body)
+    with pytest.raises(exc, match=match):
+        await client_for(master.url).submit(APP, "dj0123456789abcdef0123")
+    assert master.created == []
+
+
+async def test_standby_and_dead_masters_are_skipped(master):
+    standby = await FakeSparkMaster(standby=True).start()
+    dead = f"http://127.0.0.1:{free_port()}"
+    try:
+        c = client_for(dead, standby.url, master.url)
+        loc = await c.submit(APP, "dj0123456789abcdef0123")
+        assert (await c.status(loc)).state is JobState.RUNNING
+        assert standby.requests.count("create") == 1 and master.requests.count("create") == 1
+    finally:
+        await standby.stop()
+
+
+async def test_all_masters_down_is_transient():
+    c = client_for(f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(TransientError, match="cannot connect"):
+        await c.status({"driver_id": "driver-1"})
+
+
+async def test_kill_is_idempotent(master):
+    c = client_for(master.url)
+    loc = await c.submit(APP, "dj0123456789abcdef0123")
+    await c.cancel(loc)
+    await c.cancel(loc)  # "already finished or does not exist" is fine
+    assert (await c.status(loc)).state is JobState.CANCELLED
+
+
+async def test_batched_statuses_use_one_json_call(master):
+    c = client_for(master.url, ui=(master.url,))
+    locs = [await c.submit(APP, "dj0123456789abcdef0123") for _ in range(5)]
+    master.requests.clear()
+    out = await c.statuses(locs)
+    assert {s.state for s in out.values()} == {JobState.RUNNING}
+    assert master.requests == ["json"]
+    master.drivers[locs[0]["driver_id"]] = "FINISHED"
+    master.requests.clear()
+    await c.statuses(locs)
+    assert master.requests == ["json", "status"]  # only the changed, terminal one is confirmed over REST
+
+
+async def test_bearer_token_is_sent_but_not_in_repr(master):
+    seen: list[str] = []
+
+    @__import__("aiohttp").web.middleware
+    async def capture(request, handler):
+        seen.append(request.headers.get("Authorization", ""))
+        return await handler(request)
+
+    cfg = SparkStandaloneConfig(rest_urls=(master.url,), bearer_token="secret-jwt-value")
+    assert "secret-jwt-value" not in repr(cfg)
+    m2 = FakeSparkMaster()
+    app_runner = None
+    try:
+        from aiohttp import web
+
+        app = web.Application(middlewares=[capture])
+        app.router.add_get("/v1/submissions/status/{id}", m2._status)
+        app_runner = web.AppRunner(app)
+        await app_runner.setup()
+        await web.TCPSite(app_runner, "127.0.0.1", m2.port).start()
+        c = SparkStandaloneClient(SparkStandaloneConfig(rest_urls=(m2.url,), bearer_token="secret-jwt-value"))
+        await c.status({"driver_id": "driver-1"})
+        assert seen == ["Bearer secret-jwt-value"]
+    finally:
+        if app_runner:
+            await app_runner.cleanup()
+    await asyncio.sleep(0)
