@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
-# Airflow must not try to reach a real metadata DB or write into ~/airflow during unit tests.
+# Keep Airflow away from ~/airflow and any real metadata DB: every test session gets its own home.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="durable-jobs-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")

@@ -48,7 +48,8 @@ class FakeSparkMaster:
                 {
                     "action": "CreateSubmissionResponse",
                     "success": False,
-                    "message": "Current state is not alive: STANDBY. Can only accept driver submissions in ALIVE state.",
+                    "message": "Current state is not alive: STANDBY. "
+                    "Can only accept driver submissions in ALIVE state.",
                 }
             )
         body = await request.json()

@@ -80,6 +80,9 @@ def test_deferrable_by_default_and_honours_explicit_config(monkeypatch):
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "false")
     assert op().deferrable is False
     assert op(deferrable=True).deferrable is True
+    monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE")
+    monkeypatch.setenv("AIRFLOW__DURABLE_JOBS__DEFAULT_DEFERRABLE", "False")
+    assert op().deferrable is False
 
 
 def test_execute_persists_then_defers_with_padded_timeout_and_no_secret(master, store):

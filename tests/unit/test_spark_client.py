@@ -178,3 +178,11 @@ async def test_bearer_token_is_sent_but_not_in_repr(master):
         if app_runner:
             await app_runner.cleanup()
     await asyncio.sleep(0)
+
+
+async def test_batched_statuses_fall_back_to_rest_when_the_ui_is_unreachable(master):
+    c = client_for(master.url, ui=(f"http://127.0.0.1:{free_port()}",))
+    locs = [await c.submit(APP, "dj0123456789abcdef0123") for _ in range(3)]
+    out = await c.statuses(locs)
+    assert [s.state for s in out.values()] == [JobState.RUNNING] * 3
+    assert master.requests.count("status") == 3

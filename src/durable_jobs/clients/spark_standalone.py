@@ -24,6 +24,7 @@ a driver still ``SUBMITTED`` (waiting for a worker) has no launch command yet; f
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from durable_jobs.errors import (
 from durable_jobs.status import JobState, JobStatus
 from durable_jobs.transport.backoff import retrying
 from durable_jobs.transport.http import Endpoint, HttpResponse, request
+
+log = logging.getLogger(__name__)
 
 SYSTEM = "spark-standalone"
 TOKEN_PROPERTY = "spark.durable_jobs.token"
@@ -292,7 +295,11 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
         """One ``/json/`` request for every driver; REST only for what it does not settle."""
         if not (self.config.batch_status and self._ui) or len(locators) < 2:
             return await super().statuses(locators)
-        state = await self.master_state()
+        try:
+            state = await self.master_state()
+        except (TransientError, PermanentError) as exc:
+            log.warning("master /json/ unavailable (%s); polling drivers one by one over REST", exc)
+            return await super().statuses(locators)
         seen: dict[str, str] = {}
         for d in (*state.get("activedrivers", ()), *state.get("completeddrivers", ())):
             seen[str(d.get("id"))] = str(d.get("state", ""))

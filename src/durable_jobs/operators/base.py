@@ -12,7 +12,6 @@ import threading
 import time
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
-from configparser import ConfigParser
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
@@ -33,18 +32,23 @@ DEFAULT_JOB_TIMEOUT = timedelta(days=1)
 
 
 def default_deferrable() -> bool:
-    """True unless ``[operators] default_deferrable`` is explicitly set (Airflow's own default is False)."""
+    """Deferrable unless the deployment explicitly says otherwise.
+
+    Airflow writes ``[operators] default_deferrable = false`` into every generated ``airflow.cfg``, so a
+    value in the file cannot be told from Airflow's default. Honoured, in order: the environment variable
+    ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` (always explicit), ``[durable_jobs] default_deferrable``,
+    and ``[operators] default_deferrable = true``; otherwise True.
+    """
     env = os.environ.get("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE")
     if env is not None:
         return as_bool(env, True)
     try:
         from airflow.sdk.configuration import conf
 
-        if ConfigParser.has_option(conf, "operators", "default_deferrable"):
-            return bool(conf.getboolean("operators", "default_deferrable"))
-    except Exception:  # noqa: S110 - no config: keep our default
-        pass
-    return True
+        own = conf.get("durable_jobs", "default_deferrable", fallback=None)
+    except Exception:  # no usable config: keep our default
+        own = None
+    return as_bool(own, True)
 
 
 class _StoreForever:
