@@ -26,6 +26,7 @@ class FakeSparkMaster:
     next_error: tuple[int, str, str] | None = None  # (status, content type, body) for the next request
     requests: list[str] = field(default_factory=list)
     created: list[dict[str, Any]] = field(default_factory=list)
+    launch: dict[str, str] = field(default_factory=dict)  # driver id -> stderr (launch command); placed on worker-1
     _runner: web.AppRunner | None = None
 
     @property
@@ -118,24 +119,29 @@ class FakeSparkMaster:
 
     async def _json(self, request: web.Request) -> web.Response:
         self.requests.append("json")
-        active = [
-            {"id": d, "state": s, "starttime": "0", "mainclass": "demo.SleepExit", "worker": "None"}
-            for d, s in self.drivers.items()
-            if s in ("RUNNING", "SUBMITTED")
-        ]
-        done = [
-            {"id": d, "state": s, "starttime": "0", "mainclass": "demo.SleepExit", "worker": "None"}
-            for d, s in self.drivers.items()
-            if s not in ("RUNNING", "SUBMITTED")
-        ]
+
+        def entry(d: str, s: str) -> dict[str, Any]:
+            worker = "worker-1" if d in self.launch else "None"
+            return {"id": d, "state": s, "starttime": "0", "mainclass": "demo.Main", "worker": worker}
+
+        active = [entry(d, s) for d, s in self.drivers.items() if s in ("RUNNING", "SUBMITTED")]
+        done = [entry(d, s) for d, s in self.drivers.items() if s not in ("RUNNING", "SUBMITTED")]
+        workers = [{"id": "worker-1", "webuiaddress": self.url, "state": "ALIVE"}]
         return web.json_response(
             {
                 "status": "STANDBY" if self.standby else "ALIVE",
-                "workers": [],
+                "workers": workers,
                 "activedrivers": active,
                 "completeddrivers": done,
             }
         )
+
+    async def _log(self, request: web.Request) -> web.Response:
+        self.requests.append("log")
+        text = self.launch.get(request.query.get("driverId", ""))
+        if text is None:
+            return web.Response(status=404, text="no such driver")
+        return web.Response(text=text)
 
     async def start(self) -> FakeSparkMaster:
         app = web.Application()
@@ -143,6 +149,7 @@ class FakeSparkMaster:
         app.router.add_get("/v1/submissions/status/{id}", self._status)
         app.router.add_post("/v1/submissions/kill/{id}", self._kill)
         app.router.add_get("/json/", self._json)
+        app.router.add_get("/log/", self._log)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()

@@ -12,7 +12,7 @@ from durable_jobs.clients.spark_standalone import (
     SparkStandaloneConfig,
     validate_driver_id,
 )
-from durable_jobs.errors import AuthError, PermanentError, RecordError, TransientError
+from durable_jobs.errors import AuthError, PermanentError, RecordError, TransientError, UndecidableError
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
 from tests.support.fake_spark import FakeSparkMaster, free_port
@@ -36,7 +36,7 @@ async def test_submit_sends_token_forces_cluster_mode_and_no_supervise(master):
     loc = await client_for(master.url).submit(APP, "dj0123456789abcdef0123")
     assert loc == {"driver_id": "driver-20261121100236-0001"}
     props = master.created[0]["sparkProperties"]
-    assert props["spark.durable_jobs.token"] == "dj0123456789abcdef0123"
+    assert props["spark.durable_jobs.submission_tag"] == "dj0123456789abcdef0123"
     assert "dj0123456789abcdef0123" in props["spark.app.name"]
     assert props["spark.driver.supervise"] == "false" and props["spark.submit.deployMode"] == "cluster"
     assert master.created[0]["mainClass"] == "demo.Main"
@@ -186,3 +186,48 @@ async def test_batched_statuses_fall_back_to_rest_when_the_ui_is_unreachable(mas
     out = await c.statuses(locs)
     assert [s.state for s in out.values()] == [JobState.RUNNING] * 3
     assert master.requests.count("status") == 3
+
+
+TOKEN = "dj0123456789abcdef0123"
+OTHER = "djffffffffffffffffffff"
+
+
+def launch_command(token: str, *, redacted: bool = False, name: str = "n") -> str:
+    tag = "*********(redacted)" if redacted else token
+    return (
+        f'Launch Command: "java" "-cp" "x" "-Dspark.app.name={name} [{token}]" '
+        f'"-Dspark.durable_jobs.submission_tag={tag}" "-Dspark.master=spark://127.0.0.1:7077" '
+        '"org.apache.spark.deploy.worker.DriverWrapper"\n'
+    )
+
+
+async def test_find_reads_the_token_from_the_launch_command(master):
+    c = client_for(master.url, ui=(master.url,))
+    master.drivers.update({"driver-a": "RUNNING", "driver-b": "RUNNING"})
+    master.launch.update({"driver-a": launch_command(OTHER), "driver-b": launch_command(TOKEN)})
+    assert await c.find(TOKEN, since=0, spec=APP) == {"driver_id": "driver-b"}
+    assert await c.find("dj" + "1" * 20, since=0, spec=APP) is None
+
+
+async def test_find_survives_spark_redaction_of_the_tag(master):
+    c = client_for(master.url, ui=(master.url,))
+    master.drivers["driver-a"] = "RUNNING"
+    # Spark's default spark.redaction.regex hides values of keys like *token*; the app name still tells
+    master.launch["driver-a"] = launch_command(TOKEN, redacted=True)
+    assert await c.find(TOKEN, since=0, spec=APP) == {"driver_id": "driver-a"}
+    # another durable job's driver, redacted: its app name says it is not ours
+    master.launch["driver-a"] = launch_command(OTHER, redacted=True)
+    assert await c.find(TOKEN, since=0, spec=APP) is None
+    # everything redacted (a user name that matches the regex too): undecidable, never "not found"
+    master.launch["driver-a"] = launch_command(TOKEN, redacted=True).replace(f"n [{TOKEN}]", "*********(redacted)")
+    with pytest.raises(UndecidableError, match="redacted"):
+        await c.find(TOKEN, since=0, spec=APP)
+
+
+async def test_find_cannot_decide_while_a_driver_waits_for_a_worker(master):
+    c = client_for(master.url, ui=(master.url,))
+    master.drivers["driver-a"] = "SUBMITTED"  # no worker, no launch command yet: the open window
+    with pytest.raises(UndecidableError, match="no worker yet"):
+        await c.find(TOKEN, since=0, spec=APP)
+    master.drivers["driver-a"] = "ERROR"  # terminal without a launch command: not a candidate
+    assert await c.find(TOKEN, since=0, spec=APP) is None

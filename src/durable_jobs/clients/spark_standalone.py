@@ -14,10 +14,12 @@ What the endpoint really does (measured against Spark 4.3.0; see the project's n
   "Current state is not alive"; a connection failure means the request never left, so the next master
   may be tried even for create. A timeout after sending is not retried elsewhere (it may have landed).
 
-Find by token: every submission carries ``spark.durable_jobs.token=<token>`` and the token in
-``spark.app.name``. The master's ``/json/`` lists drivers without names or properties, so find takes
-the drivers started since the intent with the same main class and reads each one's launch command
-from its worker's log page (``-Dspark.durable_jobs.token=<token>``). **The window that stays open**:
+Find by token: every submission carries ``spark.durable_jobs.submission_tag=<token>`` and the token
+in ``spark.app.name`` (``"<name> [<token>]"``). The master's ``/json/`` lists drivers without names or
+properties, so find takes the drivers started since the intent with the same main class and reads each
+one's launch command from its worker's log page. Spark redacts launch-command values whose key or value
+matches ``spark.redaction.regex``; when ours is redacted and the app name does not settle it either,
+the driver counts as undecidable, never as "not ours". **The window that stays open**:
 a driver still ``SUBMITTED`` (waiting for a worker) has no launch command yet; find then raises
 :class:`UndecidableError` and the try is retried later instead of submitting a possible duplicate.
 """
@@ -46,7 +48,11 @@ from durable_jobs.transport.http import Endpoint, HttpResponse, request
 log = logging.getLogger(__name__)
 
 SYSTEM = "spark-standalone"
-TOKEN_PROPERTY = "spark.durable_jobs.token"
+# Not named "...token": Spark redacts properties matching spark.redaction.regex (secret|password|token|...)
+# in the driver's launch command, which is where find reads it back.
+TOKEN_PROPERTY = "spark.durable_jobs.submission_tag"
+_APP_NAME_TOKEN_RE = re.compile(r"\[(dj[0-9a-f]{20})\]")
+_REDACTED = "*********(redacted)"
 PYTHON_RUNNER = "org.apache.spark.deploy.PythonRunner"
 CLIENT_SPARK_VERSION = "4.3.0"
 # Spark's default is driver-<yyyyMMddHHmmss>-<counter>; spark.deploy.driverIdPattern may change it,
@@ -341,9 +347,12 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
                     continue
                 undecided.append(f"{driver_id} (worker log unreadable: {exc})")
                 continue
-            if needle in launch:
+            verdict = _launch_carries(launch, token, needle)
+            if verdict is True:
                 return {"driver_id": driver_id}
-            if not launch and not _STATE_MAP.get(raw, JobState.UNKNOWN).is_terminal:
+            if verdict is None and launch:
+                undecided.append(f"{driver_id} ({raw}, its launch command is redacted)")
+            elif not launch and not _STATE_MAP.get(raw, JobState.UNKNOWN).is_terminal:
                 undecided.append(f"{driver_id} ({raw}, launch command not written yet)")
         if undecided:
             raise UndecidableError(
@@ -389,6 +398,18 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
                 worker_ui = workers[str(d.get("worker"))]
                 out["driver_ui_url"] = f"{worker_ui}/logPage/?driverId={quote(driver_id)}&logType=stderr"
         return out
+
+
+def _launch_carries(launch: str, token: str, needle: str) -> bool | None:
+    """Does this launch command carry ``token``? None when redaction hides the answer."""
+    if needle in launch or f"[{token}]" in launch:
+        return True
+    if f"-D{TOKEN_PROPERTY}=" not in launch:
+        return False  # not submitted by durable_jobs at all
+    if f"-D{TOKEN_PROPERTY}={_REDACTED}" not in launch:
+        return False  # our property, another token
+    other = _APP_NAME_TOKEN_RE.search(launch)
+    return False if other and other.group(1) != token else None
 
 
 def _start_ms(driver: Mapping[str, Any]) -> float:
