@@ -231,3 +231,14 @@ async def test_find_cannot_decide_while_a_driver_waits_for_a_worker(master):
         await c.find(TOKEN, since=0, spec=APP)
     master.drivers["driver-a"] = "ERROR"  # terminal without a launch command: not a candidate
     assert await c.find(TOKEN, since=0, spec=APP) is None
+
+
+@pytest.mark.parametrize(
+    "page", ["==== Bytes 0-0 of 0 of /work/driver-a/stderr ====\n", "Error: invalid log directory /work/driver-a"]
+)
+async def test_find_treats_a_log_page_without_launch_command_as_not_written_yet(master, page):
+    c = client_for(master.url, ui=(master.url,))
+    master.drivers["driver-a"] = "RUNNING"
+    master.launch["driver-a"] = page  # what a real worker answers (HTTP 200) before the driver started
+    with pytest.raises(UndecidableError, match="not written yet"):
+        await c.find(TOKEN, since=0, spec=APP)

@@ -377,7 +377,9 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
         if resp.status == 404:
             return ""
         resp.raise_for_status(f"launch command of {driver_id}")
-        return resp.text
+        # Until the worker writes it, the page answers 200 with "==== Bytes 0-0 of 0 ..." or "invalid log
+        # directory": that is "not written yet" (undecidable), never "not ours".
+        return resp.text if "Launch Command:" in resp.text else ""
 
     @property
     def master_ui_url(self) -> str | None:
