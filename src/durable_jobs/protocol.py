@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from durable_jobs import failpoints
@@ -225,12 +225,21 @@ class JobProtocol:
         failpoints.failpoint(failpoints.BEFORE_INTENT)
         self.save(intent)
         failpoints.failpoint(failpoints.AFTER_INTENT)
+        try:
+            reserved = self._run(self.client.reserve(self._spec(), intent.token))
+        except TransientError as exc:
+            raise RetryLater(f"reserving a job id for token {intent.token} failed transiently: {exc}") from exc
+        if reserved is not None:
+            # the id is known before the job exists: record it first, so a crash leaves nothing to guess
+            intent = replace(intent, job=self.client.validate_locator(reserved))
+            self.save(intent)
+            self.log.info("Reserved %s for token %s", self.client.describe(intent.job or {}), intent.token)
         return self._submit(intent)
 
     def _submit(self, rec: JobRecord) -> Decision:
         spec = self._spec()
         try:
-            locator = self._run(self.client.submit(spec, rec.token))
+            locator = self._run(self.client.submit(spec, rec.token, reserved=rec.job))
         except TransientError as exc:
             raise RetryLater(
                 f"submitting generation {rec.generation} (token {rec.token}) failed transiently: {exc}. "
@@ -249,7 +258,7 @@ class JobProtocol:
     def _find(self, rec: JobRecord) -> Locator | None:
         self.log.info("Intent recorded without a job: looking for a job with token %s", rec.token)
         try:
-            found = self._run(self.client.find(rec.token, since=rec.intent_at, spec=self._spec()))
+            found = self._run(self.client.find(rec.token, since=rec.intent_at, spec=self._spec(), reserved=rec.job))
         except UndecidableError as exc:
             raise RetryLater(f"cannot tell yet whether token {rec.token} was submitted: {exc}") from exc
         except TransientError as exc:

@@ -37,6 +37,7 @@ class ScriptedClient(JobClient[dict[str, Any]]):
     calls: list[str] = field(default_factory=list)
     down: set[str] = field(default_factory=set)  # methods failing transiently
     undecidable: bool = False
+    reserving: bool = False  # reserve ids before submit, like YARN's new-application
     forget: set[str] = field(default_factory=set)  # job ids the system no longer knows
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -55,9 +56,15 @@ class ScriptedClient(JobClient[dict[str, Any]]):
         if method in self.down:
             raise TransientError(f"{method}: endpoint down")
 
-    async def submit(self, spec: dict[str, Any], token: str) -> Locator:
+    async def reserve(self, spec: dict[str, Any], token: str) -> Locator | None:
+        if not self.reserving:
+            return None
+        self._check("reserve")
+        return {"id": f"job-{next(self._ids)}"}
+
+    async def submit(self, spec: dict[str, Any], token: str, *, reserved: Locator | None = None) -> Locator:
         self._check("submit")
-        jid = f"job-{next(self._ids)}"
+        jid = reserved["id"] if reserved else f"job-{next(self._ids)}"
         script = self.scripts.pop(0) if self.scripts else [JobState.RUNNING]
         self.jobs[jid] = FakeJob(jid, token, spec, script)
         return {"id": jid}
@@ -76,8 +83,12 @@ class ScriptedClient(JobClient[dict[str, Any]]):
         if job is not None:
             job.cancelled = True
 
-    async def find(self, token: str, *, since: float, spec: dict[str, Any]) -> Locator | None:
+    async def find(
+        self, token: str, *, since: float, spec: dict[str, Any], reserved: Locator | None = None
+    ) -> Locator | None:
         self._check("find")
+        if reserved is not None:  # the id was recorded before submit: a GET settles it
+            return reserved if reserved["id"] in self.jobs else None
         if self.undecidable:
             raise UndecidableError("a candidate waits for a worker")
         for job in self.jobs.values():

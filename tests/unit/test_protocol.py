@@ -70,9 +70,9 @@ def test_fresh_task_writes_intent_before_submitting_then_the_locator():
     store.set = lambda k, v: (order.append(f"set:{v['phase']}"), orig_set(k, v))  # type: ignore[method-assign]
     orig_submit = client.submit
 
-    async def submit(spec, token):
+    async def submit(spec, token, *, reserved=None):
         order.append("submit")
-        return await orig_submit(spec, token)
+        return await orig_submit(spec, token, reserved=reserved)
 
     client.submit = submit  # type: ignore[method-assign]
     decision = proto(client, store).start()
@@ -325,3 +325,21 @@ def test_history_is_bounded():
 def test_record_phase_values_are_stable_api():
     assert [p.value for p in Phase] == ["submitting", "submitted", "finished"]
     assert STATE_KEY == "durable_jobs.job"
+
+
+@pytest.mark.parametrize("point", [failpoints.AFTER_INTENT, failpoints.AFTER_SUBMIT, failpoints.AFTER_PERSIST])
+def test_reserved_id_is_recorded_before_submit_and_settles_find(point: str):
+    client, store = ScriptedClient(reserving=True), DictStore()
+    phases: list[tuple[str, Any]] = []
+    orig_set = store.set
+    store.set = lambda k, v: (phases.append((v["phase"], v["job"])), orig_set(k, v))  # type: ignore[method-assign]
+    failpoints.configure(f"{point}=raise")
+    with pytest.raises(failpoints.SimulatedCrash):
+        proto(client, store).start()
+    failpoints.configure("")
+    d = proto(client, store, try_number=2).start()
+    assert isinstance(d, Defer) and client.submissions() == 1
+    if point != failpoints.AFTER_INTENT:
+        # the intent held the id before the job existed
+        assert phases[:2] == [("submitting", None), ("submitting", {"id": "job-1"})]
+        assert d.record.job == {"id": "job-1"}

@@ -41,9 +41,20 @@ class JobClient(ABC, Generic[SpecT]):
     def validate_locator(self, locator: Mapping[str, Any]) -> Locator:
         """Return a clean copy of ``locator`` or raise :class:`~durable_jobs.errors.RecordError`."""
 
+    async def reserve(self, spec: SpecT, token: str) -> Locator | None:
+        """Obtain the job's id before submitting it, where the system allows (YARN ``new-application``).
+
+        The protocol records a reserved locator in the intent *before* calling :meth:`submit`, so a crash
+        leaves nothing to guess. Default: no reservation.
+        """
+        return None
+
     @abstractmethod
-    async def submit(self, spec: SpecT, token: str) -> Locator:
-        """Create the job, carrying ``token`` so that :meth:`find` can recognise it."""
+    async def submit(self, spec: SpecT, token: str, *, reserved: Locator | None = None) -> Locator:
+        """Create the job, carrying ``token`` so that :meth:`find` can recognise it.
+
+        ``reserved`` is what :meth:`reserve` returned for this token (possibly in a crashed try).
+        """
 
     @abstractmethod
     async def status(self, locator: Locator) -> JobStatus:
@@ -54,8 +65,10 @@ class JobClient(ABC, Generic[SpecT]):
         """Ask the system to stop the job. Idempotent: cancelling a finished job is not an error."""
 
     @abstractmethod
-    async def find(self, token: str, *, since: float, spec: SpecT) -> Locator | None:
+    async def find(self, token: str, *, since: float, spec: SpecT, reserved: Locator | None = None) -> Locator | None:
         """The job a crashed try submitted with ``token`` after ``since`` (epoch seconds), if any.
+
+        ``reserved`` is the locator recorded in the intent, when the client reserved one.
 
         Raise :class:`~durable_jobs.errors.UndecidableError` when the answer cannot be known yet;
         never return None unless the job surely does not exist.

@@ -220,7 +220,7 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
 
     # --- the JobClient contract ------------------------------------------------------------------------
 
-    async def submit(self, spec: SparkApplication, token: str) -> Locator:
+    async def submit(self, spec: SparkApplication, token: str, *, reserved: Locator | None = None) -> Locator:
         body = spec.request_body(token, self.master_url)
         data = await self._rest_call("POST", "/v1/submissions/create", what="create Spark submission", body=body)
         driver_id = data.get("submissionId")
@@ -322,7 +322,9 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
             out.update(await super().statuses(follow_up))
         return out
 
-    async def find(self, token: str, *, since: float, spec: SparkApplication) -> Locator | None:
+    async def find(
+        self, token: str, *, since: float, spec: SparkApplication, reserved: Locator | None = None
+    ) -> Locator | None:
         state = await self.master_state()
         workers = {str(w.get("id")): str(w.get("webuiaddress", "")) for w in state.get("workers", ())}
         since_ms = since * 1000 - _FIND_CLOCK_SKEW_MS
