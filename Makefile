@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup test unit integration lint demo clean
 
 $(STAMP): pyproject.toml
-	@command -v javac >/dev/null || { echo "javac (JDK 17+) is required: apt-get install -y openjdk-17-jdk-headless"; exit 1; }
+	@command -v javac >/dev/null || { echo "javac (JDK 17+) is required; the Debian packages are listed in .ci/apt-packages.txt"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
