@@ -1,6 +1,24 @@
-"""Airflow operators: the worker side of the submit-once protocol."""
+"""Airflow operators: the worker side of the submit-once protocol.
 
-from durable_jobs.operators.base import DurableJobOperator
-from durable_jobs.operators.spark_standalone import SparkStandaloneOperator
+Exports are lazy, so that importing one system's operator never imports another system's optional
+dependencies (kubernetes-asyncio, aiobotocore, gssapi).
+"""
 
-__all__ = ["DurableJobOperator", "SparkStandaloneOperator"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DurableJobOperator": "durable_jobs.operators.base",
+    "SparkStandaloneOperator": "durable_jobs.operators.spark_standalone",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,6 +1,23 @@
-"""Airflow triggers: wait for a recorded job from the triggerer, holding no worker slot."""
+"""Airflow triggers: wait for a recorded job from the triggerer, holding no worker slot.
 
-from durable_jobs.triggers.base import DurableJobTrigger
-from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
+Exports are lazy (see :mod:`durable_jobs.operators`). The triggerer imports triggers by classpath.
+"""
 
-__all__ = ["DurableJobTrigger", "SparkStandaloneTrigger"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DurableJobTrigger": "durable_jobs.triggers.base",
+    "SparkStandaloneTrigger": "durable_jobs.triggers.spark_standalone",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
