@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 import weakref
-from collections.abc import Hashable, Iterator
+from collections.abc import Coroutine, Hashable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from durable_jobs.clients.base import JobClient, Locator, locator_key
 from durable_jobs.errors import PermanentError, TransientError
@@ -30,6 +31,7 @@ from durable_jobs.status import JobState, JobStatus
 from durable_jobs.transport.backoff import Backoff
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,8 @@ class Watch:
     """One waiter's view of one job. Latest-value semantics: intermediate states may be skipped."""
 
     __slots__ = (
-        "_event",
+        "_changed",
+        "_waiter",
         "budget_spent",
         "error",
         "key",
@@ -78,7 +81,13 @@ class Watch:
         self.unknown_since: float | None = None
         self.budget_spent = False
         self.error: str | None = None
-        self._event = asyncio.Event()
+        self._changed = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        self._changed = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def offer(self, status: JobStatus, now: float) -> None:
         if status.state is JobState.LOST:
@@ -94,20 +103,25 @@ class Watch:
                 self.unknown_since = now
             elif not self.budget_spent and now - self.unknown_since >= self.settings.unknown_budget:
                 self.budget_spent = True
-                self._event.set()
+                self._wake()
         else:
             self.unknown_since = None
         if not status.same_as(self.latest):
             self.latest = status
-            self._event.set()
+            self._wake()
 
     def fail(self, message: str) -> None:
         self.error = message
-        self._event.set()
+        self._wake()
 
     async def next(self) -> JobStatus | None:
-        await self._event.wait()
-        self._event.clear()
+        if not self._changed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._changed = False
         return self.latest
 
 
@@ -118,7 +132,7 @@ class StatusPoller:
         self.client = client
         self.interval = interval
         self.backoff = Backoff(base=min(interval, 1.0), cap=max(60.0, interval * 4))
-        self._watches: dict[str, set[Watch]] = {}
+        self._watches: dict[str, list[Watch]] = {}
         self._task: asyncio.Task[None] | None = None
         self._registry_key = registry_key
         self.polls = 0
@@ -126,29 +140,36 @@ class StatusPoller:
     def __len__(self) -> int:
         return sum(len(ws) for ws in self._watches.values())
 
-    @contextlib.contextmanager
-    def watching(self, locator: Locator, settings: PollSettings) -> Iterator[Watch]:
+    def add(self, locator: Locator, settings: PollSettings) -> Watch:
         watch = Watch(locator, settings)
-        self._watches.setdefault(watch.key, set()).add(watch)
+        self._watches.setdefault(watch.key, []).append(watch)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"durable-jobs-poller-{self.client.system}"
             )
+        return watch
+
+    def remove(self, watch: Watch) -> None:
+        ws = self._watches.get(watch.key)
+        if ws is not None and watch in ws:
+            ws.remove(watch)
+            if not ws:
+                del self._watches[watch.key]
+
+    @contextlib.contextmanager
+    def watching(self, locator: Locator, settings: PollSettings) -> Iterator[Watch]:
+        watch = self.add(locator, settings)
         try:
             yield watch
         finally:
-            ws = self._watches.get(watch.key)
-            if ws is not None:
-                ws.discard(watch)
-                if not ws:
-                    del self._watches[watch.key]
+            self.remove(watch)
 
     async def _run(self) -> None:
         failures = 0
         try:
             while self._watches:
                 keys = list(self._watches)
-                locators = [next(iter(self._watches[k])).locator for k in keys]
+                locators = [self._watches[k][0].locator for k in keys]
                 delay = self.interval
                 try:
                     results = await self.client.statuses(locators)
@@ -215,13 +236,14 @@ async def wait_for_outcome(
     lg = logger or log
     poller = poller_for(client, settings.interval)
     what = client.describe(locator)
-    with poller.watching(locator, settings) as watch:
+    watch = poller.add(locator, settings)
+    try:
         while True:
             remaining = None if deadline is None else deadline - time.time()
             if remaining is not None and remaining <= 0:
                 return WaitResult("timeout", watch.latest, f"deadline passed while {what} was not finished")
             try:
-                status = await asyncio.wait_for(watch.next(), remaining)
+                status = await _within(watch.next(), remaining)
             except asyncio.TimeoutError:
                 return WaitResult("timeout", watch.latest, f"deadline passed while {what} was not finished")
             if watch.error is not None:
@@ -242,3 +264,15 @@ async def wait_for_outcome(
             )
             if status.state.is_terminal:
                 return WaitResult(status.state.value, status, status.message)
+    finally:
+        poller.remove(watch)
+
+
+async def _within(aw: Coroutine[Any, Any, T], seconds: float | None) -> T:
+    """``asyncio.wait_for`` without its extra task per wait where ``asyncio.timeout`` exists (3.11+)."""
+    if seconds is None:
+        return await aw
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await aw
+    return await asyncio.wait_for(aw, seconds)
