@@ -400,8 +400,8 @@ def test_crash_after_submit_then_retry_adopts_the_same_driver(spark: SparkCluste
         run_id = f"adopt-{uuid.uuid4().hex[:8]}"
         real_submit = client.submit
 
-        async def recording_submit(spec: SparkApplication, token: str) -> Locator:
-            loc = await real_submit(spec, token)
+        async def recording_submit(spec: SparkApplication, token: str, *, reserved: Locator | None = None) -> Locator:
+            loc = await real_submit(spec, token, reserved=reserved)
             submitted.append(loc)
             return loc
 
