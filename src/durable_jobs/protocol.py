@@ -225,19 +225,20 @@ class JobProtocol:
         failpoints.failpoint(failpoints.BEFORE_INTENT)
         self.save(intent)
         failpoints.failpoint(failpoints.AFTER_INTENT)
-        try:
-            reserved = self._run(self.client.reserve(self._spec(), intent.token))
-        except TransientError as exc:
-            raise RetryLater(f"reserving a job id for token {intent.token} failed transiently: {exc}") from exc
-        if reserved is not None:
-            # the id is known before the job exists: record it first, so a crash leaves nothing to guess
-            intent = replace(intent, job=self.client.validate_locator(reserved))
-            self.save(intent)
-            self.log.info("Reserved %s for token %s", self.client.describe(intent.job or {}), intent.token)
         return self._submit(intent)
 
     def _submit(self, rec: JobRecord) -> Decision:
         spec = self._spec()
+        if rec.job is None:
+            try:
+                reserved = self._run(self.client.reserve(spec, rec.token))
+            except TransientError as exc:
+                raise RetryLater(f"reserving a job id for token {rec.token} failed transiently: {exc}") from exc
+            if reserved is not None:
+                # the id is known before the job exists: record it first, so a crash leaves nothing to guess
+                rec = replace(rec, job=self.client.validate_locator(reserved))
+                self.save(rec)
+                self.log.info("Reserved %s for token %s", self.client.describe(rec.job or {}), rec.token)
         try:
             locator = self._run(self.client.submit(spec, rec.token, reserved=rec.job))
         except TransientError as exc:

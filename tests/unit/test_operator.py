@@ -6,7 +6,6 @@ import json
 import threading
 import time
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,19 +16,10 @@ from durable_jobs.operators.spark_standalone import SparkStandaloneOperator
 from durable_jobs.record import STATE_KEY
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
+from tests.support.airflow_ctx import FakeTI, task_context
 from tests.support.fake_spark import ThreadedFakeSparkMaster
 
 SECRET = "eyJhbGciOiJIUzI1NiJ9.e30.very-secret-signature"
-
-
-class FakeTI:
-    def __init__(self, try_number: int = 1) -> None:
-        self.dag_id, self.run_id, self.task_id, self.map_index = "dag", "run1", "spark", -1
-        self.try_number = try_number
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
 
 
 @pytest.fixture
@@ -52,19 +42,8 @@ def master(monkeypatch):
     SparkStandaloneHook.clear_cache()
 
 
-@pytest.fixture
-def store():
-    s = InMemoryStateStore()
-    with s.installed():
-        yield s
-
-
 def ctx(store: InMemoryStateStore, try_number: int = 1, clear_number: int = 0) -> dict[str, Any]:
-    return {
-        "task_state_store": store.accessor("dag", "run1", "spark"),
-        "ti": FakeTI(try_number),
-        "dag_run": SimpleNamespace(clear_number=clear_number),
-    }
+    return task_context(store, ("dag", "run1", "spark", -1), try_number, clear_number)
 
 
 def op(**kw: Any) -> SparkStandaloneOperator:
@@ -150,7 +129,7 @@ def test_non_deferrable_polls_on_the_worker_under_the_same_protocol(master, stor
 
 def test_missing_state_store_is_a_clear_error(master):
     with pytest.raises(AirflowFailException, match="task_state_store"):
-        op().execute({"ti": FakeTI()})
+        op().execute({"ti": FakeTI(("dag", "run1", "spark", -1))})
 
 
 def test_tampered_record_fails_without_any_request(master, store):

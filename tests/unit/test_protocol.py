@@ -49,13 +49,6 @@ def proto(client: ScriptedClient, store: DictStore, try_number: int = 1, **setti
     )
 
 
-@pytest.fixture(autouse=True)
-def _no_failpoints():
-    failpoints.configure("")
-    yield
-    failpoints.configure("")
-
-
 def test_token_is_deterministic_and_per_generation():
     assert make_token("d", "r", "t", -1, 0) == make_token("d", "r", "t", -1, 0)
     assert make_token("d", "r", "t", -1, 0) != make_token("d", "r", "t", -1, 1)

@@ -6,13 +6,18 @@ build its own client. A short TTL lets rotated credentials take effect without a
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import abstractmethod
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
 
 from airflow.sdk import BaseHook
 
 from durable_jobs.clients.base import JobClient
+from durable_jobs.transport.http import close_sessions
+
+T = TypeVar("T")
 
 _CACHE: dict[tuple[type[Any], str], tuple[float, JobClient[Any]]] = {}
 
@@ -63,6 +68,18 @@ class DurableJobHook(BaseHook):  # type: ignore[misc]
     def clear_cache() -> None:
         _CACHE.clear()
 
+    @staticmethod
+    def probe(call: Callable[[], Awaitable[T]]) -> T:
+        """Run one client call from sync code (``test_connection``) on a private loop, closing its sessions."""
+
+        async def run() -> T:
+            try:
+                return await call()
+            finally:
+                await close_sessions()
+
+        return asyncio.run(run())
+
 
 def extra_of(conn: Any) -> dict[str, Any]:
     extra = getattr(conn, "extra_dejson", None)
@@ -80,3 +97,25 @@ def as_bool(value: Any, default: bool) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"expected a boolean, got {value!r}")
+
+
+def split_list(value: str | None) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def base_urls(conn: Any, default_port: int, what: str) -> tuple[str, ...]:
+    """The connection's host list (comma-separated, HA) as base URLs, with its scheme and port.
+
+    A host may be a full URL (``https://m1:6066``) or ``host[:port]``.
+    """
+    scheme = (conn.schema or "http").lower()
+    if scheme not in ("http", "https"):
+        raise ValueError(f"connection {conn.conn_id!r}: schema must be http or https, not {scheme!r}")
+    hosts = split_list(conn.host)
+    if not hosts:
+        raise ValueError(f"connection {conn.conn_id!r}: host is empty; give the {what} host(s)")
+    port = conn.port or default_port
+    return tuple(
+        h.rstrip("/") if "://" in h else f"{scheme}://{h}" if ":" in h else f"{scheme}://{h}:{port}" for h in hosts
+    )

@@ -12,24 +12,12 @@ Fields:
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar
 
 from durable_jobs.clients.spark_standalone import SparkStandaloneClient, SparkStandaloneConfig
-from durable_jobs.hooks.base import DurableJobHook, as_bool, extra_of
-from durable_jobs.transport.http import close_sessions
+from durable_jobs.hooks.base import DurableJobHook, as_bool, base_urls, extra_of, split_list
 
 CONN_TYPE = "spark_standalone_rest"
-
-
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
-
-
-def _with_scheme(host: str, scheme: str, port: int) -> str:
-    if "://" in host:
-        return host.rstrip("/")
-    return f"{scheme}://{host}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 class SparkStandaloneHook(DurableJobHook):
@@ -44,14 +32,8 @@ class SparkStandaloneHook(DurableJobHook):
     @classmethod
     def config_from_connection(cls, conn: Any) -> SparkStandaloneConfig:
         extra = extra_of(conn)
-        scheme = (conn.schema or "http").lower()
-        if scheme not in ("http", "https"):
-            raise ValueError(f"connection {conn.conn_id!r}: schema must be http or https, not {scheme!r}")
-        hosts = _split(conn.host)
-        if not hosts:
-            raise ValueError(f"connection {conn.conn_id!r}: host is empty; give the Spark master host(s)")
-        rest_urls = tuple(_with_scheme(h, scheme, conn.port or 6066) for h in hosts)
-        ui_urls = tuple(_split(extra.get("master_ui_urls")))
+        rest_urls = base_urls(conn, 6066, "Spark master")
+        ui_urls = tuple(split_list(extra.get("master_ui_urls")))
         if not ui_urls:
             ui_urls = tuple(f"{u.rsplit(':', 1)[0]}:8080" for u in rest_urls)
         return SparkStandaloneConfig(
@@ -66,15 +48,8 @@ class SparkStandaloneHook(DurableJobHook):
 
     def test_connection(self) -> tuple[bool, str]:
         client = self.client_from_connection(self.get_connection(self.conn_id))
-
-        async def probe() -> bool:
-            try:
-                return await client.readyz()
-            finally:
-                await close_sessions()
-
         try:
-            ok = asyncio.run(probe())
+            ok = self.probe(client.readyz)
         except Exception as exc:
             return False, str(exc)
         return ok, "the Spark master REST server is ready" if ok else "the Spark master is not ready"

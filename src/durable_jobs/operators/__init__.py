@@ -12,6 +12,8 @@ from typing import Any
 _EXPORTS = {
     "DurableJobOperator": "durable_jobs.operators.base",
     "SparkStandaloneOperator": "durable_jobs.operators.spark_standalone",
+    "YarnApplicationOperator": "durable_jobs.operators.yarn",
+    "SparkOnYarnOperator": "durable_jobs.operators.yarn",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,6 +11,7 @@ from typing import Any
 _EXPORTS = {
     "DurableJobTrigger": "durable_jobs.triggers.base",
     "SparkStandaloneTrigger": "durable_jobs.triggers.spark_standalone",
+    "YarnTrigger": "durable_jobs.triggers.yarn",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,715 @@
+"""A strict contract fake of the YARN ResourceManager REST API (``/ws/v1/cluster``), with real SPNEGO.
+
+No ResourceManager can run here (no Hadoop package, no Maven Central, no Docker), so this fake follows
+Hadoop's ``ResourceManagerRest.md``, ``RMWebServices``, ``GenericExceptionHandler``, ``RMWebAppFilter``
+and ``AuthenticationFilter`` as recorded in the project's notes, quirks included:
+
+* ``new-application`` returns an id before anything exists; submit answers **202 with a Location and no
+  body**; submitting an id the RM already holds is a no-op (``ClientRMService`` returns early);
+* lists answer ``{"apps": null}`` when nothing matches; tags are **lower-cased** at submission and come
+  back comma-joined; ``applicationTags=a,b`` matches any; ``states`` is validated;
+* kill: ``PUT .../state {"state":"KILLED"}`` answers 202 with the *current* state until the kill
+  completes, then 200; an application that already finished answers 200; any other target is a 400;
+* errors are ``{"RemoteException": {"exception", "message", "javaClassName"}}`` with the statuses of
+  ``GenericExceptionHandler`` (404, 400, 403, 401, else 503);
+* HA: a standby RM authenticates the request, then redirects it (307 + ``Location``) to the active RM,
+  or answers 503 with a ``Refresh`` header when it knows none; ``/ws/v1/cluster/info`` is never
+  redirected and tells ``haState``;
+* auth like Hadoop's ``AuthenticationFilter``: ``simple`` (``?user.name=``; anonymous reads allowed,
+  anonymous writes 401) or ``kerberos``: no token -> 401 ``WWW-Authenticate: Negotiate`` (Jetty's HTML
+  error page, and an emptied cookie); a token the acceptor rejects (tampered, replayed) -> 403; a good
+  one -> the answer carries the mutual-auth token and a signed ``hadoop.auth`` cookie, which
+  authenticates later requests until it expires (an invalid or expired cookie is ignored, so 401 again).
+  The acceptor is pyspnego's, with the KDC's ``HTTP/<host>`` key from ``KRB5_KTNAME``; its replay cache
+  is in ``KRB5RCACHEDIR``.
+
+Scripted state changes: every observation of an application (a GET, a list that returns it) moves it one
+step along its script (``script_for_new``, or :meth:`FakeYarnRM.script`); :meth:`advance` sets a state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from durable_jobs.clients.yarn import CommandResult
+
+STATES = ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING", "FINISHED", "FAILED", "KILLED")
+TERMINAL = ("FINISHED", "FAILED", "KILLED")
+APP_ID_RE = re.compile(r"^application_(\d+)_(\d+)$")
+Step = tuple[str, str, str]  # state, finalStatus, diagnostics
+Handler = Callable[[web.Request], Any]
+Failure = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+_EXCEPTION_CLASSES = {
+    "NotFoundException": "org.apache.hadoop.yarn.webapp.NotFoundException",
+    "BadRequestException": "org.apache.hadoop.yarn.webapp.BadRequestException",
+    "ForbiddenException": "org.apache.hadoop.yarn.webapp.ForbiddenException",
+    "AuthorizationException": "org.apache.hadoop.security.authorize.AuthorizationException",
+    "WebApplicationException": "javax.ws.rs.WebApplicationException",
+    "YarnRuntimeException": "org.apache.hadoop.yarn.exceptions.YarnRuntimeException",
+}
+USER = web.RequestKey("user", str)
+_STATUS_OF = {
+    "NotFoundException": 404,
+    "BadRequestException": 400,
+    "ForbiddenException": 403,
+    "AuthorizationException": 401,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def remote_exception(exception: str, message: str, status: int | None = None) -> web.Response:
+    """An error exactly as ``GenericExceptionHandler`` writes it (unknown exceptions are 503)."""
+    body = {
+        "RemoteException": {
+            "exception": exception,
+            "message": message,
+            "javaClassName": _EXCEPTION_CLASSES.get(exception, f"org.apache.hadoop.yarn.{exception}"),
+        }
+    }
+    return web.json_response(body, status=status or _STATUS_OF.get(exception, 503))
+
+
+def jetty_error(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+    """Jetty's HTML error page, which is what the auth filter's ``sendError`` produces."""
+    html = (
+        f'<html>\n<head>\n<meta http-equiv="Content-Type" content="text/html;charset=utf-8"/>\n'
+        f"<title>Error {status} {reason}</title>\n</head>\n<body><h2>HTTP ERROR {status} {reason}</h2>\n"
+        f"<table>\n<tr><th>URI:</th><td>/ws/v1/cluster</td></tr>\n<tr><th>STATUS:</th><td>{status}</td></tr>\n"
+        f"<tr><th>MESSAGE:</th><td>{reason}</td></tr>\n</table>\n</body>\n</html>\n"
+    )
+    return web.Response(status=status, text=html, content_type="text/html", headers=headers)
+
+
+@dataclass
+class FakeApp:
+    id: str
+    user: str
+    name: str
+    queue: str
+    app_type: str
+    tags: list[str]
+    started: int
+    body: dict[str, Any]
+    state: str = "ACCEPTED"
+    final_status: str = "UNDEFINED"
+    diagnostics: str = ""
+    finished: int = 0
+    script: list[Step] = field(default_factory=list)
+    kill_countdown: int | None = None
+    observations: int = 0
+
+    def observe(self, kill_steps: int) -> None:
+        self.observations += 1
+        if self.kill_countdown is not None and self.state not in TERMINAL:
+            self.kill_countdown -= 1
+            if self.kill_countdown <= 0:
+                self.set("KILLED", "KILLED", "Application killed by user.")
+            return
+        if self.script and self.state not in TERMINAL:
+            self.set(*self.script.pop(0))
+
+    def set(self, state: str, final_status: str = "UNDEFINED", diagnostics: str = "") -> None:
+        if state not in STATES:
+            raise ValueError(f"not a YARN application state: {state}")
+        self.state, self.final_status = state, final_status
+        if diagnostics:
+            self.diagnostics = diagnostics
+        if state in TERMINAL and not self.finished:
+            self.finished = int(time.time() * 1000)
+
+    def to_json(self, rm_url: str) -> dict[str, Any]:
+        running = self.state == "RUNNING"
+        return {
+            "id": self.id,
+            "user": self.user,
+            "name": self.name,
+            "queue": self.queue,
+            "state": self.state,
+            "finalStatus": self.final_status,
+            "progress": 100.0 if self.state in TERMINAL else (10.0 if running else 0.0),
+            "trackingUI": "History" if self.state in TERMINAL else ("ApplicationMaster" if running else "UNASSIGNED"),
+            "trackingUrl": f"{rm_url}/proxy/{self.id}/" if self.state != "ACCEPTED" else None,
+            "diagnostics": self.diagnostics,
+            "clusterId": int(self.id.split("_")[1]),
+            "applicationType": self.app_type,
+            "applicationTags": ",".join(sorted(self.tags)),
+            "priority": 0,
+            "startedTime": self.started,
+            "launchTime": self.started + 5,
+            "finishedTime": self.finished,
+            "elapsedTime": (self.finished or int(time.time() * 1000)) - self.started,
+            "amContainerLogs": f"http://127.0.0.1:8042/node/containerlogs/container_{self.id[12:]}_01_000001/{self.user}",
+            "amHostHttpAddress": "127.0.0.1:8042",
+            "allocatedMB": 1024 if running else -1,
+            "allocatedVCores": 1 if running else -1,
+            "runningContainers": 1 if running else -1,
+            "memorySeconds": 0,
+            "vcoreSeconds": 0,
+            "queueUsagePercentage": 0.0,
+            "clusterUsagePercentage": 0.0,
+            "preemptedResourceMB": 0,
+            "preemptedResourceVCores": 0,
+            "numNonAMContainerPreempted": 0,
+            "numAMContainerPreempted": 0,
+            "logAggregationStatus": "DISABLED",
+            "unmanagedApplication": False,
+            "appNodeLabelExpression": "",
+            "amNodeLabelExpression": "",
+            "resourceRequests": [],
+        }
+
+
+@dataclass
+class YarnClusterState:
+    """What the RMs of one cluster share (HA peers see the same applications)."""
+
+    cluster_ts: int = field(default_factory=lambda: int(time.time() * 1000))
+    apps: dict[str, FakeApp] = field(default_factory=dict)
+    queues: set[str] = field(default_factory=lambda: {"default"})
+    script_for_new: list[Step] = field(default_factory=list)
+    kill_steps: int = 1  # PUT KILLED answers 202 this many times (or observations) before the app is KILLED
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    issued: list[str] = field(default_factory=list)
+
+    def new_id(self) -> str:
+        app_id = f"application_{self.cluster_ts}_{next(self._ids):04d}"
+        self.issued.append(app_id)
+        return app_id
+
+    def register(self, body: dict[str, Any], user: str) -> FakeApp | None:
+        """Create the application of a submission body; None when the id is already known (a no-op)."""
+        app_id = body["application-id"]
+        if app_id in self.apps:
+            return None
+        raw_tags = (body.get("application-tags") or {}).get("tag") or []
+        if isinstance(raw_tags, str):
+            raw_tags = [raw_tags]
+        queue = str(body.get("queue") or "default")
+        app = FakeApp(
+            id=app_id,
+            user=user,
+            name=str(body.get("application-name") or "N/A"),
+            queue=queue,
+            app_type=str(body.get("application-type") or "YARN"),
+            tags=sorted({str(t).lower() for t in raw_tags}),
+            started=int(time.time() * 1000),
+            body=body,
+            script=list(self.script_for_new),
+        )
+        if queue not in self.queues:
+            app.set(
+                "FAILED",
+                "FAILED",
+                f"Application {app_id} submitted by user {user} to unknown queue: {queue}",
+            )
+        self.apps[app_id] = app
+        return app
+
+    def advance(self, app_id: str, state: str, final_status: str = "UNDEFINED", diagnostics: str = "") -> None:
+        self.apps[app_id].set(state, final_status, diagnostics)
+
+    def script(self, app_id: str, steps: Sequence[Step]) -> None:
+        self.apps[app_id].script = list(steps)
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    user: str | None
+    via: str  # anonymous | simple | cookie | negotiate
+
+
+class FakeYarnRM:
+    """One ResourceManager web endpoint. Share a :class:`YarnClusterState` between HA peers."""
+
+    def __init__(
+        self,
+        *,
+        auth: str = "simple",
+        cluster: YarnClusterState | None = None,
+        port: int | None = None,
+        ha_state: str = "ACTIVE",
+        spn_host: str = "localhost",
+        cookie_ttl: float = 36000.0,
+        cookies: bool = True,
+    ) -> None:
+        if auth not in ("none", "simple", "kerberos"):
+            raise ValueError(auth)
+        self.auth = auth
+        self.cluster = cluster or YarnClusterState()
+        self.port = port or free_port()
+        self.ha_state = ha_state
+        self.active_url: str | None = None  # where a standby redirects
+        self.spn_host = spn_host
+        self.cookie_ttl = cookie_ttl
+        self.cookies = cookies
+        self.secret = secrets.token_bytes(32)
+        self.seen: list[Seen] = []
+        self.negotiations = 0
+        self.rejected_tokens = 0
+        self.mutual_token: bytes | None = None  # test hook: send this instead of the real mutual-auth token
+        self.failures: list[tuple[Callable[[web.Request], bool], Failure]] = []
+        self._runner: web.AppRunner | None = None
+
+    # --- test hooks ------------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def apps(self) -> dict[str, FakeApp]:
+        return self.cluster.apps
+
+    def advance(self, app_id: str, state: str, final_status: str = "UNDEFINED", diagnostics: str = "") -> None:
+        self.cluster.advance(app_id, state, final_status, diagnostics)
+
+    def script(self, app_id: str, steps: Sequence[Step]) -> None:
+        self.cluster.script(app_id, steps)
+
+    def fail_next(
+        self,
+        times: int = 1,
+        *,
+        status: int = 503,
+        path: str | None = None,
+        method: str | None = None,
+        drop: bool = False,
+        drop_after: bool = False,
+    ) -> None:
+        """The next ``times`` matching requests fail: a RemoteException with ``status`` (503 by default), a
+        connection dropped before handling (``drop``), or handled and *then* dropped (``drop_after``: the
+        request took effect but its answer is lost)."""
+        for _ in range(times):
+
+            def match(req: web.Request, path: str | None = path, method: str | None = method) -> bool:
+                return (path is None or req.path == path) and (method is None or req.method == method)
+
+            async def act(req: web.Request, handler: Handler, status: int = status) -> web.StreamResponse:
+                if drop or drop_after:
+                    if drop_after:
+                        await self._route(req, handler)
+                    assert req.transport is not None
+                    req.transport.abort()
+                    return web.Response(status=500)
+                return remote_exception("YarnRuntimeException", "java.io.IOException: injected failure", status=status)
+
+            self.failures.append((match, act))
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[Seen]:
+        return [s for s in self.seen if (method is None or s.method == method) and (path is None or s.path == path)]
+
+    # --- auth ------------------------------------------------------------------------------------------
+
+    def _sign(self, payload: str) -> str:
+        return base64.b64encode(hmac.new(self.secret, payload.encode(), hashlib.sha256).digest()).decode()
+
+    def _cookie_value(self, user: str, principal: str, kind: str) -> str:
+        expires = int((time.time() + self.cookie_ttl) * 1000)
+        payload = f"u={user}&p={principal}&t={kind}&e={expires}"
+        return f"{payload}&s={self._sign(payload)}"
+
+    def _cookie_user(self, request: web.Request) -> str | None:
+        raw = request.cookies.get("hadoop.auth", "").strip('"')
+        if not raw or "&s=" not in raw:
+            return None
+        payload, _, sig = raw.rpartition("&s=")
+        if not hmac.compare_digest(sig, self._sign(payload)):
+            return None  # SignerException: ignored, the request must authenticate again
+        fields = dict(p.partition("=")[::2] for p in payload.split("&"))
+        if fields.get("t") != ("kerberos" if self.auth == "kerberos" else "simple"):
+            return None
+        try:
+            if int(fields.get("e", "0")) <= time.time() * 1000:
+                return None  # expired
+        except ValueError:
+            return None
+        return fields.get("u") or None
+
+    def _accept(self, token: bytes) -> tuple[str | None, bytes | None]:
+        """Blocking: the SPNEGO acceptor (credentials from ``KRB5_KTNAME``)."""
+        import spnego
+
+        ctx = spnego.server(hostname=self.spn_host, service="HTTP", protocol="negotiate")
+        try:
+            out = ctx.step(token)
+        except Exception:  # pyspnego raises AttributeError, not SpnegoError, for tampered or replayed tokens
+            return None, None
+        if not ctx.complete:
+            return None, None
+        return ctx.client_principal, out
+
+    async def _authenticate(self, request: web.Request) -> tuple[str | None, str, dict[str, str]] | web.Response:
+        """(user, how, headers to add) or the filter's error response."""
+        if self.auth == "none":
+            return None, "anonymous", {}
+        cookie_user = self._cookie_user(request) if self.cookies else None
+        if cookie_user is not None:
+            return cookie_user, "cookie", {}
+        if self.auth == "simple":
+            user = request.query.get("user.name")
+            return (user, "simple", {}) if user else (None, "anonymous", {})
+        header = request.headers.get("Authorization", "")
+        scheme, _, data = header.partition(" ")
+        if scheme.lower() != "negotiate" or not data.strip():
+            resp = jetty_error(401, "Authentication required", {"WWW-Authenticate": "Negotiate"})
+            resp.set_cookie("hadoop.auth", "", path="/", httponly=True)
+            return resp
+        try:
+            token = base64.b64decode(data.strip(), validate=True)
+        except ValueError:
+            token = b""
+        principal, out = await asyncio.to_thread(self._accept, token) if token else (None, None)
+        if principal is None:
+            self.rejected_tokens += 1
+            resp = jetty_error(403, "GSSException: Failure unspecified at GSS-API level")
+            resp.set_cookie("hadoop.auth", "", path="/", httponly=True)
+            return resp
+        self.negotiations += 1
+        user = principal.split("@", 1)[0].split("/", 1)[0]
+        mutual = self.mutual_token if self.mutual_token is not None else (out or b"")
+        headers = {"WWW-Authenticate": "Negotiate " + base64.b64encode(mutual).decode()} if mutual else {}
+        if self.cookies:
+            headers["Set-Cookie"] = f'hadoop.auth="{self._cookie_value(user, principal, "kerberos")}"; Path=/; HttpOnly'
+        return user, "negotiate", headers
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        outcome = await self._authenticate(request)
+        if isinstance(outcome, web.Response):
+            self.seen.append(Seen(request.method, request.path, dict(request.query), None, "refused"))
+            return outcome
+        user, via, headers = outcome
+        self.seen.append(Seen(request.method, request.path, dict(request.query), user, via))
+        request[USER] = user or ""
+        if via == "simple" and self.cookies and user:
+            headers["Set-Cookie"] = f'hadoop.auth="{self._cookie_value(user, user, "simple")}"; Path=/; HttpOnly'
+        for i, (match, act) in enumerate(self.failures):
+            if match(request):
+                del self.failures[i]
+                resp: web.StreamResponse = await act(request, handler)
+                break
+        else:
+            resp = await self._route(request, handler)
+        for key, value in headers.items():
+            resp.headers.add(key, value)
+        return resp
+
+    async def _route(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        if self.ha_state != "ACTIVE" and request.path != "/ws/v1/cluster/info":
+            if self.active_url:
+                target = f"{self.active_url}{request.path_qs}"
+                return web.Response(
+                    status=307,
+                    text=f"This is standby RM. The redirect url is: {target}\n",
+                    headers={"Location": target},
+                )
+            return web.Response(
+                status=503,
+                text="This is standby RM. Redirecting to the current active RM\n",
+                headers={"Refresh": f"3;url={request.path_qs}"},
+            )
+        try:
+            result: web.StreamResponse = await handler(request)
+        except web.HTTPException:
+            raise
+        return result
+
+    def _user_or_401(self, request: web.Request) -> str | web.Response:
+        user = request.get(USER)
+        if not user:
+            return remote_exception("AuthorizationException", "Unable to obtain user name, user not authenticated")
+        return str(user)
+
+    # --- the RM's web services -------------------------------------------------------------------------
+
+    async def _info(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "clusterInfo": {
+                    "id": self.cluster.cluster_ts,
+                    "startedOn": self.cluster.cluster_ts,
+                    "state": "STARTED",
+                    "haState": self.ha_state,
+                    "rmStateStoreName": "org.apache.hadoop.yarn.server.resourcemanager.recovery.NullRMStateStore",
+                    "resourceManagerVersion": "3.4.1",
+                    "resourceManagerBuildVersion": "3.4.1 from fake",
+                    "resourceManagerVersionBuiltOn": "2024-10-09T14:57Z",
+                    "hadoopVersion": "3.4.1",
+                    "hadoopBuildVersion": "3.4.1 from fake",
+                    "hadoopVersionBuiltOn": "2024-10-09T14:57Z",
+                    "haZooKeeperConnectionState": "CONNECTED",
+                }
+            }
+        )
+
+    async def _new_application(self, request: web.Request) -> web.Response:
+        user = self._user_or_401(request)
+        if isinstance(user, web.Response):
+            return user
+        return web.json_response(
+            {
+                "application-id": self.cluster.new_id(),
+                "maximum-resource-capability": {"memory": 8192, "vCores": 32},
+            }
+        )
+
+    async def _submit(self, request: web.Request) -> web.Response:
+        user = self._user_or_401(request)
+        if isinstance(user, web.Response):
+            return user
+        if request.content_type not in ("application/json", "application/xml"):
+            return web.Response(status=415, text="Unsupported Media Type")
+        try:
+            body = await request.json()
+        except (ValueError, json.JSONDecodeError):
+            return remote_exception("BadRequestException", "javax.ws.rs.WebApplicationException: bad JSON")
+        if not isinstance(body, dict):
+            return remote_exception("BadRequestException", "javax.ws.rs.WebApplicationException: bad JSON")
+        problem = self._validate_submission(body)
+        if problem:
+            return remote_exception("BadRequestException", problem)
+        self.cluster.register(body, user)
+        return web.Response(status=202, headers={"Location": f"{self.url}/ws/v1/cluster/apps/{body['application-id']}"})
+
+    @staticmethod
+    def _validate_submission(body: dict[str, Any]) -> str | None:
+        app_id = body.get("application-id")
+        if not isinstance(app_id, str) or not APP_ID_RE.match(app_id):
+            return f"java.lang.IllegalArgumentException: Invalid ApplicationId: {app_id}"
+        am = body.get("am-container-spec")
+        if not body.get("unmanaged-AM") and not (isinstance(am, dict) and (am.get("commands") or {}).get("command")):
+            return "java.lang.Exception: am-container-spec with a command is required"
+        res = body.get("resource") or {}
+        if int(res.get("memory", 0)) > 8192 or int(res.get("vCores", 0)) > 32:
+            return (
+                "org.apache.hadoop.yarn.exceptions.InvalidResourceRequestException: Invalid resource request, "
+                "requested resource type=[memory-mb] > maximum allowed allocation"
+            )
+        tags = (body.get("application-tags") or {}).get("tag") or []
+        if isinstance(tags, str):
+            tags = [tags]
+        if len(tags) > 10:
+            return "java.lang.IllegalArgumentException: Too many applicationTags, a maximum of only 10 are allowed!"
+        for tag in tags:
+            if not str(tag).isascii():
+                return f"java.lang.IllegalArgumentException: A tag can only have ASCII characters! Invalid tag - {tag}"
+            if len(str(tag)) > 100:
+                return (
+                    f"java.lang.IllegalArgumentException: Tag {tag} is too long, maximum allowed length of a tag is 100"
+                )
+        return None
+
+    def _app_or_error(self, request: web.Request) -> FakeApp | web.Response:
+        app_id = request.match_info["appid"]
+        if not APP_ID_RE.match(app_id):
+            return remote_exception(
+                "BadRequestException",
+                f"java.lang.IllegalArgumentException: Invalid ApplicationId prefix: {app_id}. "
+                "The valid ApplicationId should start with prefix application",
+            )
+        app = self.apps.get(app_id)
+        if app is None:
+            return remote_exception("NotFoundException", f"java.lang.Exception: app with id: {app_id} not found")
+        return app
+
+    async def _get_app(self, request: web.Request) -> web.Response:
+        app = self._app_or_error(request)
+        if isinstance(app, web.Response):
+            return app
+        app.observe(self.cluster.kill_steps)
+        return web.json_response({"app": app.to_json(self.url)})
+
+    async def _list(self, request: web.Request) -> web.Response:
+        q = request.query
+        states = [s.strip().upper() for s in q.get("states", q.get("state", "")).split(",") if s.strip()]
+        for s in states:
+            if s not in STATES:
+                return remote_exception(
+                    "BadRequestException",
+                    f"java.lang.IllegalArgumentException: Invalid application-state {s} specified. "
+                    f"It should be one of {', '.join(STATES)}",
+                )
+        for d in (d.strip() for d in q.get("deSelects", "").split(",") if d.strip()):
+            if d not in ("resourceRequests", "timeouts", "appNodeLabelExpression", "amNodeLabelExpression"):
+                return remote_exception("BadRequestException", f"java.lang.Exception: Invalid deSelects string {d}")
+        tags = {t.strip().lower() for t in q.get("applicationTags", "").split(",") if t.strip()}
+        types = {t.strip().lower() for t in q.get("applicationTypes", "").split(",") if t.strip()}
+        try:
+            limit = int(q["limit"]) if "limit" in q else None
+            begin = int(q.get("startedTimeBegin", "0"))
+        except ValueError:
+            return remote_exception("BadRequestException", "java.lang.NumberFormatException: bad number")
+        out = []
+        for app in self.apps.values():
+            if states and app.state not in states:
+                continue
+            if tags and not tags & set(app.tags):
+                continue
+            if types and app.app_type.lower() not in types:
+                continue
+            if q.get("user") and app.user != q["user"]:
+                continue
+            if q.get("queue") and app.queue != q["queue"]:
+                continue
+            if app.started < begin:
+                continue
+            out.append(app)
+        if limit is not None:
+            out = out[:limit]
+        for app in out:
+            app.observe(self.cluster.kill_steps)
+        if not out:
+            return web.json_response({"apps": None})
+        apps = [a.to_json(self.url) for a in out]
+        if "resourceRequests" in q.get("deSelects", ""):
+            for a in apps:
+                a.pop("resourceRequests", None)
+        return web.json_response({"apps": {"app": apps}})
+
+    async def _get_state(self, request: web.Request) -> web.Response:
+        app = self._app_or_error(request)
+        if isinstance(app, web.Response):
+            return app
+        app.observe(self.cluster.kill_steps)
+        return web.json_response({"state": app.state})
+
+    async def _put_state(self, request: web.Request) -> web.Response:
+        user = self._user_or_401(request)
+        if isinstance(user, web.Response):
+            return user
+        app = self._app_or_error(request)
+        if isinstance(app, web.Response):
+            return app
+        try:
+            target = str((await request.json()).get("state", ""))
+        except (ValueError, AttributeError):
+            target = ""
+        if target == app.state or (app.state in TERMINAL and target == "KILLED"):
+            return web.json_response({"state": app.state})
+        if target != "KILLED":
+            return remote_exception(
+                "BadRequestException", "java.lang.Exception: Only 'KILLED' is allowed as a target state."
+            )
+        if app.kill_countdown is None:
+            app.kill_countdown = self.cluster.kill_steps
+        else:
+            app.kill_countdown -= 1
+        if app.kill_countdown <= 0:
+            app.set("KILLED", "KILLED", f"Application killed by user {user}.")
+            return web.json_response({"state": "KILLED"})
+        return web.json_response({"state": app.state}, status=202, headers={"Location": f"{self.url}{request.path}"})
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> FakeYarnRM:
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_get("/ws/v1/cluster/info", self._info)
+        app.router.add_get("/ws/v1/cluster", self._info)
+        app.router.add_post("/ws/v1/cluster/apps/new-application", self._new_application)
+        app.router.add_get("/ws/v1/cluster/apps", self._list)
+        app.router.add_post("/ws/v1/cluster/apps", self._submit)
+        app.router.add_get("/ws/v1/cluster/apps/{appid}", self._get_app)
+        app.router.add_get("/ws/v1/cluster/apps/{appid}/state", self._get_state)
+        app.router.add_put("/ws/v1/cluster/apps/{appid}/state", self._put_state)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+class ThreadedFakeYarnRM:
+    """The fake RM on its own event loop in a thread, for sync code (the operator on a worker)."""
+
+    def __init__(self, rm: FakeYarnRM | None = None) -> None:
+        self.rm = rm or FakeYarnRM()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def __enter__(self) -> FakeYarnRM:
+        self._thread.start()
+        self.call(self.rm.start())
+        return self.rm
+
+    def stop_rm(self) -> None:
+        self.call(self.rm.stop())
+
+    def start_rm(self) -> None:
+        self.call(self.rm.start())
+
+    def __exit__(self, *exc: object) -> None:
+        self.call(self.rm.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+@dataclass
+class FakeSparkSubmit:
+    """Stands in for ``spark-submit --master yarn --deploy-mode cluster``: registers the application with
+    the tags of ``spark.yarn.tags`` on the fake cluster, the way Spark's YARN ``Client`` does, and prints
+    what spark-submit prints. ``register=False`` fails before reaching the RM."""
+
+    cluster: YarnClusterState
+    user: str = "alice"
+    returncode: int = 0
+    register: bool = True
+    calls: list[tuple[list[str], dict[str, str]]] = field(default_factory=list)
+
+    async def __call__(self, argv: Sequence[str], env: Any, timeout: float) -> CommandResult:
+        argv = list(argv)
+        self.calls.append((argv, dict(env)))
+        conf = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "--conf")
+        if not self.register:
+            return CommandResult(1, 'Exception in thread "main" java.net.ConnectException: Call to rm:8032 failed')
+        app_id = self.cluster.new_id()
+        name = argv[argv.index("--name") + 1]
+        queue = argv[argv.index("--queue") + 1] if "--queue" in argv else "default"
+        self.cluster.register(
+            {
+                "application-id": app_id,
+                "application-name": name,
+                "application-type": "SPARK",
+                "queue": queue,
+                "application-tags": {"tag": [t for t in conf.get("spark.yarn.tags", "").split(",") if t]},
+                "am-container-spec": {"commands": {"command": "{{JAVA_HOME}}/bin/java ApplicationMaster"}},
+            },
+            self.user,
+        )
+        out = (
+            f"INFO Client: Submitting application {app_id} to ResourceManager\n"
+            f"INFO YarnClientImpl: Submitted application {app_id}\n"
+            f"INFO Client: Application report for {app_id} (state: ACCEPTED)\n"
+        )
+        return CommandResult(self.returncode, out)

@@ -1,0 +1,120 @@
+"""Fixtures of the YARN suite: a real MIT KDC, fake RMs (simple or SPNEGO), clients for them.
+
+Import the fixtures you use into the test module explicitly (``from tests.support.yarn_fixtures import
+kdc, krb_env``): each directory has one conftest.py, owned by the Spark suite.
+
+Kerberos state is per test: ``krb_env`` points ``KRB5_CONFIG``/``KRB5_KDC_PROFILE`` at the module's KDC,
+``KRB5_KTNAME`` at the ``HTTP/localhost`` keytab (the fake RM's acceptor), ``KRB5RCACHEDIR`` at a fresh
+directory (the acceptor's replay cache) and ``KRB5CCNAME`` at a cache that does not exist, so that no
+ambient ticket can make a test pass.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from durable_jobs.clients.yarn import YarnClient, YarnConfig
+from durable_jobs.testing.kdc import MitKdc
+from durable_jobs.transport.http import close_sessions
+from durable_jobs.transport.spnego import KerberosCredentials, SpnegoAuth
+from tests.support.fake_yarn import FakeYarnRM
+
+REALM = "EXAMPLE.TEST"
+ALICE_PW = "alice-pw"
+SHORT_LIFE = 4  # seconds: the KDC caps every ticket of "shorty" at this
+
+
+@dataclass
+class KdcSetup:
+    kdc: MitKdc
+    http_keytab: Path
+    alice_keytab: Path
+    bob_keytab: Path
+    shorty_keytab: Path
+
+
+@pytest.fixture(scope="module")
+def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KdcSetup]:
+    """A real MIT KDC for the module: ``HTTP/localhost`` (the RM), alice (password + keytab), bob (keytab),
+    shorty (keytab, tickets of at most 4 s), ``HTTP/otherhost`` (a service the fake RM has no key for)."""
+    root = tmp_path_factory.mktemp("kdc")
+    with MitKdc(root) as k:
+        http = k.add_service("HTTP", "localhost")
+        k.add_service("HTTP", "otherhost", keytab=root / "other.keytab")
+        k.add_principal("alice", password=ALICE_PW)
+        k.add_principal("bob")
+        k.add_principal("shorty", max_life=f"{SHORT_LIFE} seconds")
+        yield KdcSetup(
+            kdc=k,
+            http_keytab=http,
+            alice_keytab=k.keytab("alice", root / "alice.keytab"),
+            bob_keytab=k.keytab("bob", root / "bob.keytab"),
+            shorty_keytab=k.keytab("shorty", root / "shorty.keytab"),
+        )
+
+
+@pytest.fixture
+def krb_env(kdc: KdcSetup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KdcSetup:
+    rcache = tmp_path / "rcache"
+    rcache.mkdir()
+    for key, value in kdc.kdc.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KRB5_KTNAME", f"FILE:{kdc.http_keytab}")
+    monkeypatch.setenv("KRB5RCACHEDIR", str(rcache))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'no-ambient-ticket.ccache'}")
+    return kdc
+
+
+@pytest.fixture
+async def rm() -> AsyncIterator[FakeYarnRM]:
+    """A fake RM with Hadoop simple auth, on this test's loop."""
+    fake = await FakeYarnRM(auth="simple").start()
+    yield fake
+    await close_sessions()
+    await fake.stop()
+
+
+@pytest.fixture
+async def krb_rm(krb_env: KdcSetup) -> AsyncIterator[FakeYarnRM]:
+    """A fake RM behind SPNEGO (``HTTP/localhost``), on this test's loop."""
+    fake = await FakeYarnRM(auth="kerberos").start()
+    yield fake
+    await close_sessions()
+    await fake.stop()
+
+
+def simple_client(*rms: FakeYarnRM | str, user: str = "alice", **kw: Any) -> YarnClient:
+    urls = tuple(r if isinstance(r, str) else r.url for r in rms)
+    kw.setdefault("timeout", 5.0)
+    return YarnClient(YarnConfig(rm_urls=urls, auth="simple", user=user, **kw))
+
+
+def kerberos_client(
+    *rms: FakeYarnRM | str,
+    credentials: KerberosCredentials,
+    hostname: str = "localhost",
+    clock: Callable[[], float] | None = None,
+    **kw: Any,
+) -> YarnClient:
+    """A SPNEGO client; the URLs say 127.0.0.1, the SPN says ``HTTP/<hostname>``. ``clock`` drives renewal."""
+    urls = tuple(r if isinstance(r, str) else r.url for r in rms)
+    kw.setdefault("timeout", 5.0)
+    config = YarnConfig(rm_urls=urls, auth="kerberos", kerberos=credentials, kerberos_hostname=hostname, **kw)
+    auth = SpnegoAuth(credentials, hostname=hostname, clock=clock) if clock is not None else None
+    return YarnClient(config, auth=auth)
+
+
+def kinit_alice(setup: KdcSetup, tmp_path: Path, **kw: Any) -> str:
+    """A real ``kinit`` of alice (with her password) into a FILE ccache; returns its name."""
+    return setup.kdc.kinit("alice", tmp_path / "alice.ccache", password=ALICE_PW, **kw)
+
+
+def real_rm_url() -> str | None:
+    """``DURABLE_JOBS_YARN_RM``: comma-separated URLs of a real RM cluster for the contract tests."""
+    return os.environ.get("DURABLE_JOBS_YARN_RM") or None

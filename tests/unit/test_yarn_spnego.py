@@ -1,0 +1,77 @@
+"""The pieces of the SPNEGO transport that need no KDC: headers, cookies, credentials, identities.
+
+Negotiation itself, tickets and renewal run against a real MIT KDC in tests/integration/test_yarn_kerberos.py.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from durable_jobs.clients.yarn import SimpleAuth, YarnClient, YarnConfig
+from durable_jobs.errors import AuthError, TransientError
+from durable_jobs.transport.spnego import (
+    KerberosCredentials,
+    SpnegoAuth,
+    _classify,
+    _refresh_at,
+    cookie_expiry,
+    negotiate_challenge,
+    negotiate_token,
+)
+
+
+def test_negotiate_token_is_read_from_www_authenticate_in_any_case():
+    token = b"\xa1\x14mutual-auth-token"
+    b64 = base64.b64encode(token).decode()
+    assert negotiate_token({"WWW-Authenticate": f"Negotiate {b64}"}) == token
+    assert negotiate_token({"www-authenticate": f"Basic realm=x, negotiate {b64}"}) == token
+    assert negotiate_token({"WWW-Authenticate": "Negotiate"}) is None  # a bare challenge carries no token
+    assert negotiate_token({"Content-Type": "text/html"}) is None
+    assert negotiate_token({"WWW-Authenticate": "Negotiate ***not base64***"}) == b""  # present, fails mutual auth
+
+
+def test_challenge_detection():
+    assert negotiate_challenge({"WWW-Authenticate": "Negotiate"})
+    assert negotiate_challenge({"www-authenticate": "Basic realm=x, Negotiate"})
+    assert not negotiate_challenge({"WWW-Authenticate": 'Basic realm="x"'})
+    assert not negotiate_challenge({})
+
+
+def test_hadoop_cookie_expiry():
+    assert cookie_expiry('"u=alice&p=alice@EXAMPLE.TEST&t=kerberos&e=1795264127000&s=c2ln"') == 1795264127.0
+    assert cookie_expiry("u=alice&t=simple&s=x") is None
+    assert cookie_expiry("u=alice&e=soon&s=x") is None
+
+
+def test_refresh_happens_a_margin_before_expiry_but_never_before_half_the_life():
+    assert _refresh_at(0, 36000, 600) == 35400  # a 10-hour ticket: 10 minutes before the end
+    assert _refresh_at(0, 4, 600) == 2  # a 4-second ticket: at half its life, not before it was issued
+
+
+def test_credentials_are_validated_and_identities_never_mix():
+    with pytest.raises(ValueError, match="not both"):
+        KerberosCredentials(keytab="/k", ccache="FILE:/c")
+    alice = SpnegoAuth(KerberosCredentials(principal="alice@R", keytab="/etc/a.keytab"))
+    bob = SpnegoAuth(KerberosCredentials(principal="bob@R", keytab="/etc/b.keytab"))
+    ccache = SpnegoAuth(KerberosCredentials(ccache="FILE:/tmp/cc"))
+    assert len({alice.identity, bob.identity, ccache.identity, SimpleAuth("alice").identity}) == 4
+    # the identity separates pooled sessions (and so cookie jars) per principal
+    a = YarnClient(YarnConfig(rm_urls=("http://rm:8088",), auth="kerberos", kerberos=alice.credentials))
+    b = YarnClient(YarnConfig(rm_urls=("http://rm:8088",), auth="kerberos", kerberos=bob.credentials))
+    assert a._rms[0].pool_key != b._rms[0].pool_key and a.key != b.key
+
+
+def test_kdc_outages_are_transient_and_refusals_permanent():
+    assert isinstance(_classify("login", Exception("Cannot contact any KDC for realm 'R'")), TransientError)
+    assert isinstance(_classify("login", Exception("Ticket expired")), TransientError)
+    refused = _classify("login", Exception("Client 'eve@R' not found in Kerberos database"))
+    assert isinstance(refused, AuthError) and not isinstance(refused, TransientError)
+
+
+def test_yarn_config_rejects_unknown_auth():
+    with pytest.raises(ValueError, match="none, simple or kerberos"):
+        YarnConfig(rm_urls=("http://rm:8088",), auth="basic")
+    cfg = YarnConfig(rm_urls=("http://rm:8088",), auth="kerberos")
+    assert cfg.kerberos == KerberosCredentials()  # the default ccache (KRB5CCNAME)
