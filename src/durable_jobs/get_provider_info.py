@@ -27,8 +27,12 @@ _SYSTEMS: list[tuple[str, str, str]] = [
         "https://hadoop.apache.org/docs/stable/hadoop-yarn/hadoop-yarn-site/ResourceManagerRest.html",
         "yarn",
     ),
+    ("Amazon EMR (durable)", "https://docs.aws.amazon.com/emr/", "emr"),
 ]
+# systems whose hooks live in a module of another name (the AWS hooks serve every EMR flavour)
+_HOOK_MODULE = {"emr": "aws"}
 
+# No entry for "aws": the amazon provider owns that connection type; the EMR hooks read aws connections as they are.
 _CONNECTION_TYPES: list[dict[str, Any]] = [
     {
         "connection-type": "spark_standalone_rest",
@@ -101,7 +105,13 @@ _CONNECTION_TYPES: list[dict[str, Any]] = [
 
 def get_provider_info() -> dict[str, Any]:
     def modules(kind: str) -> list[dict[str, Any]]:
-        return [{"integration-name": n, "python-modules": [f"durable_jobs.{kind}.{m}"]} for n, _, m in _SYSTEMS]
+        return [
+            {
+                "integration-name": n,
+                "python-modules": [f"durable_jobs.{kind}.{_HOOK_MODULE.get(m, m) if kind == 'hooks' else m}"],
+            }
+            for n, _, m in _SYSTEMS
+        ]
 
     return {
         "package-name": "airflow-durable-jobs",
@@ -109,7 +119,8 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Deferrable, crash-safe operators for long-running external jobs (submit once, reattach).",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": n, "external-doc-url": url, "tags": ["software"]} for n, url, _ in _SYSTEMS
+            {"integration-name": n, "external-doc-url": url, "tags": ["aws" if m == "emr" else "software"]}
+            for n, url, m in _SYSTEMS
         ],
         "operators": modules("operators"),
         "triggers": modules("triggers"),

@@ -14,6 +14,11 @@ _EXPORTS = {
     "SparkStandaloneOperator": "durable_jobs.operators.spark_standalone",
     "YarnApplicationOperator": "durable_jobs.operators.yarn",
     "SparkOnYarnOperator": "durable_jobs.operators.yarn",
+    "EmrCreateClusterOperator": "durable_jobs.operators.emr",
+    "EmrEksJobOperator": "durable_jobs.operators.emr",
+    "EmrServerlessJobOperator": "durable_jobs.operators.emr",
+    "EmrStepOperator": "durable_jobs.operators.emr",
+    "EmrTerminateClusterOperator": "durable_jobs.operators.emr",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,7 +14,7 @@ import json
 import ssl
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,14 +158,27 @@ class _SessionPool:
 SESSIONS = _SessionPool()
 
 
+# Other per-loop pools (e.g. the aiobotocore clients of clients/aws.py) register their closer here, so that
+# every place that tears a loop down with close_sessions() closes them too.
+_LOOP_CLOSERS: list[Callable[[], Awaitable[None]]] = []
+
+
+def on_close_sessions(closer: Callable[[], Awaitable[None]]) -> None:
+    """Make :func:`close_sessions` also await ``closer()`` (idempotent)."""
+    if closer not in _LOOP_CLOSERS:
+        _LOOP_CLOSERS.append(closer)
+
+
 def session_for(endpoint: Endpoint) -> aiohttp.ClientSession:
     """The shared session of this endpoint on the running loop."""
     return SESSIONS.get(endpoint)
 
 
 async def close_sessions() -> None:
-    """Close every session of the running loop (worker teardown, tests)."""
+    """Close every session of the running loop, and the other registered pools (worker teardown, tests)."""
     await SESSIONS.close_loop()
+    for closer in list(_LOOP_CLOSERS):
+        await closer()
 
 
 async def request(

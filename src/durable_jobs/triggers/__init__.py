@@ -12,6 +12,10 @@ _EXPORTS = {
     "DurableJobTrigger": "durable_jobs.triggers.base",
     "SparkStandaloneTrigger": "durable_jobs.triggers.spark_standalone",
     "YarnTrigger": "durable_jobs.triggers.yarn",
+    "EmrClusterTrigger": "durable_jobs.triggers.emr",
+    "EmrEksTrigger": "durable_jobs.triggers.emr",
+    "EmrServerlessTrigger": "durable_jobs.triggers.emr",
+    "EmrStepTrigger": "durable_jobs.triggers.emr",
 }
 
 __all__ = sorted(_EXPORTS)

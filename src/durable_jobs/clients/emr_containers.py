@@ -1,0 +1,142 @@
+"""EMR on EKS job runs (``emr-containers``: ``StartJobRun``, ``DescribeJobRun``, ``ListJobRuns``, ``CancelJobRun``).
+
+The token is the ``clientToken`` (which EMR on EKS also returns with each run), ends the run's name
+(``"<name>-<token>"``: names allow only ``.-_/#``, letters and digits, at most 64 characters) and is a
+``durable-jobs:token`` tag; ``ListJobRuns`` returns whole runs, so ``find`` matches any of the three.
+States: ``PENDING`` and ``SUBMITTED`` -> pending; ``RUNNING`` and ``CANCEL_PENDING`` -> running;
+``COMPLETED`` -> succeeded; ``FAILED`` -> failed; ``CANCELLED`` -> cancelled. ``failureReason``
+(``USER_ERROR``, ``CLUSTER_UNAVAILABLE``...) and ``stateDetails`` make the message; the S3 log location
+of a run with S3 monitoring is ``<logUri>/<virtual cluster>/jobs/<run>/``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from durable_jobs.clients.aws import TOKEN_TAG, join_uri
+from durable_jobs.clients.base import Locator
+from durable_jobs.clients.emr_runs import JobRunClient, refuse_own_fields, s3_log_base, validate_id
+from durable_jobs.errors import RecordError
+from durable_jobs.status import JobState
+
+SYSTEM = "emr-eks"
+MAX_NAME = 64
+_NAME_BAD = re.compile(r"[^.\-_/#A-Za-z0-9]+")
+_OWN = (
+    "virtualClusterId",
+    "clientToken",
+    "name",
+    "executionRoleArn",
+    "releaseLabel",
+    "jobDriver",
+    "configurationOverrides",
+    "tags",
+)
+
+
+def run_name(name: str, token: str) -> str:
+    """``"<name>-<token>"`` in EMR on EKS's name alphabet and length."""
+    suffix = f"-{token}"
+    clean = _NAME_BAD.sub("-", name).strip("-") or "job"
+    return clean[: MAX_NAME - len(suffix)] + suffix
+
+
+@dataclass(frozen=True)
+class EmrEksJob:
+    """A job run on an EMR on EKS virtual cluster.
+
+    ``extra`` holds further ``StartJobRun`` fields (``jobTemplateId``, ``jobTemplateParameters``,
+    ``retryPolicyConfiguration``); with a job template, role, release and driver may come from it.
+    """
+
+    virtual_cluster_id: str
+    name: str
+    execution_role_arn: str | None = None
+    release_label: str | None = None
+    job_driver: Mapping[str, Any] | None = None
+    configuration_overrides: Mapping[str, Any] | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            validate_id(self.virtual_cluster_id, "EMR on EKS virtual cluster id")
+        except RecordError as exc:
+            raise ValueError(str(exc)) from None
+        refuse_own_fields(self.extra, _OWN)
+        if "jobTemplateId" not in self.extra and not (
+            self.execution_role_arn and self.release_label and self.job_driver
+        ):
+            raise ValueError("execution_role_arn, release_label and job_driver are required without a job template")
+
+    def request(self, token: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            **dict(self.extra),
+            "virtualClusterId": self.virtual_cluster_id,
+            "clientToken": token,
+            "name": run_name(self.name, token),
+            "tags": {**{k: str(v) for k, v in self.tags.items()}, TOKEN_TAG: token},
+        }
+        if self.execution_role_arn:
+            body["executionRoleArn"] = self.execution_role_arn
+        if self.release_label:
+            body["releaseLabel"] = self.release_label
+        if self.job_driver:
+            body["jobDriver"] = dict(self.job_driver)
+        if self.configuration_overrides:
+            body["configurationOverrides"] = dict(self.configuration_overrides)
+        return body
+
+
+class EmrEksClient(JobRunClient[EmrEksJob]):
+    """Locator: ``{"virtual_cluster_id": ..., "job_run_id": ...}``."""
+
+    system: ClassVar[str] = SYSTEM
+    service: ClassVar[str] = "emr-containers"
+    container_field: ClassVar[str] = "virtual_cluster_id"
+    container_param: ClassVar[str] = "virtualClusterId"
+    run_param: ClassVar[str] = "id"
+    get_operation: ClassVar[str] = "describe_job_run"
+    run_key: ClassVar[str] = "id"
+    created_after_param: ClassVar[str] = "createdAfter"
+    kind: ClassVar[str] = "EMR on EKS job run"
+    container_kind: ClassVar[str] = "virtual cluster"
+    states: ClassVar[Mapping[str, JobState]] = {
+        "PENDING": JobState.PENDING,
+        "SUBMITTED": JobState.PENDING,
+        "RUNNING": JobState.RUNNING,
+        "CANCEL_PENDING": JobState.RUNNING,
+        "COMPLETED": JobState.SUCCEEDED,
+        "FAILED": JobState.FAILED,
+        "CANCELLED": JobState.CANCELLED,
+    }
+    active_states: ClassVar[tuple[str, ...]] = ("PENDING", "SUBMITTED", "RUNNING", "CANCEL_PENDING")
+
+    def container_of(self, spec: EmrEksJob) -> str:
+        return spec.virtual_cluster_id
+
+    def start_request(self, spec: EmrEksJob, token: str) -> dict[str, Any]:
+        return spec.request(token)
+
+    def carries(self, run: Mapping[str, Any], token: str) -> bool:
+        return (
+            run.get("clientToken") == token
+            or (run.get("tags") or {}).get(TOKEN_TAG) == token
+            or str(run.get("name") or "").endswith(f"-{token}")
+        )
+
+    def message(self, run: Mapping[str, Any]) -> str:
+        parts = [str(run[k]) for k in ("failureReason", "stateDetails") if run.get(k)]
+        return ": ".join(parts)
+
+    def log_uri(self, locator: Locator, run: Mapping[str, Any]) -> str | None:
+        base = s3_log_base(run)
+        if not base:
+            return None
+        return join_uri(base, locator["virtual_cluster_id"], "jobs", locator["job_run_id"])
+
+
+__all__ = ["SYSTEM", "EmrEksClient", "EmrEksJob", "run_name"]

@@ -1,0 +1,153 @@
+"""The EMR example DAGs parse, and the create-cluster -> step -> terminate example runs against moto."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.definitions.mappedoperator import MappedOperator
+from airflow.sdk.exceptions import TaskDeferred
+
+from durable_jobs.hooks.base import DurableJobHook
+from durable_jobs.operators.base import DurableJobOperator
+from durable_jobs.operators.emr import (
+    EmrCreateClusterOperator,
+    EmrEksJobOperator,
+    EmrServerlessJobOperator,
+    EmrStepOperator,
+    EmrTerminateClusterOperator,
+)
+from durable_jobs.testing.state_store import InMemoryStateStore
+from durable_jobs.transport.http import close_sessions
+from tests.support import moto_emr
+from tests.support.moto_emr import MotoEmr
+
+moto_server, moto = moto_emr.moto_server, moto_emr.moto  # the shared server's fixtures
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DAG_ID = "durable_emr_cluster_step"
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(EXAMPLES))
+
+
+def test_emr_examples_parse_with_deferrable_durable_operators(dagbag: DagBag) -> None:
+    assert not {f: e for f, e in dagbag.import_errors.items() if "emr" in f}
+    kinds = {
+        DAG_ID: {EmrCreateClusterOperator, EmrStepOperator, EmrTerminateClusterOperator},
+        "durable_emr_serverless": {EmrServerlessJobOperator},
+        "durable_emr_eks": {EmrEksJobOperator},
+    }
+    for dag_id, expected in kinds.items():
+        dag = dagbag.dags[dag_id]
+        found = {t.operator_class if isinstance(t, MappedOperator) else type(t) for t in dag.tasks}
+        assert found == expected, dag_id
+        for task in dag.tasks:
+            if isinstance(task, DurableJobOperator):
+                assert task.deferrable is True and task.conn_id == "aws_default" and task.retries >= 1
+
+
+def test_terminate_runs_whatever_happened_upstream(dagbag: DagBag) -> None:
+    dag = dagbag.dags[DAG_ID]
+    terminate = dag.get_task("terminate_cluster")
+    assert terminate.trigger_rule == "all_done"
+    assert dag.get_task("spark_pi").upstream_task_ids == {"create_cluster"}
+    assert terminate.upstream_task_ids == {"spark_pi"}
+
+
+class FakeTI:
+    """A task instance whose XComs live in a dict shared by the tasks of one run."""
+
+    def __init__(self, task_id: str, xcoms: dict[tuple[str, str], Any]) -> None:
+        self.dag_id, self.run_id, self.task_id, self.map_index, self.try_number = DAG_ID, "run1", task_id, -1, 1
+        self._xcoms = xcoms
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self._xcoms[(self.task_id, key)] = value
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value", **kwargs: Any) -> Any:
+        return self._xcoms.get((task_ids, key))
+
+
+@pytest.fixture
+def store() -> Iterator[InMemoryStateStore]:
+    s = InMemoryStateStore()
+    with s.installed():
+        yield s
+
+
+def run_task(task: Any, store: InMemoryStateStore, xcoms: dict[tuple[str, str], Any], finish: Any = None) -> Any:
+    """Render and execute ``task`` like a worker; a deferral runs its trigger to the event and resumes."""
+    task = copy.copy(task)  # rendering replaces the templates: keep the parsed DAG's task as it is
+    context = {
+        "task_state_store": store.accessor(DAG_ID, "run1", task.task_id),
+        "ti": FakeTI(task.task_id, xcoms),
+        "dag_run": SimpleNamespace(clear_number=0),
+        "run_id": "run1",
+    }
+    task.render_template_fields(context)
+    try:
+        result = task.execute(context)
+    except TaskDeferred as deferred:
+        trigger = deferred.trigger
+        if finish is not None:
+            finish(trigger.job)
+
+        async def event() -> dict[str, Any]:
+            try:
+                return (await asyncio.wait_for(trigger.run().__anext__(), 60)).payload  # type: ignore[no-any-return]
+            finally:
+                await close_sessions()
+
+        result = task.execute_complete(context, event=asyncio.run(event()))
+    xcoms[(task.task_id, "return_value")] = result
+    return result
+
+
+def test_cluster_step_terminate_example_runs_against_moto(
+    dagbag: DagBag, moto: MotoEmr, store: InMemoryStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", moto.connection())
+    DurableJobHook.clear_cache()
+    dag = dagbag.dags[DAG_ID]
+    xcoms: dict[tuple[str, str], Any] = {}
+    created = run_task(dag.get_task("create_cluster"), store, xcoms)
+    cluster_id = created["cluster_id"]
+    cluster = moto.cluster(cluster_id)
+    assert created["outcome"] == "succeeded" and cluster.name.startswith("durable-jobs-example [dj")
+    assert {"Key": "team", "Value": "data"} in cluster.tags and cluster.log_uri.startswith("s3://")
+
+    def complete(job: dict[str, str]) -> None:
+        moto.set_step(job["cluster_id"], job["step_id"], "COMPLETED")
+
+    step = run_task(dag.get_task("spark_pi"), store, xcoms, finish=complete)
+    assert step["outcome"] == "succeeded" and step["job"]["cluster_id"] == cluster_id
+    (added,) = moto.steps(cluster_id)
+    assert added.args[:2] == ["spark-submit", "--deploy-mode"] and added.state == "COMPLETED"
+    terminated = run_task(dag.get_task("terminate_cluster"), store, xcoms)
+    assert terminated == {"cluster_id": cluster_id, "state": "TERMINATED"} and cluster.state == "TERMINATED"
+    DurableJobHook.clear_cache()
+
+
+def test_terminate_finds_the_cluster_of_a_failed_create_or_does_nothing(
+    dagbag: DagBag, moto: MotoEmr, store: InMemoryStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", moto.connection())
+    DurableJobHook.clear_cache()
+    dag = dagbag.dags[DAG_ID]
+    cluster_id = moto.create_cluster()
+    # create_cluster pushed the id before deferring, then failed: no return value
+    assert run_task(dag.get_task("terminate_cluster"), store, {("create_cluster", "cluster_id"): cluster_id}) == {
+        "cluster_id": cluster_id,
+        "state": "TERMINATED",
+    }
+    assert run_task(dag.get_task("terminate_cluster"), store, {}) is None  # it never got a cluster
+    DurableJobHook.clear_cache()

@@ -1,0 +1,237 @@
+"""The EMR clients without a server: error classes, names, state maps against botocore's models, specs, locators."""
+
+from __future__ import annotations
+
+import re
+
+import botocore.exceptions as bex
+import botocore.session
+import pytest
+
+from durable_jobs.clients.aws import TOKEN_TAG, AwsConfig, AwsRequestError, classify, join_uri
+from durable_jobs.clients.emr import (
+    CLUSTER_STATES,
+    STEP_STATES,
+    EmrCluster,
+    EmrClusterClient,
+    EmrStep,
+    EmrStepClient,
+    named,
+)
+from durable_jobs.clients.emr_containers import EmrEksClient, EmrEksJob
+from durable_jobs.clients.emr_containers import run_name as eks_name
+from durable_jobs.clients.emr_serverless import EmrServerlessClient, EmrServerlessJob
+from durable_jobs.errors import AuthError, PermanentError, RecordError, TransientError
+from durable_jobs.record import make_token
+from durable_jobs.status import JobState
+
+TOKEN = make_token("dag", "run", "task", -1, 0)
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+CONFIG = AwsConfig(region_name="eu-west-1", aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key=SECRET)
+
+
+def client_error(code: str, status: int, message: str = "msg", headers: dict[str, str] | None = None) -> Exception:
+    return bex.ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers or {}},
+        },
+        "AddJobFlowSteps",
+    )
+
+
+# --- error classes --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("ThrottlingException", 400),
+        ("TooManyRequestsException", 429),
+        ("RequestLimitExceeded", 400),
+        ("Throttling", 400),
+        ("SomethingNew", 429),
+        ("ServiceUnavailable", 503),
+        ("InternalServerException", 500),
+        ("InternalFailure", 500),
+        ("", 502),
+    ],
+)
+def test_throttling_and_5xx_are_transient(code: str, status: int):
+    err = classify(client_error(code, status), what="add step", label="aws_x")
+    assert isinstance(err, TransientError), err
+    assert "add step" in str(err)
+
+
+def test_retry_after_header_is_kept():
+    err = classify(client_error("TooManyRequestsException", 429, headers={"Retry-After": "7"}), what="x", label="c")
+    assert isinstance(err, TransientError) and err.retry_after == 7.0
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "AccessDenied", "UnrecognizedClientException"])
+def test_refused_credentials_fail_fast_with_a_clear_message(code: str):
+    err = classify(client_error(code, 400, "User: arn:x is not authorized"), what="start run", label="aws_prod")
+    assert isinstance(err, AuthError)
+    text = str(err)
+    assert "start run" in text and "aws_prod" in text and "not authorized" in text and "retrying will not help" in text
+
+
+@pytest.mark.parametrize(
+    ("code", "not_found"),
+    [("ValidationException", False), ("ResourceNotFoundException", True), ("InvalidRequestException", False)],
+)
+def test_invalid_requests_are_permanent_with_their_code(code: str, not_found: bool):
+    err = classify(client_error(code, 400, "bad"), what="w", label="c")
+    assert isinstance(err, AwsRequestError) and not isinstance(err, TransientError)
+    assert err.code == code and err.not_found is not_found
+
+
+def test_transport_and_credential_errors():
+    conn = classify(bex.EndpointConnectionError(endpoint_url="https://emr"), what="w", label="c")
+    assert isinstance(conn, TransientError) and conn.connect_failed
+    read = classify(bex.ReadTimeoutError(endpoint_url="https://emr"), what="w", label="c")
+    assert isinstance(read, TransientError) and not read.connect_failed
+    tls = classify(bex.SSLError(endpoint_url="https://emr", error="cert"), what="w", label="c")
+    assert isinstance(tls, PermanentError) and "TLS" in str(tls)
+    assert isinstance(classify(bex.NoCredentialsError(), what="w", label="c"), AuthError)
+    bad = classify(bex.ParamValidationError(report="Invalid length for Name"), what="w", label="c")
+    assert isinstance(bad, PermanentError) and "Invalid length" in str(bad)
+
+
+# --- configuration --------------------------------------------------------------------------------------
+
+
+def test_config_keys_identify_credentials_without_revealing_them():
+    other = AwsConfig(region_name="eu-west-1", aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="other")
+    assert SECRET not in repr(CONFIG) and SECRET not in CONFIG.client_key("emr")
+    assert CONFIG.client_key("emr") != other.client_key("emr")  # a rotated secret is a new client
+    assert CONFIG.client_key("emr") != CONFIG.client_key("emr-serverless")
+    assert CONFIG.client_key("emr") == AwsConfig(**{**CONFIG.__dict__}).client_key("emr")
+    assert EmrStepClient(CONFIG).key == EmrStepClient(CONFIG).key
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="both the access key id and the secret"):
+        AwsConfig(aws_access_key_id="AKIA")
+    with pytest.raises(ValueError, match="http"):
+        AwsConfig(endpoint_url="ftp://x")
+    cfg = AwsConfig(endpoint_url="http://a", service_endpoints={"sts": "http://b"})
+    assert cfg.endpoint_for("emr") == "http://a" and cfg.endpoint_for("sts") == "http://b"
+    assert AwsConfig(region_name="cn-north-1").console_domain() == "console.amazonaws.cn"
+    assert AwsConfig(region_name="us-gov-west-1").console_domain() == "console.amazonaws-us-gov.com"
+
+
+# --- names carry the token ------------------------------------------------------------------------------
+
+
+def test_names_carry_the_token_within_each_services_rules():
+    assert named("etl", TOKEN) == f"etl [{TOKEN}]"
+    long = named("x" * 400, TOKEN)
+    assert len(long) == 256 and long.endswith(f" [{TOKEN}]")
+    eks = eks_name("My ETL job (daily)!" + "y" * 80, TOKEN)
+    assert len(eks) <= 64 and eks.endswith(f"-{TOKEN}")
+    assert re.fullmatch(r"[\.\-_/#A-Za-z0-9]+", eks)
+    assert eks_name("!!!", TOKEN) == f"job-{TOKEN}"
+
+
+def test_requests_carry_token_in_name_tag_and_client_token():
+    step = EmrStep(cluster_id="j-ABC123", name="etl", args=["spark-submit", 1], properties={"a": 1})
+    body = step.request(TOKEN)
+    assert body["Name"] == f"etl [{TOKEN}]"
+    assert body["HadoopJarStep"] == {
+        "Jar": "command-runner.jar",
+        "Args": ["spark-submit", "1"],
+        "Properties": [{"Key": "a", "Value": "1"}],
+    }
+    cluster = EmrCluster(
+        name="c", job_flow={"Instances": {"InstanceCount": 1}, "Tags": [{"Key": TOKEN_TAG, "Value": "x"}]}
+    )
+    cbody = cluster.request(TOKEN)
+    assert cbody["Name"] == f"c [{TOKEN}]" and cbody["Tags"] == [{"Key": TOKEN_TAG, "Value": TOKEN}]
+    assert cbody["Instances"]["KeepJobFlowAliveWhenNoSteps"] is True
+    sl = EmrServerlessJob(
+        application_id="00abc", execution_role_arn="arn:aws:iam::1:role/r", job_driver={"sparkSubmit": {}}, name="n"
+    ).request(TOKEN)
+    assert sl["clientToken"] == TOKEN and sl["tags"][TOKEN_TAG] == TOKEN and sl["name"].endswith(f"[{TOKEN}]")
+    eks = EmrEksJob(
+        virtual_cluster_id="vc1",
+        name="n",
+        execution_role_arn="r",
+        release_label="emr-7.1.0-latest",
+        job_driver={"a": 1},
+    ).request(TOKEN)
+    assert eks["clientToken"] == TOKEN and eks["tags"][TOKEN_TAG] == TOKEN and eks["name"] == f"n-{TOKEN}"
+
+
+def test_specs_refuse_what_would_break_the_protocol():
+    with pytest.raises(ValueError, match="cluster id"):
+        EmrStep(cluster_id="{{ bad }}", name="x")
+    with pytest.raises(ValueError, match="action_on_failure"):
+        EmrStep(cluster_id="j-ABC", name="x", action_on_failure="EXPLODE")
+    with pytest.raises(ValueError, match="cluster name"):
+        EmrCluster(name="c", job_flow={"Name": "mine", "Instances": {}})
+    with pytest.raises(ValueError, match="clientToken"):
+        EmrServerlessJob(
+            application_id="app", execution_role_arn="r", job_driver={"a": 1}, name="n", extra={"clientToken": "x"}
+        )
+    with pytest.raises(ValueError, match="job template"):
+        EmrEksJob(virtual_cluster_id="vc", name="n")
+    EmrEksJob(virtual_cluster_id="vc", name="n", extra={"jobTemplateId": "tpl1"})
+
+
+# --- locators read back from the store ------------------------------------------------------------------
+
+
+LOCATORS = [
+    (EmrStepClient(CONFIG), {"cluster_id": "j-1ABC", "step_id": "s-2DEF"}, {"cluster_id": "j-1", "step_id": "../x"}),
+    (EmrClusterClient(CONFIG), {"cluster_id": "j-1ABC"}, {"cluster_id": "j-1/../../x"}),
+    (
+        EmrServerlessClient(CONFIG),
+        {"application_id": "00a1", "job_run_id": "00b2"},
+        {"application_id": "A", "job_run_id": "b"},
+    ),
+    (
+        EmrEksClient(CONFIG),
+        {"virtual_cluster_id": "vc1", "job_run_id": "r1"},
+        {"virtual_cluster_id": "v", "job_run_id": "r/1"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("client", "good", "bad"), LOCATORS)
+def test_locators_are_validated_before_any_request(client, good, bad):
+    assert client.validate_locator(good) == good
+    with pytest.raises(RecordError):
+        client.validate_locator(bad)
+    with pytest.raises(RecordError):
+        client.validate_locator({**good, "extra": "x"})
+
+
+# --- states: every state AWS defines is mapped ----------------------------------------------------------
+
+
+def _enum(service: str, shape: str) -> list[str]:
+    return list(botocore.session.get_session().get_service_model(service).shape_for(shape).enum)
+
+
+def test_every_aws_state_is_mapped_and_cancel_pending_is_still_running():
+    assert set(_enum("emr", "StepState")) == set(STEP_STATES)
+    assert set(_enum("emr", "ClusterState")) == {*CLUSTER_STATES, "TERMINATED"}  # TERMINATED: by reason code
+    assert set(_enum("emr-serverless", "JobRunState")) == set(EmrServerlessClient.states)
+    assert set(_enum("emr-containers", "JobRunState")) == set(EmrEksClient.states)
+    assert STEP_STATES["CANCEL_PENDING"] is JobState.RUNNING
+    assert EmrEksClient.states["CANCEL_PENDING"] is JobState.RUNNING
+    assert EmrServerlessClient.states["CANCELLING"] is JobState.RUNNING
+    for client in (EmrServerlessClient, EmrEksClient):
+        active = {s for s, st in client.states.items() if st.is_active}
+        assert set(client.active_states) == active, client
+
+
+def test_join_uri_and_console_links():
+    assert join_uri("s3://b/logs", "j-1", "steps", "s-2") == "s3://b/logs/j-1/steps/s-2/"
+    client = EmrStepClient(CONFIG)
+    assert client.cluster_url("j-1") == "https://console.aws.amazon.com/emr/home?region=eu-west-1#/clusterDetails/j-1"
+    assert client.s3_console_url("s3://b/logs/x/") == (
+        "https://console.aws.amazon.com/s3/buckets/b?region=eu-west-1&prefix=logs/x/"
+    )
+    assert client.s3_console_url("hdfs:///x") is None
