@@ -53,7 +53,7 @@ with DAG(
             }
         },
         environment={"CLASSPATH": "{{CLASSPATH}}<CPS>./*<CPS>"},
-        queue=os.environ.get("DURABLE_JOBS_EXAMPLE_QUEUE", "default"),
+        yarn_queue=os.environ.get("DURABLE_JOBS_EXAMPLE_QUEUE", "default"),
         memory_mb=512,
         vcores=1,
         application_type="DURABLE-JOBS",

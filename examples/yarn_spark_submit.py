@@ -34,7 +34,7 @@ with DAG(
         ),
         main_class="org.apache.spark.examples.SparkPi",
         application_args=["100"],
-        queue=os.environ.get("DURABLE_JOBS_EXAMPLE_QUEUE", "default"),
+        yarn_queue=os.environ.get("DURABLE_JOBS_EXAMPLE_QUEUE", "default"),
         driver_memory="1g",
         executor_memory="1g",
         num_executors=2,

@@ -28,7 +28,7 @@ class YarnApplicationOperator(DurableJobOperator):
 
     :param command: the AM container's command, e.g. ``"{{JAVA_HOME}}/bin/java ... 1><LOG_DIR>/stdout"``.
     :param name: application name (default: the task id).
-    :param queue: the YARN queue.
+    :param yarn_queue: the YARN queue (not ``queue``, which is Airflow's executor queue).
     :param memory_mb: AM container memory; ``vcores``: its virtual cores.
     :param environment: the AM container's environment.
     :param local_resources: name -> ``{"resource", "type", "visibility", "size", "timestamp"}``.
@@ -40,19 +40,19 @@ class YarnApplicationOperator(DurableJobOperator):
 
     ``command``, ``environment``, ``local_resources`` and ``submission_context`` are not Jinja templates:
     YARN's own ``{{JAVA_HOME}}``/``{{CLASSPATH}}`` markers (expanded by the NodeManager) would be taken for
-    Jinja expressions. ``name``, ``queue`` and ``tags`` are templated.
+    Jinja expressions. ``name``, ``yarn_queue`` and ``tags`` are templated.
     """
 
     hook_class: ClassVar[type[DurableJobHook]] = YarnHook
     trigger_class: ClassVar[type[DurableJobTrigger]] = YarnTrigger
-    template_fields: Sequence[str] = ("conn_id", "name", "queue", "tags")
+    template_fields: Sequence[str] = ("conn_id", "name", "yarn_queue", "tags")
 
     def __init__(
         self,
         *,
         command: str,
         name: str | None = None,
-        queue: str | None = None,
+        yarn_queue: str | None = None,
         memory_mb: int = 1024,
         vcores: int = 1,
         environment: Mapping[str, str] | None = None,
@@ -68,7 +68,7 @@ class YarnApplicationOperator(DurableJobOperator):
         super().__init__(conn_id=conn_id, **kwargs)
         self.command = command
         self.name = name
-        self.queue = queue
+        self.yarn_queue = yarn_queue
         self.memory_mb = memory_mb
         self.vcores = vcores
         self.environment = dict(environment or {})
@@ -84,7 +84,7 @@ class YarnApplicationOperator(DurableJobOperator):
         return YarnApplication(
             name=self.name or self.task_id,
             command=self.command,
-            queue=self.queue,
+            queue=self.yarn_queue,
             memory_mb=int(self.memory_mb),
             vcores=int(self.vcores),
             environment=self.environment,
@@ -109,7 +109,7 @@ class SparkOnYarnOperator(DurableJobOperator):
     :param application_args: arguments of the application.
     :param conf: Spark properties (``spark.master``, ``spark.submit.deployMode`` and
         ``spark.yarn.submit.waitAppCompletion`` are fixed; ``spark.yarn.tags`` is merged with the token).
-    :param queue: the YARN queue.
+    :param yarn_queue: the YARN queue (not ``queue``, which is Airflow's executor queue).
     :param py_files, jars, files, archives: as for spark-submit.
     :param tags: extra YARN tags.
     :param driver_memory, executor_memory, executor_cores, num_executors: shortcuts for their properties.
@@ -124,7 +124,7 @@ class SparkOnYarnOperator(DurableJobOperator):
         "name",
         "application_args",
         "conf",
-        "queue",
+        "yarn_queue",
         "py_files",
         "jars",
         "files",
@@ -139,7 +139,7 @@ class SparkOnYarnOperator(DurableJobOperator):
         name: str | None = None,
         application_args: Sequence[Any] = (),
         conf: Mapping[str, Any] | None = None,
-        queue: str | None = None,
+        yarn_queue: str | None = None,
         py_files: Sequence[str] = (),
         jars: Sequence[str] = (),
         files: Sequence[str] = (),
@@ -166,7 +166,7 @@ class SparkOnYarnOperator(DurableJobOperator):
         ):
             if value is not None:
                 self.conf[key] = str(value)
-        self.queue = queue
+        self.yarn_queue = yarn_queue
         self.py_files = list(py_files)
         self.jars = list(jars)
         self.files = list(files)
@@ -181,7 +181,7 @@ class SparkOnYarnOperator(DurableJobOperator):
             name=self.name or self.task_id,
             application_args=[str(a) for a in self.application_args],
             conf=self.conf,
-            queue=self.queue,
+            queue=self.yarn_queue,
             py_files=self.py_files,
             jars=self.jars,
             files=self.files,
