@@ -28,6 +28,7 @@ _SYSTEMS: list[tuple[str, str, str]] = [
         "yarn",
     ),
     ("Amazon EMR (durable)", "https://docs.aws.amazon.com/emr/", "emr"),
+    ("Kubernetes (durable)", "https://kubernetes.io/docs/concepts/workloads/controllers/job/", "kubernetes"),
 ]
 # systems whose hooks live in a module of another name (the AWS hooks serve every EMR flavour)
 _HOOK_MODULE = {"emr": "aws"}
@@ -98,6 +99,36 @@ _CONNECTION_TYPES: list[dict[str, Any]] = [
             "hadoop_conf_dir": _field("HADOOP_CONF_DIR for spark-submit"),
             "yarn_conf_dir": _field("YARN_CONF_DIR for spark-submit"),
             "spark_submit_timeout": _field("spark-submit timeout (s)", "number", 900),
+        },
+    },
+    {
+        "connection-type": "kubernetes_durable",
+        "hook-class-name": "durable_jobs.hooks.kubernetes.KubernetesHook",
+        "hook-name": "Kubernetes (durable jobs)",
+        "ui-field-behaviour": {
+            "hidden-fields": ["login", "schema", "port"],
+            "relabeling": {"host": "API server URL (optional)", "password": "Bearer token (optional)"},
+            "placeholders": {
+                "host": "https://kubernetes.default.svc",
+                "extra": '{"kube_config_path": "/opt/airflow/kubeconfig", "namespace": "batch"}',
+            },
+        },
+        "conn-fields": {
+            "in_cluster": _field("In cluster (service account)", "boolean", False),
+            "kube_config_path": _field("Kubeconfig path"),
+            "kube_config": {
+                "label": "Kubeconfig content (YAML/JSON)",
+                "schema": {"type": ["string", "null"], "default": None, "format": "password"},
+            },
+            "cluster_context": _field("Context"),
+            "namespace": _field("Default namespace"),
+            "disable_verify_ssl": _field("Disable TLS verification", "boolean", False),
+            "ca_data": _field("CA certificate (PEM)"),
+            "timeout": _field("Request timeout (s)", "number", 30),
+            "watch": _field("Watch (false: one GET per job)", "boolean", True),
+            "delete_propagation_policy": _field("Delete propagation policy", default="Background"),
+            "log_tail_lines": _field("Log lines in failure messages", "integer", 50),
+            "console_url": _field("Console URL template"),
         },
     },
 ]

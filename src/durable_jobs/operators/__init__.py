@@ -19,6 +19,10 @@ _EXPORTS = {
     "EmrServerlessJobOperator": "durable_jobs.operators.emr",
     "EmrStepOperator": "durable_jobs.operators.emr",
     "EmrTerminateClusterOperator": "durable_jobs.operators.emr",
+    "KubernetesJobOperator": "durable_jobs.operators.kubernetes",
+    "KubernetesObjectOperator": "durable_jobs.operators.kubernetes",
+    "KubernetesPodOperator": "durable_jobs.operators.kubernetes",
+    "SparkApplicationOperator": "durable_jobs.operators.kubernetes",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -16,6 +16,7 @@ _EXPORTS = {
     "EmrEksTrigger": "durable_jobs.triggers.emr",
     "EmrServerlessTrigger": "durable_jobs.triggers.emr",
     "EmrStepTrigger": "durable_jobs.triggers.emr",
+    "KubernetesTrigger": "durable_jobs.triggers.kubernetes",
 }
 
 __all__ = sorted(_EXPORTS)
