@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test unit integration lint demo clean
+.PHONY: setup test unit integration lint demo bench-kube bench-emr clean
 
 $(STAMP): pyproject.toml
 	@command -v javac >/dev/null || { echo "javac (JDK 17+) is required; the Debian packages are listed in .ci/apt-packages.txt"; exit 1; }
@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests examples scripts
-	$(VENV)/bin/ruff format --check src tests examples scripts
+	$(VENV)/bin/ruff check src tests examples scripts benchmarks
+	$(VENV)/bin/ruff format --check src tests examples scripts benchmarks
 	$(VENV)/bin/mypy
 
 unit: setup
@@ -32,6 +32,12 @@ test: lint
 
 demo: setup
 	$(PY) scripts/demo.py
+
+bench-kube: setup
+	$(PY) benchmarks/kube_watch_scale.py
+
+bench-emr: setup
+	$(PY) benchmarks/emr_batched.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
