@@ -33,7 +33,7 @@ with DAG(
         conn_id="spark_standalone_default",
         application=os.environ.get("DURABLE_JOBS_EXAMPLE_JAR", "/opt/spark-apps/sleep-exit.jar"),
         main_class=os.environ.get("DURABLE_JOBS_EXAMPLE_MAIN_CLASS", "demo.SleepExit"),
-        application_args=["2", "0", "ok"],  # sleep 2 s, then exit 0
+        application_args=["15", "0", "ok"],  # sleep 15 s, then exit 0
         conf={
             # a small, fast-starting driver JVM
             "spark.driver.memory": "512m",

@@ -1,297 +1,256 @@
 #!/usr/bin/env python
-"""``make demo``: run the quickstart DAG against a throwaway Spark cluster, with a crash in the worst place.
+"""``make demo``: a real Airflow 3.3 and a real Spark cluster, and a worker killed in the worst place.
 
-What it does, all local and self-contained:
+What it does, all local and self-contained (nothing outside a temporary directory is touched):
 
-1. creates a temporary ``AIRFLOW_HOME`` with a SQLite metadata DB (``airflow db migrate``) whose dags
-   folder is ``examples/``;
-2. starts a Spark standalone Master + Worker from the ``pyspark`` wheel and builds the test jar;
-3. points the connection ``spark_standalone_default`` and the quickstart DAG at them;
-4. arms the ``after_submit`` fail-point once: the first try dies right after Spark accepted the driver
-   and *before* the driver id is recorded (the window a naive "submit, then save the id" operator
-   cannot close);
-5. runs the DAG with ``dag.test()``. Try 1 submits and crashes; try 2 finds the driver by the token the
-   crashed try recorded as its intent, adopts it, defers, and succeeds;
-6. prints the drivers the master knows (one: nothing was submitted twice), the task's tries and state,
-   and a one-line summary. Exit code 0 only for ``state=success`` with exactly one submission per task.
+1. starts a Spark standalone Master + Worker from the ``pyspark`` wheel and builds the test jar;
+2. starts Airflow 3.3 in a temporary ``AIRFLOW_HOME`` (SQLite, LocalExecutor) as four processes:
+   api-server, scheduler, dag-processor and triggerer, with the example DAG file from ``examples/`` as
+   the DAGs folder and the connection ``spark_standalone_default`` pointing at the cluster;
+3. arms the ``after_submit`` fail-point once (``DURABLE_JOBS_FAILPOINTS=after_submit=exit``): the first
+   try's worker process exits right after Spark accepted the driver and *before* the driver id is
+   recorded, the window a naive "submit, then save the id" operator cannot close;
+4. triggers the quickstart DAG through the REST API and follows it: try 1 submits and dies; try 2 finds
+   the driver by the token try 1 recorded as its intent, adopts it and defers; the triggerer watches the
+   driver; the task succeeds;
+5. prints a short table (tries, driver ids, submissions counted on the Spark master, final state, where
+   to look) and stops everything. The last line is the summary; the exit code is 0 only for
+   ``state=success`` with one submission per task.
 
-``dag.test()`` runs the task in this very process, so the crash is simulated by raising
-:class:`durable_jobs.failpoints.SimulatedCrash` (a ``BaseException`` nothing in the operator catches)
-instead of killing the process; what the retry sees (an intent with a token, no driver id, a running
-driver on the cluster) is exactly what a killed worker leaves behind.
-
-Options: ``--no-crash`` for a plain run, ``--dag durable_spark_python`` for the PySpark example (one
-task plus a mapped task with two map indexes; the first task to submit crashes), ``--keep`` to keep the
-temporary directory (DB, logs, driver logs). ``DEMO_AIRFLOW_LOG_LEVEL=WARNING`` quiets Airflow's log.
+Options: ``--keep-running`` (``make demo-ui``) leaves Airflow and Spark running after the table and
+prints the URLs and the admin password, until Ctrl-C; ``--no-crash`` for a plain run; ``--dag
+durable_spark_python`` for the PySpark example (a task plus a mapped task; the first task to submit
+crashes); ``--keep`` keeps the temporary directory (DB, logs, driver logs).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
 import re
 import shutil
-import subprocess
+import signal
 import sys
 import tempfile
+import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from durable_jobs.clients.spark_standalone import TOKEN_PROPERTY
+from durable_jobs.record import STATE_KEY
+from durable_jobs.testing.airflow_env import FINISHED_RUN_STATES, AirflowEnv
+from durable_jobs.testing.spark_cluster import SparkCluster, build_test_apps
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 QUICKSTART = "durable_spark_quickstart"
 PYTHON_DAG = "durable_spark_python"
+DAG_FILES = {QUICKSTART: "spark_standalone_quickstart.py", PYTHON_DAG: "spark_standalone_pyspark.py"}
 CONN_ID = "spark_standalone_default"
-RETRY_DELAY = timedelta(seconds=3)  # the DAG's default is minutes; the demo should not wait that long
+RUN_TIMEOUT = 600.0
+_TOKEN_RE = re.compile(rf"-D{re.escape(TOKEN_PROPERTY)}=(dj[0-9a-f]{{20}})")
 
 
-def say(message: str) -> None:
-    print(f"[demo] {message}", flush=True)
+def say(message: str = "") -> None:
+    print(f"[demo] {message}" if message else "[demo]", flush=True)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# structlog's console format: "<ts> [<level>] <event> [<logger>] key=value ..."
-_LOG_LINE = re.compile(r"^(?P<ts>\S+)\s+\[(?P<level>\w+)\s*\]\s+(?P<event>.*?)\s+\[(?P<logger>[^\]]+)\](?P<kv>.*)$")
-_NEW_STATE = re.compile(r"new_state=(\w+)")
-
-
-class Timeline(io.TextIOBase):
-    """Passes everything through to the real stdout and keeps the lines that tell the durable_jobs story.
-
-    Installed as ``sys.stdout`` before airflow is imported, because Airflow's log renderer binds the stream
-    it writes to when logging is configured.
-    """
-
-    def __init__(self, out: Any) -> None:
-        self._out = out
-        self._partial = ""
-        self.events: list[str] = []
-
-    def isatty(self) -> bool:
-        return bool(self._out.isatty())
-
-    def fileno(self) -> int:
-        return int(self._out.fileno())
-
-    def writable(self) -> bool:
-        return True
-
-    def flush(self) -> None:
-        self._out.flush()
-
-    def write(self, text: str) -> int:
-        self._out.write(text)
-        *lines, self._partial = (self._partial + text).split("\n")
-        for line in lines:
-            self._keep(_ANSI.sub("", line))
-        return len(text)
-
-    def _keep(self, line: str) -> None:
-        if line.startswith("durable_jobs.failpoints.SimulatedCrash"):
-            self.events.append(f"{'':8}  crash: {line}")
-            return
-        m = _LOG_LINE.match(line)
-        if m is None:
-            return
-        ts = m["ts"][11:19]
-        if "durable_jobs" in m["logger"]:
-            self.events.append(f"{ts}  {m['event']}")
-        elif (state := _NEW_STATE.search(m["kv"])) is not None:
-            self.events.append(f"{ts}  task instance -> {state[1]}")
-
-
-def airflow_env(home: Path) -> dict[str, str]:
-    """Settings for the temporary Airflow; set before airflow is imported, inherited by subprocesses."""
-    return {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("DEMO_AIRFLOW_LOG_LEVEL", "INFO"),
-    }
-
-
-def start_migration(home: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        stdin=subprocess.DEVNULL,
-        stdout=(home / "db-migrate.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def finish_migration(proc: subprocess.Popen[bytes], home: Path) -> None:
-    if proc.wait(300) != 0:
-        log = (home / "db-migrate.log").read_text("utf-8", "replace")
-        raise RuntimeError(f"airflow db migrate failed with exit code {proc.returncode}:\n{log[-4000:]}")
-
-
-def load_dag(dag_id: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(EXAMPLES))
-    if bag.import_errors:
-        raise RuntimeError(f"import errors in {EXAMPLES}: {bag.import_errors}")
-    dag = bag.dags.get(dag_id)
-    if dag is None:
-        raise RuntimeError(f"no DAG {dag_id!r} in {EXAMPLES} (found {sorted(bag.dags)})")
-    return dag
-
-
-def task_instances(dag_id: str, run_id: str) -> list[Any]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        tis = list(
-            session.scalars(
-                select(TaskInstance)
-                .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
-                .order_by(TaskInstance.task_id, TaskInstance.map_index)
-            )
-        )
-        session.expunge_all()
-    return tis
-
-
-def stored_records(dag_id: str, run_id: str) -> dict[tuple[str, int], dict[str, Any]]:
-    """The durable_jobs records in the task state store, per (task_id, map_index)."""
-    from airflow.utils.session import create_session
-    from sqlalchemy import text
-
-    from durable_jobs.record import STATE_KEY
-
-    with create_session() as session:
-        rows = session.execute(
-            text(
-                "SELECT task_id, map_index, value FROM task_state_store "
-                "WHERE dag_id = :dag_id AND run_id = :run_id AND key = :key"
-            ),
-            {"dag_id": dag_id, "run_id": run_id, "key": STATE_KEY},
-        ).all()
-    out: dict[tuple[str, int], dict[str, Any]] = {}
-    for task_id, map_index, value in rows:
-        try:
-            out[(task_id, int(map_index))] = json.loads(value) if isinstance(value, str) else dict(value)
-        except (TypeError, ValueError):
-            out[(task_id, int(map_index))] = {"raw": value}
-    return out
-
-
-def run(args: argparse.Namespace, home: Path, timeline: Timeline) -> int:
+def follow(af: AirflowEnv, dag_id: str, run_id: str) -> dict[str, Any]:
+    """Print every task instance state change until the run ends; return the run."""
     started = time.monotonic()
-    crash = not args.no_crash
+    seen: dict[tuple[str, int], tuple[Any, Any]] = {}
+    while True:
+        for ti in af.api.task_instances(dag_id, run_id):
+            key = (str(ti["task_id"]), int(ti["map_index"]))
+            now = (ti.get("try_number"), ti.get("state"))
+            if seen.get(key) != now:
+                seen[key] = now
+                name = key[0] if key[1] < 0 else f"{key[0]}[{key[1]}]"
+                what = f"try {now[0]} {now[1]}" if now[1] else "waiting to be scheduled"
+                say(f"  {time.monotonic() - started:5.1f}s  {name}: {what}")
+        run = af.api.dag_run(dag_id, run_id)
+        if run.get("state") in FINISHED_RUN_STATES:
+            return run
+        if time.monotonic() - started > RUN_TIMEOUT:
+            raise TimeoutError(f"the run did not finish within {RUN_TIMEOUT:.0f}s")
+        time.sleep(1.0)
 
-    os.environ.update(airflow_env(home))
-    say(f"AIRFLOW_HOME={home}")
-    migration = start_migration(home)  # runs while the Spark daemons start
 
-    from durable_jobs.testing.spark_cluster import SparkCluster, build_test_apps  # stdlib only
+def drivers_on_master(cluster: SparkCluster) -> list[dict[str, str]]:
+    """Every driver the master knows, with the token its launch command carries (the cluster is ours alone)."""
+    state = cluster.json_state()
+    out = []
+    for d in (*state.get("activedrivers", ()), *state.get("completeddrivers", ())):
+        driver_id = str(d.get("id"))
+        match = _TOKEN_RE.search(cluster.driver_log(driver_id, "stderr"))
+        out.append({"id": driver_id, "state": str(d.get("state")), "token": match[1] if match else "?"})
+    return sorted(out, key=lambda d: d["id"])
 
+
+# the log lines that tell the story: the protocol's decisions, the crash, the deferral, the trigger's wait
+_STORY_SOURCES = ("protocol.py", "polling.py")
+_STORY_EVENTS = ("Process exited abnormally", "Pausing task as DEFERRED", "Trigger fired event", "Watching ")
+
+
+def story(af: AirflowEnv, dag_id: str, run_id: str) -> list[str]:
+    """What each try and each trigger did, from the task and trigger log files, in time order."""
+    lines: list[tuple[str, str]] = []
+    for path, text in af.task_logs(dag_id, run_id).items():
+        task = path.parent.name.removeprefix("task_id=")
+        if path.parent.name.startswith("map_index="):
+            task = f"{path.parent.parent.name.removeprefix('task_id=')}[{path.parent.name.removeprefix('map_index=')}]"
+        attempt = path.name.split(".", 1)[0].removeprefix("attempt=")
+        who = f"{task} try {attempt}" + (" trigger" if ".trigger." in path.name else "")
+        for raw in text.splitlines():
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            event = str(entry.get("event", ""))
+            if entry.get("filename") in _STORY_SOURCES or event.startswith(_STORY_EVENTS):
+                if event == "Process exited abnormally":
+                    event = f"the task process died (exit code {entry.get('exit_code')}): the fail-point fired"
+                elif event == "Trigger fired event":
+                    event = "the trigger fired its one event"
+                lines.append((str(entry.get("timestamp", "")), f"{who:<24} {event[:140]}"))
+    return [line for _, line in sorted(lines)]
+
+
+def report(af: AirflowEnv, cluster: SparkCluster, dag_id: str, run: dict[str, Any]) -> tuple[str, list[Any]]:
+    run_id = str(run["dag_run_id"])
+    tis = af.api.task_instances(dag_id, run_id)
+    drivers = drivers_on_master(cluster)
+    say()
+    say("what happened:")
+    for line in story(af, dag_id, run_id):
+        say(f"  {line}")
+    say()
+    say(f"{'task':<16} {'tries':>5}  {'state':<8} {'recorded driver':<30}  gen  token")
+    for ti in sorted(tis, key=lambda t: (t["task_id"], t["map_index"])):
+        name = ti["task_id"] if ti["map_index"] < 0 else f"{ti['task_id']}[{ti['map_index']}]"
+        rec = af.api.state_store(dag_id, run_id, ti["task_id"], ti["map_index"]).get(STATE_KEY) or {}
+        job = rec.get("job") or {}
+        say(
+            f"{name:<16} {ti['try_number']:>5}  {ti['state']!s:<8} {job.get('driver_id', '-')!s:<30}  "
+            f"{rec.get('generation', '-')!s:>3}  {rec.get('token', '-')}"
+        )
+    say()
+    say(f"Spark master: {len(drivers)} driver(s) submitted")
+    for d in drivers:
+        say(f"  {d['id']}  {d['state']:<9} token {d['token']}")
+    say()
+    say("where to look (stopped at the end unless --keep-running, which `make demo-ui` passes):")
+    say(f"  Airflow UI   {af.base_url}/dags/{dag_id}/runs/{quote(run_id, safe='')}  (tries, logs, XCom links)")
+    say(f"  Spark master {cluster.master_ui_url}  (Completed Drivers)")
+    say(f"  task logs    {af.logs_dir}/dag_id={dag_id}/run_id={run_id}/")
+    say(f"  driver logs  {cluster.work_dir}/<driver id>/stdout")
+    return str(run.get("state")), tis
+
+
+def summary(dag_id: str, drivers: list[dict[str, str]], tis: list[Any], state: str) -> str:
+    driver_ids = ",".join(d["id"] for d in drivers) or "none"
+    tries = max((int(ti["try_number"]) for ti in tis), default=0)
+    return f"demo: dag={dag_id} driver={driver_ids} submissions={len(drivers)} tries={tries} state={state}"
+
+
+def wait_for_interrupt() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+
+
+class Outcome:
+    """The summary line, kept up to date so that it can be printed last whatever happens."""
+
+    def __init__(self, dag_id: str) -> None:
+        self.line = f"demo: dag={dag_id} driver=none submissions=0 tries=0 state=failed"
+
+
+def run(args: argparse.Namespace, home: Path, outcome: Outcome) -> int:
+    started = time.monotonic()
+    say(f"working directory {home}")
     cluster = SparkCluster(home / "spark", worker_cores=4, worker_memory="2g")
+    af: AirflowEnv | None = None
     try:
         cluster.start()
         apps = build_test_apps(home / "apps")
-        say(f"Spark master {cluster.master_url}, REST {cluster.rest_url}, UI {cluster.master_ui_url}")
-        finish_migration(migration, home)
-        say(f"metadata DB migrated ({time.monotonic() - started:.1f}s so far)")
-
-        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = json.dumps(
-            {
-                "conn_type": "spark_standalone_rest",
-                "host": "127.0.0.1",
-                "port": cluster.ports.rest,
-                "extra": {"master_ui_urls": cluster.master_ui_url},
-            }
-        )
-        os.environ["DURABLE_JOBS_EXAMPLE_JAR"] = str(apps.jar)
-        os.environ["DURABLE_JOBS_EXAMPLE_MAIN_CLASS"] = apps.main_class
-        os.environ["DURABLE_JOBS_EXAMPLE_PY"] = str(apps.python_script)
-
-        from durable_jobs import failpoints
-
-        if crash:
-            # Fire once: the retry that follows must survive.
-            os.environ["DURABLE_JOBS_FAILPOINTS_ONCE"] = str(home / "failpoints")
-            failpoints.configure(f"{failpoints.AFTER_SUBMIT}=raise")
-            say("fail-point armed: try 1 crashes after the driver is submitted, before its id is recorded")
-
-        dag = load_dag(args.dag)
-        for task in dag.tasks:
-            task.retry_delay = RETRY_DELAY
-        say(f"running {args.dag} with dag.test()")
-        try:
-            dr = dag.test()
-        finally:
-            failpoints.configure("")
-
-        tis = task_instances(dr.dag_id, dr.run_id)
-        records = stored_records(dr.dag_id, dr.run_id)
-        master = cluster.json_state()
+        say(f"Spark master {cluster.master_url} (REST {cluster.rest_url}, UI {cluster.master_ui_url})")
+        env = {
+            f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(
+                {
+                    "conn_type": "spark_standalone_rest",
+                    "host": "127.0.0.1",
+                    "port": cluster.ports.rest,
+                    "extra": {"master_ui_urls": cluster.master_ui_url},
+                }
+            ),
+            "DURABLE_JOBS_EXAMPLE_JAR": str(apps.jar),
+            "DURABLE_JOBS_EXAMPLE_MAIN_CLASS": apps.main_class,
+            "DURABLE_JOBS_EXAMPLE_PY": str(apps.python_script),
+        }
+        if not args.no_crash:
+            # every worker process reads these; the marker directory makes the crash happen once
+            env["DURABLE_JOBS_FAILPOINTS"] = "after_submit=exit"
+            env["DURABLE_JOBS_FAILPOINTS_ONCE"] = str(home / "failpoints")
+        # a DAGs folder with just the demo's example: nothing else in examples/ needs to parse here
+        dags = home / "dags"
+        dags.mkdir()
+        shutil.copy2(EXAMPLES / DAG_FILES[args.dag], dags / DAG_FILES[args.dag])
+        af = AirflowEnv(dags, home=home / "airflow", env=env)
+        say("starting Airflow 3.3: api-server, scheduler, dag-processor, triggerer (LocalExecutor, SQLite)")
+        af.start()
+        af.wait_dags([args.dag])
+        say(f"Airflow ready at {af.base_url} ({time.monotonic() - started:.0f}s so far)")
+        if not args.no_crash:
+            say("fail-point armed: try 1's worker exits right after Spark accepts the driver, before its id is saved")
+        run_id = af.api.trigger(args.dag)
+        say(f"triggered {args.dag} run {run_id}")
+        finished = follow(af, args.dag, run_id)
+        state, tis = report(af, cluster, args.dag, finished)
+        drivers = drivers_on_master(cluster)
+        outcome.line = summary(args.dag, drivers, tis, state)
+        ok = state == "success" and len(drivers) == len(tis)
+        if args.keep_running:
+            say()
+            say("Airflow and Spark keep running; click through:")
+            say(f"  Airflow UI   {af.base_url}  user admin  password {af.admin_password()}")
+            say(f"  Spark master {cluster.master_ui_url}")
+            say(f"  Spark worker {cluster.worker_ui_url}")
+            say("press Ctrl-C to stop everything")
+            print(outcome.line, flush=True)
+            wait_for_interrupt()
+        return 0 if ok else 1
     finally:
-        if migration.poll() is None:
-            migration.kill()
-            migration.wait()
+        say("stopping Airflow and Spark")
+        if af is not None:
+            af.stop()
         cluster.stop()
-
-    say("what the task did (from the Airflow log above):")
-    for event in timeline.events:
-        say(f"  {event}")
-    drivers = [*master.get("activedrivers", ()), *master.get("completeddrivers", ())]
-    say(f"drivers on the master ({len(drivers)}):")
-    for d in sorted(drivers, key=lambda d: str(d.get("id"))):
-        say(f"  {d.get('id')}  {d.get('state')}  {d.get('mainclass')}  worker={d.get('worker')}")
-        stdout = cluster.driver_log(str(d.get("id")), "stdout").strip()
-        if stdout:
-            say(f"    stdout: {stdout.splitlines()[-1]}")
-    say("task instances:")
-    for ti in tis:
-        rec = records.get((ti.task_id, ti.map_index), {})
-        job = rec.get("job") or {}
-        say(
-            f"  {ti.task_id}[{ti.map_index}]  state={ti.state}  tries={ti.try_number}  "
-            f"driver={job.get('driver_id')}  record: phase={rec.get('phase')} generation={rec.get('generation')} "
-            f"outcome={rec.get('outcome')} token={rec.get('token')}"
-        )
-    say(f"dag run {dr.run_id}: {dr.state}")
-    say(f"master UI (while it ran): {cluster.master_ui_url}; driver logs: {cluster.work_dir}/<driver id>/")
-    if args.keep:
-        say(f"kept {home} (airflow.db, logs/, spark/)")
-    say(f"done in {time.monotonic() - started:.1f}s")
-
-    ok = bool(tis) and all(str(ti.state) == "success" for ti in tis)
-    state = "success" if ok else "failed"
-    submissions = len(drivers)
-    tries = max((int(ti.try_number) for ti in tis), default=0)
-    driver_ids = ",".join(str(d.get("id")) for d in drivers) or "none"
-    print(f"demo: dag={args.dag} driver={driver_ids} submissions={submissions} tries={tries} state={state}", flush=True)
-    # one driver per task instance: anything more means something was submitted twice
-    return 0 if ok and submissions == len(tis) else 1
+        say(f"done in {time.monotonic() - started:.0f}s")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--dag", default=QUICKSTART, choices=[QUICKSTART, PYTHON_DAG])
-    parser.add_argument("--no-crash", action="store_true", help="do not simulate the crash after submit")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary AIRFLOW_HOME and Spark dirs")
+    parser.add_argument("--no-crash", action="store_true", help="do not kill the worker after submit")
+    parser.add_argument(
+        "--keep-running", action="store_true", help="leave Airflow and Spark running for the UI until Ctrl-C"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (DB, logs, driver logs)")
     args = parser.parse_args(argv)
-
     home = Path(tempfile.mkdtemp(prefix="durable-jobs-demo-")).resolve()
-    real_stdout = sys.stdout
-    timeline = Timeline(real_stdout)
-    sys.stdout = timeline  # before airflow is imported: its log renderer binds the stream once
+    outcome = Outcome(args.dag)
     try:
-        return run(args, home, timeline)
+        return run(args, home, outcome)
     finally:
-        sys.stdout = real_stdout
-        if not args.keep:
+        if args.keep:
+            say(f"kept {home}")
+        else:
             shutil.rmtree(home, ignore_errors=True)
+        print(outcome.line, flush=True)  # always the last line
 
 
 if __name__ == "__main__":

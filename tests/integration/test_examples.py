@@ -1,12 +1,19 @@
-"""The example DAGs parse, and ``scripts/demo.py`` (``make demo``) runs them for real against Spark."""
+"""The example DAGs parse, and ``scripts/demo.py`` (``make demo``) runs them on a real Airflow and Spark."""
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -52,7 +59,7 @@ def test_quickstart_settings(dagbag: DagBag) -> None:
     (task,) = dag.tasks
     assert isinstance(task, SparkStandaloneOperator)
     assert task.main_class == os.environ.get("DURABLE_JOBS_EXAMPLE_MAIN_CLASS", "demo.SleepExit")
-    assert task.application_args == ["2", "0", "ok"]
+    assert task.application_args == ["15", "0", "ok"]
     assert task.retries == 2
     assert task.poll_interval == 2
     assert task.conf["spark.driver.memory"] == "512m"
@@ -70,54 +77,130 @@ def test_python_example_uses_python_runner_and_expand(dagbag: DagBag) -> None:
     assert "application_args" in many.expand_input.value
 
 
-def run_demo(*args: str) -> tuple[subprocess.CompletedProcess[str], str]:
+def _demo_env() -> dict[str, str]:
     # A clean environment: the demo sets up its own AIRFLOW_HOME, DB, connection and fail-points.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DURABLE_JOBS"))}
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DURABLE_JOBS"))}
+
+
+def run_demo(*args: str) -> tuple[subprocess.CompletedProcess[str], str]:
     proc = subprocess.run(
         [sys.executable, str(DEMO), *args],
         cwd=REPO,
-        env=env,
+        env=_demo_env(),
         capture_output=True,
         text=True,
         timeout=540,
         check=False,
     )
     lines = proc.stdout.strip().splitlines()
-    last = lines[-1] if lines else ""
-    return proc, last
+    return proc, lines[-1] if lines else ""
 
 
-def _explain(proc: subprocess.CompletedProcess[str]) -> str:
-    demo_lines = [line for line in proc.stdout.splitlines() if line.startswith(("[demo]", "demo:"))]
-    return f"exit code {proc.returncode}\n" + "\n".join(demo_lines) + f"\n--- stderr tail ---\n{proc.stderr[-3000:]}"
+def _explain(stdout: str, stderr: str = "", code: int | None = None) -> str:
+    return f"exit code {code}\n{stdout[-6000:]}\n--- stderr tail ---\n{stderr[-3000:]}"
+
+
+SUMMARY = re.compile(
+    r"demo: dag=(?P<dag>\S+) driver=(?P<drivers>\S+) submissions=(?P<subs>\d+) tries=(?P<tries>\d+) "
+    r"state=(?P<state>success|failed)"
+)
 
 
 @pytest.mark.spark
 @pytest.mark.timeout(600)
-def test_demo_crash_after_submit_is_adopted_with_one_submission() -> None:
+def test_demo_kills_the_worker_after_submit_and_the_retry_adopts_the_driver() -> None:
+    """``make demo``: real Airflow processes; try 1's worker dies after submitting; one driver in the end."""
     proc, last = run_demo()
-    assert re.fullmatch(r"demo: dag=durable_spark_quickstart driver=\S+ submissions=1 tries=\d+ state=success", last), (
-        _explain(proc)
+    why = _explain(proc.stdout, proc.stderr, proc.returncode)
+    summary = SUMMARY.fullmatch(last)
+    assert summary is not None, why
+    assert summary["dag"] == "durable_spark_quickstart", why
+    assert (summary["subs"], summary["state"]) == ("1", "success"), why
+    assert int(summary["tries"]) >= 2, why
+    assert proc.returncode == 0, why
+    # try 1's task process really died at the fail-point, and a later try adopted the driver it had submitted
+    assert re.search(r"sleep_exit try 1 +the task process died \(exit code 70\)", proc.stdout), why
+    adopted = re.search(r"sleep_exit try \d+ +Adopted \{'driver_id': '([^']+)'\}", proc.stdout)
+    assert adopted is not None, why
+    assert adopted[1] == summary["drivers"], why
+    assert re.search(
+        rf"Spark master: 1 driver\(s\) submitted\n\[demo\]   {re.escape(adopted[1])}  FINISHED", proc.stdout
     )
-    assert re.search(r"demo: .* submissions=1 .* state=success", last)
-    assert proc.returncode == 0, _explain(proc)
-    # the crash really happened
-    assert "crash: durable_jobs.failpoints.SimulatedCrash: after_submit" in proc.stdout, _explain(proc)
-    # try 1 crashed, a later try finished: with one submission, that try adopted the crashed try's driver
-    tries = int(re.search(r"tries=(\d+)", last)[1])  # type: ignore[index]
-    assert tries >= 2, _explain(proc)
+
+
+def _read_until(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    for line in stream:
+        lines.put(line.rstrip("\n"))
+    lines.put(None)
 
 
 @pytest.mark.spark
 @pytest.mark.timeout(600)
-def test_demo_python_dag_with_mapped_task() -> None:
-    # the first task to submit (sleep_once) crashes after submitting; its retry adopts the driver
-    proc, last = run_demo("--dag", "durable_spark_python")
-    # one driver for sleep_once, one per map index of sleep_many: nothing submitted twice
-    assert re.fullmatch(r"demo: dag=durable_spark_python driver=\S+ submissions=3 tries=\d+ state=success", last), (
-        _explain(proc)
+def test_demo_keep_running_serves_airflow_and_spark_until_interrupted(tmp_path: Path) -> None:
+    """``make demo-ui``: the PySpark example (a task and a mapped task); the UI answers; Ctrl-C stops it all."""
+    stderr = (tmp_path / "stderr").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, str(DEMO), "--keep-running", "--dag", "durable_spark_python"],
+        cwd=REPO,
+        env=_demo_env(),
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
     )
-    assert proc.returncode == 0, _explain(proc)
-    assert re.search(r"sleep_once\[-1\]  state=success  tries=2 ", proc.stdout), _explain(proc)
-    assert re.search(r"sleep_many\[0\]  state=success", proc.stdout), _explain(proc)
-    assert re.search(r"sleep_many\[1\]  state=success", proc.stdout), _explain(proc)
+    out: list[str] = []
+    lines: queue.Queue[str | None] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(target=_read_until, args=(proc.stdout, lines), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 420
+        while not out or out[-1] != "[demo] press Ctrl-C to stop everything":
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, _explain("\n".join(out), code=proc.poll())
+            out.append(line)
+        text = "\n".join(out)
+        ui = re.search(r"Airflow UI   (http://127\.0\.0\.1:\d+)  user admin  password (\S+)", text)
+        master = re.search(r"Spark master (http://127\.0\.0\.1:\d+)$", text, re.M)
+        assert ui is not None and master is not None, _explain(text)
+        # what a person would do: log in, look at the run, look at the drivers
+        token = _post_json(f"{ui[1]}/auth/token", {"username": "admin", "password": ui[2]})["access_token"]
+        runs = _get_json(f"{ui[1]}/api/v2/dags/durable_spark_python/dagRuns", token)["dag_runs"]
+        assert [r["state"] for r in runs] == ["success"], runs
+        drivers = _get_json(f"{master[1]}/json/")["completeddrivers"]
+        assert sorted(d["state"] for d in drivers) == ["FINISHED"] * 3, drivers
+    finally:
+        proc.send_signal(signal.SIGINT)  # the demo stops Airflow and Spark by PID, then prints its summary
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        finally:
+            stderr.close()
+    while (line := lines.get(timeout=10)) is not None:
+        out.append(line)
+    text = "\n".join(out)
+    why = _explain(text, (tmp_path / "stderr").read_text(), proc.returncode)
+    summary = SUMMARY.fullmatch(out[-1])
+    assert summary is not None, why
+    # one driver for sleep_once (adopted after the crash), one per map index of sleep_many
+    assert (summary["dag"], summary["subs"], summary["state"]) == ("durable_spark_python", "3", "success"), why
+    assert proc.returncode == 0, why
+    assert re.search(r"sleep_once try 1 +the task process died \(exit code 70\)", text), why
+    # everything was stopped: nobody answers on the UI or the master any more
+    for url in (ui[1], master[1]):
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"{url}/", timeout=5)
+
+
+def _get_json(url: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def _post_json(url: str, body: dict[str, Any]) -> Any:
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
