@@ -11,6 +11,9 @@ Two rules of the protocol live here, once for every system:
   seconds of it does the wait end with ``unknown`` (the operator then re-checks and re-defers);
 * **lost is confirmed**: a job the system says it does not know must be reported so
   ``lost_confirmations`` times in a row before the wait ends with ``lost``.
+
+Deadlines are kept by the poller too: one timer per poller for the earliest deadline, not a timer (handle,
+arguments, context copy) per waiting job, because a triggerer holds thousands of them.
 """
 
 from __future__ import annotations
@@ -18,12 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 import weakref
-from collections.abc import Coroutine, Hashable, Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from durable_jobs.clients.base import JobClient, Locator, locator_key
 from durable_jobs.errors import PermanentError, TransientError
@@ -31,7 +33,9 @@ from durable_jobs.status import JobState, JobStatus
 from durable_jobs.transport.backoff import Backoff
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+# waiters woken per slice of a poll: thousands of jobs changing in one poll (the first poll, a burst of
+# endings) must not hold the event loop while every woken trigger logs and yields its event
+WAKE_BATCH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,9 @@ class Watch:
         "_changed",
         "_waiter",
         "budget_spent",
+        "deadline",
         "error",
+        "expired",
         "key",
         "latest",
         "locator",
@@ -72,8 +78,10 @@ class Watch:
         "unknown_since",
     )
 
-    def __init__(self, locator: Locator, settings: PollSettings) -> None:
+    def __init__(self, locator: Locator, settings: PollSettings, deadline: float | None = None) -> None:
         self.locator = locator
+        self.deadline = deadline  # epoch seconds
+        self.expired = False
         self.key = locator_key(locator)
         self.settings = settings
         self.latest: JobStatus | None = None
@@ -89,7 +97,9 @@ class Watch:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    def offer(self, status: JobStatus, now: float) -> None:
+    def offer(self, status: JobStatus, now: float) -> bool:
+        """Take a polled status; True when it woke the waiter."""
+        woke = False
         if status.state is JobState.LOST:
             self.lost_seen += 1
             if self.lost_seen < self.settings.lost_confirmations:
@@ -104,25 +114,44 @@ class Watch:
             elif not self.budget_spent and now - self.unknown_since >= self.settings.unknown_budget:
                 self.budget_spent = True
                 self._wake()
+                woke = True
         else:
             self.unknown_since = None
         if not status.same_as(self.latest):
             self.latest = status
             self._wake()
+            woke = True
+        return woke
+
+    def expire(self) -> None:
+        self.expired = True
+        self._wake()
 
     def fail(self, message: str) -> None:
         self.error = message
         self._wake()
 
-    async def next(self) -> JobStatus | None:
-        if not self._changed:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+    def arm(self) -> asyncio.Future[None] | None:
+        """A future done at the next change, or None when a change is already waiting to be taken."""
+        if self._changed:
+            return None
+        self._waiter = asyncio.get_running_loop().create_future()
+        return self._waiter
+
+    def take(self) -> JobStatus | None:
+        """The latest status; the change that woke us is consumed."""
+        self._waiter = None
         self._changed = False
         return self.latest
+
+    async def next(self) -> JobStatus | None:
+        waiter = self.arm()
+        if waiter is not None:
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self.take()
 
 
 class StatusPoller:
@@ -132,17 +161,26 @@ class StatusPoller:
         self.client = client
         self.interval = interval
         self.backoff = Backoff(base=min(interval, 1.0), cap=max(60.0, interval * 4))
-        self._watches: dict[str, list[Watch]] = {}
+        # tuples, not lists: one allocation per job instead of two, and safe to iterate while waiters come
+        # and go during a poll
+        self._watches: dict[str, tuple[Watch, ...]] = {}
         self._task: asyncio.Task[None] | None = None
         self._registry_key = registry_key
         self.polls = 0
+        self._earliest = float("inf")  # no watch has a deadline before this (epoch s); may be stale-early
+        self._nap: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
         return sum(len(ws) for ws in self._watches.values())
 
-    def add(self, locator: Locator, settings: PollSettings) -> Watch:
-        watch = Watch(locator, settings)
-        self._watches.setdefault(watch.key, []).append(watch)
+    def add(self, locator: Locator, settings: PollSettings, deadline: float | None = None) -> Watch:
+        """Watch ``locator``; with a ``deadline`` (epoch s), the watch is woken ``expired`` when it passes."""
+        watch = Watch(locator, settings, deadline)
+        self._watches[watch.key] = (*self._watches.get(watch.key, ()), watch)
+        if deadline is not None and deadline < self._earliest:
+            self._earliest = deadline
+            if self._nap is not None and not self._nap.done():
+                self._nap.set_result(None)  # the poller naps past this deadline: let it set a new alarm
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"durable-jobs-poller-{self.client.system}"
@@ -152,8 +190,10 @@ class StatusPoller:
     def remove(self, watch: Watch) -> None:
         ws = self._watches.get(watch.key)
         if ws is not None and watch in ws:
-            ws.remove(watch)
-            if not ws:
+            rest = tuple(w for w in ws if w is not watch)
+            if rest:
+                self._watches[watch.key] = rest
+            else:
                 del self._watches[watch.key]
 
     @contextlib.contextmanager
@@ -182,24 +222,72 @@ class StatusPoller:
                 except PermanentError as exc:
                     log.error("%s status poll refused: %s", self.client.system, exc)
                     for k in keys:
-                        for w in list(self._watches.get(k, ())):
+                        for w in self._watches.get(k, ()):
                             w.fail(str(exc))
                     results = {}
                 self.polls += 1
                 now = time.monotonic()
+                missing: JobStatus | None = None
+                woken = 0
                 for k in keys:
                     st = results.get(k)
                     if st is None and results:
-                        st = JobStatus.unknown("the endpoint's answer did not include this job")
+                        missing = missing or JobStatus.unknown("the endpoint's answer did not include this job")
+                        st = missing
                     if st is None:
                         continue
-                    for w in list(self._watches.get(k, ())):
-                        w.offer(st, now)
-                await asyncio.sleep(delay)
+                    for w in self._watches.get(k, ()):
+                        if w.offer(st, now):
+                            woken += 1
+                    if woken >= WAKE_BATCH:
+                        # let the woken waiters run (and the rest of the loop breathe) before waking more
+                        woken = 0
+                        await asyncio.sleep(0)
+                await self._sleep(delay)
         finally:
             reg = _registry()
             if reg.get(self._registry_key) is self:
                 del reg[self._registry_key]
+
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleep until the next poll, expiring deadlines that pass meanwhile."""
+        loop = asyncio.get_running_loop()
+        poll_at = loop.time() + delay
+        while self._watches:
+            self._expire_due()
+            now = loop.time()
+            if now >= poll_at:
+                return
+            wake_at = min(poll_at, now + max(0.0, self._earliest - time.time()))
+            self._nap = nap = loop.create_future()
+            alarm = loop.call_at(wake_at, _settle, nap)
+            try:
+                await nap
+            finally:
+                alarm.cancel()
+                self._nap = None
+
+    def _expire_due(self) -> None:
+        """Wake every watch whose deadline passed; one pass over the watches, only when one is due."""
+        now = time.time()
+        if now < self._earliest:
+            return
+        earliest = float("inf")
+        for ws in self._watches.values():
+            for w in ws:
+                if w.deadline is None or w.expired:
+                    continue
+                if w.deadline <= now:
+                    w.expire()
+                elif w.deadline < earliest:
+                    earliest = w.deadline
+        self._earliest = earliest
+
+
+def _settle(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, StatusPoller]]
@@ -235,30 +323,32 @@ async def wait_for_outcome(
     """Wait until the job is terminal, the absolute ``deadline`` (epoch s) passes, or the budget is spent."""
     lg = logger or log
     poller = poller_for(client, settings.interval)
-    what = client.describe(locator)
-    watch = poller.add(locator, settings)
+    watch = poller.add(locator, settings, deadline)
     try:
         while True:
-            remaining = None if deadline is None else deadline - time.time()
-            if remaining is not None and remaining <= 0:
-                return WaitResult("timeout", watch.latest, f"deadline passed while {what} was not finished")
-            try:
-                status = await _within(watch.next(), remaining)
-            except asyncio.TimeoutError:
-                return WaitResult("timeout", watch.latest, f"deadline passed while {what} was not finished")
+            if deadline is not None and deadline <= time.time():
+                return _timed_out(client, locator, watch)
+            # the future itself, not Watch.next() under asyncio.timeout: no coroutine, task or timer per waiter
+            waiter = watch.arm()
+            if waiter is not None:
+                await waiter
+            if watch.expired and not (watch.latest is not None and watch.latest.state.is_terminal):
+                return _timed_out(client, locator, watch)
+            status = watch.take()
             if watch.error is not None:
                 return WaitResult("error", status, watch.error)
             if watch.budget_spent:
                 return WaitResult(
                     "unknown",
                     status,
-                    f"status of {what} unknown for {settings.unknown_budget:.0f}s: {status.message if status else ''}",
+                    f"status of {client.describe(locator)} unknown for {settings.unknown_budget:.0f}s: "
+                    f"{status.message if status else ''}",
                 )
             if status is None:
                 continue
             lg.info(
                 "%s: %s%s",
-                what,
+                client.describe(locator),  # made when needed: one string less per waiting job
                 status.raw_state or status.state.value,
                 f" ({status.message})" if status.message else "",
             )
@@ -268,11 +358,6 @@ async def wait_for_outcome(
         poller.remove(watch)
 
 
-async def _within(aw: Coroutine[Any, Any, T], seconds: float | None) -> T:
-    """``asyncio.wait_for`` without its extra task per wait where ``asyncio.timeout`` exists (3.11+)."""
-    if seconds is None:
-        return await aw
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await aw
-    return await asyncio.wait_for(aw, seconds)
+def _timed_out(client: JobClient[Any], locator: Locator, watch: Watch) -> WaitResult:
+    return WaitResult("timeout", watch.latest, f"deadline passed while {client.describe(locator)} was not finished")
+

@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from airflow.sdk.exceptions import AirflowException
 
 from durable_jobs import failpoints
-from durable_jobs.clients.yarn import YarnClient
 from durable_jobs.failpoints import SimulatedCrash
 from durable_jobs.hooks.yarn import YarnHook
 from durable_jobs.operators.yarn import SparkOnYarnOperator, YarnApplicationOperator
@@ -27,9 +26,16 @@ from durable_jobs.record import STATE_KEY
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.yarn import YarnTrigger
-from tests.support.airflow_ctx import task_context
+from tests.support.airflow_ctx import run_until_deferred, task_context
 from tests.support.fake_yarn import FakeSparkSubmit, FakeYarnRM, ThreadedFakeYarnRM
-from tests.support.yarn_fixtures import KdcSetup, kdc, krb_env
+from tests.support.yarn_fixtures import (
+    KdcSetup,
+    crash_after_id_recorded,
+    crash_after_new_application,
+    kdc,
+    krb_env,
+    threaded_rm,
+)
 
 __all__ = ["kdc", "krb_env"]
 
@@ -40,27 +46,9 @@ ROW = ("dag", "run1", "etl", -1)
 
 @pytest.fixture
 def threaded(krb_env: KdcSetup, monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadedFakeYarnRM]:
-    t = ThreadedFakeYarnRM(FakeYarnRM(auth="kerberos"))
-    with t as rm:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_YARN_KRB",
-            json.dumps(
-                {
-                    "conn_type": "yarn_rm",
-                    "host": "127.0.0.1",
-                    "port": rm.port,
-                    "extra": {
-                        "principal": "bob@EXAMPLE.TEST",
-                        "keytab": str(krb_env.bob_keytab),
-                        "kerberos_hostname": "localhost",
-                        "timeout": 5,
-                    },
-                }
-            ),
-        )
-        YarnHook.clear_cache()
+    extra = {"principal": "bob@EXAMPLE.TEST", "keytab": str(krb_env.bob_keytab), "kerberos_hostname": "localhost"}
+    with threaded_rm(monkeypatch, "yarn_krb", "kerberos", {"extra": {**extra, "timeout": 5}}) as t:
         yield t
-    YarnHook.clear_cache()
 
 
 @pytest.fixture
@@ -81,33 +69,6 @@ def record(store: InMemoryStateStore) -> dict[str, Any]:
     return store.rows[ROW][STATE_KEY]
 
 
-def defer(operator: Any, c: dict[str, Any]) -> TaskDeferred:
-    with pytest.raises(TaskDeferred) as exc:
-        operator.execute(c)
-    return exc.value
-
-
-def crash_after_new_application(monkeypatch: pytest.MonkeyPatch) -> None:
-    orig = YarnClient.reserve
-
-    async def reserve(self, spec, token):
-        await orig(self, spec, token)
-        monkeypatch.setattr(YarnClient, "reserve", orig)
-        raise SimulatedCrash("after new-application")
-
-    monkeypatch.setattr(YarnClient, "reserve", reserve)
-
-
-def crash_after_id_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
-    orig = YarnClient.submit
-
-    async def submit(self, spec, token, *, reserved=None):
-        monkeypatch.setattr(YarnClient, "submit", orig)
-        raise SimulatedCrash("after the reserved id was recorded")
-
-    monkeypatch.setattr(YarnClient, "submit", submit)
-
-
 async def until(condition: Callable[[], bool], limit: float = 30.0) -> None:
     deadline = time.monotonic() + limit
     while not condition():
@@ -126,7 +87,7 @@ def test_a_crash_leaves_exactly_one_application(rm, store, monkeypatch, crash):
     with pytest.raises(SimulatedCrash):
         op().execute(ctx(store))
     failpoints.configure("")
-    deferred = defer(op(), ctx(store, try_number=2))
+    deferred = run_until_deferred(op(), ctx(store, try_number=2))
     assert len(rm.apps) == 1
     (app_id,) = rm.apps
     assert deferred.trigger.job == {"application_id": app_id, "tag": record(store)["token"]}
@@ -135,19 +96,19 @@ def test_a_crash_leaves_exactly_one_application(rm, store, monkeypatch, crash):
 
 
 def test_a_failure_starts_a_new_generation(rm, store):
-    first = defer(op(), ctx(store))
+    first = run_until_deferred(op(), ctx(store))
     rm.advance(first.trigger.job["application_id"], "FINISHED", "FAILED", "User class threw exception: boom")
     with pytest.raises(AirflowException, match="boom"):
         op().execute_complete(ctx(store), event={"status": "failed", "job": first.trigger.job, "message": "boom"})
-    second = defer(op(), ctx(store, try_number=2))
+    second = run_until_deferred(op(), ctx(store, try_number=2))
     assert second.trigger.generation == 1 and len(rm.apps) == 2
     assert second.trigger.job["application_id"] != first.trigger.job["application_id"]
 
 
 def test_an_unreachable_rm_is_unknown_not_failed(threaded, store):
-    first = defer(op(), ctx(store))
+    first = run_until_deferred(op(), ctx(store))
     threaded.stop_rm()
-    again = defer(op(), ctx(store, try_number=2))  # status unknown: re-attach, never fail, never resubmit
+    again = run_until_deferred(op(), ctx(store, try_number=2))  # status unknown: re-attach, never fail, never resubmit
     assert again.trigger.job == first.trigger.job and record(store)["phase"] == "submitted"
     threaded.start_rm()
     assert len(threaded.rm.apps) == 1
@@ -169,7 +130,7 @@ def test_spark_on_yarn_with_kerberos_passes_the_keytab_and_finds_by_tag(rm, stor
     with pytest.raises(SimulatedCrash):
         spark.execute(ctx(store))
     failpoints.configure("")
-    deferred = defer(spark, ctx(store, try_number=2))
+    deferred = run_until_deferred(spark, ctx(store, try_number=2))
     assert len(runner.calls) == 1 and len(rm.apps) == 1
     argv = runner.calls[0][0]
     assert argv[argv.index("--principal") + 1] == "bob@EXAMPLE.TEST"

@@ -5,6 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
 from durable_jobs.testing.state_store import InMemoryStateStore
 
 Row = tuple[str, str, str, int]  # (dag_id, run_id, task_id, map_index)
@@ -27,3 +30,10 @@ def task_context(store: InMemoryStateStore, row: Row, try_number: int = 1, clear
         "ti": FakeTI(row, try_number),
         "dag_run": SimpleNamespace(clear_number=clear_number),
     }
+
+
+def run_until_deferred(operator: Any, context: dict[str, Any]) -> TaskDeferred:
+    """Run ``operator.execute(context)``, which must defer; the deferral."""
+    with pytest.raises(TaskDeferred) as exc:
+        operator.execute(context)
+    return exc.value

@@ -11,6 +11,8 @@ ambient ticket can make a test pass.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -20,10 +22,12 @@ from typing import Any
 import pytest
 
 from durable_jobs.clients.yarn import YarnClient, YarnConfig
+from durable_jobs.failpoints import SimulatedCrash
+from durable_jobs.hooks.yarn import YarnHook
 from durable_jobs.testing.kdc import MitKdc
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.transport.spnego import KerberosCredentials, SpnegoAuth
-from tests.support.fake_yarn import FakeYarnRM
+from tests.support.fake_yarn import FakeYarnRM, ThreadedFakeYarnRM
 
 REALM = "EXAMPLE.TEST"
 ALICE_PW = "alice-pw"
@@ -118,3 +122,44 @@ def kinit_alice(setup: KdcSetup, tmp_path: Path, **kw: Any) -> str:
 def real_rm_url() -> str | None:
     """``DURABLE_JOBS_YARN_RM``: comma-separated URLs of a real RM cluster for the contract tests."""
     return os.environ.get("DURABLE_JOBS_YARN_RM") or None
+
+
+@contextlib.contextmanager
+def threaded_rm(
+    monkeypatch: pytest.MonkeyPatch, conn_id: str, auth: str, conn: dict[str, Any]
+) -> Iterator[ThreadedFakeYarnRM]:
+    """A fake RM on its own loop in a thread (for operators run synchronously), as Airflow connection ``conn_id``."""
+    threaded = ThreadedFakeYarnRM(FakeYarnRM(auth=auth))
+    with threaded as rm:
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps({"conn_type": "yarn_rm", "host": "127.0.0.1", "port": rm.port, **conn}),
+        )
+        YarnHook.clear_cache()
+        try:
+            yield threaded
+        finally:
+            YarnHook.clear_cache()
+
+
+def crash_after_new_application(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next ``reserve`` gets its id from the RM and then the worker dies: an id nobody recorded."""
+    orig = YarnClient.reserve
+
+    async def reserve(self: YarnClient, spec: Any, token: str) -> Any:
+        await orig(self, spec, token)
+        monkeypatch.setattr(YarnClient, "reserve", orig)
+        raise SimulatedCrash("after new-application")
+
+    monkeypatch.setattr(YarnClient, "reserve", reserve)
+
+
+def crash_after_id_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next ``submit`` dies before it sends: the reserved id is recorded, nothing was submitted."""
+    orig = YarnClient.submit
+
+    async def submit(self: YarnClient, spec: Any, token: str, *, reserved: Any = None) -> Any:
+        monkeypatch.setattr(YarnClient, "submit", orig)
+        raise SimulatedCrash("after the reserved id was recorded")
+
+    monkeypatch.setattr(YarnClient, "submit", submit)

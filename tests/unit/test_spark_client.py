@@ -242,3 +242,50 @@ async def test_find_treats_a_log_page_without_launch_command_as_not_written_yet(
     master.launch["driver-a"] = page  # what a real worker answers (HTTP 200) before the driver started
     with pytest.raises(UndecidableError, match="not written yet"):
         await c.find(TOKEN, since=0, spec=APP)
+
+
+# a master's /json/ as Spark 4 sends it: drivers, apps and workers all carry an id and a state
+MASTER_JSON = {
+    "url": "spark://127.0.0.1:7077",
+    "workers": [
+        {"id": "worker-20261121100200-127.0.0.1-40000", "host": "127.0.0.1", "state": "ALIVE", "resources": {}},
+        {"id": "worker-20261121100200-127.0.0.1-40001", "host": "127.0.0.1", "state": "DEAD", "resources": {}},
+    ],
+    "activeapps": [{"id": "app-20261121100300-0000", "name": "a", "state": "RUNNING", "user": "u"}],
+    "completedapps": [],
+    "activedrivers": [
+        {"id": "driver-20261121100236-0001", "starttime": "1", "state": "RUNNING", "mainclass": "demo.Main"},
+        {"id": "driver-20261121100236-0002", "starttime": "2", "state": "SUBMITTED", "worker": None},
+    ],
+    "completeddrivers": [{"id": "driver-20261121100236-0000", "starttime": "0", "state": "ERROR", "cores": 1}],
+    "status": "ALIVE",
+}
+
+
+def test_lean_master_state_reads_the_same_ids_and_states_as_the_full_document():
+    import json
+
+    from durable_jobs.clients.spark_standalone import _lean_json
+    from durable_jobs.transport.http import HttpResponse
+
+    resp = HttpResponse(200, {"Content-Type": "application/json"}, json.dumps(MASTER_JSON), "http://m/json/")
+    lean = _lean_json(resp)
+    assert lean["status"] == "ALIVE" and lean["url"] == MASTER_JSON["url"]  # the document itself stays a dict
+    for key in ("workers", "activeapps", "completedapps", "activedrivers", "completeddrivers"):
+        assert lean[key] == [(d["id"], d["state"]) for d in MASTER_JSON[key]], key
+    html = HttpResponse(500, {"Content-Type": "text/html"}, "<html>oops</html>", "http://m/json/")
+    assert _lean_json(html) is None
+    broken = HttpResponse(200, {"Content-Type": "application/json"}, '{"activedrivers": [', "http://m/json/")
+    assert _lean_json(broken) is None
+
+
+async def test_batched_statuses_share_one_status_per_running_state(master):
+    c = client_for(master.url, ui=(master.url,))
+    locs = [await c.submit(APP, "dj0123456789abcdef0123") for _ in range(4)]
+    master.drivers[locs[3]["driver_id"]] = "SUBMITTED"
+    out = await c.statuses(locs)
+    running = [out[k] for k in out if out[k].raw_state == "RUNNING"]
+    assert len(running) == 3 and all(s is running[0] for s in running)  # one immutable object, shared
+    one_by_one = [await c.status(loc) for loc in locs]
+    assert [s.state for s in out.values()] == [s.state for s in one_by_one]
+    assert [s.raw_state for s in out.values()] == [s.raw_state for s in one_by_one]

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.module_loading import import_string
 
 from durable_jobs import failpoints
@@ -22,23 +22,17 @@ from durable_jobs.record import STATE_KEY
 from durable_jobs.status import JobState
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.triggers.yarn import YarnTrigger
-from tests.support.airflow_ctx import task_context
+from tests.support.airflow_ctx import run_until_deferred, task_context
 from tests.support.fake_yarn import FakeSparkSubmit, FakeYarnRM, ThreadedFakeYarnRM
+from tests.support.yarn_fixtures import crash_after_id_recorded, crash_after_new_application, threaded_rm
 
 ROW = ("dag", "run1", "yarn_task", -1)
 
 
 @pytest.fixture
-def threaded(monkeypatch) -> Iterator[ThreadedFakeYarnRM]:
-    t = ThreadedFakeYarnRM(FakeYarnRM(auth="simple"))
-    with t as rm:
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_YARN_FAKE",
-            json.dumps({"conn_type": "yarn_rm", "host": "127.0.0.1", "port": rm.port, "login": "alice"}),
-        )
-        YarnHook.clear_cache()
+def threaded(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadedFakeYarnRM]:
+    with threaded_rm(monkeypatch, "yarn_fake", "simple", {"login": "alice"}) as t:
         yield t
-    YarnHook.clear_cache()
 
 
 @pytest.fixture
@@ -68,12 +62,6 @@ def record(store: InMemoryStateStore) -> dict[str, Any]:
     return store.rows[ROW][STATE_KEY]
 
 
-def defer(operator: Any, c: dict[str, Any]) -> TaskDeferred:
-    with pytest.raises(TaskDeferred) as exc:
-        operator.execute(c)
-    return exc.value
-
-
 # --- REST submission ---------------------------------------------------------------------------------------
 
 
@@ -87,7 +75,7 @@ def test_the_reserved_id_is_recorded_before_the_submission(rm, store):
 
     YarnClient.submit_application = spy  # type: ignore[method-assign]
     try:
-        deferred = defer(rest_op(), c := ctx(store))
+        deferred = run_until_deferred(rest_op(), c := ctx(store))
     finally:
         YarnClient.submit_application = orig  # type: ignore[method-assign]
     (app_id,) = rm.apps
@@ -104,31 +92,10 @@ def test_the_reserved_id_is_recorded_before_the_submission(rm, store):
     assert c["ti"].xcom["rm_app_url"] == f"{rm.url}/cluster/app/{app_id}"
 
 
-def _crash_after_new_application(monkeypatch: pytest.MonkeyPatch) -> None:
-    orig = YarnClient.reserve
-
-    async def reserve(self, spec, token):
-        await orig(self, spec, token)  # the RM issued an id nobody will record
-        monkeypatch.setattr(YarnClient, "reserve", orig)
-        raise SimulatedCrash("after new-application")
-
-    monkeypatch.setattr(YarnClient, "reserve", reserve)
-
-
-def _crash_after_the_id_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
-    orig = YarnClient.submit
-
-    async def submit(self, spec, token, *, reserved=None):
-        monkeypatch.setattr(YarnClient, "submit", orig)
-        raise SimulatedCrash("after the reserved id was recorded")
-
-    monkeypatch.setattr(YarnClient, "submit", submit)
-
-
 CRASHES = {
     "after_intent": lambda mp, rm: failpoints.configure("after_intent=raise"),
-    "after_new_application": lambda mp, rm: _crash_after_new_application(mp),
-    "after_id_recorded": lambda mp, rm: _crash_after_the_id_is_recorded(mp),
+    "after_new_application": lambda mp, rm: crash_after_new_application(mp),
+    "after_id_recorded": lambda mp, rm: crash_after_id_recorded(mp),
     "submit_answer_lost": lambda mp, rm: rm.fail_next(path="/ws/v1/cluster/apps", method="POST", drop_after=True),
     "after_submit": lambda mp, rm: failpoints.configure("after_submit=raise"),
     "after_persist": lambda mp, rm: failpoints.configure("after_persist=raise"),
@@ -143,25 +110,25 @@ def test_a_crash_at_any_point_leaves_exactly_one_application(rm, store, monkeypa
     failpoints.configure("")
     recorded = (record(store).get("job") or {}).get("application_id")
     assert (recorded is None) is (crash in ("after_intent", "after_new_application"))
-    deferred = defer(rest_op(), ctx(store, try_number=2))
+    deferred = run_until_deferred(rest_op(), ctx(store, try_number=2))
     assert len(rm.apps) == 1, crash
     (app_id,) = rm.apps
     assert recorded in (None, app_id)  # a recorded id is the one that runs: nothing was guessed
     assert deferred.trigger.job["application_id"] == app_id
     assert record(store)["phase"] == "submitted" and record(store)["generation"] == 0
     # a third try reattaches to the same application
-    assert defer(rest_op(), ctx(store, try_number=3)).trigger.job == deferred.trigger.job
+    assert run_until_deferred(rest_op(), ctx(store, try_number=3)).trigger.job == deferred.trigger.job
     assert len(rm.apps) == 1
 
 
 def test_a_failure_starts_a_new_generation_with_a_new_application(rm, store):
-    first = defer(rest_op(), ctx(store))
+    first = run_until_deferred(rest_op(), ctx(store))
     app1 = first.trigger.job["application_id"]
     rm.advance(app1, "FAILED", "FAILED", "AM container exited with exitCode: 1")
     event = {"status": "failed", "job": first.trigger.job, "message": "AM container exited with exitCode: 1"}
     with pytest.raises(AirflowException, match="ended failed: AM container exited"):
         rest_op().execute_complete(ctx(store), event=event)
-    second = defer(rest_op(), ctx(store, try_number=2))
+    second = run_until_deferred(rest_op(), ctx(store, try_number=2))
     assert second.trigger.generation == 1 and second.trigger.job["application_id"] != app1
     assert len(rm.apps) == 2
     assert second.trigger.token in rm.apps[second.trigger.job["application_id"]].tags
@@ -170,10 +137,10 @@ def test_a_failure_starts_a_new_generation_with_a_new_application(rm, store):
 
 def test_an_unreachable_rm_is_unknown_never_failed(threaded, store):
     rm = threaded.rm
-    first = defer(rest_op(), ctx(store))
+    first = run_until_deferred(rest_op(), ctx(store))
     threaded.stop_rm()
     # a new try while the RM is down: status unknown -> defer again to the same application, nothing new
-    again = defer(rest_op(), ctx(store, try_number=2))
+    again = run_until_deferred(rest_op(), ctx(store, try_number=2))
     assert again.trigger.job == first.trigger.job and record(store)["phase"] == "submitted"
     threaded.start_rm()
     assert len(rm.apps) == 1
@@ -190,7 +157,7 @@ def test_find_cannot_decide_while_the_rm_is_down_so_nothing_is_submitted(threade
         rest_op().execute(ctx(store, try_number=2))
     assert record(store)["phase"] == "submitting"
     threaded.start_rm()
-    defer(rest_op(), ctx(store, try_number=3))
+    run_until_deferred(rest_op(), ctx(store, try_number=3))
     assert len(rm.apps) == 1
 
 
@@ -232,7 +199,7 @@ def test_spark_on_yarn_submits_once_and_a_crash_after_submit_adopts_by_tag(rm, s
         spark_op().execute(ctx(store))
     failpoints.configure("")
     assert record(store)["phase"] == "submitting" and record(store)["job"] is None  # nothing to GET: find by tag
-    deferred = defer(spark_op(), ctx(store, try_number=2))
+    deferred = run_until_deferred(spark_op(), ctx(store, try_number=2))
     assert len(spark_submit.calls) == 1 and len(rm.apps) == 1
     (app_id,) = rm.apps
     assert deferred.trigger.job == {"application_id": app_id, "tag": record(store)["token"]}

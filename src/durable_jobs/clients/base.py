@@ -15,9 +15,13 @@ Locator = dict[str, Any]
 SpecT = TypeVar("SpecT")
 
 
+# json.dumps with these options builds an encoder per call; the poller keys every watched job every poll
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def locator_key(locator: Mapping[str, Any]) -> str:
     """A stable string for a locator, usable as a dict key."""
-    return json.dumps(locator, sort_keys=True, separators=(",", ":"))
+    return _KEY_ENCODER.encode(locator)
 
 
 class JobClient(ABC, Generic[SpecT]):
@@ -81,16 +85,20 @@ class JobClient(ABC, Generic[SpecT]):
         so that one request serves every job on an endpoint. A per-job transient failure gives that
         job an ``UNKNOWN`` status; a failure that affects all of them raises.
         """
-        sem = asyncio.Semaphore(self.status_concurrency)
+        found: dict[int, JobStatus] = {}
+        todo = iter(range(len(locators)))
 
-        async def one(loc: Locator) -> JobStatus:
-            async with sem:
+        async def worker() -> None:
+            # a few workers taking jobs in turn, not a task per job behind a semaphore: a burst of thousands
+            # of ended jobs costs status_concurrency tasks, not thousands
+            for i in todo:
                 try:
-                    return await self.status(loc)
+                    found[i] = await self.status(locators[i])
                 except TransientError as exc:
-                    return JobStatus.unknown(str(exc))
+                    found[i] = JobStatus.unknown(str(exc))
 
-        results = await asyncio.gather(*(one(loc) for loc in locators))
+        await asyncio.gather(*(worker() for _ in range(min(self.status_concurrency, len(locators)))))
+        results = [found[i] for i in range(len(locators))]
         if results and all(r.state.value == "unknown" for r in results) and len(results) > 1:
             # the endpoint is down for everyone: let the poller back off once for all
             raise TransientError(results[0].message)

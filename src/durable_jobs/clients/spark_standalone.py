@@ -26,6 +26,7 @@ a driver still ``SUBMITTED`` (waiting for a worker) has no launch command yet; f
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Hashable, Mapping, Sequence
@@ -276,8 +277,13 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
         data = await self._rest_call("GET", "/v1/submissions/readyz", what="readyz")
         return data.get("success") is True
 
-    async def master_state(self) -> dict[str, Any]:
-        """The active master's ``/json/`` document."""
+    async def master_state(self, *, lean: bool = False) -> dict[str, Any]:
+        """The active master's ``/json/`` document.
+
+        ``lean``: each object carrying an ``id`` and a ``state`` (drivers, apps, workers) comes back as the
+        pair ``(id, state)`` instead of a dict, which is all a status poll reads; with thousands of drivers
+        the parsed document is a fraction of the memory and allocations.
+        """
         if not self._ui:
             raise PermanentError("no Spark master UI URL configured (connection extra master_ui_urls)")
         last: TransientError | None = None
@@ -288,7 +294,7 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
                 last = exc
                 continue
             resp.raise_for_status("master state")
-            data = resp.json()
+            data = _lean_json(resp) if lean else resp.json()
             if not isinstance(data, dict):
                 raise TransientError(f"master state: {ep.base_url}/json/ did not answer JSON")
             if data.get("status") == "ALIVE":
@@ -302,22 +308,30 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
         if not (self.config.batch_status and self._ui) or len(locators) < 2:
             return await super().statuses(locators)
         try:
-            state = await self.master_state()
+            state = await self.master_state(lean=True)
         except (TransientError, PermanentError) as exc:
             log.warning("master /json/ unavailable (%s); polling drivers one by one over REST", exc)
             return await super().statuses(locators)
         seen: dict[str, str] = {}
-        for d in (*state.get("activedrivers", ()), *state.get("completeddrivers", ())):
-            seen[str(d.get("id"))] = str(d.get("state", ""))
+        for key in ("activedrivers", "completeddrivers"):
+            for d in state.get(key, ()):
+                if isinstance(d, tuple):
+                    seen[d[0]] = d[1]
+                else:
+                    seen[str(d.get("id"))] = str(d.get("state", ""))
         out: dict[str, JobStatus] = {}
         follow_up: list[Locator] = []
+        active: dict[str, JobStatus] = {}  # one (immutable) status per raw state, shared by the jobs in it
         for loc in locators:
             raw = seen.get(loc["driver_id"])
-            mapped = _STATE_MAP.get(raw or "", JobState.UNKNOWN)
-            if raw is None or mapped.is_terminal:
-                follow_up.append(loc)  # confirm lost, and fetch ERROR's message, through REST
-            else:
-                out[locator_key(loc)] = JobStatus(state=mapped, raw_state=raw, tracking_url=self.master_ui_url)
+            st = active.get(raw) if raw is not None else None
+            if st is None:
+                mapped = _STATE_MAP.get(raw or "", JobState.UNKNOWN)
+                if raw is None or mapped.is_terminal:
+                    follow_up.append(loc)  # confirm lost, and fetch ERROR's message, through REST
+                    continue
+                st = active[raw] = JobStatus(state=mapped, raw_state=raw, tracking_url=self.master_ui_url)
+            out[locator_key(loc)] = st
         if follow_up:
             out.update(await super().statuses(follow_up))
         return out
@@ -421,6 +435,28 @@ def _start_ms(driver: Mapping[str, Any]) -> float:
         return float(driver.get("starttime", 0))
     except (TypeError, ValueError):
         return 0.0
+
+
+def _lean_json(resp: HttpResponse) -> Any:
+    """:meth:`HttpResponse.json` with every object that has an ``id`` and a ``state`` as ``(id, state)``."""
+    if not (resp.is_json or resp.text[:1] in ("{", "[")):
+        return None
+    try:
+        return json.loads(resp.text, object_pairs_hook=_id_and_state)
+    except ValueError:
+        return None
+
+
+def _id_and_state(pairs: list[tuple[str, Any]]) -> Any:
+    ident = state = None
+    for k, v in pairs:
+        if k == "id":
+            ident = v
+        elif k == "state":
+            state = v
+    if ident is None or state is None:
+        return dict(pairs)
+    return (str(ident), str(state))
 
 
 def _rest_json(resp: HttpResponse, what: str) -> dict[str, Any]:

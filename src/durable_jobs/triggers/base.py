@@ -16,10 +16,12 @@ already re-attached to the same job, and that job must live.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
+import structlog
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from durable_jobs.clients.base import JobClient
@@ -28,6 +30,13 @@ from durable_jobs.polling import PollSettings, wait_for_outcome
 
 # TI states after which no try of this task will look at the job again
 FINISHED_TI_STATES = frozenset({"failed", "success", "skipped", "upstream_failed", "removed"})
+_CLASS_LOGGERS: dict[type[Any], Any] = {}
+
+
+@functools.lru_cache(maxsize=256)
+def _settings(interval: float, unknown_budget: float, lost_confirmations: int) -> PollSettings:
+    """Poll settings are immutable: triggers with the same ones share one object."""
+    return PollSettings(interval=interval, unknown_budget=unknown_budget, lost_confirmations=lost_confirmations)
 
 
 class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
@@ -74,11 +83,22 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
 
     @property
     def settings(self) -> PollSettings:
-        return PollSettings(
-            interval=self.poll_interval,
-            unknown_budget=self.unknown_budget,
-            lost_confirmations=self.lost_confirmations,
-        )
+        return _settings(self.poll_interval, self.unknown_budget, self.lost_confirmations)
+
+    @property
+    def log(self) -> Any:
+        """The class's logger, made once per class instead of once per instance (a triggerer holds thousands).
+
+        Which task a line belongs to comes from the triggerer's log context, not from the logger object, so
+        the lines are the same. A logger set on the instance, or a custom logger name, is used as before.
+        """
+        if self._log is not None or self._logger_name is not None or self._log_config_logger_name is not None:
+            return super().log
+        cls = type(self)
+        shared = _CLASS_LOGGERS.get(cls)
+        if shared is None:
+            shared = _CLASS_LOGGERS[cls] = structlog.get_logger(f"{cls.__module__}.{cls.__name__}")
+        return shared
 
     async def get_client(self) -> JobClient[Any]:
         return await self.hook_class.aget_client(self.conn_id)
@@ -90,6 +110,8 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
     async def wait(self, client: JobClient[Any]) -> dict[str, Any]:
         """Wait with ``client`` and return the event payload (also the worker path when not deferrable)."""
         job = client.validate_locator(self.job)
+        if job == self.job:
+            job = self.job  # the clean copy is ours: one dict per waiting trigger, not two
         self.log.info(
             "Watching %s (generation %d, token %s) every %.0fs",
             client.describe(job),
