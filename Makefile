@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test unit integration lint demo demo-ui e2e bench-kube bench-emr clean
+.PHONY: setup test unit integration lint demo demo-ui e2e bench bench-kube bench-emr clean
 
 $(STAMP): pyproject.toml
 	@command -v javac >/dev/null || { echo "javac (JDK 17+) is required; the Debian packages are listed in .ci/apt-packages.txt"; exit 1; }
@@ -43,6 +43,12 @@ demo: setup
 # The same, but Airflow and Spark keep running so a person can click through the UI (URLs and password printed)
 demo-ui: setup
 	$(PY) scripts/demo.py --keep-running
+
+# Triggerer performance (issue 7): N = 100, 1,000, 10,000 deferred jobs per process, ours beside the providers'
+# triggers and two floors, in one run (about 7 minutes; the providers' venv is built once into build/bench-venv).
+# Writes build/bench/triggerer_scale.json and docs/performance.md.
+bench: setup
+	$(PY) benchmarks/triggerer_scale.py
 
 bench-kube: setup
 	$(PY) benchmarks/kube_watch_scale.py

@@ -31,8 +31,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp  # noqa: E402
+from bench_probe import rss_kb, stop_child  # noqa: E402
 
 from durable_jobs.clients.kubernetes import KubeObject, KubernetesClient  # noqa: E402
 from durable_jobs.hooks.kubernetes import KubernetesHook  # noqa: E402
@@ -41,14 +43,6 @@ from durable_jobs.transport.http import close_sessions  # noqa: E402
 from durable_jobs.triggers.kubernetes import KubernetesTrigger  # noqa: E402
 
 OUT = ROOT / "build" / "bench" / "kube_watch_scale.json"
-
-
-def rss_kb() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class FakeProcess:
@@ -67,13 +61,7 @@ class FakeProcess:
         self.info = {**info, "ca_file": str(directory / "tls" / "ca.crt")}
 
     def stop(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()  # our own child, by its PID
-            self.proc.wait(15)
+        stop_child(self.proc, 15)
 
 
 class FakeInfo:

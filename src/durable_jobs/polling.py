@@ -35,7 +35,10 @@ from durable_jobs.transport.backoff import Backoff
 log = logging.getLogger(__name__)
 # waiters woken per slice of a poll: thousands of jobs changing in one poll (the first poll, a burst of
 # endings) must not hold the event loop while every woken trigger logs and yields its event
-WAKE_BATCH = 256
+WAKE_BATCH = 128
+# polls start one interval apart, however long a poll takes (a paginated listing of thousands of jobs takes
+# a while); a poll longer than the interval is followed by at least this fraction of it
+MIN_GAP = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +210,9 @@ class StatusPoller:
     async def _run(self) -> None:
         failures = 0
         try:
+            loop = asyncio.get_running_loop()
             while self._watches:
+                started = loop.time()
                 keys = list(self._watches)
                 locators = [self._watches[k][0].locator for k in keys]
                 delay = self.interval
@@ -243,12 +248,14 @@ class StatusPoller:
                         # let the woken waiters run (and the rest of the loop breathe) before waking more
                         woken = 0
                         await asyncio.sleep(0)
+                if not failures:
+                    delay = max(self.interval - (loop.time() - started), self.interval * MIN_GAP)
+                del keys, locators, results  # a key string and a status per job, not kept through the sleep
                 await self._sleep(delay)
         finally:
             reg = _registry()
             if reg.get(self._registry_key) is self:
                 del reg[self._registry_key]
-
 
     async def _sleep(self, delay: float) -> None:
         """Sleep until the next poll, expiring deadlines that pass meanwhile."""
@@ -346,7 +353,8 @@ async def wait_for_outcome(
                 )
             if status is None:
                 continue
-            lg.info(
+            log_info(
+                lg,
                 "%s: %s%s",
                 client.describe(locator),  # made when needed: one string less per waiting job
                 status.raw_state or status.state.value,
@@ -358,6 +366,15 @@ async def wait_for_outcome(
         poller.remove(watch)
 
 
+def log_info(logger: Any, msg: str, *args: Any) -> None:
+    """``logger.info(msg, *args)`` for a coroutine that goes on waiting after it logs.
+
+    Logging looks up its call site by walking frames, which turns the caller's frame into a frame object;
+    a suspended coroutine keeps that object for as long as it waits (hundreds of bytes for each of thousands
+    of waiting triggers). Called through this plain function, the walk stops here and its frame is freed.
+    """
+    logger.info(msg, *args)
+
+
 def _timed_out(client: JobClient[Any], locator: Locator, watch: Watch) -> WaitResult:
     return WaitResult("timeout", watch.latest, f"deadline passed while {client.describe(locator)} was not finished")
-

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from datetime import timedelta, timezone
 
 import pytest
+from botocore.utils import parse_timestamp
 
-from durable_jobs.clients.aws import aws_client, clients_created, shared_loader
+from durable_jobs.clients.aws import aws_client, clients_created, shared_loader, utc_timestamp
 from durable_jobs.clients.emr import EmrStepClient
 from durable_jobs.clients.emr_serverless import EmrServerlessClient
 from durable_jobs.errors import TransientError
@@ -117,3 +119,13 @@ def test_hook_test_connection_asks_sts_who_we_are(moto: MotoEmr, monkeypatch: py
     monkeypatch.setenv("AIRFLOW_CONN_AWS_MOTO", moto.connection(endpoint_url=f"http://127.0.0.1:{closed_port()}"))
     ok, message = EmrStepHook(conn_id="aws_moto").test_connection()
     assert not ok and "Could not connect" in message
+
+
+@pytest.mark.parametrize(
+    "value", [1795255356, 1795255356.25, 0, "1795255356", "2026-11-21T10:02:36Z", "Sat, 21 Nov 2026 10:02:36 GMT"]
+)
+def test_timestamps_parse_to_the_instants_botocore_gives(value: object):
+    parsed = utc_timestamp(value)
+    assert parsed == parse_timestamp(value)  # the same instant
+    if isinstance(value, (int, float)):
+        assert parsed.tzinfo is timezone.utc and parsed.utcoffset() == timedelta(0)

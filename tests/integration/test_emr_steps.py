@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from durable_jobs.clients.aws import clients_created
+from durable_jobs.clients.base import locator_key
 from durable_jobs.clients.emr import EmrCluster, EmrClusterClient, EmrStep, EmrStepClient
 from durable_jobs.errors import AuthError, PermanentError
 from durable_jobs.hooks.base import DurableJobHook
@@ -170,6 +171,37 @@ async def test_statuses_cost_one_list_steps_per_page_of_active_steps(moto: MotoE
     result = await steps.statuses(many[8:])
     assert moto.count("emr", "ListSteps") - before == math.ceil(440 / 50) + math.ceil(52 / 50)
     assert sum(1 for s in result.values() if s.state is JobState.FAILED) == 52
+
+
+async def test_a_poll_shares_one_status_per_state_and_keeps_no_page(moto: MotoEmr, steps: EmrStepClient):
+    cid = moto.create_cluster()
+    locs = add_bulk_steps(moto, cid, 120)  # moto runs the first step; the others are PENDING
+    failure = {"Reason": "Unknown Error.", "Message": "Exit code 1", "LogFile": "s3://logs/emr/j/steps/s/stderr.gz"}
+    moto.set_step(cid, locs[0]["step_id"], "FAILED", failure=failure)
+    for loc in locs[1:3]:
+        moto.set_step(cid, loc["step_id"], "RUNNING")
+    result = await steps.statuses(locs)
+    objects: dict[str, set[int]] = {}
+    for loc in locs:
+        objects.setdefault(result[locator_key(loc)].raw_state, set()).add(id(result[locator_key(loc)]))
+    # one immutable status per state on the cluster, not one per step
+    assert {raw: len(ids) for raw, ids in objects.items()} == {"FAILED": 1, "RUNNING": 1, "PENDING": 1}
+    failed, running = result[locator_key(locs[0])], result[locator_key(locs[1])]
+    assert failed.state is JobState.FAILED and failed.extra["log_file"] == failure["LogFile"]
+    assert failed.message == "Unknown Error. Exit code 1 (log: s3://logs/emr/j/steps/s/stderr.gz)"
+    assert running.state is JobState.RUNNING and running.tracking_url == steps.cluster_url(cid)
+    # the poll reads each page as it comes and keeps none of them
+    sizes: list[int] = []
+    kept = await steps.pages(
+        "list_steps",
+        {"ClusterId": cid},
+        what="list",
+        items="Steps",
+        marker_in="Marker",
+        stop=lambda page: sizes.append(len(page)) is not None,
+        keep=False,
+    )
+    assert kept == [] and sizes == [50, 50, 20]
 
 
 async def test_500_watchers_share_one_batch_per_interval(moto: MotoEmr, steps: EmrStepClient):

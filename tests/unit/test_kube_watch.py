@@ -8,14 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
+from durable_jobs.clients import kubernetes_watch
 from durable_jobs.clients.kubernetes import pod_status
-from durable_jobs.clients.kubernetes_watch import Informer, RelistRequired, ResourceExpired, deleted_status
+from durable_jobs.clients.kubernetes_watch import (
+    CachedObject,
+    Informer,
+    RelistRequired,
+    ResourceExpired,
+    deleted_status,
+    hand_over,
+)
 from durable_jobs.errors import AuthError, PermanentError, TransientError
 from durable_jobs.status import JobState
 from durable_jobs.transport.backoff import Backoff
@@ -60,12 +70,12 @@ class Source:
     def describe(self) -> str:
         return "pods in test"
 
-    async def list_page(self, *, limit: int, continue_token: str | None) -> dict[str, Any]:
+    async def list_page(self, *, limit: int, continue_token: str | None, each: Callable[[Any], None]) -> dict[str, Any]:
         self.calls.append(("list", continue_token))
         item = self.pages.pop(0)
         if isinstance(item, Exception):
             raise item
-        return item
+        return hand_over(dict(item), each)
 
     @contextlib.asynccontextmanager
     async def open_stream(self, *, resource_version: str, timeout_seconds: int) -> AsyncIterator[AsyncIterator[bytes]]:
@@ -271,3 +281,97 @@ async def test_freshness_follows_contact(run) -> None:
     assert inf.fresh  # listed just now
     await eventually(lambda: not inf.fresh, timeout=5, what="stale cache")
     assert "cannot connect" in inf.last_error
+
+
+async def test_a_relist_drops_unlisted_objects_but_keeps_tombstones(run) -> None:
+    src = Source()
+    src.pages = [
+        page(3, pod("kept", 1), pod("vanished", 2), pod("done", 3, "Succeeded")),
+        page(9, pod("kept", 8, "Succeeded"), pod("new", 9)),
+    ]
+    src.streams = [[event("DELETED", pod("done", 4, "Succeeded")), GONE]]
+    inf = run(src)
+    await eventually(lambda: src.lists() == 2 and inf.resource_version == "9", timeout=5, what="relist")
+    # deleted while not watched: dropped (the client confirms with a GET); a tombstone keeps its last status
+    assert states(inf) == {"kept": "Succeeded", "new": "Running", "done": "Succeeded"}
+    done = inf.lookup("done")
+    assert done is not None and done.deleted
+
+
+# --- memory: what the cache holds of each object --------------------------------------------------------------
+
+
+class Weak(dict):  # type: ignore[type-arg]
+    """A dict that can be weakly referenced: an object as the apiserver sent it."""
+
+
+async def test_a_list_holds_no_page_of_whole_objects(run) -> None:
+    """Each object is reduced to its record when read: a page of 500 pods is megabytes of dicts."""
+    src = Source()
+    handed: list[weakref.ref[Weak]] = []
+    alive_when_asked: list[int] = []
+    scripted = src.list_page
+
+    async def list_page(*, limit: int, continue_token: str | None, each: Callable[[Any], None]) -> dict[str, Any]:
+        gc.collect()
+        alive_when_asked.append(sum(1 for ref in handed if ref() is not None))
+
+        def hand(obj: Weak) -> None:
+            handed.append(weakref.ref(obj))
+            each(obj)
+
+        return await scripted(limit=limit, continue_token=continue_token, each=hand)
+
+    src.list_page = list_page  # type: ignore[method-assign]
+    src.pages = [page(5, Weak(pod("a", 4)), Weak(pod("b", 5)), cont="c1"), page(5, Weak(pod("c", 3, "Succeeded")))]
+    inf = run(src)
+    await inf.wait_synced(5)
+    gc.collect()
+    assert alive_when_asked == [0, 0]  # page 1's objects were gone before page 2 was asked for
+    assert len(handed) == 3 and all(ref() is None for ref in handed)  # and none is kept by the cache
+    assert states(inf) == {"a": "Running", "b": "Running", "c": "Succeeded"}
+    assert inf.lookup("a") == CachedObject(uid="uid-a", status=pod_status(pod("a", 4)), seen_at=inf.lookup("a").seen_at)
+
+
+async def test_equal_statuses_are_one_object_in_a_bounded_table(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kubernetes_watch, "SHARED_STATUSES", 3)
+    src = Source()
+    running = [pod(f"r{i}", 1) for i in range(4)]
+    failed = [pod(f"f{i}", 1, "Failed") for i in range(2)]  # extra={"reason": ...}: never shared
+    src.pages = [page(1, *running, *failed, pod("s", 1, "Succeeded"))]
+    # pods whose node stopped reporting, each with its own message: five distinct statuses
+    lost = [
+        {"metadata": {"name": f"u{i}", "uid": f"uid-u{i}"}, "status": {"phase": "Unknown", "message": f"node {i}"}}
+        for i in range(5)
+    ]
+    src.streams = [[event("ADDED", obj) for obj in lost]]
+    inf = run(src)
+    await inf.wait_synced(5)
+    cached = {name: inf.lookup(name) for name in ("r0", "r1", "r2", "r3", "f0", "f1", "s")}
+    assert len({id(c.status) for c in cached.values() if c is not None and c.status.state is JobState.RUNNING}) == 1
+    f0, f1 = cached["f0"], cached["f1"]
+    assert f0 is not None and f1 is not None
+    assert f0.status == f1.status and f0.status is not f1.status and f0.status.extra == {"reason": ""}
+    await eventually(lambda: inf.stats.events == 5, timeout=5, what="events")
+    # past its bound the table is cleared, not grown
+    assert len(inf._statuses) <= 3
+    assert {inf.lookup(f"u{i}").status.message for i in range(5)} == {f"node {i}" for i in range(5)}  # type: ignore[union-attr]
+
+
+def test_a_page_hands_over_its_items_in_order_and_lets_each_go_once_read() -> None:
+    objs = [Weak(pod(f"p{i}", i)) for i in range(4)]
+    refs = [weakref.ref(o) for o in objs]
+    page_ = {"kind": "PodList", "metadata": {"resourceVersion": "4"}, "items": objs}
+    del objs
+    seen: list[str] = []
+    alive: list[int] = []
+
+    def each(obj: Weak) -> None:
+        seen.append(obj["metadata"]["name"])
+        alive.append(sum(1 for r in refs if r() is not None))
+
+    rest = hand_over(page_, each)
+    assert seen == ["p0", "p1", "p2", "p3"]
+    assert alive == [4, 3, 2, 1]  # the ones already read are gone while the rest are read
+    assert rest == {"kind": "PodList", "metadata": {"resourceVersion": "4"}}
+    assert hand_over({"metadata": {}}, each) == {"metadata": {}} and len(seen) == 4  # a page without items

@@ -7,7 +7,7 @@ import itertools
 import time
 from typing import Any
 
-from durable_jobs.polling import WAKE_BATCH, PollSettings, active_pollers, poller_for, wait_for_outcome
+from durable_jobs.polling import MIN_GAP, WAKE_BATCH, PollSettings, active_pollers, poller_for, wait_for_outcome
 from durable_jobs.status import JobState
 from tests.support.scripted import ScriptedClient
 
@@ -127,3 +127,39 @@ async def test_a_woken_waiter_sees_the_latest_status_once():
             if status.state.is_terminal:
                 break
     assert seen == [JobState.PENDING, JobState.RUNNING, JobState.SUCCEEDED]  # no repeat for the same state
+
+
+class SlowClient(ScriptedClient):
+    """A scripted client whose batch status takes ``delay`` seconds, like a paginated listing of thousands."""
+
+    delay: float = 0.0
+
+    async def statuses(self, locators):  # type: ignore[no-untyped-def]
+        self.calls.append(f"statuses@{asyncio.get_running_loop().time():.3f}")
+        await asyncio.sleep(self.delay)
+        return await super().statuses(locators)
+
+
+async def poll_starts(delay: float, interval: float, polls: int) -> list[float]:
+    client = SlowClient(scripts=[[JobState.RUNNING]])
+    client.delay = delay
+    (loc,) = await many(client, 1)
+    settings = PollSettings(interval=interval)
+    with poller_for(client, interval).watching(loc, settings):
+        give_up = time.monotonic() + 30
+        while sum(c.startswith("statuses@") for c in client.calls) < polls:
+            assert time.monotonic() < give_up
+            await asyncio.sleep(0.02)
+    return [float(c.split("@")[1]) for c in client.calls if c.startswith("statuses@")]
+
+
+async def test_polls_start_one_interval_apart_however_long_a_poll_takes():
+    starts = await poll_starts(delay=0.4, interval=0.5, polls=4)
+    gaps = sorted(b - a for a, b in itertools.pairwise(starts))
+    assert gaps[len(gaps) // 2] < 0.75, gaps  # 0.5 apart, not 0.4 + 0.5
+
+
+async def test_a_poll_longer_than_the_interval_is_not_followed_at_once():
+    starts = await poll_starts(delay=0.3, interval=0.2, polls=3)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.3 + 0.2 * MIN_GAP - 0.01, gaps

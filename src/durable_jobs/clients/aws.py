@@ -36,6 +36,7 @@ from aiobotocore.config import AioConfig  # type: ignore[import-untyped]
 from aiobotocore.credentials import AioAssumeRoleCredentialFetcher, AioDeferredRefreshableCredentials  # type: ignore[import-untyped]
 from aiobotocore.session import AioSession  # type: ignore[import-untyped]
 from botocore.loaders import Loader, create_loader  # type: ignore[import-untyped]
+from botocore.utils import parse_timestamp  # type: ignore[import-untyped]
 
 from durable_jobs.clients.base import JobClient, Locator, locator_key
 from durable_jobs.errors import AuthError, PermanentError, TransientError
@@ -218,9 +219,26 @@ class _LoopClients:
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = weakref.WeakKeyDictionary()
 
 
+def utc_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser for its response parsers, without most of its cost.
+
+    botocore turns every epoch number into a datetime in dateutil's ``tzlocal()`` (about 45 µs each in
+    pure Python; a ``ListSteps`` page of 50 steps carries up to 150 of them). The same instant as an aware
+    UTC datetime costs a fraction of that; anything but a plain number goes to botocore's own parser.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            pass
+    parsed: datetime = parse_timestamp(value)
+    return parsed
+
+
 def _new_session(config: AwsConfig) -> AioSession:
     session = AioSession(profile=config.profile_name)
     session.register_component("data_loader", shared_loader())
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=utc_timestamp)
     return session
 
 
@@ -475,12 +493,14 @@ class AwsJobClient(JobClient[SpecT]):
         limit_pages: int | None = None,
         stop: Callable[[list[dict[str, Any]]], bool] | None = None,
         budget: float | None = 0.0,
+        keep: bool = True,
     ) -> list[dict[str, Any]]:
         """All items of a paginated list call (one request per page), stopping early when ``stop(page)``.
 
         ``limit_pages`` returns what the first pages gave (a bounded look); more than ``max_pages`` is an
         error. ``budget`` is passed to :meth:`retrying` for each page: 0 (the poller's choice) raises the
-        first transient error at once, None uses the connection's retry budget.
+        first transient error at once, None uses the connection's retry budget. ``keep=False`` returns
+        nothing: ``stop`` reads each page and the page is dropped (a poll of thousands of items keeps none).
         """
         out: list[dict[str, Any]] = []
         marker: str | None = None
@@ -496,9 +516,11 @@ class AwsJobClient(JobClient[SpecT]):
                 budget=budget,
             )
             batch = list(page.get(items) or [])
-            out.extend(batch)
             marker = page.get(marker_out or marker_in)
+            if keep:
+                out.extend(batch)
             done = stop(batch) if stop is not None else False  # always called: it may collect the page
+            del page, batch  # not kept alive while the next page is fetched
             if not marker or done:
                 return out
         raise PermanentError(f"{what}: more than {max_pages} pages; refusing to list further")
@@ -584,4 +606,5 @@ __all__ = [
     "join_uri",
     "shared_loader",
     "state_of",
+    "utc_timestamp",
 ]

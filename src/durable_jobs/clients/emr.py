@@ -12,7 +12,8 @@ makes per cluster one ``ListSteps`` with a ``StepIds`` filter when at most 10 st
 limit), and otherwise lists the cluster's *active* steps (``PENDING``, ``CANCEL_PENDING``, ``RUNNING``:
 one request per page of 50; EMR documents a limit of 256 steps per cluster). Watched steps it did not
 see have just ended: many of them are found on the newest pages of ended steps (a bounded look), the
-rest by id, 10 per request. The request rate grows with clusters and pages, not with triggers.
+rest by id, 10 per request. The request rate grows with clusters and pages, not with triggers. Each page
+is dropped once read, and steps alike (the running ones) share one status object.
 
 States: ``PENDING`` -> pending; ``RUNNING`` and ``CANCEL_PENDING`` -> running; ``COMPLETED`` -> succeeded;
 ``FAILED`` and ``INTERRUPTED`` -> failed; ``CANCELLED`` -> cancelled. A step the cluster does not list,
@@ -268,28 +269,7 @@ class EmrStepClient(_EmrClient):
 
     def _status(self, loc: Locator, step: Mapping[str, Any] | None) -> JobStatus:
         url = self.cluster_url(loc["cluster_id"])
-        if not step:
-            return JobStatus(
-                JobState.LOST,
-                raw_state="not listed",
-                message=f"cluster {loc['cluster_id']} does not list step {loc['step_id']}",
-                tracking_url=url,
-            )
-        st = step.get("Status") or {}
-        raw = str(st.get("State", ""))
-        failure = st.get("FailureDetails") or {}
-        extra: dict[str, Any] = {}
-        if failure.get("LogFile"):
-            extra["log_file"] = str(failure["LogFile"])
-        if step.get("LogUri"):
-            extra["log_uri"] = str(step["LogUri"])
-        return JobStatus(
-            state_of(STEP_STATES, raw),
-            raw_state=raw,
-            message=_step_message(raw, st),
-            tracking_url=url,
-            extra=extra,
-        )
+        return _step_status(step, url, {}) if step else _not_listed(loc, url)
 
     async def status(self, locator: Locator) -> JobStatus:
         loc = self.validate_locator(locator)
@@ -307,11 +287,20 @@ class EmrStepClient(_EmrClient):
 
     async def _poll_cluster(self, cluster_id: str, locators: list[Locator]) -> dict[str, JobStatus]:
         wanted = {loc["step_id"]: loc for loc in locators}
-        seen: dict[str, Mapping[str, Any]] = {}
+        url = self.cluster_url(cluster_id)
+        # Each page is read into statuses and dropped at once: nothing botocore parsed outlives its page (at
+        # thousands of steps, pages kept for the whole poll were promoted to the oldest GC generation and
+        # brought on full collections that stalled the loop). Steps alike (the running ones, mostly) share
+        # one immutable status.
+        alike: dict[tuple[str, str, str, str], JobStatus] = {}
+        seen: dict[str, JobStatus] = {}
         what = f"list steps of EMR cluster {cluster_id}"
 
         def collect(page: list[dict[str, Any]]) -> bool:
-            seen.update((str(s["Id"]), s) for s in page if s.get("Id") in wanted)
+            for step in page:
+                sid = step.get("Id")
+                if isinstance(sid, str) and sid in wanted:
+                    seen[sid] = _step_status(step, url, alike)
             return len(seen) == len(wanted)
 
         try:
@@ -334,7 +323,7 @@ class EmrStepClient(_EmrClient):
             if not _unknown_id(exc):
                 raise
             seen.clear()  # every step of a cluster EMR forgot is lost
-        return {locator_key(loc): self._status(loc, seen.get(sid)) for sid, loc in wanted.items()}
+        return {locator_key(loc): seen.get(sid) or _not_listed(loc, url) for sid, loc in wanted.items()}
 
     async def _list(
         self,
@@ -346,7 +335,14 @@ class EmrStepClient(_EmrClient):
     ) -> None:
         """List steps page by page into ``collect``, until it has every watched step."""
         await self.pages(
-            "list_steps", params, what=what, items="Steps", marker_in="Marker", stop=collect, limit_pages=limit_pages
+            "list_steps",
+            params,
+            what=what,
+            items="Steps",
+            marker_in="Marker",
+            stop=collect,
+            limit_pages=limit_pages,
+            keep=False,
         )
 
     # --- cancel and links --------------------------------------------------------------------------------
@@ -377,6 +373,36 @@ class EmrStepClient(_EmrClient):
     async def links(self, locator: Locator) -> dict[str, str]:
         loc = self.validate_locator(locator)
         return await self._cluster_links(loc["cluster_id"], step_id=loc["step_id"])
+
+
+def _step_status(step: Mapping[str, Any], url: str, alike: dict[tuple[str, str, str, str], JobStatus]) -> JobStatus:
+    """The status of a listed or described step; one object per distinct (state, message, logs) in ``alike``."""
+    st = step.get("Status") or {}
+    raw = str(st.get("State", ""))
+    log_file = str((st.get("FailureDetails") or {}).get("LogFile") or "")
+    log_uri = str(step.get("LogUri") or "")
+    message = _step_message(raw, st)
+    key = (raw, message, log_file, log_uri)
+    status = alike.get(key)
+    if status is None:
+        extra: dict[str, Any] = {}
+        if log_file:
+            extra["log_file"] = log_file
+        if log_uri:
+            extra["log_uri"] = log_uri
+        status = alike[key] = JobStatus(
+            state_of(STEP_STATES, raw), raw_state=raw, message=message, tracking_url=url, extra=extra
+        )
+    return status
+
+
+def _not_listed(loc: Locator, url: str) -> JobStatus:
+    return JobStatus(
+        JobState.LOST,
+        raw_state="not listed",
+        message=f"cluster {loc['cluster_id']} does not list step {loc['step_id']}",
+        tracking_url=url,
+    )
 
 
 def _step_message(raw: str, status: Mapping[str, Any]) -> str:

@@ -70,6 +70,7 @@ from durable_jobs.clients.kubernetes_watch import (
     RelistRequired,
     ResourceExpired,
     deleted_status,
+    hand_over,
 )
 from durable_jobs.errors import AuthError, DurableJobError, PermanentError, RecordError, TransientError
 from durable_jobs.status import JobState, JobStatus
@@ -846,13 +847,17 @@ class _ListWatch:
     def describe(self) -> str:
         return f"{self.kind.plural} in {self.namespace} ({self.selector})"
 
-    async def list_page(self, *, limit: int, continue_token: str | None) -> Mapping[str, Any]:
+    async def list_page(
+        self, *, limit: int, continue_token: str | None, each: Callable[[Any], None]
+    ) -> Mapping[str, Any]:
         query = [("labelSelector", self.selector), ("limit", str(limit))]
         if continue_token:
             query.append(("continue", continue_token))
         what = f"list {self.describe()}"
         reply = await self.conn.call("GET", self.kind.collection(self.namespace), query=query, what=what)
-        return reply.json(what)
+        page = reply.json(what)
+        del reply  # the body goes before the objects are read
+        return hand_over(page, each)
 
     @contextlib.asynccontextmanager
     async def open_stream(self, *, resource_version: str, timeout_seconds: int) -> AsyncIterator[AsyncIterator[bytes]]:
@@ -1120,10 +1125,13 @@ class KubernetesClient(JobClient[KubeObject]):
                     # not seen (yet), replaced, or gone from the selection: one GET settles it
                     to_read.append((loc, cached if cached is not None and cached.deleted else None))
                 else:
+                    cached.uid = loc["uid"]  # the same text: keep the trigger's string, free the cache's copy
                     status = cached.status
                     if self.config.console_url and not status.tracking_url:
                         status = dataclasses.replace(status, tracking_url=self._console(loc))
-                    out[locator_key(loc)] = await self._finish(conn, loc, status, None)
+                    if status.state is JobState.FAILED:
+                        status = await self._finish(conn, loc, status, None)
+                    out[locator_key(loc)] = status  # no coroutine per waiting job per tick: it is 10,000 of them
         if to_read:
             sem = asyncio.Semaphore(self.status_concurrency)
 

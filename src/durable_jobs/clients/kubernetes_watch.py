@@ -4,7 +4,11 @@ Why it exists: asking the apiserver for every job on every poll tick costs a req
 (KubernetesPodOperator's trigger reads its pod every 2 s). Here one long watch request per (connection,
 namespace, kind, selector) keeps an in-memory cache of every selected object's *normalized* status, and
 the client's ``statuses()`` answers from it: the shared poller keeps its one loop for every system, but a
-tick costs no request at all. Only a few fields of each object are kept, never the object itself.
+tick costs no request at all. Only a few fields of each object are kept, never the object itself: its name,
+its uid and its normalized status, one status object shared by all objects in the same state (10,000 waiting
+pods are "Running" alike). A list page's objects are let go one by one as the cache reads them
+(:func:`hand_over`), and never more than one page (``page_size`` objects) is parsed at a time: pages of whole
+objects held together are megabytes, which the process keeps after they are freed.
 
 The apiserver's watch protocol, and what this module does about each rule (project notes, kubernetes.md §4):
 
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 
 
 _BACKOFF = Backoff(base=0.5, cap=30.0)
+SHARED_STATUSES = 1024  # distinct statuses the cache shares between its objects (see Informer._share)
 
 
 class RelistRequired(TransientError):
@@ -64,8 +69,11 @@ class WatchSource(Protocol):
 
     def describe(self) -> str: ...
 
-    async def list_page(self, *, limit: int, continue_token: str | None) -> Mapping[str, Any]:
-        """One page of the list (``{"metadata": {"resourceVersion", "continue"}, "items": [...]}``)."""
+    async def list_page(
+        self, *, limit: int, continue_token: str | None, each: Callable[[Any], None]
+    ) -> Mapping[str, Any]:
+        """One page of the list: ``each(item)`` for every item as it is read (none is kept), then the rest of
+        the page (``{"metadata": {"resourceVersion", "continue"}}``)."""
         ...
 
     def open_stream(
@@ -127,6 +135,7 @@ class Informer:
         self._backoff = backoff
         self._on_stop = on_stop
         self.objects: dict[str, CachedObject] = {}
+        self._statuses: dict[tuple[JobState, str, str, str | None], JobStatus] = {}  # see _share
         self.resource_version = ""
         self.stats = WatchStats()
         self.synced = asyncio.Event()
@@ -267,41 +276,54 @@ class Informer:
                 self._on_stop(self)
 
     async def _relist(self) -> None:
-        items: list[Mapping[str, Any]] = []
+        listed: dict[str, CachedObject] = {}
         resource_version = ""
         continue_token: str | None = None
         while True:
             try:
-                page = await self.source.list_page(limit=self.page_size, continue_token=continue_token)
+                page_version, next_token = await self._list_page(continue_token, listed)
             except ResourceExpired:
                 if continue_token is None:
                     raise
                 # the continue token outlived its snapshot: start the list over
-                items, resource_version, continue_token = [], "", None
+                listed, resource_version, continue_token = {}, "", None
                 continue
             self.stats.list_pages += 1
-            items.extend(page.get("items") or ())
-            meta = page.get("metadata") or {}
-            if not resource_version:
-                resource_version = str(meta.get("resourceVersion") or "")
-            continue_token = meta.get("continue") or None
+            resource_version = resource_version or page_version
+            continue_token = next_token
             if continue_token is None:
                 break
         if not resource_version:
             raise TransientError(f"list of {self.source.describe()} carried no resourceVersion")
-        listed: set[str] = set()
-        for obj in items:
-            name = self._apply("MODIFIED", obj)
-            if name is not None:
-                listed.add(name)
-        for name in [n for n, cached in self.objects.items() if n not in listed and not cached.deleted]:
-            # deleted while we were not watching: its final state is unknown, so drop it; the client
-            # then confirms with a GET (404: lost) instead of guessing an outcome
-            del self.objects[name]
+        # the list becomes the cache (no copy of 10,000 entries); of the objects it lacks only tombstones stay.
+        # One deleted while we were not watching has an unknown final state, so it is dropped: the client
+        # then confirms with a GET (404: lost) instead of guessing an outcome
+        for name, cached in self.objects.items():
+            if cached.deleted and name not in listed:
+                listed[name] = cached
+        self.objects = listed
         self.resource_version = resource_version
         self.stats.lists += 1
         self._last_list = self._contact = time.monotonic()
         self.synced.set()
+
+    async def _list_page(self, continue_token: str | None, listed: dict[str, CachedObject]) -> tuple[str, str | None]:
+        """One page into ``listed``; returns its resourceVersion and continue token.
+
+        Each page is reduced to its records before the next is asked for: a list that kept its pages until
+        the end would hold every whole object at once (tens of MB for 10,000 pods), memory the process keeps
+        after they are freed.
+        """
+        now = time.monotonic()  # one float for the page, not one per object
+
+        def take(obj: Any) -> None:
+            record = self._record("MODIFIED", obj, now)
+            if record is not None:
+                listed[record[0]] = record[1]
+
+        page = await self.source.list_page(limit=self.page_size, continue_token=continue_token, each=take)
+        meta = page.get("metadata") or {}
+        return str(meta.get("resourceVersion") or ""), meta.get("continue") or None
 
     async def _stream(self) -> bool:
         """One watch request, until it ends. True when it delivered anything."""
@@ -361,28 +383,58 @@ class Informer:
         else:
             log.debug("watch of %s: ignoring event type %r", self.source.describe(), etype)
 
-    def _apply(self, etype: str, obj: Mapping[str, Any]) -> str | None:
-        meta = obj.get("metadata") or {}
-        name = meta.get("name")
-        if not isinstance(name, str):
+    def _apply(self, etype: str, obj: Mapping[str, Any]) -> None:
+        record = self._record(etype, obj, time.monotonic())
+        if record is not None:
+            self.objects[record[0]] = record[1]
+
+    def _record(self, etype: str, obj: Mapping[str, Any], now: float) -> tuple[str, CachedObject] | None:
+        """What the cache keeps of ``obj`` (its name, uid and normalized status); never the object itself."""
+        meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+        if not isinstance(meta, Mapping) or not isinstance(name := meta.get("name"), str):
             return None
         try:
             status = self._project(obj)
         except Exception as exc:  # a shape we do not understand must not stop the watch of everything else
             log.warning("cannot read the status of %s %s: %r", self.source.describe(), name, exc)
             status = JobStatus.unknown(f"cannot read the object's status: {exc!r}")
-        self.objects[name] = CachedObject(
-            uid=str(meta.get("uid") or ""),
-            status=status,
-            deleted=etype == "DELETED",
-            seen_at=time.monotonic(),
+        return name, CachedObject(
+            uid=str(meta.get("uid") or ""), status=self._share(status), deleted=etype == "DELETED", seen_at=now
         )
-        return name
+
+    def _share(self, status: JobStatus) -> JobStatus:
+        """One object for equal statuses: thousands of waiting pods are "Running" alike.
+
+        Only statuses without ``extra`` are shared (extras name one object, a SparkApplication's id...); the table
+        is bounded, as messages may be unique (a container's reason, a Job's counts).
+        """
+        if status.extra:
+            return status
+        key = (status.state, status.raw_state, status.message, status.tracking_url)
+        shared = self._statuses.get(key)
+        if shared is None:
+            if len(self._statuses) >= SHARED_STATUSES:
+                self._statuses.clear()
+            shared = self._statuses[key] = status
+        return shared
 
     def _purge_tombstones(self) -> None:
         horizon = time.monotonic() - self.tombstone_ttl
         for name in [n for n, c in self.objects.items() if c.deleted and c.seen_at < horizon]:
             del self.objects[name]
+
+
+def hand_over(page: dict[str, Any], each: Callable[[Any], None]) -> dict[str, Any]:
+    """A parsed list page without its items, each given to ``each`` and let go as soon as it is read.
+
+    The page's objects are freed one by one while the cache takes its few fields from them, instead of all
+    of them living until the page is done: the parsed objects of a page never outlive the page.
+    """
+    items = page.pop("items", None) or []
+    items.reverse()
+    while items:
+        each(items.pop())
+    return page
 
 
 def deleted_status(last: JobStatus) -> JobStatus:
@@ -408,4 +460,5 @@ __all__ = [
     "WatchSource",
     "WatchStats",
     "deleted_status",
+    "hand_over",
 ]

@@ -26,7 +26,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from durable_jobs.clients.base import JobClient
 from durable_jobs.hooks.base import DurableJobHook
-from durable_jobs.polling import PollSettings, wait_for_outcome
+from durable_jobs.polling import PollSettings, log_info, wait_for_outcome
 
 # TI states after which no try of this task will look at the job again
 FINISHED_TI_STATES = frozenset({"failed", "success", "skipped", "upstream_failed", "removed"})
@@ -112,7 +112,8 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
         job = client.validate_locator(self.job)
         if job == self.job:
             job = self.job  # the clean copy is ours: one dict per waiting trigger, not two
-        self.log.info(
+        log_info(  # not self.log.info: this coroutine waits on, and must not keep a frame object for the log call
+            self.log,
             "Watching %s (generation %d, token %s) every %.0fs",
             client.describe(job),
             self.generation,

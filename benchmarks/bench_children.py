@@ -1,0 +1,333 @@
+"""One measured trigger process of benchmarks/triggerer_scale.py: N jobs of one system, then a JSON line.
+
+    python benchmarks/bench_children.py SPEC.json
+
+Started by the harness, once per system and N, so that each figure is its own process's. The library's
+systems and the floors run in the project's venv; the providers' triggers in ``build/bench-venv`` (their
+packages conflict with the project's pins), which is why nothing here imports the library at module level.
+
+Systems:
+
+* ``durable-spark``: :class:`SparkStandaloneTrigger` against the fake master (one shared poller: one
+  ``/json/`` per interval, REST only for drivers it reports ended);
+* ``durable-kube``: :class:`KubernetesTrigger` on pods (one shared list+watch per namespace);
+* ``durable-emr``: :class:`EmrStepTrigger` (one shared poller, ``ListSteps`` per cluster of 250 steps);
+* ``floor``: a bare coroutine per job on one shared aiohttp session, GETting its driver's REST status every
+  interval until it ends: per-job polling at its cheapest;
+* ``floor-batched``: one bare loop GETting the master's ``/json/`` every interval and waking the job
+  coroutines whose driver ended: the batched design with nothing around it;
+* ``livy``: the apache-livy provider's ``LivyTrigger``;
+* ``kube-pod``: the cncf-kubernetes provider's ``KubernetesPodTrigger``;
+* ``emr-step``: the amazon provider's ``EmrStepSensorTrigger``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import os
+import sys
+import time
+import traceback
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_probe import configure_triggerer_logging, end_offsets, run_jobs  # noqa: E402
+
+Job = Callable[[int], Awaitable[str]]
+TOKEN = "dj" + "0" * 20
+
+
+def control(spec: dict[str, Any], path: str, body: dict[str, Any] | None = None) -> Any:
+    url = spec["urls"]["control"] + path
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="GET" if data is None else "POST")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.loads(resp.read())
+
+
+def set_connection(conn_id: str, conn: dict[str, Any]) -> None:
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
+
+
+async def first_event(trigger: Any) -> dict[str, Any]:
+    """What the triggerer does with a deferred task's trigger: its first event, then cleanup."""
+    gen = trigger.run()
+    try:
+        event = await gen.__anext__()
+    finally:
+        await gen.aclose()
+        await trigger.cleanup()
+    return dict(event.payload)
+
+
+# --- the library --------------------------------------------------------------------------------------------
+
+
+def durable(trigger_class: Any, conn_id: str, locator: Callable[[int], dict[str, Any]], interval: float) -> Job:
+    """Job i: a library trigger on ``locator(i)``, as the operator defers it (with an hour's deadline)."""
+
+    async def job(i: int) -> str:
+        trigger = trigger_class(
+            job=locator(i),
+            conn_id=conn_id,
+            token=TOKEN,
+            generation=0,
+            poll_interval=interval,
+            deadline=time.time() + 3600,
+        )
+        return str((await first_event(trigger))["status"])
+
+    return job
+
+
+async def durable_spark(spec: dict[str, Any]) -> Job:
+    from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
+    from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
+
+    url = spec["urls"]["spark"]
+    port = int(url.rsplit(":", 1)[1])
+    set_connection(
+        "bench_spark",
+        {"conn_type": "spark_standalone_rest", "host": "127.0.0.1", "port": port, "extra": {"master_ui_urls": url}},
+    )
+    await SparkStandaloneHook.aget_client("bench_spark")  # a long-running triggerer has it cached
+    ids = spec["setup"]["ids"]
+    return durable(SparkStandaloneTrigger, "bench_spark", lambda i: {"driver_id": ids[i]}, spec["interval"])
+
+
+async def durable_kube(spec: dict[str, Any]) -> Job:
+    from durable_jobs.hooks.kubernetes import KubernetesHook
+    from durable_jobs.triggers.kubernetes import KubernetesTrigger
+
+    setup = spec["setup"]
+    namespace = setup["namespace"]
+    set_connection(
+        "bench_kube_durable",
+        {
+            "conn_type": "kubernetes_durable",
+            "extra": {"kube_config_path": spec["urls"]["kubeconfig"], "namespace": namespace, "watch": True},
+        },
+    )
+    client = await KubernetesHook.aget_client("bench_kube_durable")
+    await client.version()  # type: ignore[attr-defined]  # connected once: TLS context, kubeconfig
+
+    def pod(i: int) -> dict[str, Any]:
+        return {"kind": "Pod", "namespace": namespace, "name": setup["ids"][i], "uid": setup["uids"][i]}
+
+    return durable(KubernetesTrigger, "bench_kube_durable", pod, spec["interval"])
+
+
+async def durable_emr(spec: dict[str, Any]) -> Job:
+    from durable_jobs.hooks.aws import EmrStepHook
+    from durable_jobs.triggers.emr import EmrStepTrigger
+
+    setup = spec["setup"]
+    set_connection("bench_aws_durable", aws_connection(spec))
+    client = await EmrStepHook.aget_client("bench_aws_durable")
+    # one call first, as for the provider: botocore's endpoints and service model are process-wide caches
+    await client.status({"cluster_id": setup["cluster_ids"][0], "step_id": setup["ids"][0]})
+
+    def step(i: int) -> dict[str, Any]:
+        return {"cluster_id": setup["cluster_ids"][i], "step_id": setup["ids"][i]}
+
+    return durable(EmrStepTrigger, "bench_aws_durable", step, spec["interval"])
+
+
+def aws_connection(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"region_name": "us-east-1", "endpoint_url": spec["urls"]["emr"]},
+    }
+
+
+# --- the floors ---------------------------------------------------------------------------------------------
+
+
+async def floor(spec: dict[str, Any]) -> Job:
+    import aiohttp
+
+    base, ids, interval = spec["urls"]["spark"], spec["setup"]["ids"], spec["interval"]
+    session: aiohttp.ClientSession | None = None
+    ended = {"FINISHED", "FAILED", "ERROR", "KILLED"}
+
+    async def job(i: int) -> str:
+        nonlocal session
+        if session is None:
+            session = aiohttp.ClientSession()
+        url = f"{base}/v1/submissions/status/{ids[i]}"
+        while True:
+            try:
+                async with session.get(url) as resp:
+                    state = (await resp.json()).get("driverState")
+                if state in ended:
+                    return "succeeded" if state == "FINISHED" else "failed"
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(interval)
+
+    return job
+
+
+async def floor_batched(spec: dict[str, Any]) -> Job:
+    import aiohttp
+
+    base, ids, interval = spec["urls"]["spark"], spec["setup"]["ids"], spec["interval"]
+    waiting: dict[str, asyncio.Future[str]] = {}
+    poller: asyncio.Task[None] | None = None
+
+    async def poll() -> None:
+        async with aiohttp.ClientSession() as session:
+            while waiting:
+                try:
+                    async with session.get(f"{base}/json/") as resp:
+                        doc = await resp.json()
+                    for d in doc["completeddrivers"]:
+                        fut = waiting.pop(d["id"], None)
+                        if fut is not None and not fut.done():
+                            fut.set_result("succeeded" if d["state"] == "FINISHED" else "failed")
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
+                await asyncio.sleep(interval)
+
+    async def job(i: int) -> str:
+        nonlocal poller
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        waiting[ids[i]] = fut
+        if poller is None:
+            poller = asyncio.get_running_loop().create_task(poll())
+        return await fut
+
+    return job
+
+
+# --- the providers (build/bench-venv) -----------------------------------------------------------------------
+
+
+async def livy(spec: dict[str, Any]) -> Job:
+    from airflow.providers.apache.livy.triggers.livy import LivyTrigger
+
+    port = int(spec["urls"]["livy"].rsplit(":", 1)[1])
+    set_connection("bench_livy", {"conn_type": "livy", "host": "127.0.0.1", "port": port, "schema": "http"})
+    ids, interval = spec["setup"]["ids"], int(spec["interval"])
+
+    async def job(i: int) -> str:
+        trigger = LivyTrigger(batch_id=ids[i], spark_params={}, livy_conn_id="bench_livy", polling_interval=interval)
+        return str((await first_event(trigger))["status"])
+
+    return job
+
+
+async def kube_pod(spec: dict[str, Any]) -> Job:
+    from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
+
+    setup, interval = spec["setup"], spec["interval"]
+    set_connection("bench_kube", {"conn_type": "kubernetes", "extra": {"kube_config_path": spec["urls"]["kubeconfig"]}})
+
+    async def job(i: int) -> str:
+        trigger = KubernetesPodTrigger(
+            pod_name=setup["ids"][i],
+            pod_namespace=setup["namespace"],
+            trigger_start_time=datetime.datetime.now(datetime.timezone.utc),
+            base_container_name="base",
+            kubernetes_conn_id="bench_kube",
+            poll_interval=interval,
+            on_finish_action="keep_pod",  # the operator deletes it after the event, not the trigger
+            log_events_on_startup=False,  # the fake serves no events API; the pods are running already
+        )
+        return str((await first_event(trigger))["status"])
+
+    return job
+
+
+async def emr_step(spec: dict[str, Any]) -> Job:
+    from airflow.providers.amazon.aws.hooks.emr import EmrHook
+    from airflow.providers.amazon.aws.triggers.emr import EmrStepSensorTrigger
+
+    setup, interval = spec["setup"], int(spec["interval"])
+    set_connection("bench_aws", aws_connection(spec))
+    # one client made and closed first: botocore's loaders and models are process-wide caches
+    async with await EmrHook(aws_conn_id="bench_aws").get_async_conn() as client:
+        await client.describe_step(ClusterId=setup["cluster_ids"][0], StepId=setup["ids"][0])
+
+    async def job(i: int) -> str:
+        trigger = EmrStepSensorTrigger(
+            job_flow_id=setup["cluster_ids"][i],
+            step_id=setup["ids"][i],
+            waiter_delay=interval,
+            waiter_max_attempts=100_000,
+            aws_conn_id="bench_aws",
+        )
+        return str((await first_event(trigger))["status"])
+
+    return job
+
+
+SYSTEMS: dict[str, Callable[[dict[str, Any]], Awaitable[Job]]] = {
+    "durable-spark": durable_spark,
+    "durable-kube": durable_kube,
+    "durable-emr": durable_emr,
+    "floor": floor,
+    "floor-batched": floor_batched,
+    "livy": livy,
+    "kube-pod": kube_pod,
+    "emr-step": emr_step,
+}
+FAKE_OF = {
+    "durable-spark": "spark",
+    "floor": "spark",
+    "floor-batched": "spark",
+    "durable-kube": "kube",
+    "kube-pod": "kube",
+    "durable-emr": "emr",
+    "emr-step": "emr",
+    "livy": "livy",
+}
+
+
+async def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    system, n = spec["system"], int(spec["n"])
+    configure_triggerer_logging()
+    job = await SYSTEMS[system](spec)
+    t0 = control(spec, "/_start", {"system": FAKE_OF[system]})["t0"]
+    result = await run_jobs(
+        job,
+        n=n,
+        t0=t0,
+        ends=end_offsets(n, spec["first"], spec["last"], spec["fraction"]),
+        run_seconds=spec["run_seconds"],
+        settle_seconds=spec["settle_seconds"],
+    )
+    stats = control(
+        spec,
+        f"/_stats?system={FAKE_OF[system]}&interval={spec['interval']}&run_seconds={spec['run_seconds']}",
+    )
+    return {"system": system, "fake": FAKE_OF[system], **result, "server": stats}
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    if spec.get("loop") == "uvloop":
+        import uvloop
+
+        uvloop.install()
+    try:
+        result = asyncio.run(measure(spec))
+    except BaseException:
+        # Airflow's logging set-up routes stderr to the (discarded) log: report on the real one
+        traceback.print_exc(file=sys.__stderr__)
+        raise SystemExit(1) from None
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

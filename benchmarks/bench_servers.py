@@ -1,0 +1,555 @@
+"""The endpoints benchmarks/triggerer_scale.py polls, in a process of their own so that their CPU and memory
+are not the trigger process's.
+
+One process serves every system, each on its own 127.0.0.1 port, and a control app:
+
+* **spark**: the project's fake Spark master (``tests.support.fake_spark.FakeSparkMaster``: REST status and
+  ``/json/``), its ``/json/`` shaped like a real master's;
+* **livy**: a fake Livy with the two calls ``LivyTrigger`` makes (``GET /batches/{id}/state`` every poll and
+  ``GET /batches/{id}/log`` once at the end);
+* **kube**: the project's contract fake kube-apiserver (TLS, bearer token, list+watch), with pods whose phase
+  the script sets, so both a polling trigger and a watching one see the same pods;
+* **emr**: ``DescribeStep`` and ``ListSteps`` in the AWS JSON 1.1 protocol, what the amazon provider's step
+  waiter and our batched step poller call (moto serves the same calls, but an O(steps) ``DescribeStep`` at
+  10,000 steps would measure moto, not the triggers), the steps spread over clusters of 250 (AWS allows 256
+  active steps per cluster);
+
+Every job runs from set-up until its scripted end, ``t0 + end_offsets(...)[i]`` (most never end during a run);
+``t0`` is fixed when the
+measured process calls ``POST /_start``, so its start-up does not eat into the schedule. Every request is
+counted per system with its time and client socket (``GET /_stats``). The process stops when its stdin
+closes.
+
+    python benchmarks/bench_servers.py DIR      # prints {"control": URL, "spark": URL, ...} on one line
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from aiohttp import web  # noqa: E402
+from bench_probe import end_offsets  # noqa: E402
+from tests.support.fake_kube import (  # noqa: E402
+    MANUAL,
+    FakeKubeApiServer,
+    TlsMaterial,
+    kubeconfig_dict,
+    write_kubeconfig,
+)
+from tests.support.fake_spark import FakeSparkMaster  # noqa: E402
+
+SPARK_SUBMIT_DATE = "Sat Nov 21 10:02:36 UTC 2026"
+MANAGED_LABEL = "durable-jobs.io/managed"  # what the library's pod watch selects on
+
+
+class Tally:
+    """Requests one system received: when, what, from which client socket."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.kinds: Counter[str] = Counter()
+        self.kind_times: dict[str, list[float]] = {}
+        self.peers: set[tuple[str, int]] = set()
+
+    def hit(self, request: web.Request, kind: str) -> None:
+        now = time.time()
+        self.times.append(now)
+        self.kinds[kind] += 1
+        self.kind_times.setdefault(kind, []).append(now)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer:
+            self.peers.add((str(peer[0]), int(peer[1])))
+
+    def report(self, t0: float, interval: float, run_seconds: float) -> dict[str, Any]:
+        buckets = max(1, int(run_seconds // interval) + 1)
+        per_interval = [0] * buckets
+        in_window = 0
+        for t in self.times:
+            k = int((t - t0) // interval)
+            if 0 <= k < buckets and t <= t0 + run_seconds:
+                per_interval[k] += 1
+                in_window += 1
+        kinds_in_window = {
+            kind: sum(1 for t in ts if t0 <= t <= t0 + run_seconds) for kind, ts in self.kind_times.items()
+        }
+        return {
+            "requests": in_window,
+            "requests_total": len(self.times),
+            "requests_per_interval": per_interval,
+            "requests_by_kind": kinds_in_window,
+            "client_sockets": len(self.peers),
+        }
+
+
+class Script:
+    """One system's jobs: ids, scripted ends, and what finishing one means for that fake."""
+
+    def __init__(
+        self, system: str, ids: list[Any], first: float, last: float, fraction: float, finish: Callable[[int], None]
+    ):
+        self.system = system
+        self.ids = ids
+        self.offsets = end_offsets(len(ids), first, last, fraction)
+        self.finish = finish
+        self.t0: float | None = None
+        self.finished = 0
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> float:
+        self.t0 = time.time()
+        self.task = asyncio.get_running_loop().create_task(self._run())
+        return self.t0
+
+    async def _run(self) -> None:
+        assert self.t0 is not None
+        ending = (i for i in range(len(self.ids)) if math.isfinite(self.offsets[i]))
+        order = sorted(ending, key=self.offsets.__getitem__)
+        k = 0
+        while k < len(order):
+            due = self.t0 + self.offsets[order[k]]
+            delay = due - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = time.time()
+            while k < len(order) and self.t0 + self.offsets[order[k]] <= now:
+                self.finish(order[k])
+                self.finished += 1
+                k += 1
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+def counting(tally: Callable[[], Tally], classify: Callable[[web.Request], str]) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith("/_"):
+            tally().hit(request, classify(request))
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return middleware
+
+
+# --- spark ------------------------------------------------------------------------------------------------
+
+
+class BenchSparkMaster(FakeSparkMaster):
+    """The fake master, counting requests, with ``/json/`` entries shaped like Spark 4's (every field a
+    real master sends for a driver), so that parsing it costs what a real answer costs."""
+
+    tally: Tally
+
+    async def _json(self, request: web.Request) -> web.Response:
+        def entry(d: str, s: str) -> dict[str, Any]:
+            return {
+                "id": d,
+                "starttime": "1795255356000",
+                "state": s,
+                "cores": 1,
+                "memory": 1024,
+                "submitdate": SPARK_SUBMIT_DATE,
+                "worker": "worker-20261121100200-127.0.0.1-40000",
+                "mainclass": "demo.SleepExit",
+            }
+
+        active = [entry(d, s) for d, s in self.drivers.items() if s in ("RUNNING", "SUBMITTED")]
+        done = [entry(d, s) for d, s in self.drivers.items() if s not in ("RUNNING", "SUBMITTED")]
+        worker = {
+            "id": "worker-20261121100200-127.0.0.1-40000",
+            "host": "127.0.0.1",
+            "port": 40000,
+            "webuiaddress": "http://127.0.0.1:8081",
+            "cores": 64,
+            "coresused": len(active),
+            "coresfree": 64,
+            "memory": 262144,
+            "memoryused": 1024 * len(active),
+            "memoryfree": 0,
+            "resources": {},
+            "resourcesused": {},
+            "resourcesfree": {},
+            "state": "ALIVE",
+            "lastheartbeat": int(time.time() * 1000),
+        }
+        return web.json_response(
+            {
+                "url": "spark://127.0.0.1:7077",
+                "workers": [worker],
+                "aliveworkers": 1,
+                "cores": 64,
+                "coresused": len(active),
+                "memory": 262144,
+                "memoryused": 1024 * len(active),
+                "resources": [],
+                "resourcesused": [],
+                "activeapps": [],
+                "completedapps": [],
+                "activedrivers": active,
+                "completeddrivers": done,
+                "status": "ALIVE",
+            }
+        )
+
+    async def start(self) -> BenchSparkMaster:
+        app = web.Application(middlewares=[counting(lambda: self.tally, _spark_kind)])
+        app.router.add_get("/v1/submissions/status/{id}", self._status)
+        app.router.add_get("/json/", self._json)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=4096).start()
+        return self
+
+
+def _spark_kind(request: web.Request) -> str:
+    return "json" if request.path == "/json/" else "status"
+
+
+# --- livy -------------------------------------------------------------------------------------------------
+
+
+class FakeLivy:
+    """``GET /batches/{id}/state`` and ``/batches/{id}/log`` as Livy 0.8 answers them."""
+
+    def __init__(self) -> None:
+        self.states: list[str] = []
+        self.tally = Tally()
+
+    async def _state(self, request: web.Request) -> web.Response:
+        i = int(request.match_info["id"])
+        if not 0 <= i < len(self.states):
+            return web.json_response({"msg": f"Session '{i}' not found."}, status=404)
+        return web.json_response({"id": i, "state": self.states[i]})
+
+    async def _log(self, request: web.Request) -> web.Response:
+        i = int(request.match_info["id"])
+        lines = [f"26/11/21 10:02:{k:02d} INFO SparkContext: bench line {k} of batch {i}" for k in range(20)]
+        return web.json_response({"id": i, "from": 0, "total": len(lines), "log": lines})
+
+    async def start(self, port: int) -> None:
+        app = web.Application(middlewares=[counting(lambda: self.tally, lambda r: r.path.rsplit("/", 1)[-1])])
+        app.router.add_get("/batches/{id}/state", self._state)
+        app.router.add_get("/batches/{id}/log", self._log)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+        self.runner = runner
+
+
+# --- emr --------------------------------------------------------------------------------------------------
+
+
+class FakeEmr:
+    """The EMR JSON API for steps: ``DescribeStep`` and ``ListSteps`` (pages of 50, like AWS).
+
+    AWS allows at most 256 ``PENDING`` + ``RUNNING`` steps per cluster, so N active steps live on
+    ``ceil(N / 250)`` clusters, as they would in a real account.
+    """
+
+    PAGE = 50
+    STEPS_PER_CLUSTER = 250  # under AWS's 256 active steps per cluster
+
+    def __init__(self) -> None:
+        self.clusters: dict[str, list[str]] = {}  # cluster id -> its step ids, oldest first
+        self.steps: dict[str, dict[str, Any]] = {}
+        self.order: list[str] = []
+        self.cluster_of: list[str] = []  # cluster id of each step in order
+        self.tally = Tally()
+
+    def reset(self, n: int) -> list[str]:
+        created = time.time()
+        self.order = [f"s-BENCH{i:08d}" for i in range(n)]
+        self.cluster_of = [f"j-BENCH{i // self.STEPS_PER_CLUSTER:06d}" for i in range(n)]
+        self.clusters = {}
+        for sid, cid in zip(self.order, self.cluster_of, strict=True):
+            self.clusters.setdefault(cid, []).append(sid)
+        self.steps = {
+            sid: {
+                "Id": sid,
+                "Name": f"bench-{i} [dj{i:020x}]",
+                "Config": {"Jar": "command-runner.jar", "Properties": {}, "Args": ["spark-submit", "job.py"]},
+                "ActionOnFailure": "CONTINUE",
+                "Status": {
+                    "State": "RUNNING",
+                    "StateChangeReason": {},
+                    "Timeline": {"CreationDateTime": created, "StartDateTime": created},
+                },
+            }
+            for i, sid in enumerate(self.order)
+        }
+        return self.order
+
+    def finish(self, i: int) -> None:
+        step = self.steps[self.order[i]]
+        step["Status"]["State"] = "COMPLETED"
+        step["Status"]["Timeline"]["EndDateTime"] = time.time()
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        target = request.headers.get("X-Amz-Target", "")
+        body = await request.json(loads=json.loads) if request.can_read_body else {}
+        action = target.rsplit(".", 1)[-1]
+        cluster = self.clusters.get(body.get("ClusterId"))
+        if cluster is None:
+            return _aws_error("InvalidRequestException", f"Cluster id '{body.get('ClusterId')}' is not valid.")
+        if action == "DescribeStep":
+            sid = body.get("StepId", "")
+            step = self.steps.get(sid) if sid in cluster else None
+            if step is None:
+                return _aws_error("InvalidRequestException", "Step id is not valid.")
+            return _aws_json({"Step": step})
+        if action == "ListSteps":
+            wanted = body.get("StepIds") or None
+            states = set(body.get("StepStates") or ())
+            ids = [s for s in wanted if s in cluster] if wanted else list(reversed(cluster))  # newest first
+            picked = [self.steps[s] for s in ids]
+            if states:
+                picked = [s for s in picked if s["Status"]["State"] in states]
+            start = int(body.get("Marker") or 0)
+            page = picked[start : start + self.PAGE]
+            out: dict[str, Any] = {"Steps": page}
+            if start + self.PAGE < len(picked):
+                out["Marker"] = str(start + self.PAGE)
+            return _aws_json(out)
+        return _aws_error("UnknownOperationException", f"{action} is not served by the benchmark's fake")
+
+    async def start(self, port: int) -> None:
+        app = web.Application(
+            middlewares=[counting(lambda: self.tally, lambda r: r.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1])]
+        )
+        app.router.add_post("/", self._dispatch)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+        self.runner = runner
+
+
+def _aws_json(data: dict[str, Any]) -> web.Response:
+    return web.Response(text=json.dumps(data), content_type="application/x-amz-json-1.1")
+
+
+def _aws_error(code: str, message: str) -> web.Response:
+    return web.Response(
+        status=400,
+        text=json.dumps({"__type": code, "message": message}),
+        content_type="application/x-amz-json-1.1",
+        headers={"x-amzn-ErrorType": code},
+    )
+
+
+# --- kube -------------------------------------------------------------------------------------------------
+
+
+class BenchKube(FakeKubeApiServer):
+    tally: Tally
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path != "/fake/stats":
+            self.tally.hit(request, _kube_kind(request))
+        response: web.StreamResponse = await super()._middleware(request, handler)
+        return response
+
+
+def _kube_kind(request: web.Request) -> str:
+    """``GET pod``, ``LIST pods``, ``WATCH pods``, ...: the verb and the resource."""
+    parts = request.path.strip("/").split("/")
+    for plural in ("pods", "jobs", "events"):
+        if plural in parts:
+            named = len(parts) > parts.index(plural) + 1
+            if request.method == "GET" and not named:
+                watch = request.query.get("watch", "").lower() in ("1", "true")
+                return f"{'WATCH' if watch else 'LIST'} {plural}"
+            return f"{request.method} {plural[:-1] if named else plural}"
+    return f"{request.method} {request.path}"
+
+
+def _pod(name: str, created: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {MANAGED_LABEL: "true", "app": "bench"},
+            "annotations": {MANUAL: "manual"},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "base", "image": "busybox:1.36", "command": ["sh", "-c", "sleep 3600"]}],
+        },
+    }
+
+
+def _container_status(state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "base",
+            "ready": "running" in state,
+            "restartCount": 0,
+            "image": "busybox:1.36",
+            "imageID": "docker.io/library/busybox@sha256:0",
+            "containerID": "containerd://0",
+            "started": "running" in state,
+            "state": state,
+        }
+    ]
+
+
+# --- the process ------------------------------------------------------------------------------------------
+
+
+class Servers:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.scripts: dict[str, Script] = {}
+        self.tallies: dict[str, Tally] = {s: Tally() for s in ("spark", "livy", "kube", "emr")}
+        self.kube_namespaces = 0
+
+    async def start(self) -> dict[str, str]:
+        from tests.support.fake_spark import free_port
+
+        self.spark = BenchSparkMaster()
+        self.spark.tally = self.tallies["spark"]
+        await self.spark.start()
+        self.livy = FakeLivy()
+        self.livy.tally = self.tallies["livy"]
+        await self.livy.start(livy_port := free_port())
+        self.emr = FakeEmr()
+        self.emr.tally = self.tallies["emr"]
+        await self.emr.start(emr_port := free_port())
+        tls = TlsMaterial.generate(self.directory / "tls")
+        self.kube = BenchKube(tls, time_scale=1.0)
+        self.kube.tally = self.tallies["kube"]
+        await self.kube.start()
+        kubeconfig = write_kubeconfig(
+            self.directory / "kubeconfig", kubeconfig_dict(self.kube.url, tls.ca_pem, token=self.kube.token)
+        )
+        app = web.Application()
+        app.router.add_post("/_setup", self._setup)
+        app.router.add_post("/_start", self._start)
+        app.router.add_get("/_stats", self._stats)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", control_port := free_port()).start()
+        return {
+            "control": f"http://127.0.0.1:{control_port}",
+            "spark": self.spark.url,
+            "livy": f"http://127.0.0.1:{livy_port}",
+            "emr": f"http://127.0.0.1:{emr_port}",
+            "kube": self.kube.url,
+            "kubeconfig": str(kubeconfig),
+        }
+
+    def reset_tally(self, system: str) -> None:
+        tally = self.tallies[system] = Tally()
+        fakes: dict[str, Any] = {"spark": self.spark, "livy": self.livy, "kube": self.kube, "emr": self.emr}
+        fakes[system].tally = tally
+
+    async def _setup(self, request: web.Request) -> web.Response:
+        """``{"system", "n", "first", "last", "fraction"}``: fresh jobs, all running; returns what locates them."""
+        spec = await request.json()
+        system, n = spec["system"], int(spec["n"])
+        old = self.scripts.pop(system, None)
+        if old is not None:
+            old.stop()
+        out: dict[str, Any] = {}
+        ids: list[Any]
+        if system == "spark":
+            ids = [f"driver-20261121100236-{i:05d}" for i in range(n)]
+            self.spark.drivers = dict.fromkeys(ids, "RUNNING")
+
+            def finish(i: int) -> None:
+                self.spark.drivers[ids[i]] = "FINISHED"
+
+            out["ids"] = ids
+        elif system == "livy":
+            ids = list(range(n))
+            self.livy.states = ["running"] * n
+
+            def finish(i: int) -> None:
+                self.livy.states[i] = "success"
+
+            out["ids"] = ids
+        elif system == "emr":
+            ids = self.emr.reset(n)
+            finish = self.emr.finish
+            out["ids"] = ids
+            out["cluster_ids"] = self.emr.cluster_of  # each step's own cluster
+            # what one poll of every step must send: one ListSteps per page of active steps per cluster
+            out["endpoints"] = len(self.emr.clusters)
+            out["requests_per_poll_floor"] = sum(math.ceil(len(s) / FakeEmr.PAGE) for s in self.emr.clusters.values())
+        elif system == "kube":
+            self.kube_namespaces += 1
+            namespace = f"bench-{self.kube_namespaces}"
+            created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            names = [f"bench-{i:05d}" for i in range(n)]
+            objs = self.kube.create_many("pods", namespace, [_pod(name, created) for name in names])
+            for name in names:
+                self.kube.set_phase(
+                    namespace,
+                    name,
+                    "Running",
+                    startTime=created,
+                    conditions=[{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
+                    containerStatuses=_container_status({"running": {"startedAt": created}}),
+                )
+
+            def finish(i: int) -> None:
+                now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                terminated = {"exitCode": 0, "reason": "Completed", "startedAt": created, "finishedAt": now}
+                self.kube.set_phase(
+                    namespace, names[i], "Succeeded", containerStatuses=_container_status({"terminated": terminated})
+                )
+
+            ids = names
+            out["ids"] = names
+            out["uids"] = [o["metadata"]["uid"] for o in objs]
+            out["namespace"] = namespace
+        else:
+            return web.json_response({"error": f"unknown system {system}"}, status=400)
+        self.reset_tally(system)  # set-up requests are not the run's
+        first, last, fraction = float(spec["first"]), float(spec["last"]), float(spec["fraction"])
+        self.scripts[system] = Script(system, ids, first, last, fraction, finish)
+        return web.json_response(out)
+
+    async def _start(self, request: web.Request) -> web.Response:
+        system = (await request.json())["system"]
+        self.reset_tally(system)
+        return web.json_response({"t0": self.scripts[system].start()})
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        q = request.query
+        system = q["system"]
+        script = self.scripts.get(system)
+        if script is None or script.t0 is None:
+            return web.json_response({"error": "not started"}, status=400)
+        report = self.tallies[system].report(script.t0, float(q["interval"]), float(q["run_seconds"]))
+        report["finished_by_script"] = script.finished
+        if system == "kube":
+            report["fake"] = {"watches_opened": dict(self.kube.watches_opened), "open_watches": len(self.kube.watchers)}
+        return web.json_response(report)
+
+
+def main(directory: Path) -> None:
+    async def run() -> None:
+        servers = Servers(directory)
+        info = await servers.start()
+        print(json.dumps(info), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        await servers.kube.stop()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
