@@ -184,11 +184,16 @@ class JobRunClient(AwsJobClient[SpecT]):
         if len(locators) == 1:
             return {locator_key(locators[0]): await self.status(locators[0])}
         wanted = {loc["job_run_id"]: loc for loc in locators}
-        seen: dict[str, Mapping[str, Any]] = {}
+        # each page is read into statuses and dropped: a poll of thousands of runs keeps no page (kept pages
+        # reach the oldest GC generation, whose collections stall the loop)
+        seen: dict[str, JobStatus] = {}
         what = f"list {self.kind}s of {self.container_kind} {container}"
 
         def collect(page: list[dict[str, Any]]) -> bool:
-            seen.update((str(r["id"]), r) for r in page if r.get("id") in wanted)
+            for run in page:
+                sid = run.get("id")
+                if isinstance(sid, str) and sid in wanted:
+                    seen[sid] = self._status(wanted[sid], run)
             return len(seen) == len(wanted)
 
         base = {self.container_param: container, "maxResults": LIST_PAGE_SIZE}
@@ -200,6 +205,7 @@ class JobRunClient(AwsJobClient[SpecT]):
                 items="jobRuns",
                 marker_in="nextToken",
                 stop=collect,
+                keep=False,
             )
             ended = [sid for sid in wanted if sid not in seen]
             created = [self._created.get(sid) for sid in ended]
@@ -215,12 +221,13 @@ class JobRunClient(AwsJobClient[SpecT]):
                     marker_in="nextToken",
                     stop=collect,
                     limit_pages=math.ceil(len(ended) / LIST_PAGE_SIZE) + 1,
+                    keep=False,
                 )
         except AwsRequestError as exc:
             if not exc.not_found:
                 raise
             return {locator_key(loc): self._status(loc, None, why=str(exc)) for loc in locators}
-        out = {locator_key(wanted[sid]): self._status(wanted[sid], run) for sid, run in seen.items()}
+        out = {locator_key(wanted[sid]): status for sid, status in seen.items()}
         rest = [loc for sid, loc in wanted.items() if sid not in seen]  # not listed (yet): one request each
         if rest:
             out.update(await self.statuses_one_by_one(rest))
