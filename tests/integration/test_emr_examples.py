@@ -14,6 +14,7 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.mappedoperator import MappedOperator
 from airflow.sdk.exceptions import TaskDeferred
 
+from durable_jobs.clients.emr import EmrClusterClient
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.operators.base import DurableJobOperator
 from durable_jobs.operators.emr import (
@@ -150,4 +151,36 @@ def test_terminate_finds_the_cluster_of_a_failed_create_or_does_nothing(
         "state": "TERMINATED",
     }
     assert run_task(dag.get_task("terminate_cluster"), store, {}) is None  # it never got a cluster
+    DurableJobHook.clear_cache()
+
+
+def test_terminate_waits_through_throttling_until_the_cluster_is_terminated(
+    moto: MotoEmr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", moto.connection())
+    DurableJobHook.clear_cache()
+    cluster_id = moto.create_cluster()
+    real_terminate = EmrClusterClient.terminate_cluster
+    polls: list[str] = []
+    real_status = EmrClusterClient.status
+
+    async def terminating(self: EmrClusterClient, cid: str) -> None:
+        await real_terminate(self, cid)
+        moto.set_cluster(cid, "TERMINATING")  # AWS takes minutes to get there
+        moto.fail("emr", "DescribeCluster", times=1)  # and throttles the first look
+
+    async def status(self: EmrClusterClient, locator: dict[str, Any]) -> Any:
+        st = await real_status(self, locator)
+        polls.append(st.raw_state or st.state.value)
+        if st.raw_state == "TERMINATING" and polls.count("TERMINATING") == 2:
+            moto.set_cluster(cluster_id, "TERMINATED")
+        return st
+
+    monkeypatch.setattr(EmrClusterClient, "terminate_cluster", terminating)
+    monkeypatch.setattr(EmrClusterClient, "status", status)
+    op = EmrTerminateClusterOperator(
+        task_id="t", cluster_id=cluster_id, wait_for_termination=True, poll_interval=0.05, wait_timeout=60
+    )
+    assert op.execute({}) == {"cluster_id": cluster_id, "state": "TERMINATED"}
+    assert polls[-1] == "TERMINATED" and polls.count("TERMINATING") == 2
     DurableJobHook.clear_cache()

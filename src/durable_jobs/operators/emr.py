@@ -33,6 +33,7 @@ from durable_jobs.errors import DurableJobError, PermanentError, RecordError
 from durable_jobs.hooks.aws import DurableAwsHook, EmrClusterHook, EmrEksHook, EmrServerlessHook, EmrStepHook
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.operators.base import DurableJobOperator
+from durable_jobs.polling import PollSettings, wait_for_outcome
 from durable_jobs.record import JobRecord
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.base import DurableJobTrigger
@@ -231,18 +232,24 @@ class EmrTerminateClusterOperator(BaseOperator):  # type: ignore[misc]
         return {"cluster_id": cluster_id, "state": state}
 
     async def _terminate(self, client: EmrClusterClient, cluster_id: str) -> str:
+        loc = {"cluster_id": cluster_id}
         try:
             self.log.info("Terminating EMR cluster %s", cluster_id)
             await client.terminate_cluster(cluster_id)
-            status = await client.status({"cluster_id": cluster_id})
-            deadline = time.monotonic() + self.wait_timeout
-            while self.wait_for_termination and not status.state.is_terminal:
-                if time.monotonic() > deadline:
-                    raise AirflowException(f"EMR cluster {cluster_id} is still {status.raw_state} after terminating")
-                await asyncio.sleep(self.poll_interval)
-                status = await client.status({"cluster_id": cluster_id})
-            self.log.info("EMR cluster %s is %s", cluster_id, status.raw_state)
-            return status.raw_state
+            if not self.wait_for_termination:
+                status = await client.status(loc)
+                self.log.info("EMR cluster %s is %s", cluster_id, status.raw_state)
+                return status.raw_state
+            # the one polling loop: a throttled or unreachable API is unknown until the deadline, not a failure
+            settings = PollSettings(interval=self.poll_interval, unknown_budget=self.wait_timeout)
+            result = await wait_for_outcome(
+                client, loc, settings, deadline=time.time() + self.wait_timeout, logger=self.log
+            )
+            if result.status == "error":
+                raise AirflowFailException(f"EMR cluster {cluster_id}: {result.message}")
+            if result.last is None or not result.last.state.is_terminal:
+                raise AirflowException(f"EMR cluster {cluster_id} is not terminated: {result.message}")
+            return result.last.raw_state
         finally:
             await close_sessions()
 
