@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test unit integration lint demo demo-ui e2e bench bench-kube bench-emr clean
+.PHONY: setup test unit integration lint demo demo-ui e2e bench bench-triggerer bench-kube bench-emr bench-listings bench-answers soak clean
 
 $(STAMP): pyproject.toml
 	@command -v javac >/dev/null || { echo "javac (JDK 17+) is required; the Debian packages are listed in .ci/apt-packages.txt"; exit 1; }
@@ -50,11 +50,36 @@ demo-ui: setup
 bench: setup
 	$(PY) benchmarks/triggerer_scale.py
 
+# A real `airflow triggerer` (issue 12): N = 1,000, 5,000, 10,000 deferred tasks seeded in a private PostgreSQL,
+# ours beside Airflow's DateTimeTrigger (the floor) and the providers' triggers (at N <= 1,000 by default; add
+# BENCH_ARGS="--provider-max-jobs 5000" for their 5,000 rows, +20 minutes), the restart storm and HA (about 45
+# minutes on 2 cores). Needs Debian's postgresql. Writes build/bench/real_triggerer.json and the figures section
+# of docs/performance-triggerer.md.
+bench-triggerer: setup
+	$(PY) -m pip install --quiet psycopg2-binary asyncpg py-spy
+	$(PY) benchmarks/real_triggerer.py $(BENCH_ARGS)
+
 bench-kube: setup
 	$(PY) benchmarks/kube_watch_scale.py
 
 bench-emr: setup
 	$(PY) benchmarks/emr_batched.py
+
+# Big listings never stall the loop (issue 11): Spark /json/ with 100,000 drivers, YARN, Kubernetes and EMR
+# listings of 10,000, the longest event-loop block of each poll, find and links call. build/bench/listings.json
+bench-listings: setup
+	$(PY) benchmarks/listings.py
+
+# What a 50 MB body, a 12 MB status message and a 100,000-deep JSON cost. build/bench/big_answers.json
+bench-answers: setup
+	$(PY) benchmarks/big_answers.py
+
+# The fault soak (issue 11), long: 200 waiting jobs on one Spark master that is down, then answers 503, then 429,
+# then resets connections, 5 minutes each (about 21 minutes in all); then the jobs finish. Writes
+# build/soak-report.json and ends with `soak: ... failures=0 resubmissions=0 late_events=0 ...` (CI runs 15 s phases
+# in tests/integration/test_soak.py).
+soak: setup
+	$(PY) benchmarks/soak.py --phase-seconds 300 --jobs 200
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

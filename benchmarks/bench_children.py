@@ -71,14 +71,20 @@ async def first_event(trigger: Any) -> dict[str, Any]:
 # --- the library --------------------------------------------------------------------------------------------
 
 
-def durable(trigger_class: Any, conn_id: str, locator: Callable[[int], dict[str, Any]], interval: float) -> Job:
+def durable(
+    trigger_class: Any,
+    conn_id: str,
+    locator: Callable[[int], dict[str, Any]],
+    interval: float,
+    token: Callable[[int], str] = lambda i: TOKEN,
+) -> Job:
     """Job i: a library trigger on ``locator(i)``, as the operator defers it (with an hour's deadline)."""
 
     async def job(i: int) -> str:
         trigger = trigger_class(
             job=locator(i),
             conn_id=conn_id,
-            token=TOKEN,
+            token=token(i),
             generation=0,
             poll_interval=interval,
             deadline=time.time() + 3600,
@@ -122,7 +128,7 @@ async def durable_kube(spec: dict[str, Any]) -> Job:
     def pod(i: int) -> dict[str, Any]:
         return {"kind": "Pod", "namespace": namespace, "name": setup["ids"][i], "uid": setup["uids"][i]}
 
-    return durable(KubernetesTrigger, "bench_kube_durable", pod, spec["interval"])
+    return durable(KubernetesTrigger, "bench_kube_durable", pod, spec["interval"], token=lambda i: f"dj{i:020x}")
 
 
 async def durable_emr(spec: dict[str, Any]) -> Job:

@@ -376,6 +376,11 @@ def _kube_kind(request: web.Request) -> str:
     return f"{request.method} {request.path}"
 
 
+def bench_token(i: int) -> str:
+    """Job i's durable_jobs token (the Kubernetes names carry it, as the library's do)."""
+    return f"dj{i:020x}"
+
+
 def _pod(name: str, created: str) -> dict[str, Any]:
     return {
         "metadata": {
@@ -492,7 +497,8 @@ class Servers:
             self.kube_namespaces += 1
             namespace = f"bench-{self.kube_namespaces}"
             created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            names = [f"bench-{i:05d}" for i in range(n)]
+            # named as the library names what it creates: <prefix>-<token>, so each locator carries its token
+            names = [f"bench-{bench_token(i)}" for i in range(n)]
             objs = self.kube.create_many("pods", namespace, [_pod(name, created) for name in names])
             for name in names:
                 self.kube.set_phase(

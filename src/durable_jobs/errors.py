@@ -1,18 +1,28 @@
 """Error classes shared by the transport, the clients and the protocol.
 
 The split that matters is *transient* (retry, never fail the task, never resubmit) versus
-*permanent* (a request that will not succeed by repeating it).
+*permanent* (a request that will not succeed by repeating it). An answer that cannot be read
+(malformed, truncated, oversized, a redirect we do not follow) is transient: it proves nothing about
+the job, so it can only ever make a status ``unknown``.
+
+Every message is cut and stripped of credentials (:func:`durable_jobs.messages.clean`) when the error
+is made, so an error can go to a log, an event or a record as it is.
 """
 
 from __future__ import annotations
+
+from durable_jobs.messages import clean
 
 
 class DurableJobError(Exception):
     """Base class of every error this library raises on purpose."""
 
+    def __init__(self, message: str = "") -> None:
+        super().__init__(clean(str(message)))
+
 
 class TransientError(DurableJobError):
-    """The endpoint could not answer now (connection, timeout, 5xx, throttling)."""
+    """The endpoint could not answer now (connection, timeout, 5xx, throttling, an unreadable answer)."""
 
     def __init__(
         self,
@@ -25,8 +35,31 @@ class TransientError(DurableJobError):
         super().__init__(message)
         self.retry_after = retry_after
         self.status = status
-        # True when the request surely never reached the server, so it is safe to send elsewhere.
+        # True when the server surely did not act on the request (it never reached it, or the server only
+        # redirected it), so it is safe to send it to another host of the same connection.
         self.connect_failed = connect_failed
+
+
+class MalformedAnswer(TransientError):
+    """The answer does not match its declared schema (wrong types, truncated, not JSON, too deep).
+
+    Malformed means unknown: never lost, never failed, never a crash.
+    """
+
+
+class AnswerTooLarge(MalformedAnswer):
+    """The answer is larger than the connection's ``max_response_bytes``; it was not read whole."""
+
+
+class RedirectRefused(TransientError):
+    """The endpoint redirected to a place the connection was not configured with, or redirected a POST.
+
+    The server did not act on the request (``connect_failed`` is True), and it is never re-sent there.
+    """
+
+    def __init__(self, message: str, *, status: int, location: str) -> None:
+        super().__init__(message, status=status, connect_failed=True)
+        self.location = location
 
 
 class UndecidableError(TransientError):
@@ -42,7 +75,16 @@ class PermanentError(DurableJobError):
 
 
 class AuthError(PermanentError):
-    """The endpoint refused our credentials (401/403)."""
+    """The endpoint refused our credentials (401/403).
+
+    ``endpoint_wide`` (default) means the refusal is about our credentials, so every job on the endpoint
+    waits for a credential refresh; False means a denial scoped to one job's resource (a per-resource
+    policy), which makes only that job unknown.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, endpoint_wide: bool = True):
+        super().__init__(message, status=status)
+        self.endpoint_wide = endpoint_wide
 
 
 class RecordError(DurableJobError):

@@ -5,15 +5,24 @@ the same endpoint share one :class:`StatusPoller`, which asks the client for all
 batch per interval and wakes a waiter only when its job changed. So the request rate grows with the
 number of endpoints, not jobs, and an idle waiter costs one sleeping coroutine.
 
-Two rules of the protocol live here, once for every system:
+The rules of the protocol that live here, once for every system:
 
-* **unknown is never failed**: endpoint errors make a job ``UNKNOWN``; only after ``unknown_budget``
-  seconds of it does the wait end with ``unknown`` (the operator then re-checks and re-defers);
+* **unknown is never failed**: endpoint errors make a job ``UNKNOWN``, which wakes nobody; only after
+  ``unknown_budget`` seconds of it does the wait end with ``unknown`` (the operator re-checks and
+  re-defers);
 * **lost is confirmed**: a job the system says it does not know must be reported so
-  ``lost_confirmations`` times in a row before the wait ends with ``lost``.
-
-Deadlines are kept by the poller too: one timer per poller for the earliest deadline, not a timer (handle,
-arguments, context copy) per waiting job, because a triggerer holds thousands of them.
+  ``lost_confirmations`` times in a row before the wait ends with ``lost``;
+* **the poller cannot die**: whatever a client raises (any class), or a poll that hangs past
+  ``poll_timeout``, counts as unknown for the jobs it concerns and is logged once per endpoint (and once
+  when it recovers). Should the poller's task end anyway, a watchdog starts it again with its waiters;
+* **deadlines do not depend on polls**: one alarm per poller for the earliest deadline fires whether a
+  poll is running, raising or hanging. No timer per waiting job (a triggerer holds thousands of them);
+* **a sick endpoint gets one poll per interval**: no exponential backoff past the interval (a failing
+  batched poll is itself the cheapest liveness probe), so waiting jobs see the endpoint's return within
+  one interval; only a ``Retry-After`` from the server stretches it;
+* **credentials rotate**: a trigger created later brings the poller the newest client of its connection;
+  an :class:`~durable_jobs.errors.AuthError` makes the poller fetch fresh credentials once
+  (``refresh``) and poll again before the refusal counts.
 """
 
 from __future__ import annotations
@@ -23,14 +32,13 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from durable_jobs.clients.base import JobClient, Locator, locator_key
-from durable_jobs.errors import PermanentError, TransientError
+from durable_jobs.errors import AuthError, TransientError
 from durable_jobs.status import JobState, JobStatus
-from durable_jobs.transport.backoff import Backoff
 
 log = logging.getLogger(__name__)
 # waiters woken per slice of a poll: thousands of jobs changing in one poll (the first poll, a burst of
@@ -39,6 +47,10 @@ WAKE_BATCH = 128
 # polls start one interval apart, however long a poll takes (a paginated listing of thousands of jobs takes
 # a while); a poll longer than the interval is followed by at least this fraction of it
 MIN_GAP = 0.25
+# a server's Retry-After is honoured up to this many seconds
+MAX_RETRY_AFTER = 300.0
+
+Refresh = Callable[[], Awaitable[JobClient[Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +76,11 @@ class WaitResult:
 
 
 class Watch:
-    """One waiter's view of one job. Latest-value semantics: intermediate states may be skipped."""
+    """One waiter's view of one job. Latest-value semantics: intermediate states may be skipped.
+
+    ``latest`` only ever holds what the system said about the job; an unknown round (the endpoint down, a
+    malformed answer, a LOST not confirmed yet) wakes nobody and is kept apart in ``unknown``.
+    """
 
     __slots__ = (
         "_changed",
@@ -78,6 +94,7 @@ class Watch:
         "locator",
         "lost_seen",
         "settings",
+        "unknown",
         "unknown_since",
     )
 
@@ -85,9 +102,10 @@ class Watch:
         self.locator = locator
         self.deadline = deadline  # epoch seconds
         self.expired = False
-        self.key = locator_key(locator)
+        self.key = locator_key(locator)  # made once when the locator is a KeyedLocator (triggers pass one)
         self.settings = settings
         self.latest: JobStatus | None = None
+        self.unknown: JobStatus | None = None
         self.lost_seen = 0
         self.unknown_since: float | None = None
         self.budget_spent = False
@@ -102,29 +120,32 @@ class Watch:
 
     def offer(self, status: JobStatus, now: float) -> bool:
         """Take a polled status; True when it woke the waiter."""
-        woke = False
-        if status.state is JobState.LOST:
+        state = status.state
+        if state is JobState.LOST:
             self.lost_seen += 1
             if self.lost_seen < self.settings.lost_confirmations:
+                state = JobState.UNKNOWN
                 status = JobStatus.unknown(
                     f"not confirmed yet ({self.lost_seen}/{self.settings.lost_confirmations}): {status.message}"
                 )
-        else:
-            self.lost_seen = 0
-        if status.state is JobState.UNKNOWN:
+        elif state is not JobState.UNKNOWN:
+            self.lost_seen = 0  # an unknown round between two denials neither confirms nor clears them
+        if state is JobState.UNKNOWN:
+            self.unknown = status
             if self.unknown_since is None:
                 self.unknown_since = now
             elif not self.budget_spent and now - self.unknown_since >= self.settings.unknown_budget:
                 self.budget_spent = True
                 self._wake()
-                woke = True
-        else:
-            self.unknown_since = None
+                return True
+            return False
+        self.unknown_since = None
+        self.unknown = None
         if not status.same_as(self.latest):
             self.latest = status
             self._wake()
-            woke = True
-        return woke
+            return True
+        return False
 
     def expire(self) -> None:
         self.expired = True
@@ -163,31 +184,51 @@ class StatusPoller:
     def __init__(self, client: JobClient[Any], interval: float, registry_key: Hashable) -> None:
         self.client = client
         self.interval = interval
-        self.backoff = Backoff(base=min(interval, 1.0), cap=max(60.0, interval * 4))
+        # a poll (every page of a listing included) that takes longer than this counts as unknown
+        self.poll_timeout = max(300.0, 4 * interval)
         # tuples, not lists: one allocation per job instead of two, and safe to iterate while waiters come
         # and go during a poll
         self._watches: dict[str, tuple[Watch, ...]] = {}
         self._task: asyncio.Task[None] | None = None
         self._registry_key = registry_key
+        self._refresh: Refresh | None = None
         self.polls = 0
+        self.restarts = 0  # times the watchdog started the poller again
+        self.refreshes = 0  # credential refreshes after an AuthError
+        self.sick_since: float | None = None  # monotonic time the endpoint's polls started failing
+        self.last_problem = ""
         self._earliest = float("inf")  # no watch has a deadline before this (epoch s); may be stale-early
+        self._alarm: asyncio.TimerHandle | None = None
+        self._alarm_at = float("inf")
         self._nap: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
         return sum(len(ws) for ws in self._watches.values())
 
-    def add(self, locator: Locator, settings: PollSettings, deadline: float | None = None) -> Watch:
-        """Watch ``locator``; with a ``deadline`` (epoch s), the watch is woken ``expired`` when it passes."""
+    def add(
+        self,
+        locator: Locator,
+        settings: PollSettings,
+        deadline: float | None = None,
+        *,
+        client: JobClient[Any] | None = None,
+        refresh: Refresh | None = None,
+    ) -> Watch:
+        """Watch ``locator``; with a ``deadline`` (epoch s), the watch is woken ``expired`` when it passes.
+
+        ``client``: the caller's client of this endpoint, the newest of its connection (its credentials
+        may have rotated since the poller started); ``refresh`` fetches fresh credentials after an AuthError.
+        """
+        if client is not None and client is not self.client:
+            self.client = client
+        if refresh is not None:
+            self._refresh = refresh
         watch = Watch(locator, settings, deadline)
         self._watches[watch.key] = (*self._watches.get(watch.key, ()), watch)
         if deadline is not None and deadline < self._earliest:
             self._earliest = deadline
-            if self._nap is not None and not self._nap.done():
-                self._nap.set_result(None)  # the poller naps past this deadline: let it set a new alarm
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"durable-jobs-poller-{self.client.system}"
-            )
+            self._arm_alarm()
+        self._ensure_running()
         return watch
 
     def remove(self, watch: Watch) -> None:
@@ -207,73 +248,223 @@ class StatusPoller:
         finally:
             self.remove(watch)
 
+    # --- the task and its watchdog ----------------------------------------------------------------------
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            reg = _registry()
+            reg.setdefault(self._registry_key, self)
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"durable-jobs-poller-{self.client.system}"
+            )
+            self._task.add_done_callback(self._on_done)
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        """The watchdog: a poller task that ends while jobs still wait is started again."""
+        if task is not self._task:
+            return
+        exc = None if task.cancelled() else task.exception()  # retrieved: no "never retrieved" warning
+        loop = task.get_loop()
+        if not self._watches or loop.is_closed():
+            return
+        self.restarts += 1
+        log.error(
+            "%s status poller ended (%s) while %d jobs wait; starting it again",
+            self.client.system,
+            "cancelled" if exc is None else f"{type(exc).__name__}: {exc}",
+            len(self),
+            exc_info=exc,
+        )
+        # after the current turn: waiters cancelled together with the task leave first
+        loop.call_soon(self._restart)
+
+    def _restart(self) -> None:
+        if self._watches:
+            self._ensure_running()
+
     async def _run(self) -> None:
-        failures = 0
         try:
             loop = asyncio.get_running_loop()
             while self._watches:
                 started = loop.time()
-                keys = list(self._watches)
-                locators = [self._watches[k][0].locator for k in keys]
-                delay = self.interval
-                try:
-                    results = await self.client.statuses(locators)
-                    failures = 0
-                except TransientError as exc:
-                    results = {k: JobStatus.unknown(str(exc)) for k in keys}
-                    delay = max(self.interval, self.backoff.delay(failures, exc.retry_after))
-                    failures += 1
-                    log.warning("%s status poll failed (%s); next try in %.1fs", self.client.system, exc, delay)
-                except PermanentError as exc:
-                    log.error("%s status poll refused: %s", self.client.system, exc)
-                    for k in keys:
-                        for w in self._watches.get(k, ()):
-                            w.fail(str(exc))
-                    results = {}
-                self.polls += 1
-                now = time.monotonic()
-                missing: JobStatus | None = None
-                woken = 0
-                for k in keys:
-                    st = results.get(k)
-                    if st is None and results:
-                        missing = missing or JobStatus.unknown("the endpoint's answer did not include this job")
-                        st = missing
-                    if st is None:
-                        continue
-                    for w in self._watches.get(k, ()):
-                        if w.offer(st, now):
-                            woken += 1
-                    if woken >= WAKE_BATCH:
-                        # let the woken waiters run (and the rest of the loop breathe) before waking more
-                        woken = 0
-                        await asyncio.sleep(0)
-                if not failures:
-                    delay = max(self.interval - (loop.time() - started), self.interval * MIN_GAP)
-                del keys, locators, results  # a key string and a status per job, not kept through the sleep
+                delay = await self._cycle()
+                if self.sick_since is None:
+                    delay = max(delay - (loop.time() - started), self.interval * MIN_GAP)
                 await self._sleep(delay)
         finally:
             reg = _registry()
-            if reg.get(self._registry_key) is self:
+            if not self._watches and reg.get(self._registry_key) is self:
                 del reg[self._registry_key]
 
-    async def _sleep(self, delay: float) -> None:
-        """Sleep until the next poll, expiring deadlines that pass meanwhile."""
-        loop = asyncio.get_running_loop()
-        poll_at = loop.time() + delay
-        while self._watches:
-            self._expire_due()
-            now = loop.time()
-            if now >= poll_at:
-                return
-            wake_at = min(poll_at, now + max(0.0, self._earliest - time.time()))
-            self._nap = nap = loop.create_future()
-            alarm = loop.call_at(wake_at, _settle, nap)
+    # --- one poll ----------------------------------------------------------------------------------------
+
+    async def _cycle(self) -> float:
+        """Poll once and hand every watch its status; the delay until the next poll."""
+        keys = list(self._watches)
+        locators = [self._watches[k][0].locator for k in keys]
+        try:
+            results = await self._statuses(locators)
+            if not isinstance(results, dict):
+                raise TypeError(f"statuses() returned a {type(results).__name__}, not a dict")
+        except AuthError as exc:
+            log.error("%s: %s refused the credentials: %s", self.client.system, self._endpoint(), exc)
+            for k in keys:
+                for w in self._watches.get(k, ()):
+                    w.fail(str(exc))
+            self.polls += 1
+            return self.interval
+        except Exception as exc:  # any class: unknown for every job of this poll, never a dead poller
+            self.polls += 1
+            delay = self.interval
+            retry_after = getattr(exc, "retry_after", None)
+            if isinstance(retry_after, (int, float)) and retry_after > delay:
+                delay = min(float(retry_after), MAX_RETRY_AFTER)
+            self._sick(exc, delay)
+            problem = JobStatus.unknown(self.last_problem)
+            await self._offer(keys, {}, problem, time.monotonic())
+            return delay
+        self.polls += 1
+        offered, unknown, sample = await self._offer(keys, results, None, time.monotonic())
+        if offered and unknown == offered and sample is not None:
+            # every job unknown (the batch source and its fallback failed): the endpoint is sick, said once
+            self._sick(TransientError(sample.message or "no status could be read"), self.interval)
+        else:
+            self._healthy()
+        del keys, locators, results  # a key string and a status per job, not kept through the sleep
+        return self.interval
+
+    async def _offer(
+        self, keys: list[str], results: dict[str, JobStatus], default: JobStatus | None, now: float
+    ) -> tuple[int, int, JobStatus | None]:
+        """Hand every watch its status; a job the answer left out counts as unknown this round.
+
+        Returns how many jobs were offered a status, how many of those were unknown, and one unknown status.
+        """
+        woken = offered = unknown = 0
+        sample: JobStatus | None = None
+        missing = default
+        for k in keys:
+            ws = self._watches.get(k)
+            if not ws:
+                continue
+            st = results.get(k)
+            if not isinstance(st, JobStatus):
+                if missing is None:
+                    missing = JobStatus.unknown("the endpoint's answer did not include this job")
+                st = missing
+            offered += 1
+            if st.state is JobState.UNKNOWN:
+                unknown += 1
+                if sample is None or (not sample.message and st.message):
+                    sample = st
+            for w in ws:
+                if w.offer(st, now):
+                    woken += 1
+            if woken >= WAKE_BATCH:
+                # let the woken waiters run (and the rest of the loop breathe) before waking more
+                woken = 0
+                await asyncio.sleep(0)
+        return offered, unknown, sample
+
+    async def _statuses(self, locators: list[Locator]) -> Any:
+        try:
+            return await self._timed(self.client.statuses(locators))
+        except AuthError as exc:
+            refresh = self.client.refetch or self._refresh
+            if refresh is None:
+                raise
             try:
-                await nap
-            finally:
-                alarm.cancel()
-                self._nap = None
+                fresh = await self._timed(refresh())
+            except Exception:
+                log.warning("%s: fetching fresh credentials failed", self.client.system, exc_info=True)
+                raise exc from None
+            self.refreshes += 1
+            self.client = fresh
+            log.warning(
+                "%s: %s refused the credentials (%s); polling again with freshly fetched ones",
+                fresh.system,
+                self._endpoint(),
+                exc,
+            )
+            return await self._timed(fresh.statuses(locators))
+
+    async def _timed(self, aw: Awaitable[Any]) -> Any:
+        try:
+            return await asyncio.wait_for(aw, self.poll_timeout)
+        except asyncio.TimeoutError:
+            raise TransientError(f"the status poll took longer than {self.poll_timeout:.0f}s") from None
+
+    def _endpoint(self) -> str:
+        return getattr(self.client, "endpoint_name", None) or self.client.system
+
+    def _sick(self, exc: Exception, delay: float) -> None:
+        message = str(exc) or type(exc).__name__
+        if not isinstance(exc, TransientError | AuthError):
+            message = f"{type(exc).__name__}: {message}"
+        self.last_problem = message
+        if self.sick_since is None:
+            self.sick_since = time.monotonic()
+            log.warning(
+                "%s: status of the %d jobs watched on %s is unknown: %s (polling again every %.0fs until it "
+                "answers; nothing is failed or resubmitted meanwhile)",
+                self.client.system,
+                len(self),
+                self._endpoint(),
+                message,
+                delay,
+                exc_info=None if isinstance(exc, TransientError) else exc,
+            )
+        else:
+            log.debug("%s: %s still unavailable: %s", self.client.system, self._endpoint(), message)
+
+    def _healthy(self) -> None:
+        if self.sick_since is not None:
+            log.warning(
+                "%s: %s answers again after %.0fs",
+                self.client.system,
+                self._endpoint(),
+                time.monotonic() - self.sick_since,
+            )
+            self.sick_since = None
+            self.last_problem = ""
+
+    # --- sleeping and deadlines --------------------------------------------------------------------------
+
+    async def _sleep(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._nap = nap = loop.create_future()
+        timer = loop.call_later(delay, _settle, nap)
+        try:
+            await nap
+        finally:
+            timer.cancel()
+            self._nap = None
+
+    def poke(self) -> None:
+        """Poll now instead of at the end of the current nap."""
+        if self._nap is not None:
+            _settle(self._nap)
+
+    def _arm_alarm(self) -> None:
+        """One timer for the earliest deadline, independent of the polls."""
+        if self._earliest == float("inf"):
+            return
+        if self._alarm is not None and self._alarm_at <= self._earliest:
+            return
+        if self._alarm is not None:
+            self._alarm.cancel()
+        loop = asyncio.get_running_loop()
+        self._alarm_at = self._earliest
+        self._alarm = loop.call_later(max(0.0, self._earliest - time.time()), self._on_alarm)
+
+    def _on_alarm(self) -> None:
+        self._alarm = None
+        self._alarm_at = float("inf")
+        try:
+            self._expire_due()
+        finally:
+            if self._watches:
+                self._arm_alarm()
 
     def _expire_due(self) -> None:
         """Wake every watch whose deadline passed; one pass over the watches, only when one is due."""
@@ -326,11 +517,15 @@ async def wait_for_outcome(
     *,
     deadline: float | None = None,
     logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    refresh: Refresh | None = None,
 ) -> WaitResult:
-    """Wait until the job is terminal, the absolute ``deadline`` (epoch s) passes, or the budget is spent."""
+    """Wait until the job is terminal, the absolute ``deadline`` (epoch s) passes, or the budget is spent.
+
+    ``refresh`` returns a client with freshly fetched credentials (the hook's), used once after an AuthError.
+    """
     lg = logger or log
     poller = poller_for(client, settings.interval)
-    watch = poller.add(locator, settings, deadline)
+    watch = poller.add(locator, settings, deadline, client=client, refresh=refresh)
     try:
         while True:
             if deadline is not None and deadline <= time.time():
@@ -345,35 +540,48 @@ async def wait_for_outcome(
             if watch.error is not None:
                 return WaitResult("error", status, watch.error)
             if watch.budget_spent:
+                why = watch.unknown.message if watch.unknown is not None else ""
                 return WaitResult(
                     "unknown",
                     status,
-                    f"status of {client.describe(locator)} unknown for {settings.unknown_budget:.0f}s: "
-                    f"{status.message if status else ''}",
+                    f"status of {client.describe(locator)} unknown for {settings.unknown_budget:.0f}s: {why}",
                 )
             if status is None:
                 continue
-            log_info(
+            if status.state.is_terminal:
+                return WaitResult(status.state.value, status, status.message)
+            # state changes of a waiting job are DEBUG: at INFO a trigger writes two lines in its life
+            log_at(
                 lg,
+                logging.DEBUG,
                 "%s: %s%s",
                 client.describe(locator),  # made when needed: one string less per waiting job
                 status.raw_state or status.state.value,
                 f" ({status.message})" if status.message else "",
             )
-            if status.state.is_terminal:
-                return WaitResult(status.state.value, status, status.message)
     finally:
         poller.remove(watch)
 
 
-def log_info(logger: Any, msg: str, *args: Any) -> None:
-    """``logger.info(msg, *args)`` for a coroutine that goes on waiting after it logs.
+def log_at(logger: Any, level: int, msg: str, *args: Any) -> None:
+    """``logger.log(level, msg, *args)`` for a coroutine that goes on waiting after it logs.
 
     Logging looks up its call site by walking frames, which turns the caller's frame into a frame object;
     a suspended coroutine keeps that object for as long as it waits (hundreds of bytes for each of thousands
     of waiting triggers). Called through this plain function, the walk stops here and its frame is freed.
     """
-    logger.info(msg, *args)
+    if level >= logging.INFO or _enabled(logger, level):
+        logger.log(level, msg, *args)
+
+
+def _enabled(logger: Any, level: int) -> bool:
+    check = getattr(logger, "isEnabledFor", None)
+    return bool(check(level)) if check is not None else True
+
+
+def log_info(logger: Any, msg: str, *args: Any) -> None:
+    """:func:`log_at` at INFO."""
+    log_at(logger, logging.INFO, msg, *args)
 
 
 def _timed_out(client: JobClient[Any], locator: Locator, watch: Watch) -> WaitResult:

@@ -8,7 +8,11 @@ It is plain Python (no Airflow): the operator hands it a task state store (anyth
 * a record in ``submitting`` means a crashed try may have submitted: **find** by token before
   submitting, and if find cannot decide, fail the try (retryable) rather than submit blindly;
 * unknown is never failed and never resubmitted; only a *confirmed* terminal failure starts the next
-  generation, with a new token.
+  generation, with a new token;
+* a job the system no longer knows (**lost**, confirmed) may have succeeded before it was forgotten, so it
+  is never rerun unless the user asked: ``on_lost="fail"`` (the default) fails the task without retry and
+  says how to run it again; ``on_lost="resubmit"``, or a clear of the task after the loss, starts the
+  next generation.
 """
 
 from __future__ import annotations
@@ -61,6 +65,21 @@ class JobError(DurableJobError):
     """Observing the job failed permanently (e.g. credentials refused); the record is untouched."""
 
 
+class JobLost(DurableJobError):
+    """The system forgot the job; its outcome is unknown and it is not rerun (``on_lost="fail"``).
+
+    Not retryable: a retry would find the same record and refuse again. A clear of the task, or
+    ``on_lost="resubmit"``, runs it again.
+    """
+
+    def __init__(self, message: str, record: JobRecord):
+        super().__init__(message)
+        self.record = record
+
+
+ON_LOST_CHOICES = ("fail", "resubmit")
+
+
 @dataclass(frozen=True, slots=True)
 class Defer:
     """Wait for this job (in the triggerer, or on the worker when not deferrable)."""
@@ -88,6 +107,11 @@ class ProtocolSettings:
     lost_confirmations: int = 3
     confirm_delay: float = 2.0
     cancel_wait: float = 30.0
+    on_lost: str = "fail"  # "fail": a forgotten job is not rerun unless the user asks; "resubmit": rerun it
+
+    def __post_init__(self) -> None:
+        if self.on_lost not in ON_LOST_CHOICES:
+            raise ValueError(f"on_lost must be one of {', '.join(ON_LOST_CHOICES)}, not {self.on_lost!r}")
 
 
 class JobProtocol:
@@ -123,13 +147,15 @@ class JobProtocol:
         rec = JobRecord.from_json(raw, system=self.client.system, identity=self.identity)
         if rec.job is not None:
             try:
-                rec = JobRecord.from_json(
-                    {**raw, "job": self.client.validate_locator(rec.job)},
-                    system=self.client.system,
-                    identity=self.identity,
-                )
+                job = self.client.validate_locator(rec.job)
             except RecordError as exc:
-                raise RecordError(f"task state store key {STATE_KEY!r}: {exc}") from exc
+                raise RecordError(f"task state store key {STATE_KEY!r}: field 'job': {exc}") from exc
+            if not self.client.locator_matches_token(job, rec.token):
+                raise RecordError(
+                    f"task state store key {STATE_KEY!r}: field 'job': {self.client.describe(job)} does not carry "
+                    f"token {rec.token}; the record was edited or copied. Refusing to touch that job."
+                )
+            rec = replace(rec, job=job)
         return rec
 
     def save(self, rec: JobRecord) -> None:
@@ -168,7 +194,13 @@ class JobProtocol:
                     return self._next_generation(rec)
                 self.log.info("Generation %d already succeeded: returning its result, no new job", rec.generation)
                 return Finished(rec, None)
-            self.log.info("Generation %d ended %s: submitting the next generation", rec.generation, rec.outcome)
+            if rec.outcome is Outcome.LOST:
+                return self._after_loss(rec)
+            self.log.info(
+                "Generation %d ended %s: submitting the next generation",
+                rec.generation,
+                rec.outcome.value if rec.outcome else None,
+            )
             return self._next_generation(rec)
         if rec.phase is Phase.SUBMITTING:
             found = self._find(rec)
@@ -202,7 +234,9 @@ class JobProtocol:
         message = str(event.get("message") or (last.message if last else ""))
         if kind == JobState.SUCCEEDED.value:
             return self._record_success(rec, last)
-        if kind in (JobState.FAILED.value, JobState.CANCELLED.value, JobState.LOST.value):
+        if kind == JobState.LOST.value:
+            return self._record_loss(rec, message)
+        if kind in (JobState.FAILED.value, JobState.CANCELLED.value):
             self._record_failure(rec, _OUTCOME_OF[JobState(kind)], message, last)
         if kind == "timeout":
             return self._cancel_after_deadline(rec, message)
@@ -291,8 +325,10 @@ class JobProtocol:
         self.log.info("Status of %s: %s %s", self.client.describe(rec.job), status.state.value, status.message)
         if status.state is JobState.SUCCEEDED:
             return self._record_success(rec, status)
+        if status.state is JobState.LOST:
+            return self._record_loss(rec, status.message)
         if status.state.is_terminal:
-            rec = rec.finished(_OUTCOME_OF[status.state], status.message)
+            rec = rec.finished(_OUTCOME_OF[status.state], status.message, clear_number=self.identity.clear_number)
             self.save(rec)
             self.log.warning(
                 "Generation %d ended %s: submitting the next generation", rec.generation, status.state.value
@@ -302,13 +338,43 @@ class JobProtocol:
 
     def _record_success(self, rec: JobRecord, status: JobStatus | None) -> Finished:
         failpoints.failpoint(failpoints.BEFORE_OUTCOME)
-        rec = rec.finished(Outcome.SUCCEEDED, status.message if status else "")
+        rec = rec.finished(Outcome.SUCCEEDED, status.message if status else "", clear_number=self.identity.clear_number)
         self.save(rec)
         return Finished(rec, status)
 
+    def _record_loss(self, rec: JobRecord, message: str) -> Decision:
+        """A confirmed LOST: record it (with the run's clear count now), then do what ``on_lost`` says."""
+        failpoints.failpoint(failpoints.BEFORE_OUTCOME)
+        rec = rec.finished(Outcome.LOST, message, clear_number=self.identity.clear_number)
+        self.save(rec)
+        return self._after_loss(rec)
+
+    def _after_loss(self, rec: JobRecord) -> Decision:
+        assert rec.job is not None
+        what = self.client.describe(rec.job)
+        if self.settings.on_lost == "resubmit":
+            self.log.warning("%s is lost (%s); on_lost='resubmit': submitting the next generation", what, rec.message)
+            return self._next_generation(rec)
+        if rec.clear_number != self.identity.clear_number:
+            self.log.warning(
+                "%s was lost, and the task was cleared since (clear_number %d -> %d): a clear asks to run it "
+                "again, so submitting the next generation",
+                what,
+                rec.clear_number,
+                self.identity.clear_number,
+            )
+            return self._next_generation(rec)
+        raise JobLost(
+            f"The outcome of {what} (generation {rec.generation}, token {rec.token}) is unknown: the system no "
+            f"longer knows the job ({rec.message or 'not found'}). It was not submitted again, because a job "
+            "the system forgot may have succeeded. To run it again, clear this task (a clear counts as asking), "
+            "or set on_lost='resubmit' on the operator (deployment-wide: [durable_jobs] on_lost = resubmit).",
+            rec,
+        )
+
     def _record_failure(self, rec: JobRecord, outcome: Outcome, message: str, status: JobStatus | None) -> None:
         failpoints.failpoint(failpoints.BEFORE_OUTCOME)
-        rec = rec.finished(outcome, message)
+        rec = rec.finished(outcome, message, clear_number=self.identity.clear_number)
         self.save(rec)
         assert rec.job is not None
         raise JobFailed(
@@ -340,6 +406,6 @@ class JobProtocol:
             return self._record_success(rec, status)
         failpoints.failpoint(failpoints.BEFORE_OUTCOME)
         deadline_msg = f"deadline passed; job cancelled (final state {status.raw_state or status.state.value})"
-        rec = rec.finished(Outcome.CANCELLED, deadline_msg)
+        rec = rec.finished(Outcome.CANCELLED, deadline_msg, clear_number=self.identity.clear_number)
         self.save(rec)
         raise JobFailed(f"{what}: {deadline_msg}. {message}".strip(), rec, status)

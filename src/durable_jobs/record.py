@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
+import math
 import re
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from durable_jobs.errors import RecordError
+from durable_jobs.messages import cut
 
 STATE_KEY = "durable_jobs.job"
 RECORD_VERSION = 1
 HISTORY_LIMIT = 20
+#: the largest record, in bytes of JSON: a record is a handful of fields, never a store for data
+RECORD_LIMIT = 64 * 1024
 TOKEN_PREFIX = "dj"
 _TOKEN_RE = re.compile(r"^dj[0-9a-f]{20}$")
 
@@ -34,6 +39,12 @@ class Outcome(str, enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     LOST = "lost"
+
+
+_OUTCOMES = frozenset(o.value for o in Outcome)
+E = TypeVar("E", bound=enum.Enum)
+_MISSING: Any = object()
+_MISSING_DEFAULT: Any = _MISSING
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +120,16 @@ class JobRecord:
     def submitted(self, job: dict[str, Any]) -> JobRecord:
         return replace(self, phase=Phase.SUBMITTED, job=dict(job))
 
-    def finished(self, outcome: Outcome, message: str = "") -> JobRecord:
-        return replace(self, phase=Phase.FINISHED, outcome=outcome, message=message[:2000])
+    def finished(self, outcome: Outcome, message: str = "", *, clear_number: int | None = None) -> JobRecord:
+        """The outcome recorded; ``clear_number``: the run's clear count when it was recorded (a later clear
+        is then told from one that happened before the outcome)."""
+        return replace(
+            self,
+            phase=Phase.FINISHED,
+            outcome=outcome,
+            message=cut(message),
+            clear_number=self.clear_number if clear_number is None else clear_number,
+        )
 
     def next_generation(self, identity: TaskIdentity, timeout: float | None) -> JobRecord:
         entry = {
@@ -118,7 +137,7 @@ class JobRecord:
             "token": self.token,
             "job": self.job,
             "outcome": self.outcome.value if self.outcome else None,
-            "message": self.message[:500],
+            "message": cut(self.message, 500),
         }
         return JobRecord.intent(
             system=self.system,
@@ -149,47 +168,47 @@ class JobRecord:
 
     @classmethod
     def from_json(cls, data: Any, *, system: str, identity: TaskIdentity) -> JobRecord:
-        """Parse and validate a stored record; raise :class:`RecordError` with a clear message."""
+        """Parse and validate a stored record; raise :class:`RecordError` naming the field at fault.
+
+        Exact types (a bool is not a number; NaN and infinity are refused), bounded sizes (the history is
+        capped to its last :data:`HISTORY_LIMIT` entries on load, and the whole record must stay within
+        :data:`RECORD_LIMIT` bytes), and the token must be this task's for the recorded generation.
+        """
         where = f"task state store key {STATE_KEY!r} of {identity.describe()}"
         if not isinstance(data, dict):
             raise RecordError(f"{where} holds a {type(data).__name__}, not a durable_jobs record")
-        if data.get("v") != RECORD_VERSION:
-            raise RecordError(f"{where} has record version {data.get('v')!r}; this library reads version 1")
+        v = data.get("v")
+        if type(v) is not int or v != RECORD_VERSION:
+            raise RecordError(f"{where}: field 'v' is {_show(v)}; this library reads record version {RECORD_VERSION}")
         if data.get("system") != system:
             raise RecordError(
-                f"{where} belongs to system {data.get('system')!r}, not {system!r}. The operator was changed "
+                f"{where} belongs to system {_show(data.get('system'))}, not {system!r}. The operator was changed "
                 f"to another system while a job was recorded; delete the key to start afresh."
             )
-        try:
-            phase = Phase(data["phase"])
-            generation = data["generation"]
-            token = data["token"]
-            intent_at = float(data["intent_at"])
-            deadline = None if data.get("deadline") is None else float(data["deadline"])
-            outcome = None if data.get("outcome") is None else Outcome(data["outcome"])
-            clear_number = int(data.get("clear_number", 0))
-            submitted_try = int(data.get("submitted_try", 0))
-            job = data.get("job")
-            history = tuple(data.get("history") or ())
-            message = str(data.get("message") or "")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RecordError(f"{where} is malformed: {exc!r}") from exc
-        if not isinstance(generation, int) or isinstance(generation, bool) or not 0 <= generation < 10_000:
-            raise RecordError(f"{where} has an invalid generation {generation!r}")
-        if not isinstance(token, str) or not _TOKEN_RE.match(token):
-            raise RecordError(f"{where} has an invalid token {token!r}")
+        f = _Fields(data, where)
+        phase = f.enum("phase", Phase)
+        generation = f.integer("generation", 0, 9_999)
+        token = f.string("token", 64)
+        intent_at = f.number("intent_at")
+        deadline = f.number("deadline", optional=True)
+        outcome = f.enum("outcome", Outcome, optional=True)
+        clear_number = f.integer("clear_number", 0, 10**9, default=0)
+        submitted_try = f.integer("submitted_try", 0, 10**9, default=0)
+        message = f.string("message", 100_000, default="")
+        job = f.locator("job")
+        history = f.history("history")
+        if not _TOKEN_RE.match(token):
+            raise RecordError(f"{where}: field 'token' is {_show(token)}, not a durable_jobs token")
         if token != identity.token(generation):
             raise RecordError(
                 f"{where} carries token {token} which is not this task's token for generation {generation}: "
                 "the record was copied from another task or edited. Refusing to touch its job."
             )
-        if job is not None and not isinstance(job, dict):
-            raise RecordError(f"{where} has a job locator of type {type(job).__name__}")
         if phase is not Phase.SUBMITTING and job is None:
-            raise RecordError(f"{where} is in phase {phase.value} without a job locator")
+            raise RecordError(f"{where}: field 'job' is missing in phase {phase.value}")
         if phase is Phase.FINISHED and outcome is None:
-            raise RecordError(f"{where} is finished without an outcome")
-        return cls(
+            raise RecordError(f"{where}: field 'outcome' is missing in phase finished")
+        rec = cls(
             system=system,
             phase=phase,
             generation=generation,
@@ -198,8 +217,133 @@ class JobRecord:
             deadline=deadline,
             job=job,
             outcome=outcome,
-            message=message,
+            message=cut(message),
             clear_number=clear_number,
             submitted_try=submitted_try,
             history=history,
         )
+        size = rec.size()
+        if size > RECORD_LIMIT:
+            raise RecordError(
+                f"{where} is {size} bytes once its history is capped; a record holds at most {RECORD_LIMIT}"
+            )
+        return rec
+
+    def size(self) -> int:
+        return len(json.dumps(self.to_json(), separators=(",", ":")))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _Fields:
+    """Reads one field of a stored record at a time; every refusal names the field."""
+
+    def __init__(self, data: dict[str, Any], where: str) -> None:
+        self.data = data
+        self.where = where
+
+    def _refuse(self, name: str, value: Any, expected: str) -> RecordError:
+        return RecordError(f"{self.where}: field {name!r} is {_show(value)}, expected {expected}")
+
+    def _get(self, name: str, optional: bool, default: Any) -> tuple[bool, Any]:
+        if name not in self.data:
+            if default is not _MISSING or optional:
+                return False, None if default is _MISSING else default
+            raise RecordError(f"{self.where}: field {name!r} is missing")
+        value = self.data[name]
+        if value is None and optional:
+            return False, None
+        return True, value
+
+    def integer(self, name: str, low: int, high: int, *, default: Any = _MISSING_DEFAULT) -> int:
+        present, value = self._get(name, False, default)
+        if not present:
+            return int(value)
+        if type(value) is not int or not low <= value <= high:
+            raise self._refuse(name, value, f"an integer from {low} to {high}")
+        return value
+
+    def number(self, name: str, *, optional: bool = False) -> Any:
+        present, value = self._get(name, optional, _MISSING)
+        if not present:
+            return None
+        if type(value) not in (int, float) or not math.isfinite(value) or not 0 <= value < 1e11:
+            raise self._refuse(name, value, "a finite epoch timestamp in seconds")
+        return float(value)
+
+    def string(self, name: str, limit: int, *, default: Any = _MISSING_DEFAULT) -> str:
+        present, value = self._get(name, False, default)
+        if not present:
+            return str(value)
+        if type(value) is not str or len(value) > limit:
+            raise self._refuse(name, value, f"a string of at most {limit} characters")
+        return value
+
+    def enum(self, name: str, kind: type[E], *, optional: bool = False) -> Any:
+        present, value = self._get(name, optional, _MISSING)
+        if not present:
+            return None
+        try:
+            if type(value) is not str:
+                raise ValueError
+            return kind(value)
+        except ValueError:
+            raise self._refuse(name, value, "one of " + ", ".join(m.value for m in kind)) from None
+
+    def locator(self, name: str) -> dict[str, Any] | None:
+        present, value = self._get(name, True, _MISSING)
+        if not present:
+            return None
+        return _locator(value, f"{self.where}: field {name!r}")
+
+    def history(self, name: str) -> tuple[dict[str, Any], ...]:
+        present, value = self._get(name, True, ())
+        if not present:
+            return ()
+        if type(value) is not list:
+            raise self._refuse(name, value, "a list of earlier generations")
+        out = []
+        for i, entry in enumerate(value[-HISTORY_LIMIT:]):
+            at = f"{self.where}: field 'history[{i}]'"
+            if type(entry) is not dict:
+                raise RecordError(f"{at} is {_show(entry)}, expected an object")
+            gen = entry.get("generation")
+            if type(gen) is not int or not 0 <= gen < 10_000:
+                raise RecordError(f"{at}.generation is {_show(gen)}, expected an integer from 0 to 9999")
+            tok = entry.get("token")
+            if type(tok) is not str or not _TOKEN_RE.match(tok):
+                raise RecordError(f"{at}.token is {_show(tok)}, expected a durable_jobs token")
+            outcome = entry.get("outcome")
+            if outcome is not None and outcome not in _OUTCOMES:
+                raise RecordError(f"{at}.outcome is {_show(outcome)}, expected one of {', '.join(sorted(_OUTCOMES))}")
+            msg = entry.get("message", "")
+            if type(msg) is not str:
+                raise RecordError(f"{at}.message is {_show(msg)}, expected a string")
+            job = entry.get("job")
+            out.append(
+                {
+                    "generation": gen,
+                    "token": tok,
+                    "job": None if job is None else _locator(job, f"{at}.job"),
+                    "outcome": outcome,
+                    "message": cut(msg, 500),
+                }
+            )
+        return tuple(out)
+
+
+def _locator(value: Any, at: str) -> dict[str, Any]:
+    """A locator as stored: a small object of string keys and scalar values (the client checks the rest)."""
+    if type(value) is not dict:
+        raise RecordError(f"{at} is {_show(value)}, expected an object")
+    if len(value) > 16:
+        raise RecordError(f"{at} has {len(value)} fields; a locator has a few")
+    for k, v in value.items():
+        if type(k) is not str or len(k) > 64:
+            raise RecordError(f"{at} has a key {_show(k)}, expected a short string")
+        if (v is not None and type(v) not in (str, int)) or (type(v) is str and len(v) > 2048):
+            raise RecordError(f"{at}.{k} is {_show(v)}, expected a string or an integer")
+    return dict(value)

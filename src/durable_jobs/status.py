@@ -10,6 +10,11 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from durable_jobs.messages import MESSAGE_LIMIT, cut
+
+RAW_STATE_LIMIT = 100
+URL_LIMIT = 2048
+
 
 class JobState(str, enum.Enum):
     """Normalized job state."""
@@ -44,6 +49,15 @@ class JobStatus:
     tracking_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    def __post_init__(self) -> None:
+        # whatever an endpoint said, a status stays small: it goes into events, XCom, records and logs
+        if len(self.message) > MESSAGE_LIMIT:
+            object.__setattr__(self, "message", cut(self.message))
+        if len(self.raw_state) > RAW_STATE_LIMIT:
+            object.__setattr__(self, "raw_state", cut(self.raw_state, RAW_STATE_LIMIT))
+        if self.tracking_url is not None and len(self.tracking_url) > URL_LIMIT:
+            object.__setattr__(self, "tracking_url", None)
+
     def same_as(self, other: JobStatus | None) -> bool:
         """True when nothing a user would care about changed."""
         return (
@@ -60,7 +74,12 @@ class JobStatus:
         if self.tracking_url:
             out["tracking_url"] = self.tracking_url
         if self.extra:
-            out["extra"] = self.extra
+            # scalars only, each cut: the event (and XCom) must stay small whatever the endpoint sent
+            out["extra"] = {
+                str(k)[:100]: cut(v, 500) if isinstance(v, str) else v
+                for k, v in list(self.extra.items())[:20]
+                if v is None or isinstance(v, (str, int, float, bool))
+            }
         return out
 
     @classmethod

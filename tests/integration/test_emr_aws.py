@@ -34,14 +34,14 @@ async def test_one_client_per_service_endpoint_and_credentials_sharing_one_loade
         assert clients_created() == 3
         clients = [await c.client() for c in (a, serverless, other_creds)]
         assert all(c._loader is shared_loader() for c in clients)  # service models parsed once per process
-        await asyncio.gather(*(a.call("list_clusters", what="list") for _ in range(20)))
+        await asyncio.gather(*(a.send("list_clusters", what="list") for _ in range(20)))
         assert clients_created() == 3
     finally:
         await close_sessions()
     # close_sessions() (what a worker runs when its loop ends) closed them: the next call opens a new one
     try:
         assert clients_created() == 0
-        await EmrStepClient(moto.config()).call("list_clusters", what="list")
+        await EmrStepClient(moto.config()).send("list_clusters", what="list")
         assert clients_created() == 1
     finally:
         await close_sessions()
@@ -72,8 +72,8 @@ async def test_role_arn_assumes_the_role_once_and_calls_with_its_credentials(mot
     role = f"arn:aws:iam::{ACCOUNT}:role/airflow-emr"
     client = EmrStepClient(moto.config(role_arn=role, assume_role_kwargs={"ExternalId": "x-123"}))
     try:
-        await client.call("list_clusters", what="list")
-        await client.call("list_clusters", what="list")
+        await client.send("list_clusters", what="list")
+        await client.send("list_clusters", what="list")
     finally:
         await close_sessions()
     assert moto.count("sts", "AssumeRole") == 1 and moto.count("emr", "ListClusters") == 2
@@ -129,3 +129,9 @@ def test_timestamps_parse_to_the_instants_botocore_gives(value: object):
     assert parsed == parse_timestamp(value)  # the same instant
     if isinstance(value, (int, float)):
         assert parsed.tzinfo is timezone.utc and parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("value", [True, False, None, [], {"a": 1}, 1e300, "not a date"])
+def test_timestamps_of_the_wrong_type_are_refused_not_read_as_1970(value: object):
+    with pytest.raises(ValueError):
+        utc_timestamp(value)

@@ -349,3 +349,72 @@ def test_create_cluster_result_carries_the_cluster_id(moto: MotoEmr, store: InMe
     again = ctx(store, try_number=2)  # e.g. a clear: the recorded result, and the key again
     assert setup.operator(task_id="emr", conn_id=aws_conn).execute(again) == result
     assert again["ti"].xcom == {"cluster_id": cluster_id}
+
+
+# --- eviction: a finished job forgotten while no trigger watched it ------------------------------------------
+
+OWN_REQUEST = {"AddJobFlowSteps": "DescribeStep", "RunJobFlow": "DescribeCluster"}
+
+
+def own_request(setup: Setup) -> str:
+    if setup.service == "emr-serverless":
+        return "GetJobRun"
+    if setup.service == "emr-containers":
+        return "DescribeJobRun"
+    return OWN_REQUEST[setup.submit_action]
+
+
+def evict(moto: MotoEmr, setup: Setup, loc: dict[str, str]) -> None:
+    """What AWS does to old jobs: the step, cluster or run is gone from every answer."""
+    if "step_id" in loc:
+        cluster = moto.cluster(loc["cluster_id"])
+        cluster.steps = [s for s in cluster.steps if s.id != loc["step_id"]]
+    elif setup.submit_action == "RunJobFlow":
+        del moto.emr.clusters[loc["cluster_id"]]
+    elif setup.service == "emr-serverless":
+        runs = moto.serverless.job_runs[loc["application_id"]]
+        runs[:] = [r for r in runs if r.id != loc["job_run_id"]]
+    else:
+        del moto.containers.job_runs[loc["job_run_id"]]
+
+
+def not_found_message(setup: Setup, loc: dict[str, str]) -> tuple[str, int, str]:
+    if "step_id" in loc:
+        return "InvalidRequestException", 400, f"Step id '{loc['step_id']}' is not valid."
+    if setup.submit_action == "RunJobFlow":
+        return "InvalidRequestException", 400, f"Cluster id '{loc['cluster_id']}' is not valid."
+    return "ResourceNotFoundException", 404, f"Job run {loc['job_run_id']} does not exist"
+
+
+def test_a_finished_job_evicted_while_no_trigger_watched_it_is_never_resubmitted(moto: MotoEmr, setup: Setup):
+    """The job ended, the triggerer was down, and AWS forgot the job: lost (both sources agree), and the
+    default on_lost fails the task without a second job, in this try and in any later one."""
+    from durable_jobs.protocol import JobLost
+
+    store = DictStore()
+    with worker_loop() as run:
+        first = protocol(setup.client, store, setup.spec, run).start()
+        assert isinstance(first, Defer)
+        setup.finish(first.record.job)
+        evict(moto, setup, first.record.job)
+        with pytest.raises(JobLost, match="was not submitted again"):
+            protocol(setup.client, store, setup.spec, run, try_number=2).start()
+        assert store.data[STATE_KEY]["outcome"] == "lost"
+        with pytest.raises(JobLost):
+            protocol(setup.client, store, setup.spec, run, try_number=3).start()
+    assert setup.count() == 0 and moto.count(setup.service, setup.submit_action) == 1
+
+
+def test_a_finished_job_its_own_request_denies_but_the_history_lists_returns_success(moto: MotoEmr, setup: Setup):
+    """The job's own request says not found, but the list of the cluster's steps (or the container's runs,
+    or the account's clusters) still shows it ended well: that is its outcome, and nothing runs again."""
+    store = DictStore()
+    with worker_loop() as run:
+        first = protocol(setup.client, store, setup.spec, run).start()
+        assert isinstance(first, Defer)
+        setup.finish(first.record.job)
+        code, status, message = not_found_message(setup, first.record.job)
+        moto.fail(setup.service, own_request(setup), code=code, status=status, message=message, times=100)
+        decision = protocol(setup.client, store, setup.spec, run, try_number=2).start()
+    assert isinstance(decision, Finished) and decision.record.outcome is Outcome.SUCCEEDED
+    assert setup.count() == 1 and moto.count(setup.service, setup.submit_action) == 1

@@ -192,16 +192,15 @@ async def test_a_poll_shares_one_status_per_state_and_keeps_no_page(moto: MotoEm
     assert running.state is JobState.RUNNING and running.tracking_url == steps.cluster_url(cid)
     # the poll reads each page as it comes and keeps none of them
     sizes: list[int] = []
-    kept = await steps.pages(
+    complete = await steps.pages(
         "list_steps",
         {"ClusterId": cid},
         what="list",
         items="Steps",
         marker_in="Marker",
-        stop=lambda page: sizes.append(len(page)) is not None,
-        keep=False,
+        on_page=lambda page: sizes.append(len(page)) is not None,
     )
-    assert kept == [] and sizes == [50, 50, 20]
+    assert complete and sizes == [50, 50, 20]
 
 
 async def test_500_watchers_share_one_batch_per_interval(moto: MotoEmr, steps: EmrStepClient):
@@ -237,9 +236,10 @@ async def test_500_watchers_share_one_batch_per_interval(moto: MotoEmr, steps: E
 async def test_find_pages_through_newer_steps_and_stops_at_older_ones(moto: MotoEmr, steps: EmrStepClient):
     cid = moto.create_cluster()
     old = add_bulk_steps(moto, cid, 120)
-    an_hour_ago = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=1)  # moto keeps naive UTC
+    # older than the window (an hour before the intent: clocks may disagree) ; moto keeps naive UTC
+    two_hours_ago = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=2)
     for loc in old:
-        moto.step(cid, loc["step_id"]).creation_date_time = an_hour_ago
+        moto.step(cid, loc["step_id"]).creation_date_time = two_hours_ago
     since = time.time()
     mine = await steps.submit(spec(cid), TOKEN)
     add_bulk_steps(moto, cid, 70)  # newer steps push ours to the second page
@@ -296,9 +296,16 @@ async def test_access_denied_and_validation_fail_fast_with_a_clear_message(moto:
         await steps.submit(spec(cid), TOKEN)
     assert moto.count("emr", "AddJobFlowSteps") == 2  # one request each: no retries
     loc = await steps.submit(spec(cid), TOKEN)
+    # ListSteps denied, DescribeStep allowed: the step is still watched, one by one
     moto.fail("emr", "ListSteps", code="AccessDeniedException", times=1000, message="no ListSteps for you")
+    moto.set_step(cid, loc["step_id"], "COMPLETED")
     result = await asyncio.wait_for(wait_for_outcome(steps, loc, FAST), 30)
-    assert result.status == "error" and "no ListSteps for you" in result.message
+    assert result.status == "succeeded" and moto.count("emr", "DescribeStep") >= 1
+    # denied everything: the identity may not watch steps at all; every waiter gets an error
+    loc = await steps.submit(spec(cid), make_token("dag", "run", "step", -1, 1))
+    moto.fail("emr", "DescribeStep", code="AccessDeniedException", times=1000, message="no DescribeStep either")
+    result = await asyncio.wait_for(wait_for_outcome(steps, loc, FAST), 30)
+    assert result.status == "error" and "no DescribeStep either" in result.message
 
 
 # --- triggers, shared clients, links --------------------------------------------------------------------

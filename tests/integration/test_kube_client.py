@@ -25,9 +25,10 @@ from durable_jobs.clients.kubernetes import (
     KubernetesClient,
     KubernetesConfig,
 )
-from durable_jobs.errors import AuthError, PermanentError, TransientError
+from durable_jobs.errors import AuthError, TransientError
 from durable_jobs.polling import PollSettings, WaitResult, wait_for_outcome
 from durable_jobs.status import JobState, JobStatus
+from durable_jobs.transport.http import open_sessions
 from tests.support.fake_kube import TlsMaterial, kubeconfig_dict, write_kubeconfig
 from tests.support.kube_fixtures import *  # noqa: F403
 from tests.support.kube_fixtures import KubeTarget, eventually, fake_target
@@ -65,7 +66,7 @@ async def with_token(client: KubernetesClient, kind: str, namespace: str, token:
     reply = await conn.call(
         "GET", KINDS[kind].collection(namespace), query=[("labelSelector", f"{TOKEN_LABEL}={token}")], what="list"
     )
-    return list(reply.json("list").get("items") or ())
+    return list(reply.json().get("items") or ())
 
 
 async def status_until(client: KubernetesClient, loc: Locator, accept: Any, *, timeout: float) -> JobStatus:
@@ -368,8 +369,9 @@ async def test_tls_is_verified(kube_fake: KubeTarget, tmp_path: Path) -> None:
     other_ca = TlsMaterial.generate(tmp_path / "other-ca")
     kubeconfig = write_kubeconfig(tmp_path / "wrong-ca", kubeconfig_dict(fake.url, other_ca.ca_pem, token=fake.token))
     before = len(fake.requests)
-    with pytest.raises(PermanentError, match=r"TLS .* failed.*certificate"):
+    with pytest.raises(TransientError, match=r"TLS verification of .* failed.*certificate") as exc:
         await KubernetesClient(KubernetesConfig(kubeconfig_path=str(kubeconfig))).version()
+    assert exc.value.connect_failed  # never sent: the server was not trusted
     assert len(fake.requests) == before  # nothing was sent
     insecure = KubernetesConfig(host=fake.url, token=fake.token, verify_ssl=False)
     assert (await KubernetesClient(insecure).version())["gitVersion"] == "v1.33.0-fake"
@@ -405,12 +407,13 @@ async def test_in_cluster_service_account_with_a_rotating_token(
     assert (await client.status(loc)).state in (JobState.PENDING, JobState.RUNNING)
 
 
-async def test_one_api_client_per_connection_and_loop(kube: KubeTarget) -> None:
+async def test_one_connection_and_session_per_configuration_and_loop(kube: KubeTarget) -> None:
     first, second = kube.client(), kube.client()
     assert first is not second and first.key == second.key
     assert await first.connection() is await second.connection()
     conn = await first.connection()
-    api = conn.api
+    endpoint = conn.endpoint
     await asyncio.gather(*(first.version() for _ in range(5)), *(second.version() for _ in range(5)))
-    assert conn.api is api  # one ApiClient (one session, one TLS context) served all ten requests
+    assert conn.endpoint is endpoint  # one endpoint (one pooled session, one TLS context) served all ten requests
+    assert open_sessions() == 1
     assert conn.requests["GET /version"] == 10

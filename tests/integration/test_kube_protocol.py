@@ -89,7 +89,7 @@ def task_objects(kube: KubeTarget, kind: str, task_id: str) -> list[dict[str, An
         reply = await conn.call(
             "GET", KINDS[kind].collection(kube.namespace), query=[("labelSelector", selector)], what="list"
         )
-        return list(reply.json("list").get("items") or ())
+        return list(reply.json().get("items") or ())
 
     return run(kube, call)
 

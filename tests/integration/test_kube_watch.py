@@ -134,9 +134,9 @@ async def test_1000_waiting_jobs_share_one_watch(kube_fake: KubeTarget) -> None:
     polls = poller.polls
     await eventually(lambda: poller.polls >= polls + 5, timeout=60, what="five more ticks")
     assert dict(conn.requests) == counts  # five ticks over 1,000 jobs: no request at all
-    assert counts == {"LIST jobs": 2, "WATCH jobs": 1}  # one list (two pages of 500) and one watch
+    assert counts == {"LIST jobs": 4, "WATCH jobs": 1}  # one list (four pages of 250) and one watch
     inf = conn.informers[("Job", kube_fake.namespace)]
-    assert (inf.stats.lists, inf.stats.list_pages, len(inf.objects)) == (1, 2, 1000)
+    assert (inf.stats.lists, inf.stats.list_pages, len(inf.objects)) == (1, 4, 1000)
     assert fake.watches_opened == {f"jobs/{kube_fake.namespace}": 1} and fake.open_watches() == 1
     assert not any(w.done() for w in waits)
     names = [o["metadata"]["name"] for o in created]
@@ -238,12 +238,11 @@ async def test_allow_watch_bookmarks_accepts_go_booleans(kube_tls: TlsMaterial, 
         for spelling in ("True", "true", "1"):
             query = [("watch", spelling), ("allowWatchBookmarks", spelling), ("timeoutSeconds", "5")]
             resp = await conn.open("GET", path, query=query, what="watch")
-            line = await asyncio.wait_for(resp.content.readline(), 5)
-            resp.release()
+            line = await asyncio.wait_for(anext(resp.lines(1 << 20)), 5)
+            await resp.aclose()
             assert json.loads(line)["type"] == "BOOKMARK", spelling
-        resp = await conn.open("GET", path, query=[("watch", "yes")], what="watch")
-        assert resp.status == 400 and json.loads(await resp.read())["reason"] == "BadRequest"
-        resp.release()
+        resp = await conn.send("GET", path, query=[("watch", "yes")], what="watch")
+        assert resp.status == 400 and json.loads(resp.body)["reason"] == "BadRequest"
 
 
 async def test_periodic_resync(kube_fake: KubeTarget) -> None:
@@ -255,22 +254,31 @@ async def test_periodic_resync(kube_fake: KubeTarget) -> None:
     assert inf.stats.relists_expired == 0
 
 
-async def test_an_event_too_large_for_the_client_is_skipped_by_a_relist(kube_fake: KubeTarget) -> None:
+async def test_an_object_too_large_for_the_client_is_unknown_and_touches_no_other_job(kube_fake: KubeTarget) -> None:
     fake = kube_fake.fake
     assert fake is not None
-    client = kube_fake.client()
-    loc = await client.submit(pod(kube_fake, "sleep 600", name="huge", manual=True), new_token())
-    await client.statuses([loc])
+    client = kube_fake.client(max_response_bytes=1024 * 1024)
+    huge = await client.submit(pod(kube_fake, "sleep 600", name="huge", manual=True), new_token())
+    small = await client.submit(pod(kube_fake, "sleep 600", name="small", manual=True), new_token())
+    await client.statuses([huge, small])
     inf = (await client.connection()).informers[("Pod", kube_fake.namespace)]
     await eventually(lambda: inf._streaming, timeout=10, what="an open stream")
+    lists_before = inf.stats.lists
 
-    def bloat(p: dict[str, Any]) -> None:  # 5 MiB: past the client's 4 MiB line limit (etcd would refuse it)
-        p["metadata"].setdefault("annotations", {})["blob"] = "x" * (5 * 1024 * 1024)
+    def bloat(p: dict[str, Any]) -> None:  # 2 MiB: past the connection's max_response_bytes (1 MiB)
+        p["metadata"].setdefault("annotations", {})["blob"] = "x" * (2 * 1024 * 1024)
         p["status"]["phase"] = "Running"
 
-    fake.update("pods", loc["namespace"], loc["name"], bloat)
-    await eventually(lambda: inf.stats.lists >= 2, timeout=20, what="relist after the oversized event")
-    assert await state_of(client, loc) is JobState.RUNNING
+    fake.update("pods", huge["namespace"], huge["name"], bloat)
+    # the oversized event cannot be read: the watch lists again (and its list cannot hold the object either)
+    await eventually(
+        lambda: "more than this connection reads" in (inf.last_error or ""), timeout=20, what="a refused relist"
+    )
+    assert inf.stats.lists == lists_before  # the cache was never rebuilt from a partial listing
+    states = await client.statuses([huge, small])
+    assert states[locator_key(small)].state.is_active  # the other job is untouched
+    # its last readable state (the cache is kept until it goes stale), or unknown: never failed, never lost
+    assert not states[locator_key(huge)].state.is_terminal
 
 
 # --- deletions, label changes, RBAC ---------------------------------------------------------------------------------
@@ -301,10 +309,9 @@ async def test_an_object_leaving_the_selection_is_not_taken_for_deleted(kube: Ku
     await eventually(lambda: _running(client, loc), timeout=kube.wait_limit, what="running")
     conn = await client.connection()
     path = f"/api/v1/namespaces/{loc['namespace']}/pods/{loc['name']}"
-    resp = await conn.open("PATCH", path, body={"metadata": {"labels": {"durable-jobs.io/managed": None}}}, what="x")
-    # a dict body from call_api goes out as application/json: not a patch type; the apiserver refuses it
+    resp = await conn.send("PATCH", path, body={"metadata": {"labels": {"durable-jobs.io/managed": None}}}, what="x")
+    # a dict body sent as application/json: not a patch type; the apiserver refuses it
     assert resp.status == 415
-    resp.release()
     await _merge_patch(conn, path, {"metadata": {"labels": {"durable-jobs.io/managed": None}}})
     inf = conn.informers[("Pod", loc["namespace"])]
     await eventually(lambda: inf.lookup(loc["name"]).deleted, timeout=kube.wait_limit, what="DELETED from the watch")
@@ -313,18 +320,8 @@ async def test_an_object_leaving_the_selection_is_not_taken_for_deleted(kube: Ku
 
 
 async def _merge_patch(conn: Any, path: str, patch: dict[str, Any]) -> None:
-    api = await conn.ready()
-    resp = await api.call_api(
-        path,
-        "PATCH",
-        header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"},
-        body=patch,
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-        _request_timeout=10,
-    )
-    assert resp.status == 200, await resp.text()
-    resp.release()
+    resp = await conn.call("PATCH", path, body=patch, content_type="application/merge-patch+json", what="patch")
+    assert resp.status == 200, resp.text
 
 
 async def test_forbidden_list_watch_falls_back_to_one_get_per_job(kube_fake: KubeTarget) -> None:

@@ -28,7 +28,7 @@ from durable_jobs.clients.spark_standalone import (
 from durable_jobs.errors import AuthError, UndecidableError
 from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
 from durable_jobs.polling import PollSettings, WaitResult, poller_for, wait_for_outcome
-from durable_jobs.protocol import Defer, JobProtocol, ProtocolSettings, RetryLater
+from durable_jobs.protocol import Defer, JobLost, JobProtocol, ProtocolSettings, RetryLater
 from durable_jobs.record import STATE_KEY, TaskIdentity
 from durable_jobs.status import JobState, JobStatus
 from durable_jobs.testing.spark_cluster import SparkCluster, TestApps, make_jwt, new_jwt_secret
@@ -168,6 +168,7 @@ def protocol(
     *,
     run_id: str,
     try_number: int,
+    on_lost: str = "fail",
 ) -> JobProtocol:
     return JobProtocol(
         client=client,
@@ -175,7 +176,7 @@ def protocol(
         identity=TaskIdentity("it_dag", run_id, "spark_task", -1, try_number, 0),
         spec=lambda: app,
         run=run,
-        settings=ProtocolSettings(confirm_delay=0.2),
+        settings=ProtocolSettings(confirm_delay=0.2, on_lost=on_lost),
     )
 
 
@@ -289,7 +290,7 @@ async def test_unknown_driver_is_lost_after_confirmations(client: SparkStandalon
     assert elapsed >= 2 * settings.interval * 0.9, elapsed  # three observations, two intervals apart
 
 
-# --- 7: a master restart forgets the driver; the protocol starts generation 1 ---------------------------
+# --- 7: a master restart forgets the driver; on_lost='resubmit' starts generation 1 -----------------------
 
 
 def test_master_restart_lost_then_protocol_submits_next_generation(
@@ -318,7 +319,12 @@ def test_master_restart_lost_then_protocol_submits_next_generation(
 
         before = driver_ids(spark_own)
         assert old["driver_id"] not in before
-        second = protocol(client, store, run, app, run_id=run_id, try_number=2).start()
+        # the default on_lost="fail": a forgotten driver may have succeeded, so it is not run again
+        with pytest.raises(JobLost, match="not submitted again"):
+            protocol(client, store, run, app, run_id=run_id, try_number=2).start()
+        assert driver_ids(spark_own) == before
+        # the user asked for it (on_lost="resubmit"): generation 1
+        second = protocol(client, store, run, app, run_id=run_id, try_number=3, on_lost="resubmit").start()
         after = driver_ids(spark_own)
 
         assert isinstance(second, Defer), second
@@ -614,3 +620,69 @@ async def test_deadline_then_cancel(spark: SparkCluster, spark_apps: TestApps, c
         await client.cancel(loc)
     final = await wait_for_outcome(client, loc, FAST, deadline=time.time() + 30)
     assert final.status == "cancelled", (final, diag(spark, loc["driver_id"]))
+
+
+# --- 15: clock skew on find, against the real master's clock ---------------------------------------------------
+
+
+async def test_find_adopts_with_a_worker_clock_ten_minutes_off(
+    spark: SparkCluster, spark_apps: TestApps, client: SparkStandaloneClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intent's time came from a worker whose clock is 10 minutes ahead or behind the master's."""
+    import durable_jobs.clients.spark_standalone as spark_mod
+    from durable_jobs.transport.http import request
+
+    # the real master sends its clock with /json/ (find reads it)
+    resp = await request(client._ui[0], "GET", "/json/", what="master state")
+    offset = spark_mod._clock_offset(resp, time.time())
+    assert offset is not None and abs(offset) < 5, resp.headers.get("Date")
+
+    app = jar_app(spark_apps, ["30", "0", "ok"], "it-skew")
+    token = new_token()
+    since = time.time()
+    loc = await client.submit(app, token)
+    try:
+        await wait_until(client, loc, lambda s: s.raw_state == "RUNNING", what="RUNNING")
+        sync_wait_until(lambda: launch_command(spark, loc["driver_id"]), timeout=30, what="the launch command")
+        for skew in (-600.0, 600.0):
+            # the crashed try's worker was `skew` off; this one is right
+            assert await client.find(token, since=since + skew, spec=app) == loc, skew
+            # the same worker, still `skew` off: the master's Date header corrects it
+            monkeypatch.setattr(spark_mod, "_wall_clock", lambda s=skew: time.time() + s)
+            assert await client.find(token, since=since + skew, spec=app) == loc, skew
+            monkeypatch.setattr(spark_mod, "_wall_clock", time.time)
+        assert await client.find(new_token(), since=since - 600, spec=app) is None
+    finally:
+        await client.cancel(loc)
+
+
+# --- 16: a finished driver forgotten (POST /v1/submissions/clear) while no trigger watched it -------------------
+
+
+def test_a_cleared_finished_driver_is_never_resubmitted(spark: SparkCluster, spark_apps: TestApps) -> None:
+    run = LoopRunner()
+    client = make_client(spark)
+    try:
+        store = DictStore()
+        app = jar_app(spark_apps, ["0.5", "0", "ok"], "it-evicted")
+        run_id = f"evict-{uuid.uuid4().hex[:8]}"
+        first = protocol(client, store, run, app, run_id=run_id, try_number=1).start()
+        assert isinstance(first, Defer) and first.record.job is not None
+        job = first.record.job
+        # the triggerer is down: nobody watches the driver finish
+        run(wait_until(client, job, lambda s: s.raw_state == "FINISHED", timeout=RUN_LIMIT, what="FINISHED"))
+        # the master forgets it (what spark.deploy.retainedDrivers does to old drivers, all at once)
+        req = urllib.request.Request(f"{spark.rest_url}/v1/submissions/clear", data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert json.loads(resp.read())["success"] is True
+        assert job["driver_id"] not in driver_ids(spark)
+        status = run(client.status(job))
+        assert status.state is JobState.LOST, status  # REST and /json/ agree
+        before = driver_ids(spark)
+        for try_number in (2, 3):  # the next try, and the one after, refuse: never resubmitted
+            with pytest.raises(JobLost, match="not submitted again"):
+                protocol(client, store, run, app, run_id=run_id, try_number=try_number).start()
+        assert driver_ids(spark) == before
+        assert store.data[STATE_KEY]["outcome"] == "lost" and store.data[STATE_KEY]["generation"] == 0
+    finally:
+        run.close()

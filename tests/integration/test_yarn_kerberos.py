@@ -310,3 +310,28 @@ async def test_ha_failover_behind_kerberos_follows_the_active_rm(krb_env):
         await close_sessions()
         await rm1.stop()
         await rm2.stop()
+
+
+async def test_a_401_page_echoing_our_negotiate_token_reveals_it_nowhere(krb_env, krb_rm, caplog):
+    import logging
+
+    from aiohttp import web
+
+    caplog.set_level(logging.DEBUG)
+    sent: list[str] = []
+
+    async def echo(req: web.Request, handler: object) -> web.StreamResponse:
+        sent.append(req.headers.get("Authorization", ""))
+        lines = "\n".join(f"{k}: {v}" for k, v in req.headers.items())
+        token = sent[-1].split(" ", 1)[-1]
+        return web.Response(status=401, text=f"<pre>You sent\n{lines}\nyour token was {token}</pre>")
+
+    krb_rm.override(lambda req: True, echo)
+    client = kerberos_client(krb_rm, credentials=keytab_creds(krb_env))
+    with pytest.raises(AuthError) as exc:
+        await client.cluster_info()
+    token = sent[-1].split(" ", 1)[1]
+    assert sent[-1].startswith("Negotiate ") and len(token) > 100
+    assert "HTTP 401" in str(exc.value)
+    for text in (str(exc.value), repr(exc.value), caplog.text):
+        assert token not in text and token[:40] not in text

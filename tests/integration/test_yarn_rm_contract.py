@@ -116,15 +116,15 @@ async def test_submit_get_list_by_tag_and_apps_null(target):
     tok = token()
     loc = await submit(target, tok, tags=("Contract-Tag",))
     app = await target.client.get_app(loc["application_id"])
-    assert app is not None and app["id"] == loc["application_id"]
-    tags = set(str(app["applicationTags"]).split(","))
+    assert app is not None and app.id == loc["application_id"]
+    tags = set(str(app.applicationTags).split(","))
     assert {tok, "contract-tag"} <= tags  # lower-cased, comma-joined
-    assert app["state"] in ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING")
-    assert app["finalStatus"] == "UNDEFINED"
+    assert app.state in ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING")
+    assert app.finalStatus == "UNDEFINED"
     spec = YarnApplication(name="x", command="true")
     assert await target.client.find(tok, since=0, spec=spec, reserved=loc) == loc
     assert await target.client.find(tok, since=0, spec=spec) == loc
-    assert [a["id"] for a in await target.client.list_apps(tags=[tok.upper()])] == [loc["application_id"]]
+    assert [a.id for a in await target.client.list_apps(tags=[tok.upper()])] == [loc["application_id"]]
     assert await target.client.list_apps(tags=[token()]) == []  # {"apps": null}
     assert (await target.client.status(loc)).state in (JobState.PENDING, JobState.RUNNING)
 
@@ -145,7 +145,7 @@ async def test_kill_is_202_then_200_and_idempotent(target):
     await target.client.cancel(loc)
     assert await eventually_state(target, loc, {JobState.CANCELLED}) is JobState.CANCELLED
     app = await target.client.get_app(loc["application_id"])
-    assert app is not None and (app["state"], app["finalStatus"]) == ("KILLED", "KILLED") and app["finishedTime"] > 0
+    assert app is not None and (app.state, app.finalStatus) == ("KILLED", "KILLED") and (app.finishedTime or 0) > 0
     status, state = await target.client.kill_app(loc["application_id"])
     assert (status, state) == (200, "KILLED")
 

@@ -17,7 +17,19 @@ the real client stack (kubeconfig loader, TLS, bearer token, typed models, ``Wat
   kubernetes_asyncio CustomObjectsApi pitfall);
 * the 3 MiB request body limit (413 RequestEntityTooLarge); DELETE with propagation policies (a Job deleted
   without one orphans its pods, as the batch API does), preconditions and graceful pod deletion; pod logs
-  with ``tailLines``/``limitBytes``.
+  with ``tailLines``/``limitBytes``;
+* core/v1 Events, as the controllers write them (``SuccessfulCreate``, ``Completed``, ``BackoffLimitExceeded``,
+  ``DeadlineExceeded``, ``SparkApplicationCompleted``/``Failed``), listed with field selectors on
+  ``involvedObject.*``, ``reason`` and ``type``; and the TTL controller: a finished Job with
+  ``ttlSecondsAfterFinished`` is deleted with its pods (its events stay, as on a cluster, until
+  ``forget_events``).
+
+**Hostile answers** for the hostile suite (tests/integration/test_kube_hostile.py): ``hostile(...)`` makes the
+requests that match answer with a chosen status and body (an HTML page, garbage, an empty body), a body cut
+short of its ``Content-Length``, a huge chunked body, a redirect, a 401 page that echoes the request's headers,
+a reset connection or a hang; ``corrupt(plural, namespace, name, fn)`` changes one object in every answer that
+carries it (GET, list items, watch events), with :class:`RawJSON` for values plain JSON cannot build (nesting
+100,000 deep); ``inject_watch_line`` sends any line into the open watches.
 
 The simulated cluster runs what the manifests say, so that the same tests can run against a real cluster:
 the kubelet interprets ``sh -c`` scripts (``echo``, ``sleep``, ``exit N``, ``true``, ``false``, and
@@ -75,6 +87,98 @@ def free_port() -> int:
 
 def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RawJSON(str):
+    """A value sent as these exact bytes of JSON (e.g. nesting deeper than ``json.dumps`` can build)."""
+
+
+def dumps(obj: Any) -> bytes:
+    """``json.dumps`` that splices :class:`RawJSON` values in as they are."""
+    raws: list[str] = []
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, RawJSON):
+            raws.append(str(value))
+            return f"@@raw-json-{len(raws) - 1}@@"
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    text = json.dumps(walk(obj))
+    for i, raw in enumerate(raws):
+        text = text.replace(f'"@@raw-json-{i}@@"', raw, 1)
+    return text.encode()
+
+
+def realistic_pod(name: str, namespace: str, size: int, *, managed: bool = True, seed: int = 0) -> dict[str, Any]:
+    """A Running pod of about ``size`` bytes of JSON, shaped like a real one (managedFields, env, conditions)."""
+    labels = {"app": "etl", "team": "data", "pod-template-hash": f"{seed:010x}"[-10:]}
+    if managed:
+        labels |= {"durable-jobs.io/managed": "true", "durable-jobs.io/token": "dj" + f"{seed:020x}"[-20:]}
+    env = [{"name": f"SETTING_{i}", "value": f"value-{seed}-{i}-" + "x" * 40} for i in range(8)]
+    pod: dict[str, Any] = {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "", MANUAL: "manual"},
+            "managedFields": [
+                {
+                    "manager": "kubelet",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "time": "2026-01-01T00:00:00Z",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:status": {"f:conditions": {f'k:{{"type":"C{i}"}}': {} for i in range(4)}}},
+                }
+            ],
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeName": NODE,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "registry.example.com/etl/loader:1.2.3",
+                    "command": ["sh", "-c", "sleep 3600"],
+                    "env": env,
+                    "resources": {"limits": {"memory": "1Gi", "cpu": "1"}, "requests": {"memory": "1Gi", "cpu": "1"}},
+                    "volumeMounts": [{"name": "kube-api-access", "mountPath": "/var/run/secrets", "readOnly": True}],
+                }
+            ],
+            "volumes": [{"name": "kube-api-access", "projected": {"defaultMode": 420, "sources": []}}],
+        },
+        "status": {
+            "phase": "Running",
+            "qosClass": "Guaranteed",
+            "hostIP": "10.0.0.1",
+            "podIP": "10.1.0.1",
+            "startTime": "2026-01-01T00:00:00Z",
+            "conditions": [
+                {"type": t, "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+                for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+            ],
+            "containerStatuses": [
+                {
+                    "name": "main",
+                    "ready": True,
+                    "started": True,
+                    "restartCount": 0,
+                    "image": "registry.example.com/etl/loader:1.2.3",
+                    "imageID": "sha256:" + "0" * 64,
+                    "containerID": "containerd://" + "1" * 64,
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+                }
+            ],
+        },
+    }
+    pad = size - len(json.dumps(pod))
+    if pad > 0:  # what real pods carry in bulk: the last-applied configuration, long env values
+        pod["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = "y" * pad
+    return pod
 
 
 # --- TLS and kubeconfig ----------------------------------------------------------------------------------------
@@ -217,7 +321,16 @@ class Resource:
 PODS = Resource("", "v1", "pods", "Pod", True)
 JOBS = Resource("batch", "v1", "jobs", "Job", True)
 SPARK_APPS = Resource("sparkoperator.k8s.io", "v1beta2", "sparkapplications", "SparkApplication", False)
-RESOURCES = {(r.group, r.version, r.plural): r for r in (PODS, JOBS, SPARK_APPS)}
+EVENTS = Resource("", "v1", "events", "Event", True)
+RESOURCES = {(r.group, r.version, r.plural): r for r in (PODS, JOBS, SPARK_APPS, EVENTS)}
+_EVENT_FIELDS = {
+    "involvedObject.uid",
+    "involvedObject.name",
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "reason",
+    "type",
+}
 
 
 class ApiError(Exception):
@@ -282,6 +395,8 @@ def parse_label_selector(text: str) -> Callable[[dict[str, str]], bool]:
 
 def parse_field_selector(text: str, res: Resource) -> Callable[[dict[str, Any]], bool]:
     fields = {"metadata.name", "metadata.namespace"} | ({"status.phase", "spec.nodeName"} if res is PODS else set())
+    if res is EVENTS:
+        fields |= _EVENT_FIELDS
     reqs: list[Callable[[dict[str, Any]], bool]] = []
     for part in filter(None, (p.strip() for p in (text or "").split(","))):
         m = re.fullmatch(r"([\w.]+)\s*(==|=|!=)\s*(.*)", part)
@@ -455,6 +570,28 @@ class _Fault:
     retry_after: str | None
 
 
+@dataclass
+class _Hostile:
+    """A hostile answer for the requests that match (``count`` None: every one)."""
+
+    action: str  # respond, truncate, huge, hang, reset, redirect, echo
+    method: str | None
+    path_contains: str | None
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    count: int | None = None
+    hits: int = 0
+
+    def matches(self, request: web.Request) -> bool:
+        return (self.method in (None, request.method)) and (
+            self.path_contains is None or self.path_contains in request.path_qs
+        )
+
+
+HOSTILE_ACTIONS = ("respond", "truncate", "huge", "hang", "reset", "redirect", "echo")
+
+
 class FakeKubeApiServer:
     """The fake on the running event loop. Hooks are plain methods: call them on that loop (or via the thread)."""
 
@@ -491,6 +628,8 @@ class FakeKubeApiServer:
         self.logs: dict[tuple[str, str, str], list[str]] = {}
         self.faults: list[_Fault] = []
         self.forbidden: set[tuple[str, str]] = set()  # (verb, plural) refused with 403
+        self.hostiles: list[_Hostile] = []
+        self.corruptors: dict[tuple[str, str, str], Callable[[dict[str, Any]], None]] = {}
         self._tasks: dict[tuple[str, str, str], asyncio.Task[None]] = {}
         self._pod_done: dict[tuple[str, str], asyncio.Future[str]] = {}
         self._pod_running: dict[tuple[str, str], asyncio.Future[None]] = {}
@@ -617,6 +756,77 @@ class FakeKubeApiServer:
     ) -> None:
         self.faults.append(_Fault(status, reason, message, count, method, path_contains, retry_after))
 
+    def hostile(
+        self,
+        action: str,
+        *,
+        method: str | None = None,
+        path_contains: str | None = None,
+        status: int = 200,
+        body: bytes | str = b"",
+        headers: dict[str, str] | None = None,
+        count: int | None = None,
+    ) -> None:
+        """Answer the matching requests with ``action`` (see :data:`HOSTILE_ACTIONS`) instead of the apiserver's.
+
+        ``respond``: ``status``, ``body`` and ``headers`` as given; ``truncate``: ``body`` cut in half under a
+        ``Content-Length`` of all of it, then the connection closes; ``huge``: a chunked body of ``len(body)``
+        bytes repeated until ``status`` MiB; ``hang``: no answer at all; ``reset``: the connection is reset;
+        ``redirect``: ``status`` (3xx) to ``headers["Location"]``; ``echo``: a 401 page quoting every request
+        header (``Authorization`` included), as some proxies do.
+        """
+        assert action in HOSTILE_ACTIONS, action
+        data = body.encode() if isinstance(body, str) else body
+        self.hostiles.append(_Hostile(action, method, path_contains, status, data, dict(headers or {}), count))
+
+    def calm(self) -> None:
+        """Forget every hostile answer and corruption."""
+        self.hostiles.clear()
+        self.corruptors.clear()
+
+    def hostile_hits(self) -> int:
+        return sum(h.hits for h in self.hostiles)
+
+    def corrupt(self, plural: str, namespace: str, name: str, fn: Callable[[dict[str, Any]], None]) -> None:
+        """Change object ``name`` in every answer that carries it (GET, list items, watch events from now on)."""
+        self.corruptors[(plural, namespace, name)] = fn
+
+    def inject_watch_line(self, plural: str, namespace: str, line: bytes) -> int:
+        """Send ``line`` (any bytes; a newline is added) into every open watch of ``plural`` in ``namespace``."""
+        n = 0
+        for w in list(self.watchers):
+            if w.res.plural == plural and w.namespace == namespace:
+                w.queue.put_nowait(("raw", line))
+                n += 1
+        return n
+
+    def forget_events(self, namespace: str | None = None) -> int:
+        """What the apiserver's event TTL (an hour by default) does: the events are gone."""
+        names = [k for k in self.objects if k[0] == "events" and (namespace is None or k[1] == namespace)]
+        for key in names:
+            self.objects.pop(key, None)
+        return len(names)
+
+    def events_of(self, namespace: str, uid: str) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(o)
+            for (p, ns, _), o in sorted(self.objects.items())
+            if p == "events" and ns == namespace and o["involvedObject"]["uid"] == uid
+        ]
+
+    def seed_pods(self, namespace: str, count: int, min_size: int, max_size: int, *, managed: bool = True) -> int:
+        """``count`` realistic Running pods (``min_size``..``max_size`` bytes each), without controllers."""
+        for i in range(count):
+            size = min_size + (max_size - min_size) * ((i * 7919) % 1000) // 999
+            prefix = "pod" if managed else "other"
+            pod = realistic_pod(f"{prefix}-{i:06d}", namespace, size, managed=managed, seed=i)
+            pod["metadata"]["uid"] = str(uuid.uuid4())
+            pod["metadata"]["creationTimestamp"] = now_rfc3339()
+            pod["apiVersion"], pod["kind"] = "v1", "Pod"
+            pod["metadata"]["resourceVersion"] = self._next_rv()
+            self.objects[("pods", namespace, pod["metadata"]["name"])] = pod
+        return count
+
     def forbid(self, verb: str, plural: str) -> None:
         """RBAC: refuse ``verb`` (list, watch, get, create, delete) on ``plural`` with 403."""
         self.forbidden.add((verb, plural))
@@ -667,17 +877,61 @@ class FakeKubeApiServer:
                 w.queue.put_nowait(out)
         return copy.deepcopy(wire)
 
-    @staticmethod
-    def _wire(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    def _wire(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         out = copy.deepcopy(obj)
         out["apiVersion"], out["kind"] = res.api_version, res.kind
+        if self.corruptors:
+            meta = obj.get("metadata") or {}
+            fn = self.corruptors.get((res.plural, str(meta.get("namespace")), str(meta.get("name"))))
+            if fn is not None:
+                fn(out)
         return out
+
+    def _json(self, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+        return web.Response(body=dumps(data), status=status, headers=headers, content_type="application/json")
+
+    def _record_event(self, res: Resource, namespace: str, obj: dict[str, Any], reason: str, message: str) -> None:
+        """A core/v1 Event about ``obj``, as its controller writes it."""
+        meta = obj["metadata"]
+        warning = reason in ("BackoffLimitExceeded", "DeadlineExceeded", "SparkApplicationFailed")
+        event = {
+            "metadata": {
+                "name": f"{meta['name']}.{secrets.token_hex(8)}",
+                "namespace": namespace,
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": now_rfc3339(),
+            },
+            "involvedObject": {
+                "kind": res.kind,
+                "namespace": namespace,
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "apiVersion": res.api_version,
+            },
+            "reason": reason,
+            "message": message,
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "job-controller" if res is JOBS else "spark-operator"},
+            "reportingComponent": "job-controller" if res is JOBS else "spark-operator",
+            "firstTimestamp": now_rfc3339(),
+            "lastTimestamp": now_rfc3339(),
+            "count": 1,
+        }
+        self._store("ADDED", EVENTS, namespace, event, None)
 
     # --- HTTP ---------------------------------------------------------------------------------------------------
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         self.requests.append((request.method, request.path_qs))
+        for rule in list(self.hostiles):
+            if rule.matches(request) and request.path != "/fake/stats":
+                rule.hits += 1
+                if rule.count is not None:
+                    rule.count -= 1
+                    if rule.count <= 0:
+                        self.hostiles.remove(rule)
+                return await self._hostile_answer(request, rule)
         try:
             if request.path not in ("/version", "/fake/stats"):
                 auth = request.headers.get("Authorization", "")
@@ -695,17 +949,64 @@ class FakeKubeApiServer:
             response: web.StreamResponse = await handler(request)
             return response
         except ApiError as exc:
-            return web.json_response(
-                status_body(exc.code, exc.reason, exc.message, exc.details), status=exc.code, headers=exc.headers
+            return self._json(status_body(exc.code, exc.reason, exc.message, exc.details), exc.code, exc.headers)
+
+    async def _hostile_answer(self, request: web.Request, rule: _Hostile) -> web.StreamResponse:
+        if rule.action == "respond":
+            return web.Response(status=rule.status, body=rule.body, headers=rule.headers)
+        if rule.action == "redirect":
+            return web.Response(status=rule.status, body=rule.body, headers=rule.headers)
+        if rule.action == "echo":
+            echoed = "".join(f"<li>{k}: {v}</li>" for k, v in request.headers.items())
+            page = f"<html><body><h1>401 Authorization Required</h1><p>You sent:</p><ul>{echoed}</ul></body></html>"
+            return web.Response(status=401, text=page, content_type="text/html")
+        if rule.action == "hang":
+            await asyncio.sleep(3600)
+            return web.Response(status=504)
+        assert request.transport is not None
+        if rule.action == "reset":
+            request.transport.abort()
+            return web.Response(status=500)
+        if rule.action == "truncate":
+            resp = web.StreamResponse(
+                status=rule.status,
+                headers={**rule.headers, "Content-Type": "application/json", "Content-Length": str(len(rule.body))},
             )
+            await resp.prepare(request)
+            await resp.write(rule.body[: len(rule.body) // 2])
+            await asyncio.sleep(0.01)
+            request.transport.close()
+            return resp
+        # huge: a chunked body, no Content-Length: the client must stop reading by itself
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        chunk = (rule.body or b"[") * (65536 // max(1, len(rule.body or b"[")))
+        sent = 0
+        try:
+            while sent < rule.status * 1024 * 1024:
+                await resp.write(chunk)
+                sent += len(chunk)
+            await resp.write_eof()
+        except (ConnectionResetError, RuntimeError):
+            pass
+        return resp
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         if request.path == "/fake/stats":  # not Kubernetes: the benchmark reads the fake's counters
-            return web.json_response(self.stats())
-        if request.path == "/version":
-            return web.json_response(
-                {"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake", "platform": "linux/amd64"}
+            return self._json(self.stats())
+        if request.path == "/fake/seed" and request.method == "POST":  # not Kubernetes: the benchmark's data
+            spec = await request.json()
+            n = self.seed_pods(
+                spec["namespace"],
+                int(spec["count"]),
+                int(spec["min_size"]),
+                int(spec["max_size"]),
+                managed=bool(spec.get("managed", True)),
             )
+            return self._json({"seeded": n})
+        if request.path == "/version":
+            return self._json({"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake", "platform": "linux/amd64"})
         route = self._route(request.path)
         if route is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
@@ -738,12 +1039,14 @@ class FakeKubeApiServer:
         if verb == "list":
             return self._list(request, res, namespace)
         if verb == "create":
-            return web.json_response(self._create(res, namespace, await self._json_body(request)), status=201)
+            if res is EVENTS:
+                raise ApiError(405, "MethodNotAllowed", "this fake does not create events over HTTP")
+            return self._json(self._create(res, namespace, await self._json_body(request)), 201)
         assert name is not None
         if sub == "log":
             return self._log(request, namespace, name)
         if verb == "get":
-            return web.json_response(self._wire(res, self._must(res, namespace, name)))
+            return self._json(self._wire(res, self._must(res, namespace, name)))
         if verb == "delete":
             body = await self._json_body(request, optional=True)
             return self._delete(request, res, namespace, name, body or {})
@@ -928,8 +1231,9 @@ class FakeKubeApiServer:
                 )
         else:
             list_rv = self.rv
+            # references, not copies: stored objects are replaced on every change, never changed in place
             remaining = [
-                self._wire(res, o)
+                o
                 for (p, ns, _), o in sorted(self.objects.items())
                 if p == res.plural and ns == namespace and labels(o["metadata"].get("labels") or {}) and fields(o)
             ]
@@ -941,11 +1245,10 @@ class FakeKubeApiServer:
             self._continues[key] = (list_rv, rest)
             meta["continue"] = base64.b64encode(json.dumps({"id": key, "rv": list_rv}).encode()).decode()
             meta["remainingItemCount"] = len(rest)
+        items = [self._wire(res, o) for o in items]
         if res.builtin:  # built-in lists carry kind/apiVersion once, not per item
             items = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")} for o in items]
-        return web.json_response(
-            {"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": meta, "items": items}
-        )
+        return self._json({"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": meta, "items": items})
 
     async def _watch(self, request: web.Request, res: Resource, namespace: str) -> web.StreamResponse:
         q = request.query
@@ -976,7 +1279,7 @@ class FakeKubeApiServer:
                 resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
                 resp.enable_chunked_encoding()
                 await resp.prepare(request)
-                await resp.write(json.dumps(gone).encode() + b"\n")
+                await resp.write(dumps(gone) + b"\n")
                 await resp.write_eof()
                 return resp
             initial = [out for ev in self.log if ev.rv > since and (out := watcher.translate(ev)) is not None]
@@ -986,7 +1289,7 @@ class FakeKubeApiServer:
             resp.enable_chunked_encoding()
             await resp.prepare(request)
             for event in initial:
-                await resp.write(json.dumps(event).encode() + b"\n")
+                await resp.write(dumps(event) + b"\n")
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout if timeout else None
             while True:
@@ -1004,7 +1307,7 @@ class FakeKubeApiServer:
                             "apiVersion": res.api_version,
                             "metadata": {"resourceVersion": str(self.rv)},
                         }
-                        await resp.write(json.dumps({"type": "BOOKMARK", "object": bookmark}).encode() + b"\n")
+                        await resp.write(dumps({"type": "BOOKMARK", "object": bookmark}) + b"\n")
                     continue
                 if item is _DROP:
                     assert request.transport is not None
@@ -1012,7 +1315,10 @@ class FakeKubeApiServer:
                     return resp
                 if item is _END:
                     break
-                await resp.write(json.dumps(item).encode() + b"\n")
+                if isinstance(item, tuple) and item[0] == "raw":
+                    await resp.write(item[1] + b"\n")
+                    continue
+                await resp.write(dumps(item) + b"\n")
             await resp.write_eof()
             return resp
         except ConnectionResetError:  # the client went away
@@ -1050,7 +1356,7 @@ class FakeKubeApiServer:
             phase = (obj.get("status") or {}).get("phase")
             grace_s = float(grace) if grace is not None else float(obj["spec"].get("terminationGracePeriodSeconds", 30))
             if grace_s <= 0 or phase in ("Succeeded", "Failed", "Pending"):
-                return web.json_response(self._remove(res, namespace, name))
+                return self._json(self._remove(res, namespace, name))
             marked = self.update(
                 "pods",
                 namespace,
@@ -1060,7 +1366,7 @@ class FakeKubeApiServer:
                 ),
             )
             self._spawn(("grace", namespace, name), self._terminate_gracefully(namespace, name, grace_s))
-            return web.json_response(marked)
+            return self._json(marked)
         if res is JOBS:
             policy = policy or "Orphan"  # the batch/v1 default through the API: pods are orphaned
             owned = self._owned_pods(namespace, obj["metadata"]["uid"])
@@ -1072,19 +1378,19 @@ class FakeKubeApiServer:
                     lambda j: j["metadata"].update(deletionTimestamp=now_rfc3339(), finalizers=["foregroundDeletion"]),
                 )
                 self._spawn(("gc", namespace, name), self._collect(namespace, owned, then=(res, name)))
-                return web.json_response(marked, status=202)
+                return self._json(marked, 202)
             self._remove(res, namespace, name)
             if policy == "Background":
                 self._spawn(("gc", namespace, name), self._collect(namespace, owned))
             else:
                 for pod in owned:
                     self.update("pods", namespace, pod, lambda p: p["metadata"].pop("ownerReferences", None))
-            return web.json_response(done)
+            return self._json(done)
         self._remove(res, namespace, name)
         driver = f"{name}-driver"
         if ("pods", namespace, driver) in self.objects and policy != "Orphan":
             self._spawn(("gc", namespace, name), self._collect(namespace, [driver]))
-        return web.json_response(done)
+        return self._json(done)
 
     def _remove(self, res: Resource, namespace: str, name: str) -> dict[str, Any]:
         self._stop_controller(res.plural, namespace, name)
@@ -1176,7 +1482,7 @@ class FakeKubeApiServer:
             new["status"] = copy.deepcopy(old.get("status"))
             if new.get("spec") != old.get("spec"):
                 new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
-        return web.json_response(self._store("MODIFIED", res, namespace, new, old))
+        return self._json(self._store("MODIFIED", res, namespace, new, old))
 
     # logs
 
@@ -1379,6 +1685,7 @@ class FakeKubeApiServer:
                 "spec": template["spec"],
             }
             self._create(PODS, namespace, pod)
+            self._record_event(JOBS, namespace, job, "SuccessfulCreate", f"Created pod: {pod_name}")
             set_status(active=1, ready=0)
             try:
                 remaining = None if deadline is None else max(0.0, deadline - loop.time())
@@ -1397,6 +1704,8 @@ class FakeKubeApiServer:
                         ("FailureTarget", "DeadlineExceeded", message), ("Failed", "DeadlineExceeded", message)
                     )
                 )
+                self._record_event(JOBS, namespace, job, "DeadlineExceeded", message)
+                await self._ttl_after_finished(namespace, name)
                 return
             if outcome == "Succeeded":
                 set_status(
@@ -1415,6 +1724,8 @@ class FakeKubeApiServer:
                         ("Complete", "CompletionsReached", "Reached expected number of succeeded pods"),
                     ),
                 )
+                self._record_event(JOBS, namespace, job, "Completed", "Job completed")
+                await self._ttl_after_finished(namespace, name)
                 return
             failed += 1
             set_status(active=0, failed=failed)
@@ -1427,8 +1738,24 @@ class FakeKubeApiServer:
                         ("FailureTarget", "BackoffLimitExceeded", message), ("Failed", "BackoffLimitExceeded", message)
                     )
                 )
+                self._record_event(JOBS, namespace, job, "BackoffLimitExceeded", message)
+                await self._ttl_after_finished(namespace, name)
                 return
             await asyncio.sleep(self.step)
+
+    async def _ttl_after_finished(self, namespace: str, name: str) -> None:
+        """The TTL controller: a finished Job with ``ttlSecondsAfterFinished`` is deleted, its pods first."""
+        job = self.objects.get(("jobs", namespace, name))
+        ttl = (job or {}).get("spec", {}).get("ttlSecondsAfterFinished")
+        if job is None or ttl is None:
+            return
+        await asyncio.sleep(float(ttl) * self.time_scale)
+        if ("jobs", namespace, name) not in self.objects:
+            return
+        for pod in self._owned_pods(namespace, job["metadata"]["uid"]):
+            if ("pods", namespace, pod) in self.objects:
+                self._remove(PODS, namespace, pod)
+        self._remove(JOBS, namespace, name)
 
     async def _spark_operator(self, namespace: str, name: str) -> None:
         key = ("sparkapplications", namespace, name)
@@ -1499,6 +1826,9 @@ class FakeKubeApiServer:
             set_app(applicationState={"state": "SUCCEEDING"})
             await asyncio.sleep(self.step)
             set_app(applicationState={"state": "COMPLETED"}, terminationTime=now_rfc3339())
+            self._record_event(
+                SPARK_APPS, namespace, app, "SparkApplicationCompleted", f"SparkApplication {name} completed"
+            )
             return
         pod = self.objects.get(("pods", namespace, driver)) or {}
         term = next(
@@ -1517,6 +1847,9 @@ class FakeKubeApiServer:
         set_app(applicationState={"state": "FAILING", "errorMessage": message})
         await asyncio.sleep(self.step)
         set_app(applicationState={"state": "FAILED", "errorMessage": message}, terminationTime=now_rfc3339())
+        self._record_event(
+            SPARK_APPS, namespace, app, "SparkApplicationFailed", f"SparkApplication {name} failed: {message}"
+        )
 
 
 def _res(plural: str) -> Resource:

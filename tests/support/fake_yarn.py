@@ -101,6 +101,22 @@ def jetty_error(status: int, reason: str, headers: dict[str, str] | None = None)
     return web.Response(status=status, text=html, content_type="text/html", headers=headers)
 
 
+_AUTHTIME_OID = "1.2.840.113554.1.2.2.5.12"  # GSS_KRB5_EXTRACT_AUTHTIME_FROM_SEC_CONTEXT_OID (MIT)
+
+
+def _authtime(ctx: Any) -> int:
+    """When the client's ticket-granting ticket was obtained (the KDC's ``authtime``), from an accepted context."""
+    import struct
+
+    import gssapi
+    import gssapi.raw
+
+    inner = getattr(ctx, "_context", ctx)  # pyspnego's Negotiate proxy -> its Kerberos proxy -> gssapi
+    gss = getattr(inner, "_context", inner)
+    data = gssapi.raw.inquire_sec_context_by_oid(gss, gssapi.OID.from_int_seq(_AUTHTIME_OID))
+    return int(struct.unpack("=i", data[0][:4])[0])
+
+
 @dataclass
 class FakeApp:
     id: str
@@ -189,8 +205,20 @@ class YarnClusterState:
     queues: set[str] = field(default_factory=lambda: {"default"})
     script_for_new: list[Step] = field(default_factory=list)
     kill_steps: int = 1  # PUT KILLED answers 202 this many times (or observations) before the app is KILLED
+    # yarn.resourcemanager.max-completed-applications: the RM forgets the oldest finished applications past it
+    max_completed: int | None = None
+    evicted: list[str] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     issued: list[str] = field(default_factory=list)
+
+    def enforce_retention(self) -> None:
+        """Forget the oldest finished applications beyond ``max_completed`` (``RMAppManager``'s limit)."""
+        if self.max_completed is None:
+            return
+        done = sorted((a for a in self.apps.values() if a.state in TERMINAL), key=lambda a: (a.finished, a.id))
+        for app in done[: max(0, len(done) - self.max_completed)]:
+            del self.apps[app.id]
+            self.evicted.append(app.id)
 
     def new_id(self) -> str:
         app_id = f"application_{self.cluster_ts}_{next(self._ids):04d}"
@@ -228,6 +256,7 @@ class YarnClusterState:
 
     def advance(self, app_id: str, state: str, final_status: str = "UNDEFINED", diagnostics: str = "") -> None:
         self.apps[app_id].set(state, final_status, diagnostics)
+        self.enforce_retention()
 
     def script(self, app_id: str, steps: Sequence[Step]) -> None:
         self.apps[app_id].script = list(steps)
@@ -271,7 +300,14 @@ class FakeYarnRM:
         self.negotiations = 0
         self.rejected_tokens = 0
         self.mutual_token: bytes | None = None  # test hook: send this instead of the real mutual-auth token
-        self.failures: list[tuple[Callable[[web.Request], bool], Failure]] = []
+        self.failures: list[tuple[Callable[[web.Request], bool], Failure]] = []  # one-shot
+        self.overrides: list[tuple[Callable[[web.Request], bool], Failure]] = []  # every matching request
+        # test hook: app id -> what its JSON becomes (in GETs and in lists), e.g. a field of a wrong type
+        self.mangle: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        # credential rotation: users refused (simple auth), and principal -> epoch seconds before which its
+        # Kerberos logins (the ticket's authtime) and session cookies are refused
+        self.refused_users: set[str] = set()
+        self.not_before: dict[str, float] = {}
         self._runner: web.AppRunner | None = None
 
     # --- test hooks ------------------------------------------------------------------------------------
@@ -319,6 +355,19 @@ class FakeYarnRM:
 
             self.failures.append((match, act))
 
+    def override(self, match: Callable[[web.Request], bool], act: Failure) -> None:
+        """Answer every request ``match`` accepts with ``act`` (after authentication), until cleared."""
+        self.overrides.append((match, act))
+
+    def revoke(self, principal: str, at: float | None = None) -> None:
+        """The principal's key changed: refuse its tickets obtained before ``at`` (default now), and its cookies."""
+        self.not_before[principal] = time.time() if at is None else at
+
+    def app_json(self, app: FakeApp) -> Any:
+        data = app.to_json(self.url)
+        fn = self.mangle.get(app.id)
+        return data if fn is None else fn(data)
+
     def requests(self, method: str | None = None, path: str | None = None) -> list[Seen]:
         return [s for s in self.seen if (method is None or s.method == method) and (path is None or s.path == path)]
 
@@ -343,10 +392,14 @@ class FakeYarnRM:
         if fields.get("t") != ("kerberos" if self.auth == "kerberos" else "simple"):
             return None
         try:
-            if int(fields.get("e", "0")) <= time.time() * 1000:
-                return None  # expired
+            expires = int(fields.get("e", "0")) / 1000
         except ValueError:
             return None
+        if expires <= time.time():
+            return None  # expired
+        revoked = self.not_before.get(fields.get("p", ""))
+        if revoked is not None and expires - self.cookie_ttl < revoked:
+            return None  # issued before the principal's key changed
         return fields.get("u") or None
 
     def _accept(self, token: bytes) -> tuple[str | None, bytes | None]:
@@ -360,7 +413,11 @@ class FakeYarnRM:
             return None, None
         if not ctx.complete:
             return None, None
-        return ctx.client_principal, out
+        principal = ctx.client_principal
+        revoked = self.not_before.get(principal or "")
+        if revoked is not None and _authtime(ctx) < int(revoked):
+            return None, None  # a ticket from a login before the key changed (kvno bump)
+        return principal, out
 
     async def _authenticate(self, request: web.Request) -> tuple[str | None, str, dict[str, str]] | web.Response:
         """(user, how, headers to add) or the filter's error response."""
@@ -403,6 +460,9 @@ class FakeYarnRM:
             self.seen.append(Seen(request.method, request.path, dict(request.query), None, "refused"))
             return outcome
         user, via, headers = outcome
+        if user in self.refused_users:
+            self.seen.append(Seen(request.method, request.path, dict(request.query), user, "refused"))
+            return remote_exception("ForbiddenException", f"user {user} is not allowed")
         self.seen.append(Seen(request.method, request.path, dict(request.query), user, via))
         request[USER] = user or ""
         if via == "simple" and self.cookies and user:
@@ -413,9 +473,16 @@ class FakeYarnRM:
                 resp: web.StreamResponse = await act(request, handler)
                 break
         else:
-            resp = await self._route(request, handler)
-        for key, value in headers.items():
-            resp.headers.add(key, value)
+            for match, act in self.overrides:
+                if match(request):
+                    resp = await act(request, handler)
+                    break
+            else:
+                resp = await self._route(request, handler)
+        self.cluster.enforce_retention()
+        if not resp.prepared:
+            for key, value in headers.items():
+                resp.headers.add(key, value)
         return resp
 
     async def _route(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
@@ -541,7 +608,7 @@ class FakeYarnRM:
         if isinstance(app, web.Response):
             return app
         app.observe(self.cluster.kill_steps)
-        return web.json_response({"app": app.to_json(self.url)})
+        return web.json_response({"app": self.app_json(app)})
 
     async def _list(self, request: web.Request) -> web.Response:
         q = request.query
@@ -588,6 +655,7 @@ class FakeYarnRM:
         if "resourceRequests" in q.get("deSelects", ""):
             for a in apps:
                 a.pop("resourceRequests", None)
+        apps = [self.mangle[a["id"]](a) if a["id"] in self.mangle else a for a in apps]
         return web.json_response({"apps": {"app": apps}})
 
     async def _get_state(self, request: web.Request) -> web.Response:

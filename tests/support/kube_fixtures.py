@@ -146,7 +146,7 @@ async def _delete_test_objects(target: KubeTarget) -> None:
                 )
             except Exception:  # e.g. no spark-operator CRD on this cluster
                 continue
-            for item in reply.json("list").get("items") or ():
+            for item in reply.json().get("items") or ():
                 name = item["metadata"]["name"]
                 with contextlib.suppress(Exception):
                     await conn.call(

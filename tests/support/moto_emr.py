@@ -10,7 +10,8 @@ serialises. The small patches below make moto answer like AWS where it does not 
 * ``FailureDetails`` in step statuses, from ``step.failure_details``; a ``Code`` in cluster
   ``StateChangeReason``, from ``cluster.state_change_code``;
 * an unknown cluster in ``ListSteps``/``DescribeStep``/``CancelSteps`` answers AWS's
-  ``InvalidRequestException: Cluster id '…' is not valid.`` (moto: HTTP 500 KeyError);
+  ``InvalidRequestException: Cluster id '…' is not valid.`` (moto: HTTP 500 KeyError), and an unknown step
+  in ``DescribeStep`` AWS's ``InvalidRequestException: Step id '…' is not valid.`` (moto: 200 ``{}``);
 * ``ListSteps`` refuses more than 10 ``StepIds`` (AWS's documented limit; moto accepts any number);
 * terminating a cluster cancels its active steps, with reason ``USER_REQUEST`` (moto leaves them running);
 * job runs get their real creation time (moto truncates ``createdAt`` to midnight, which would hide them
@@ -26,9 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import json
 import logging
+import re
 import threading
+import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -38,9 +42,10 @@ from unittest import mock
 
 import boto3
 import pytest
+from botocore.utils import parse_timestamp
 from moto.core.responses import ActionResult, BaseResponse
 from moto.emr import models as emr_models
-from moto.emr.exceptions import InvalidCluster, ValidationException
+from moto.emr.exceptions import InvalidCluster, InvalidRequestException, ValidationException
 from moto.emr.responses import ElasticMapReduceResponse
 from moto.emrcontainers import models as eks_models
 from moto.emrserverless import models as serverless_models
@@ -123,6 +128,16 @@ def _known_cluster(original: Any) -> Any:
         if cluster_id not in self.clusters:
             raise InvalidCluster(cluster_id)
         return original(self, cluster_id, *args, **kwargs)
+
+    return wrapper
+
+
+def _known_step(original: Any) -> Any:
+    def wrapper(self: Any, cluster_id: str, step_id: str) -> Any:
+        step = original(self, cluster_id, step_id)
+        if step is None:
+            raise InvalidRequestException(f"Step id '{step_id}' is not valid.")
+        return step
 
     return wrapper
 
@@ -246,7 +261,7 @@ class MotoEmr:
             mock.patch.object(emr_models.Step, "status", _patched_step_status(emr_models.Step.status)),
             mock.patch.object(emr_models.Cluster, "status", _patched_cluster_status(emr_models.Cluster.status)),
             mock.patch.object(emr_models.Cluster, "terminate", _terminate_cancels_steps(emr_models.Cluster.terminate)),
-            mock.patch.object(backend, "describe_step", _known_cluster(backend.describe_step)),
+            mock.patch.object(backend, "describe_step", _known_cluster(_known_step(backend.describe_step))),
             mock.patch.object(backend, "list_steps", _known_cluster(_list_steps_with_limit(backend.list_steps))),
             mock.patch.object(
                 serverless_models.JobRun, "__init__", _real_created_at(serverless_models.JobRun.__init__)
@@ -540,3 +555,485 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 30.0, what:
         if loop.time() > deadline:
             raise AssertionError(f"{what} not met within {timeout}s")
         await asyncio.sleep(0.01)
+
+
+# --- a fake EMR speaking the wire protocols, for hostile answers and big listings --------------------------
+
+_REAL_TIME = time.time  # the fake's clock is the real one, however a test skews the worker's
+_KEY_ID_RE = re.compile(r"Credential=([^/,\s]+)/")
+
+
+@dataclass
+class Call:
+    """One request the fake received: the service, the API action, its parameters and the signer's key id."""
+
+    service: str
+    action: str
+    params: dict[str, Any]
+    key_id: str
+    headers: dict[str, str]
+
+
+Hostile = Callable[[Call, Any], Awaitable[Any]]
+
+
+class FakeEmr:
+    """EMR (``ElasticMapReduce.*`` over awsJson1_1), EMR Serverless and EMR on EKS (REST-JSON) on 127.0.0.1.
+
+    It keeps real state (clusters with steps, applications and virtual clusters with runs), pages like AWS
+    (50 per page, steps newest first), dedupes ``StartJobRun`` by ``clientToken`` and answers AWS's errors
+    for unknown ids. Tests make it hostile: :attr:`hostile` is awaited for every request and may answer
+    instead (wrong types, truncated, huge, redirects, hangs: see the helpers below); :attr:`accepted_keys`
+    makes it refuse other SigV4 access key ids like AWS (``UnrecognizedClientException``);
+    :attr:`clock_skew` moves its clock (creation times, filters and the ``Date`` header).
+    """
+
+    PAGE = 50
+
+    def __init__(self) -> None:
+        self.endpoint = ""
+        self.clusters: dict[str, dict[str, Any]] = {}
+        self.steps: dict[str, list[dict[str, Any]]] = {}  # cluster id -> steps, oldest first
+        self.serverless: dict[str, list[dict[str, Any]]] = {}  # application id -> runs, oldest first
+        self.eks: dict[str, list[dict[str, Any]]] = {}  # virtual cluster id -> runs, oldest first
+        self.calls: list[Call] = []
+        self.hostile: Hostile | None = None
+        self.accepted_keys: set[str] | None = None
+        self.clock_skew = 0.0
+        self.release = asyncio.Event()  # set on stop: hanging handlers end
+        self._runner: Any = None
+        self._ids = 0
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self, port: int = 0) -> FakeEmr:
+        from aiohttp import web
+
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        host, bound = self._runner.addresses[0][:2]
+        self.endpoint = f"http://{host}:{bound}"
+        return self
+
+    async def stop(self) -> None:
+        self.release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def now(self) -> float:
+        return _REAL_TIME() + self.clock_skew
+
+    def count(self, action: str, service: str | None = None) -> int:
+        return sum(1 for c in self.calls if c.action == action and (service is None or c.service == service))
+
+    def config(self, **overrides: Any) -> AwsConfig:
+        args: dict[str, Any] = {
+            "region_name": REGION,
+            "endpoint_url": self.endpoint,
+            "aws_access_key_id": "AKIAFAKEOLDKEY000001",
+            "aws_secret_access_key": "fake-secret-old-0123456789abcdefghijklmn",
+            "connect_timeout": 2.0,
+            "read_timeout": 1.0,
+            "retry_budget": 0.0,
+            "backoff_base": 0.01,
+            "backoff_cap": 0.02,
+            "label": "aws_fake",
+        }
+        args.update(overrides)
+        return AwsConfig(**args)
+
+    def _id(self, prefix: str, upper: bool = True) -> str:
+        self._ids += 1
+        text = f"{self._ids:013d}{int(_REAL_TIME() * 1000) % 10**6:06d}"[-13:]
+        return f"{prefix}{text}" if upper else f"{prefix}{text}".lower()
+
+    # --- state (tests set it up directly) ---------------------------------------------------------------
+
+    def add_cluster(self, name: str = "fake-cluster", *, state: str = "WAITING", created: float | None = None) -> str:
+        cid = self._id("j-ABC")
+        self.clusters[cid] = {
+            "Id": cid,
+            "Name": name,
+            "Status": {
+                "State": state,
+                "StateChangeReason": {},
+                "Timeline": {"CreationDateTime": self.now() if created is None else created},
+            },
+            "LogUri": "s3://fake-logs/emr/",
+        }
+        self.steps[cid] = []
+        return cid
+
+    def add_step(
+        self, cluster_id: str, name: str = "step", *, state: str = "RUNNING", created: float | None = None
+    ) -> str:
+        sid = self._id("s-ABC")
+        self.steps[cluster_id].append(
+            {
+                "Id": sid,
+                "Name": name,
+                "Config": {"Jar": "command-runner.jar", "Args": []},
+                "ActionOnFailure": "CONTINUE",
+                "Status": {
+                    "State": state,
+                    "StateChangeReason": {},
+                    "Timeline": {"CreationDateTime": self.now() if created is None else created},
+                },
+            }
+        )
+        return sid
+
+    def step(self, cluster_id: str, step_id: str) -> dict[str, Any]:
+        return next(s for s in self.steps[cluster_id] if s["Id"] == step_id)
+
+    def set_step(self, cluster_id: str, step_id: str, state: str) -> None:
+        self.step(cluster_id, step_id)["Status"]["State"] = state
+
+    def add_application(self) -> str:
+        app = self._id("00app", upper=False)
+        self.serverless[app] = []
+        return app
+
+    def add_virtual_cluster(self) -> str:
+        vc = self._id("vc", upper=False)
+        self.eks[vc] = []
+        return vc
+
+    def add_run(
+        self,
+        container: str,
+        *,
+        name: str = "run",
+        state: str = "RUNNING",
+        client_token: str | None = None,
+        tags: dict[str, str] | None = None,
+        created: float | None = None,
+    ) -> str:
+        rid = self._id("00run", upper=False)
+        created = self.now() if created is None else created
+        if container in self.serverless:
+            self.serverless[container].append(
+                {
+                    "applicationId": container,
+                    "id": rid,
+                    "name": name,
+                    "arn": f"arn:aws:emr-serverless:{REGION}:{ACCOUNT}:/applications/{container}/jobruns/{rid}",
+                    "createdBy": "arn:aws:iam::123456789012:user/airflow",
+                    "createdAt": created,
+                    "updatedAt": created,
+                    "executionRole": ROLE_ARN,
+                    "state": state,
+                    "stateDetails": "",
+                    "releaseLabel": "emr-7.1.0",
+                    "type": "Spark",
+                    "clientToken": client_token,
+                    "tags": dict(tags or {}),
+                }
+            )
+        else:
+            self.eks[container].append(
+                {
+                    "id": rid,
+                    "name": name,
+                    "virtualClusterId": container,
+                    "arn": f"arn:aws:emr-containers:{REGION}:{ACCOUNT}:/virtualclusters/{container}/jobruns/{rid}",
+                    "state": state,
+                    "clientToken": client_token,
+                    "executionRoleArn": ROLE_ARN,
+                    "releaseLabel": EKS_RELEASE,
+                    "createdAt": created,
+                    "createdBy": "arn:aws:iam::123456789012:user/airflow",
+                    "tags": dict(tags or {}),
+                }
+            )
+        return rid
+
+    def run(self, container: str, run_id: str) -> dict[str, Any]:
+        runs = self.serverless.get(container) or self.eks.get(container) or []
+        return next(r for r in runs if r["id"] == run_id)
+
+    # --- the wire ----------------------------------------------------------------------------------------
+
+    async def _handle(self, request: Any) -> Any:
+        from aiohttp import web
+
+        body = await request.read()
+        auth = request.headers.get("Authorization", "")
+        match = _KEY_ID_RE.search(auth)
+        key_id = match.group(1) if match else ""
+        target = request.headers.get("X-Amz-Target", "")
+        if target.startswith("ElasticMapReduce."):
+            service, action = "emr", target.split(".", 1)[1]
+            try:
+                params = json.loads(body or b"{}")
+            except ValueError:
+                params = {}
+        else:
+            service, action, params = self._rest_call(request, body)
+        call = Call(service, action, params, key_id, {k: v for k, v in request.headers.items()})
+        self.calls.append(call)
+        if self.accepted_keys is not None and key_id not in self.accepted_keys:
+            return self._error(
+                service, "UnrecognizedClientException", "The security token included in the request is invalid.", 403
+            )
+        if self.hostile is not None:
+            answer = await self.hostile(call, request)
+            if answer is not None:
+                return answer
+        try:
+            result = self._answer(service, action, params)
+        except _FakeError as exc:
+            return self._error(service, exc.code, exc.message, exc.status)
+        headers = {"Date": email.utils.formatdate(self.now(), usegmt=True), "x-amzn-RequestId": "fake"}
+        content_type = "application/x-amz-json-1.1" if service == "emr" else "application/json"
+        return web.Response(body=json.dumps(result).encode(), content_type=content_type, headers=headers)
+
+    def _rest_call(self, request: Any, body: bytes) -> tuple[str, str, dict[str, Any]]:
+        parts = [p for p in request.path.split("/") if p]
+        service = "emr-serverless" if parts[:1] == ["applications"] else "emr-containers"
+        params: dict[str, Any] = {}
+        with contextlib.suppress(ValueError):
+            params.update(json.loads(body or b"{}"))
+        for key in set(request.query.keys()):
+            values = request.query.getall(key)
+            params[key] = values if key == "states" else values[0]
+        if len(parts) >= 2:
+            params["container"] = parts[1]
+        if len(parts) >= 4:
+            params["runId"] = parts[3]
+        method = request.method
+        if len(parts) == 3 and method == "POST":
+            action = "StartJobRun"
+        elif len(parts) == 3:
+            action = "ListJobRuns"
+        elif method == "DELETE":
+            action = "CancelJobRun"
+        else:
+            action = "GetJobRun" if service == "emr-serverless" else "DescribeJobRun"
+        return service, action, params
+
+    def _error(self, service: str, code: str, message: str, status: int) -> Any:
+        from aiohttp import web
+
+        if service == "emr":
+            return web.Response(
+                status=status,
+                body=json.dumps({"__type": code, "Message": message}).encode(),
+                content_type="application/x-amz-json-1.1",
+            )
+        return web.Response(
+            status=status,
+            body=json.dumps({"message": message}).encode(),
+            content_type="application/json",
+            headers={"x-amzn-ErrorType": code},
+        )
+
+    # --- the API -----------------------------------------------------------------------------------------
+
+    def answer(self, call: Call) -> dict[str, Any] | None:
+        """What the fake would answer (and do) for ``call``; None for an error answer. For hostile hooks."""
+        try:
+            return self._answer(call.service, call.action, dict(call.params))
+        except _FakeError:
+            return None
+
+    def _answer(self, service: str, action: str, p: dict[str, Any]) -> dict[str, Any]:
+        if service == "emr":
+            return getattr(self, f"_emr_{action}")(p)  # type: ignore[no-any-return]
+        return self._runs(service, action, p)
+
+    def _cluster(self, cluster_id: Any) -> dict[str, Any]:
+        cluster = self.clusters.get(cluster_id) if isinstance(cluster_id, str) else None
+        if cluster is None:
+            raise _FakeError("InvalidRequestException", f"Cluster id '{cluster_id}' is not valid.")
+        return cluster
+
+    def _emr_DescribeCluster(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"Cluster": self._cluster(p.get("ClusterId"))}
+
+    def _emr_ListClusters(self, p: dict[str, Any]) -> dict[str, Any]:
+        after = float(p.get("CreatedAfter") or 0)
+        states = p.get("ClusterStates")
+        found = [
+            c
+            for c in reversed(list(self.clusters.values()))
+            if c["Status"]["Timeline"]["CreationDateTime"] >= after and (not states or c["Status"]["State"] in states)
+        ]
+        return self._page(found, p.get("Marker"), "Clusters", "Marker")
+
+    def _emr_RunJobFlow(self, p: dict[str, Any]) -> dict[str, Any]:
+        cid = self.add_cluster(p.get("Name", ""), state="STARTING")
+        return {"JobFlowId": cid, "ClusterArn": f"arn:aws:elasticmapreduce:{REGION}:{ACCOUNT}:cluster/{cid}"}
+
+    def _emr_TerminateJobFlows(self, p: dict[str, Any]) -> dict[str, Any]:
+        for cid in p.get("JobFlowIds") or ():
+            self._cluster(cid)["Status"]["State"] = "TERMINATED"
+        return {}
+
+    def _emr_AddJobFlowSteps(self, p: dict[str, Any]) -> dict[str, Any]:
+        cid = p.get("JobFlowId")
+        self._cluster(cid)
+        ids = [self.add_step(cid, s.get("Name", ""), state="PENDING") for s in p.get("Steps") or ()]
+        return {"StepIds": ids}
+
+    def _emr_DescribeStep(self, p: dict[str, Any]) -> dict[str, Any]:
+        cid, sid = p.get("ClusterId"), p.get("StepId")
+        self._cluster(cid)
+        for step in self.steps[cid]:
+            if step["Id"] == sid:
+                return {"Step": step}
+        raise _FakeError("InvalidRequestException", f"Step id '{sid}' is not valid.")
+
+    def _emr_ListSteps(self, p: dict[str, Any]) -> dict[str, Any]:
+        cid = p.get("ClusterId")
+        self._cluster(cid)
+        ids, states = p.get("StepIds"), p.get("StepStates")
+        if ids and len(ids) > 10:
+            raise _FakeError("ValidationException", "You can specify a maximum of 10 step IDs.")
+        steps = self.steps[cid]
+        if not ids and not states:
+            return self._page(steps, p.get("Marker"), "Steps", "Marker", newest_first=True)
+        found = [
+            s for s in reversed(steps) if (not ids or s["Id"] in ids) and (not states or s["Status"]["State"] in states)
+        ]
+        return self._page(found, p.get("Marker"), "Steps", "Marker")
+
+    def _emr_CancelSteps(self, p: dict[str, Any]) -> dict[str, Any]:
+        cid = p.get("ClusterId")
+        self._cluster(cid)
+        infos = []
+        for sid in p.get("StepIds") or ():
+            step = next((s for s in self.steps[cid] if s["Id"] == sid), None)
+            if step is None or step["Status"]["State"] not in ("PENDING", "RUNNING"):
+                infos.append({"StepId": sid, "Status": "FAILED", "Reason": "not cancellable"})
+            else:
+                step["Status"]["State"] = "CANCELLED" if step["Status"]["State"] == "PENDING" else "CANCEL_PENDING"
+                infos.append({"StepId": sid, "Status": "SUBMITTED", "Reason": ""})
+        return {"CancelStepsInfoList": infos}
+
+    def _page(
+        self, items: list[Any], marker: Any, key: str, marker_key: str, *, newest_first: bool = False, size: int = 0
+    ) -> dict[str, Any]:
+        size = size or self.PAGE
+        start = int(marker) if isinstance(marker, str) and marker.isdigit() else 0
+        if newest_first:  # items oldest first: slice from the end without copying the whole list
+            end = len(items) - start
+            chunk = list(reversed(items[max(0, end - size) : max(0, end)]))
+        else:
+            chunk = items[start : start + size]
+        out: dict[str, Any] = {key: chunk}
+        if start + size < len(items):
+            out[marker_key] = str(start + size)
+        return out
+
+    def _runs(self, service: str, action: str, p: dict[str, Any]) -> dict[str, Any]:
+        serverless = service == "emr-serverless"
+        store = self.serverless if serverless else self.eks
+        container = p.get("container")
+        what = "Application" if serverless else "Virtual cluster"
+        if container not in store:
+            code = "ResourceNotFoundException" if serverless or action != "ListJobRuns" else "ValidationException"
+            raise _FakeError(code, f"{what} {container} doesn't exist.", 404 if code.startswith("Resource") else 400)
+        runs = store[container]
+        if action == "StartJobRun":
+            token = p.get("clientToken")
+            same = next((r for r in runs if token and r.get("clientToken") == token), None)
+            if same is not None:
+                rid = same["id"]
+            else:
+                state = "SUBMITTED" if serverless else "PENDING"
+                rid = self.add_run(
+                    container, name=p.get("name", ""), state=state, client_token=token, tags=p.get("tags")
+                )
+            if serverless:
+                return {"applicationId": container, "jobRunId": rid, "arn": "arn:fake"}
+            return {"id": rid, "name": p.get("name", ""), "arn": "arn:fake", "virtualClusterId": container}
+        if action == "ListJobRuns":
+            after_key = "createdAtAfter" if serverless else "createdAfter"
+            after = parse_timestamp(p[after_key]).timestamp() if p.get(after_key) else 0.0
+            states = p.get("states")
+            found = [r for r in reversed(runs) if r["createdAt"] >= after and (not states or r["state"] in states)]
+            size = min(int(p.get("maxResults") or self.PAGE), self.PAGE)
+            page = self._page(found, p.get("nextToken"), "jobRuns", "nextToken", size=size)
+            if serverless:
+                page["jobRuns"] = [
+                    {k: v for k, v in r.items() if k not in ("tags", "clientToken")} for r in page["jobRuns"]
+                ]
+            return page
+        run = next((r for r in runs if r["id"] == p.get("runId")), None)
+        if run is None:
+            raise _FakeError("ResourceNotFoundException", f"Job run {p.get('runId')} doesn't exist.", 404)
+        if action == "CancelJobRun":
+            run["state"] = "CANCELLED"
+            return {"applicationId": container, "jobRunId": run["id"]} if serverless else {"id": run["id"]}
+        if serverless:
+            whole = {k: v for k, v in run.items() if k != "id"}
+            return {"jobRun": {**whole, "jobRunId": run["id"]}}
+        return {"jobRun": run}
+
+
+class _FakeError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+# --- hostile answers (for FakeEmr.hostile) -----------------------------------------------------------------
+
+
+def answer_json(value: Any, *, status: int = 200, service: str = "emr") -> Any:
+    from aiohttp import web
+
+    content_type = "application/x-amz-json-1.1" if service == "emr" else "application/json"
+    return web.Response(status=status, body=json.dumps(value).encode(), content_type=content_type)
+
+
+def answer_raw(
+    body: bytes, *, status: int = 200, content_type: str = "application/x-amz-json-1.1", **headers: str
+) -> Any:
+    from aiohttp import web
+
+    return web.Response(status=status, body=body, content_type=content_type, headers=headers)
+
+
+async def answer_truncated(request: Any, body: bytes, declared: int) -> Any:
+    """Headers promising ``declared`` bytes, then ``body``, then the connection closes (a reset mid-answer)."""
+    from aiohttp import web
+
+    response = web.StreamResponse(
+        status=200, headers={"Content-Type": "application/json", "Content-Length": str(declared)}
+    )
+    await response.prepare(request)
+    await response.write(body)
+    request.transport.close()
+    return response
+
+
+async def answer_streamed(request: Any, chunk: bytes, times: int) -> Any:
+    """A chunked body (no Content-Length) of ``times`` chunks: a huge answer that does not say its size."""
+    from aiohttp import web
+
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    try:
+        for _ in range(times):
+            await response.write(chunk)
+    except (ConnectionError, RuntimeError):
+        return response
+    await response.write_eof()
+    return response
+
+
+async def answer_never(fake: FakeEmr) -> Any:
+    """A hang: no answer until the fake stops."""
+    await fake.release.wait()
+    return answer_raw(b"{}")
+
+
+def deep_json(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth

@@ -11,6 +11,7 @@ ambient ticket can make a test pass.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -21,9 +22,11 @@ from typing import Any
 
 import pytest
 
-from durable_jobs.clients.yarn import YarnClient, YarnConfig
+from durable_jobs.clients.yarn import YarnApplication, YarnClient, YarnConfig
 from durable_jobs.failpoints import SimulatedCrash
 from durable_jobs.hooks.yarn import YarnHook
+from durable_jobs.protocol import JobProtocol, ProtocolSettings
+from durable_jobs.record import TaskIdentity
 from durable_jobs.testing.kdc import MitKdc
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.transport.spnego import KerberosCredentials, SpnegoAuth
@@ -41,12 +44,14 @@ class KdcSetup:
     alice_keytab: Path
     bob_keytab: Path
     shorty_keytab: Path
+    rotor_keytab: Path  # "rotor": a principal whose key the rotation tests change
 
 
 @pytest.fixture(scope="module")
 def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KdcSetup]:
     """A real MIT KDC for the module: ``HTTP/localhost`` (the RM), alice (password + keytab), bob (keytab),
-    shorty (keytab, tickets of at most 4 s), ``HTTP/otherhost`` (a service the fake RM has no key for)."""
+    shorty (keytab, tickets of at most 4 s), rotor (keytab, rotated by tests), ``HTTP/otherhost`` (a service the
+    fake RM has no key for)."""
     root = tmp_path_factory.mktemp("kdc")
     with MitKdc(root) as k:
         http = k.add_service("HTTP", "localhost")
@@ -54,13 +59,29 @@ def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KdcSetup]:
         k.add_principal("alice", password=ALICE_PW)
         k.add_principal("bob")
         k.add_principal("shorty", max_life=f"{SHORT_LIFE} seconds")
+        k.add_principal("rotor")
         yield KdcSetup(
             kdc=k,
             http_keytab=http,
             alice_keytab=k.keytab("alice", root / "alice.keytab"),
             bob_keytab=k.keytab("bob", root / "bob.keytab"),
             shorty_keytab=k.keytab("shorty", root / "shorty.keytab"),
+            rotor_keytab=k.keytab("rotor", root / "rotor.keytab"),
         )
+
+
+def kvno(setup: KdcSetup, name: str) -> int:
+    """The principal's current key version in the KDC's database."""
+    out = setup.kdc.kadmin(f"getprinc {setup.kdc.principal(name)}")
+    return max(int(line.split("vno", 1)[1].split(",", 1)[0]) for line in out.splitlines() if "Key: vno" in line)
+
+
+def rotate_keytab(setup: KdcSetup, name: str, keytab: Path) -> int:
+    """Give the principal a new random key (``ktadd`` bumps the kvno) and put it, alone, in the keytab at the
+    same path: what a keytab rotation does. Returns the new kvno."""
+    keytab.unlink()
+    setup.kdc.keytab(name, keytab, keep_key=False)
+    return kvno(setup, name)
 
 
 @pytest.fixture
@@ -163,3 +184,47 @@ def crash_after_id_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
         raise SimulatedCrash("after the reserved id was recorded")
 
     monkeypatch.setattr(YarnClient, "submit", submit)
+
+
+class MemoryStore:
+    """The protocol's task state store, in memory (the protocol only needs ``get`` and ``set``)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.data[key] = json.loads(json.dumps(value))  # a JSON round trip, like the real store
+
+
+REST_APP = YarnApplication(name="durable", command="sleep 30")
+
+
+def worker_protocol(
+    client: YarnClient, store: MemoryStore, task_id: str = "etl", *, spec: Any = REST_APP, **settings: Any
+) -> JobProtocol:
+    """The protocol as a worker runs it: sync, each client call on a fresh event loop (call it in a thread
+    when the RM is served by the test's own loop)."""
+
+    def run(coro: Any) -> Any:
+        async def go() -> Any:
+            try:
+                return await coro
+            finally:
+                await close_sessions()
+
+        return asyncio.run(go())
+
+    settings.setdefault("confirm_delay", 0.01)
+    settings.setdefault("lost_confirmations", 2)
+    return JobProtocol(
+        client=client,
+        store=store,
+        identity=TaskIdentity("dag", "run1", task_id),
+        spec=lambda: spec,
+        run=run,
+        settings=ProtocolSettings(**settings),
+        sleep=lambda s: None,
+    )

@@ -8,7 +8,16 @@ import botocore.exceptions as bex
 import botocore.session
 import pytest
 
-from durable_jobs.clients.aws import TOKEN_TAG, AwsConfig, AwsRequestError, classify, join_uri
+from durable_jobs.clients.aws import (
+    TOKEN_TAG,
+    AwsAuthError,
+    AwsConfig,
+    AwsRequestError,
+    Throttled,
+    classify,
+    endpoint_wide,
+    join_uri,
+)
 from durable_jobs.clients.emr import (
     CLUSTER_STATES,
     STEP_STATES,
@@ -21,7 +30,15 @@ from durable_jobs.clients.emr import (
 from durable_jobs.clients.emr_containers import EmrEksClient, EmrEksJob
 from durable_jobs.clients.emr_containers import run_name as eks_name
 from durable_jobs.clients.emr_serverless import EmrServerlessClient, EmrServerlessJob
-from durable_jobs.errors import AuthError, PermanentError, RecordError, TransientError
+from durable_jobs.errors import (
+    AnswerTooLarge,
+    AuthError,
+    MalformedAnswer,
+    PermanentError,
+    RecordError,
+    RedirectRefused,
+    TransientError,
+)
 from durable_jobs.record import make_token
 from durable_jobs.status import JobState
 
@@ -86,6 +103,52 @@ def test_invalid_requests_are_permanent_with_their_code(code: str, not_found: bo
     assert err.code == code and err.not_found is not_found
 
 
+@pytest.mark.parametrize(
+    "code", ["ExpiredToken", "InvalidClientTokenId", "UnrecognizedClientException", "InvalidSignatureException",
+             "SignatureDoesNotMatch"],
+)  # fmt: skip
+def test_refused_credentials_are_about_the_endpoint_and_denials_about_one_call(code: str):
+    refused = classify(client_error(code, 400), what="w", label="c")
+    assert isinstance(refused, AwsAuthError) and refused.credentials_refused and endpoint_wide(refused)
+    denied = classify(client_error("AccessDeniedException", 400), what="w", label="c")
+    assert isinstance(denied, AwsAuthError) and not denied.credentials_refused and not endpoint_wide(denied)
+    page = classify(client_error("", 401, "<html>401</html>"), what="w", label="c")  # a proxy's 401: no AWS code
+    assert isinstance(page, AwsAuthError) and endpoint_wide(page)
+    assert isinstance(classify(client_error("ThrottlingException", 400), what="w", label="c"), Throttled)
+
+
+@pytest.mark.parametrize(("code", "status"), [("", 400), ("404", 404), ("<html>", 409), ("", 300)])
+def test_an_error_answer_without_an_aws_code_is_malformed_not_a_refusal(code: str, status: int):
+    err = classify(client_error(code, status, "<html><body>Bad gateway config</body></html>"), what="w", label="c")
+    assert isinstance(err, MalformedAnswer) and "without an AWS error code" in str(err)
+
+
+def test_our_session_refusals_keep_their_class_through_botocore():
+    redirect = RedirectRefused("moved", status=307, location="http://evil:1/x")
+    wrapped = classify(bex.HTTPClientError(error=redirect), what="describe step", label="c")
+    assert isinstance(wrapped, RedirectRefused) and wrapped.connect_failed and "describe step" in str(wrapped)
+    assert not endpoint_wide(wrapped)  # a redirect proves nothing about the endpoint's other jobs
+    big = classify(bex.HTTPClientError(error=AnswerTooLarge("too big")), what="w", label="c")
+    assert isinstance(big, AnswerTooLarge)
+    odd = classify(AttributeError("'str' object has no attribute 'get'"), what="w", label="c")
+    assert isinstance(odd, MalformedAnswer)
+
+
+def test_messages_never_quote_the_connections_credentials():
+    token = "FQoGZXIvYXdzEXAMPLESESSIONTOKENvery-long"
+    config = AwsConfig(region_name="eu-west-1", aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key=SECRET,
+                       aws_session_token=token)  # fmt: skip
+    echo = (
+        f"Authorization: AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20260101/eu-west-1/emr/aws4_request, "
+        f"SignedHeaders=host, Signature=0123456789abcdef\nX-Amz-Security-Token: {token}\nsecret {SECRET} {token}"
+    )
+    for code, status in (("UnrecognizedClientException", 400), ("", 401), ("ValidationException", 400), ("", 500)):
+        err = classify(client_error(code, status, echo), what="w", label="c", secrets=config.secrets())
+        text = str(err)
+        assert SECRET not in text and token not in text and "AKIAEXAMPLE" not in text, text
+        assert "0123456789abcdef" not in text
+
+
 def test_transport_and_credential_errors():
     conn = classify(bex.EndpointConnectionError(endpoint_url="https://emr"), what="w", label="c")
     assert isinstance(conn, TransientError) and conn.connect_failed
@@ -101,13 +164,22 @@ def test_transport_and_credential_errors():
 # --- configuration --------------------------------------------------------------------------------------
 
 
-def test_config_keys_identify_credentials_without_revealing_them():
-    other = AwsConfig(region_name="eu-west-1", aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="other")
-    assert SECRET not in repr(CONFIG) and SECRET not in CONFIG.client_key("emr")
-    assert CONFIG.client_key("emr") != other.client_key("emr")  # a rotated secret is a new client
+def test_poller_key_is_the_endpoint_identity_and_holds_no_credential():
+    rotated = AwsConfig(
+        region_name="eu-west-1", aws_access_key_id="AKIAROTATED0000000000", aws_secret_access_key="other-secret"
+    )
+    for text in (repr(CONFIG), CONFIG.client_key("emr"), CONFIG.credentials_key()):
+        assert SECRET not in text and "AKIAEXAMPLE" not in text
+    # the same connection before and after a key rotation: one poller (which then takes the new client) ...
+    assert CONFIG.client_key("emr") == rotated.client_key("emr")
+    assert EmrStepClient(CONFIG).key == EmrStepClient(rotated).key
+    # ... but a new pooled aiobotocore client, signing with the new keys
+    assert CONFIG.pool_key("emr") != rotated.pool_key("emr")
     assert CONFIG.client_key("emr") != CONFIG.client_key("emr-serverless")
     assert CONFIG.client_key("emr") == AwsConfig(**{**CONFIG.__dict__}).client_key("emr")
-    assert EmrStepClient(CONFIG).key == EmrStepClient(CONFIG).key
+    # another connection (maybe another account at the same endpoint) never shares a poller
+    assert CONFIG.client_key("emr") != AwsConfig(**{**CONFIG.__dict__, "label": "aws_other"}).client_key("emr")
+    assert set(CONFIG.secrets()) == {"AKIAEXAMPLE", SECRET}
 
 
 def test_config_validation():

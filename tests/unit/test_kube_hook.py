@@ -227,3 +227,17 @@ def test_spark_application_operator() -> None:
     body = spec.render("dj" + "2" * 20, "spark")
     assert body["apiVersion"] == "sparkoperator.k8s.io/v1beta2" and body["spec"]["mainClass"].endswith("SparkPi")
     assert body["spec"]["driver"]["labels"][TOKEN_LABEL] == "dj" + "2" * 20
+
+
+def test_max_response_bytes_and_a_rotated_password_keep_the_key() -> None:
+    fields = {"host": "https://api.k8s:6443", "password": SECRET}
+    cfg = KubernetesHook.config_from_connection(conn({"max_response_bytes": "4MiB"}, **fields))
+    assert cfg.max_response_bytes == 4 * 1024 * 1024
+    assert KubernetesHook.config_from_connection(conn(**fields)).max_response_bytes == 16 * 1024 * 1024
+    with pytest.raises(ValueError, match="max_response_bytes"):
+        KubernetesHook.config_from_connection(conn({"max_response_bytes": "lots"}, **fields))
+    rotated = KubernetesHook.client_from_connection(
+        conn({"max_response_bytes": "4MiB"}, host=fields["host"], password="new")
+    )
+    assert rotated.key == KubernetesHook.client_from_connection(conn({"max_response_bytes": "4MiB"}, **fields)).key
+    assert SECRET not in repr(rotated.key) and "new" not in str(rotated.key[1])

@@ -29,7 +29,7 @@ from durable_jobs.clients.kubernetes import (
     to_wire,
 )
 from durable_jobs.clients.kubernetes_watch import ResourceExpired
-from durable_jobs.errors import AuthError, RecordError, TransientError
+from durable_jobs.errors import AuthError, MalformedAnswer, RecordError, TransientError
 from durable_jobs.status import JobState
 
 TOKEN = "dj0123456789abcdef0123"
@@ -354,6 +354,7 @@ def _container(name: str, **state) -> dict:
             "container init: Error (exit code 1)",
         ),
         ({"status": {"phase": "Unknown"}}, JobState.UNKNOWN, "Unknown", "stopped reporting"),
+        ({"status": {"phase": "Hibernating"}}, JobState.UNKNOWN, "Hibernating", "unknown pod phase"),
         (
             {"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Running"}},
             JobState.RUNNING,
@@ -421,7 +422,7 @@ def _status(code: int, reason: str, message: str, details: dict | None = None) -
 
 def test_status_errors_map_to_error_classes() -> None:
     nf = api_error(404, _status(404, "NotFound", 'jobs.batch "x" not found', {"name": "x", "kind": "jobs"}), {}, "read")
-    assert isinstance(nf, KubeApiError) and nf.reason == "NotFound" and nf.details["name"] == "x"
+    assert isinstance(nf, KubeApiError) and nf.reason == "NotFound" and nf.details.name == "x"
     assert 'jobs.batch "x" not found' in str(nf)
     exists = api_error(409, _status(409, "AlreadyExists", "exists"), {}, "create")
     assert isinstance(exists, KubeApiError) and exists.reason == "AlreadyExists" and exists.status == 409
@@ -435,8 +436,16 @@ def test_status_errors_map_to_error_classes() -> None:
     assert isinstance(throttled, TransientError) and throttled.retry_after == 3.0
     for code in (500, 502, 503, 504):
         assert type(api_error(code, b"<html>bad gateway</html>", {}, "get")) is TransientError
+    # not a Status: not the apiserver speaking, so not a refusal of the request: unknown (transient)
     proxy = api_error(400, b"<html><body>Bad Request from proxy</body></html>", {}, "get")
-    assert isinstance(proxy, KubeApiError) and "Bad Request from proxy" in str(proxy)
+    assert isinstance(proxy, MalformedAnswer) and "Bad Request from proxy" in str(proxy)
+    wrong_types = api_error(404, b'{"kind": "Status", "code": "404", "reason": ["NotFound"]}', {}, "get")
+    assert isinstance(wrong_types, MalformedAnswer)
+    # a Status quoting our credentials: redacted
+    echo = api_error(
+        400, _status(400, "BadRequest", "bad header: Bearer sekrit-token-123"), {}, "get", ("sekrit-token-123",)
+    )
+    assert "sekrit" not in str(echo)
 
 
 # --- configuration ------------------------------------------------------------------------------------------------
@@ -451,7 +460,11 @@ def test_config_hides_credentials_and_keys_by_digest() -> None:
         config.key
         == KubernetesConfig(host="https://10.0.0.1:6443", token=secret, ca_data="-----BEGIN CERTIFICATE-----x").key
     )
-    assert config.key != KubernetesConfig(host="https://10.0.0.1:6443", token="other").key
+    # the key is the endpoint: a rotated token keeps the poller (and its waiters); the connection is new
+    rotated = KubernetesConfig(host="https://10.0.0.1:6443", token="other", ca_data="-----BEGIN CERTIFICATE-----x")
+    assert config.key == rotated.key and config.connection_key != rotated.connection_key
+    assert config.key != KubernetesConfig(host="https://10.0.0.2:6443", token=secret).key
+    assert config.key != KubernetesConfig(host="https://10.0.0.1:6443", token=secret, namespace="other").key
     kube = KubernetesConfig(kubeconfig={"users": [{"user": {"token": secret}}]})
     assert secret not in repr(kube)
     direct = config.direct_kubeconfig()
@@ -473,3 +486,39 @@ def test_config_hides_credentials_and_keys_by_digest() -> None:
 def test_config_validation(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         KubernetesConfig(**kwargs)
+
+
+def _kubeconfig(token: str, server: str = "https://10.0.0.1:6443", namespace: str = "team") -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": server, "certificate-authority-data": "Q0EK"}}],
+        "users": [{"name": "u", "user": {"token": token}}, {"name": "other", "user": {"token": "x" + token}}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u", "namespace": namespace}}],
+        "current-context": "ctx",
+    }
+
+
+def test_a_kubeconfig_key_names_its_cluster_and_context_never_its_users() -> None:
+    before = KubernetesConfig(kubeconfig=_kubeconfig("token-one-123456"))
+    after = KubernetesConfig(kubeconfig=_kubeconfig("token-two-654321"))
+    assert before.key == after.key and before.connection_key != after.connection_key
+    assert "token-one" not in repr(before.key)
+    assert before.key != KubernetesConfig(kubeconfig=_kubeconfig("token-one-123456", server="https://10.9.9.9")).key
+    assert before.key != KubernetesConfig(kubeconfig=_kubeconfig("token-one-123456", namespace="x")).key
+    assert "server https://10.0.0.1:6443" in before.describe_source()
+    # garbage where a kubeconfig was expected still has a key (its loading fails later, with a message)
+    assert KubernetesConfig(kubeconfig={"contexts": "nope", "clusters": [1, 2]}).key
+
+
+def test_the_locator_must_show_the_token() -> None:
+    client = KubernetesClient(KubernetesConfig(host="https://127.0.0.1:6443"))
+    assert client.locator_matches_token(GOOD, TOKEN)
+    assert not client.locator_matches_token(GOOD, "dj0123456789abcdef0124")
+    assert client.locator_matches_token({**GOOD, "name": TOKEN}, TOKEN)
+    for name in (f"x{TOKEN}", f"-{TOKEN}", f"Load-{TOKEN}", f"a--b-{TOKEN}", f"load-{TOKEN}-x", "load"):
+        assert not client.locator_matches_token({**GOOD, "name": name}, TOKEN), name
+    long_app = object_name("a" * 60, TOKEN, 52)
+    assert client.locator_matches_token({**GOOD, "kind": "SparkApplication", "name": long_app}, TOKEN)
+    assert not client.locator_matches_token({**GOOD, "kind": "CronJob"}, TOKEN)
+    assert not client.locator_matches_token(GOOD, "not-a-token")

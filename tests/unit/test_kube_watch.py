@@ -1,30 +1,28 @@
 """The shared list+watch cache (informer) as a state machine, against a scripted source: no HTTP, fast.
 
 What the apiserver does is scripted here line by line (the contract fake and the integration tests cover the
-wire): list pages, event lines, bookmarks, 410 in both forms, cut streams, refusals.
+wire): list pages, event lines, bookmarks, 410 in both forms, cut streams, refusals, and answers that cannot be
+read (one malformed object is that object's problem; an unreadable event forces a relist, stale meanwhile).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
-import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from durable_jobs.clients import kubernetes_watch
-from durable_jobs.clients.kubernetes import pod_status
+from durable_jobs.clients.kubernetes_model import pod_status, projector
 from durable_jobs.clients.kubernetes_watch import (
     CachedObject,
     Informer,
     RelistRequired,
     ResourceExpired,
     deleted_status,
-    hand_over,
 )
 from durable_jobs.errors import AuthError, PermanentError, TransientError
 from durable_jobs.status import JobState
@@ -70,12 +68,12 @@ class Source:
     def describe(self) -> str:
         return "pods in test"
 
-    async def list_page(self, *, limit: int, continue_token: str | None, each: Callable[[Any], None]) -> dict[str, Any]:
+    async def list_page(self, *, limit: int, continue_token: str | None) -> bytes:
         self.calls.append(("list", continue_token))
         item = self.pages.pop(0)
         if isinstance(item, Exception):
             raise item
-        return hand_over(dict(item), each)
+        return item if isinstance(item, bytes) else json.dumps(item).encode()
 
     @contextlib.asynccontextmanager
     async def open_stream(self, *, resource_version: str, timeout_seconds: int) -> AsyncIterator[AsyncIterator[bytes]]:
@@ -110,7 +108,7 @@ async def run():
 
     def start(source: Source, **kwargs: Any) -> Informer:
         kwargs.setdefault("backoff", FAST)
-        inf = Informer(source, pod_status, **kwargs)
+        inf = Informer(source, projector("Pod"), **kwargs)
         inf.start()
         started.append(inf)
         return inf
@@ -217,13 +215,15 @@ async def test_forbidden_list_is_remembered_and_other_refusals_are_failures(run)
 
 async def test_errors_in_the_stream_back_off_and_resume(run) -> None:
     src = Source()
-    src.pages = [page(1, pod("a", 1))]
+    src.pages = [page(1, pod("a", 1)), page(2, pod("a", 2))]
     boom = event("ERROR", {"kind": "Status", "code": 500, "reason": "InternalError", "message": "etcd timeout"})
     src.streams = [[boom], TransientError("watch: HTTP 503", status=503), [b"not json\n"], []]
     inf = run(src)
     await eventually(lambda: len(src.watched_from()) >= 5, timeout=5, what="four failures, then a quiet watch")
-    assert src.watched_from()[:5] == ["1"] * 5 and src.lists() == 1
-    assert inf.stats.errors == 4  # the 500 event, the 503, the garbage line, the stream that ended at once
+    # the 500 event and the 503 resume from where they were; the garbage line cannot be resumed from: a relist
+    assert src.watched_from()[:5] == ["1", "1", "1", "2", "2"] and src.lists() == 2
+    assert inf.stats.errors == 3  # the 500 event, the 503, the stream that ended at once
+    assert inf.stats.relists_malformed == 1
 
 
 async def test_a_transient_list_failure_is_retried_and_times_out_readers(run) -> None:
@@ -232,8 +232,8 @@ async def test_a_transient_list_failure_is_retried_and_times_out_readers(run) ->
     src.pages = [down, down, page(4, pod("a", 4))]  # retried at once, then after the backoff
     inf = run(src, backoff=Backoff(base=0.3, cap=0.3))
     with pytest.raises(TransientError, match="has not listed yet: list: cannot connect"):
-        await inf.wait_synced(0.1)
-    await inf.wait_synced(5)
+        await inf.wait_synced(5)  # a list that failed answers at once: the readers fall back meanwhile
+    await eventually(inf.synced.is_set, timeout=5, what="listed")
     assert states(inf) == {"a": "Running"}
 
 
@@ -301,36 +301,15 @@ async def test_a_relist_drops_unlisted_objects_but_keeps_tombstones(run) -> None
 # --- memory: what the cache holds of each object --------------------------------------------------------------
 
 
-class Weak(dict):  # type: ignore[type-arg]
-    """A dict that can be weakly referenced: an object as the apiserver sent it."""
-
-
-async def test_a_list_holds_no_page_of_whole_objects(run) -> None:
-    """Each object is reduced to its record when read: a page of 500 pods is megabytes of dicts."""
+async def test_the_cache_keeps_a_record_per_object_never_the_object(run) -> None:
     src = Source()
-    handed: list[weakref.ref[Weak]] = []
-    alive_when_asked: list[int] = []
-    scripted = src.list_page
-
-    async def list_page(*, limit: int, continue_token: str | None, each: Callable[[Any], None]) -> dict[str, Any]:
-        gc.collect()
-        alive_when_asked.append(sum(1 for ref in handed if ref() is not None))
-
-        def hand(obj: Weak) -> None:
-            handed.append(weakref.ref(obj))
-            each(obj)
-
-        return await scripted(limit=limit, continue_token=continue_token, each=hand)
-
-    src.list_page = list_page  # type: ignore[method-assign]
-    src.pages = [page(5, Weak(pod("a", 4)), Weak(pod("b", 5)), cont="c1"), page(5, Weak(pod("c", 3, "Succeeded")))]
+    src.pages = [page(5, pod("a", 4), pod("b", 5), cont="c1"), page(5, pod("c", 3, "Succeeded"))]
     inf = run(src)
     await inf.wait_synced(5)
-    gc.collect()
-    assert alive_when_asked == [0, 0]  # page 1's objects were gone before page 2 was asked for
-    assert len(handed) == 3 and all(ref() is None for ref in handed)  # and none is kept by the cache
     assert states(inf) == {"a": "Running", "b": "Running", "c": "Succeeded"}
-    assert inf.lookup("a") == CachedObject(uid="uid-a", status=pod_status(pod("a", 4)), seen_at=inf.lookup("a").seen_at)
+    a = inf.lookup("a")
+    assert a == CachedObject(uid="uid-a", status=pod_status(pod("a", 4)), seen_at=a.seen_at)  # type: ignore[union-attr]
+    assert inf.stats.list_pages == 2 and inf.stats.longest_page < 0.05
 
 
 async def test_equal_statuses_are_one_object_in_a_bounded_table(run, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -358,20 +337,92 @@ async def test_equal_statuses_are_one_object_in_a_bounded_table(run, monkeypatch
     assert {inf.lookup(f"u{i}").status.message for i in range(5)} == {f"node {i}" for i in range(5)}  # type: ignore[union-attr]
 
 
-def test_a_page_hands_over_its_items_in_order_and_lets_each_go_once_read() -> None:
-    objs = [Weak(pod(f"p{i}", i)) for i in range(4)]
-    refs = [weakref.ref(o) for o in objs]
-    page_ = {"kind": "PodList", "metadata": {"resourceVersion": "4"}, "items": objs}
-    del objs
-    seen: list[str] = []
-    alive: list[int] = []
+# --- answers that cannot be read ---------------------------------------------------------------------------
 
-    def each(obj: Weak) -> None:
-        seen.append(obj["metadata"]["name"])
-        alive.append(sum(1 for r in refs if r() is not None))
 
-    rest = hand_over(page_, each)
-    assert seen == ["p0", "p1", "p2", "p3"]
-    assert alive == [4, 3, 2, 1]  # the ones already read are gone while the rest are read
-    assert rest == {"kind": "PodList", "metadata": {"resourceVersion": "4"}}
-    assert hand_over({"metadata": {}}, each) == {"metadata": {}} and len(seen) == 4  # a page without items
+async def test_a_malformed_object_is_unknown_and_touches_no_other(run) -> None:
+    src = Source()
+    bad_phase = {"metadata": {"name": "bad", "uid": "uid-bad", "resourceVersion": "3"}, "status": {"phase": 7}}
+    nameless = {"metadata": {"name": 5}, "status": {"phase": "Failed"}}
+    src.pages = [page(4, pod("good", 2), bad_phase, nameless)]
+    src.streams = [
+        [event("MODIFIED", {**bad_phase, "status": {"phase": ["Succeeded"]}}), event("ADDED", pod("new", 6))]
+    ]
+    inf = run(src)
+    await eventually(lambda: inf.stats.events == 2, timeout=5, what="events")
+    bad = inf.lookup("bad")
+    assert bad is not None and bad.status.state is JobState.UNKNOWN and "cannot be read" in bad.status.message
+    assert states(inf) == {"good": "Running", "bad": "", "new": "Running"}
+    assert inf.stats.malformed_objects == 2 and inf.stats.unattributed == 1
+    assert inf.fresh and src.lists() == 1  # an attributable bad object is that object's problem only
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"{not json",
+        b"[1, 2]",
+        b'{"type": 5, "object": {}}',
+        b'{"type": "MODIFIED", "object": "a string"}',
+        b'{"type": "MODIFIED", "object": {"metadata": {"name": ["x"]}}}',
+        b'{"type": "MODIFIED"}',
+        b'{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": 12}}}',
+        b'{"type": "ERROR", "object": {"code": "410"}}',
+        b'{"type": "MODIFIED", "object": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ],
+    ids=[
+        "truncated",
+        "array",
+        "type-int",
+        "object-str",
+        "name-list",
+        "no-object",
+        "bookmark-int",
+        "error-str",
+        "nested",
+    ],
+)
+async def test_an_unreadable_event_relists_and_the_cache_is_stale_meanwhile(run, line: bytes) -> None:
+    src = Source()
+    src.pages = [page(1, pod("a", 1)), page(5, pod("a", 4, "Succeeded"))]
+    gate = asyncio.Event()
+
+    async def slow_second_list(*, limit: int, continue_token: str | None) -> bytes:
+        if src.lists() == 1:
+            await gate.wait()  # hold the relist: the cache must not be trusted meanwhile
+        return await Source.list_page(src, limit=limit, continue_token=continue_token)
+
+    src.list_page = slow_second_list  # type: ignore[method-assign]
+    src.streams = [[line + b"\n"]]
+    inf = run(src)
+    await eventually(lambda: inf.stats.relists_malformed == 1, timeout=5, what="a relist")
+    assert not inf.fresh and inf.suspect and inf.running  # never the end of the informer
+    gate.set()
+    await eventually(lambda: states(inf).get("a") == "Succeeded", timeout=5, what="relisted")
+    assert inf.fresh and not inf.suspect
+
+
+async def test_an_unreadable_list_page_is_listed_again_after_a_pause(run) -> None:
+    src = Source()
+    src.pages = [b'{"metadata": {"resourceVersion": 3}, "items": []}', b"<html>502</html>", page(4, pod("a", 4))]
+    inf = run(src)
+    await eventually(lambda: inf.synced.is_set(), timeout=5, what="a list that can be read")
+    assert states(inf) == {"a": "Running"} and inf.stats.errors == 2 and src.lists() == 3
+
+
+async def test_a_page_larger_than_the_limit_is_asked_again_smaller(run) -> None:
+    from durable_jobs.errors import AnswerTooLarge
+
+    src = Source()
+    src.pages = [AnswerTooLarge("list: the answer is larger than 1048576 bytes"), page(4, pod("a", 4))]
+    inf = run(src, page_size=500)
+    await eventually(inf.synced.is_set, timeout=5, what="listed")
+    assert inf.page_size == 125 and states(inf) == {"a": "Running"}
+
+
+async def test_an_unforeseen_exception_never_ends_the_informer(run) -> None:
+    src = Source()
+    src.pages = [ZeroDivisionError("a bug"), page(2, pod("a", 2))]
+    inf = run(src)
+    await eventually(inf.synced.is_set, timeout=5, what="listed")
+    assert states(inf) == {"a": "Running"} and inf.running

@@ -214,7 +214,8 @@ def test_lost_must_be_confirmed_before_a_new_generation():
     assert isinstance(d, Defer) and d.record.generation == 0
     client.status = orig  # type: ignore[method-assign]
     client.forget.add("job-1")
-    d = proto(client, store, try_number=3, lost_confirmations=3).start()
+    # confirmed now; on_lost="resubmit" was asked for, so the next generation starts
+    d = proto(client, store, try_number=3, lost_confirmations=3, on_lost="resubmit").start()
     assert isinstance(d, Defer) and d.record.generation == 1
     assert store.data[STATE_KEY]["history"][-1]["outcome"] == "lost"
 
@@ -280,14 +281,14 @@ def _seed(store: DictStore, **overrides: Any) -> None:
     ("overrides", "match"),
     [
         ({"token": make_token("other-dag", "run1", "task", -1, 0)}, "copied from another task"),
-        ({"token": "not-a-token"}, "invalid token"),
+        ({"token": "not-a-token"}, "field 'token' is 'not-a-token'"),
         ({"system": "yarn"}, "belongs to system"),
         ({"v": 99}, "record version"),
         ({"job": {"id": "job-1/../../admin"}}, "invalid scripted job id"),
         ({"job": {"id": "x", "extra": 1}}, "invalid scripted job id"),
-        ({"generation": -1}, "invalid generation"),
-        ({"phase": "weird"}, "malformed"),
-        ({"phase": "finished", "outcome": None}, "without an outcome"),
+        ({"generation": -1}, "field 'generation' is -1"),
+        ({"phase": "weird"}, "field 'phase' is 'weird'"),
+        ({"phase": "finished", "outcome": None}, "field 'outcome' is missing"),
     ],
 )
 def test_tampered_or_foreign_record_is_refused_before_any_request(overrides, match):

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import json
+import time
+from types import SimpleNamespace
 
 import pytest
 
+from durable_jobs.clients.base import locator_key
 from durable_jobs.clients.spark_standalone import (
     SparkApplication,
     SparkStandaloneClient,
     SparkStandaloneConfig,
     validate_driver_id,
 )
-from durable_jobs.errors import AuthError, PermanentError, RecordError, TransientError, UndecidableError
+from durable_jobs.errors import (
+    AuthError,
+    MalformedAnswer,
+    PermanentError,
+    RecordError,
+    TransientError,
+    UndecidableError,
+)
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
-from tests.support.fake_spark import FakeSparkMaster, free_port
+from tests.support.fake_spark import FakeSparkMaster, free_port, html, json_body, raw_body
 
 APP = SparkApplication(app_resource="file:/apps/a.jar", main_class="demo.Main", name="n")
 
@@ -126,8 +138,11 @@ async def test_standby_and_dead_masters_are_skipped(master):
 
 async def test_all_masters_down_is_transient():
     c = client_for(f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(TransientError, match="cannot connect"):
-        await c.status({"driver_id": "driver-1"})
+    try:
+        with pytest.raises(TransientError, match="cannot connect"):
+            await c.status({"driver_id": "driver-1"})
+    finally:
+        await close_sessions()
 
 
 async def test_kill_is_idempotent(master):
@@ -146,9 +161,13 @@ async def test_batched_statuses_use_one_json_call(master):
     assert {s.state for s in out.values()} == {JobState.RUNNING}
     assert master.requests == ["json"]
     master.drivers[locs[0]["driver_id"]] = "FINISHED"
+    master.drivers[locs[1]["driver_id"]] = "ERROR"
     master.requests.clear()
-    await c.statuses(locs)
-    assert master.requests == ["json", "status"]  # only the changed, terminal one is confirmed over REST
+    out = await c.statuses(locs)
+    # /json/ settles FINISHED; only ERROR is asked over REST, for its message
+    assert master.requests == ["json", "status"]
+    assert out[locator_key(locs[0])].state is JobState.SUCCEEDED
+    assert "FileNotFoundException" in out[locator_key(locs[1])].message
 
 
 async def test_bearer_token_is_sent_but_not_in_repr(master):
@@ -244,41 +263,6 @@ async def test_find_treats_a_log_page_without_launch_command_as_not_written_yet(
         await c.find(TOKEN, since=0, spec=APP)
 
 
-# a master's /json/ as Spark 4 sends it: drivers, apps and workers all carry an id and a state
-MASTER_JSON = {
-    "url": "spark://127.0.0.1:7077",
-    "workers": [
-        {"id": "worker-20261121100200-127.0.0.1-40000", "host": "127.0.0.1", "state": "ALIVE", "resources": {}},
-        {"id": "worker-20261121100200-127.0.0.1-40001", "host": "127.0.0.1", "state": "DEAD", "resources": {}},
-    ],
-    "activeapps": [{"id": "app-20261121100300-0000", "name": "a", "state": "RUNNING", "user": "u"}],
-    "completedapps": [],
-    "activedrivers": [
-        {"id": "driver-20261121100236-0001", "starttime": "1", "state": "RUNNING", "mainclass": "demo.Main"},
-        {"id": "driver-20261121100236-0002", "starttime": "2", "state": "SUBMITTED", "worker": None},
-    ],
-    "completeddrivers": [{"id": "driver-20261121100236-0000", "starttime": "0", "state": "ERROR", "cores": 1}],
-    "status": "ALIVE",
-}
-
-
-def test_lean_master_state_reads_the_same_ids_and_states_as_the_full_document():
-    import json
-
-    from durable_jobs.clients.spark_standalone import _lean_json
-    from durable_jobs.transport.http import HttpResponse
-
-    resp = HttpResponse(200, {"Content-Type": "application/json"}, json.dumps(MASTER_JSON), "http://m/json/")
-    lean = _lean_json(resp)
-    assert lean["status"] == "ALIVE" and lean["url"] == MASTER_JSON["url"]  # the document itself stays a dict
-    for key in ("workers", "activeapps", "completedapps", "activedrivers", "completeddrivers"):
-        assert lean[key] == [(d["id"], d["state"]) for d in MASTER_JSON[key]], key
-    html = HttpResponse(500, {"Content-Type": "text/html"}, "<html>oops</html>", "http://m/json/")
-    assert _lean_json(html) is None
-    broken = HttpResponse(200, {"Content-Type": "application/json"}, '{"activedrivers": [', "http://m/json/")
-    assert _lean_json(broken) is None
-
-
 async def test_batched_statuses_share_one_status_per_running_state(master):
     c = client_for(master.url, ui=(master.url,))
     locs = [await c.submit(APP, "dj0123456789abcdef0123") for _ in range(4)]
@@ -289,3 +273,256 @@ async def test_batched_statuses_share_one_status_per_running_state(master):
     one_by_one = [await c.status(loc) for loc in locs]
     assert [s.state for s in out.values()] == [s.state for s in one_by_one]
     assert [s.raw_state for s in out.values()] == [s.raw_state for s in one_by_one]
+
+
+# --- typed decoding: malformed is unknown, never lost --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"success": "true", "driverState": "RUNNING"},
+        {"success": 1, "driverState": "RUNNING"},
+        {"success": "false"},
+        {"success": 0},
+        {"success": None},
+        {"driverState": "FINISHED"},  # no success at all
+        {"success": True},  # no driverState
+        {"success": True, "driverState": 7},
+        {"success": True, "driverState": "FAILED", "message": ["x"]},
+        {"success": True, "driverState": "RUNNING", "workerId": {"a": 1}},
+        [1, 2],
+        "success",
+    ],
+)
+async def test_a_malformed_status_answer_is_unknown_never_lost(master, answer):
+    master.faults["status"] = lambda request: json_body(answer)
+    c = client_for(master.url, ui=(master.url,))
+    with pytest.raises(MalformedAnswer):
+        await c.status({"driver_id": "driver-1"})
+    [st] = (await c.statuses([{"driver_id": "driver-1"}])).values()
+    assert st.state is JobState.UNKNOWN
+
+
+async def test_success_false_for_a_live_driver_is_what_json_lists_with_one_job_or_many(master):
+    c = client_for(master.url, ui=(master.url,))
+    master.drivers.update({"driver-a": "RUNNING", "driver-b": "FINISHED", "driver-c": "KILLED", "driver-d": "ERROR"})
+    master.rest_forgets.update(master.drivers)  # REST says success:false for all of them
+    expected = {
+        "driver-a": JobState.RUNNING,
+        "driver-b": JobState.SUCCEEDED,
+        "driver-c": JobState.CANCELLED,
+        "driver-d": JobState.FAILED,
+        "driver-gone": JobState.LOST,
+    }
+    for d, state in expected.items():
+        assert (await c.status({"driver_id": d})).state is state, d  # one job: REST, then /json/
+    locs = [{"driver_id": d} for d in expected]
+    out = await c.statuses(locs)  # many jobs: /json/, then REST for what it does not settle
+    assert {loc["driver_id"]: out[locator_key(loc)].state for loc in locs} == expected
+
+
+async def test_lost_needs_json_to_be_readable(master):
+    c = client_for(master.url, ui=(master.url,))
+    master.faults["json"] = lambda request: html(500)
+    st = await c.status({"driver_id": "driver-gone"})
+    assert st.state is JobState.UNKNOWN and "could not be read to confirm" in st.message
+    master.faults["json"] = lambda request: json_body(
+        {"status": "ALIVE", "activedrivers": None, "completeddrivers": []}
+    )
+    assert (await c.status({"driver_id": "driver-gone"})).state is JobState.UNKNOWN
+    master.faults.clear()
+    assert (await c.status({"driver_id": "driver-gone"})).state is JobState.LOST
+
+
+async def test_one_bad_follow_up_touches_only_its_driver(master):
+    c = client_for(master.url, ui=(master.url,))
+    master.drivers.update({"driver-a": "ERROR", "driver-b": "ERROR", "driver-c": "RUNNING"})
+
+    def bad_for_a(request):
+        if request.match_info["id"] == "driver-a":
+            return raw_body(b'{"success": tr')  # a truncated 200 body: malformed, never permanent
+        return None
+
+    master.faults["status"] = bad_for_a
+    locs = [{"driver_id": d} for d in ("driver-a", "driver-b", "driver-c", "driver-gone")]
+    out = await c.statuses(locs)
+    states = {loc["driver_id"]: out[locator_key(loc)].state for loc in locs}
+    assert states == {
+        "driver-a": JobState.UNKNOWN,
+        "driver-b": JobState.FAILED,
+        "driver-c": JobState.RUNNING,
+        "driver-gone": JobState.LOST,
+    }
+    master.faults["status"] = lambda request: json_body({"action": "ErrorResponse", "message": "v2?"}, status=468)
+    out = await c.statuses(locs)
+    states = {loc["driver_id"]: out[locator_key(loc)].state for loc in locs}
+    # a 4xx will not change: /json/ says how ERROR drivers ended; an unlisted one stays unconfirmed
+    assert states == {
+        "driver-a": JobState.FAILED,
+        "driver-b": JobState.FAILED,
+        "driver-c": JobState.RUNNING,
+        "driver-gone": JobState.UNKNOWN,
+    }
+
+
+async def test_a_failing_json_costs_at_most_status_concurrency_rest_calls_per_poll(master):
+    c = client_for(master.url, ui=(master.url,))
+    locs = []
+    for i in range(50):
+        master.drivers[f"driver-{i}"] = "RUNNING"
+        locs.append({"driver_id": f"driver-{i}"})
+    master.faults["json"] = lambda request: html(503)
+    seen: set[str] = set()
+    for _ in range(4):
+        master.requests.clear()
+        out = await c.statuses(locs)
+        assert master.requests.count("json") == 1
+        assert master.requests.count("status") == c.status_concurrency
+        assert len(out) == c.status_concurrency and {s.state for s in out.values()} == {JobState.RUNNING}
+        seen.update(out)
+    assert len(seen) == 50  # each poll asks the next drivers in turn: four polls reach all 50
+    # REST down too: one failure for the poller to report, after one REST request, not a status per job
+    master.faults["status"] = lambda request: html(502)
+    master.requests.clear()
+    with pytest.raises(TransientError, match="HTTP 502"):
+        await c.statuses(locs)
+    assert master.requests.count("json") == 1 and master.requests.count("status") == 1
+
+
+async def test_a_driver_rest_forgot_is_unknown_while_json_fails(master):
+    c = client_for(master.url, ui=(master.url,))
+    master.drivers.update({"driver-a": "RUNNING", "driver-b": "RUNNING"})
+    master.rest_forgets.add("driver-a")
+    master.faults["json"] = lambda request: html(500)
+    master.requests.clear()
+    out = await c.statuses([{"driver_id": "driver-a"}, {"driver_id": "driver-b"}])
+    assert out[locator_key({"driver_id": "driver-a"})].state is JobState.UNKNOWN
+    assert out[locator_key({"driver_id": "driver-b"})].state is JobState.RUNNING
+    assert master.requests.count("json") == 1  # not fetched again per driver
+
+
+async def test_submit_answers_that_are_not_a_usable_id_are_transient(master):
+    c = client_for(master.url)
+    for answer in (
+        {"success": True},
+        {"success": True, "submissionId": "../../etc"},
+        {"success": "true", "submissionId": "driver-1"},
+        {"success": True, "submissionId": 12},
+    ):
+        master.faults["create"] = lambda request, a=answer: json_body(a)
+        with pytest.raises(MalformedAnswer):
+            await c.submit(APP, TOKEN)
+    master.faults["create"] = lambda request: json_body({"success": False, "message": "Driver submission failed"})
+    with pytest.raises(PermanentError, match="refused"):
+        await c.submit(APP, TOKEN)
+
+
+async def test_key_and_endpoints_carry_no_credentials_and_the_size_limit():
+    def conn(password: str | None, extra: dict) -> SimpleNamespace:
+        return SimpleNamespace(
+            conn_id="c", host="m1,m2", port=6066, schema="http", password=password, extra_dejson=extra
+        )
+
+    from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
+
+    before = SparkStandaloneHook.client_from_connection(conn("old-token-value", {"max_response_bytes": "64MiB"}))
+    after = SparkStandaloneHook.client_from_connection(conn("new-token-value", {"max_response_bytes": "64MiB"}))
+    assert before.key == after.key and "token" not in repr(before.key)
+    assert before.config.max_response_bytes == 64 * 1024 * 1024
+    assert before._rest[0].max_body == 64 * 1024 * 1024
+    assert before._rest[0].redirect_hosts == ("http://m2:6066",)
+    assert before._ui[1].redirect_hosts == ("http://m1:8080",)
+    with pytest.raises(ValueError, match="max_response_bytes"):
+        SparkStandaloneHook.client_from_connection(conn(None, {"max_response_bytes": "lots"}))
+
+
+# --- find: the master's clock, a wide window, the token decides ------------------------------------------------
+
+
+@pytest.mark.parametrize("skew", [-1800.0, -600.0, 600.0, 1800.0])
+async def test_find_uses_the_masters_clock(master, skew):
+    """The master's clock is off by ``skew`` (its Date header shows it): its drivers are still found."""
+    master.clock_skew = skew
+    c = client_for(master.url, ui=(master.url,))
+    since = time.time()
+    loc = await c.submit(APP, TOKEN)
+    await c.submit(APP, OTHER)
+    assert await c.find(TOKEN, since=since, spec=APP) == loc
+    assert await c.find("dj" + "2" * 20, since=since, spec=APP) is None
+
+
+@pytest.mark.parametrize("skew", [-600.0, 600.0])
+async def test_find_adopts_when_this_workers_clock_is_off(master, monkeypatch, skew):
+    import durable_jobs.clients.spark_standalone as mod
+
+    c = client_for(master.url, ui=(master.url,))
+    loc = await c.submit(APP, TOKEN)
+    # the worker that wrote the intent and looks now runs `skew` seconds off: the Date header corrects it
+    monkeypatch.setattr(mod, "_wall_clock", lambda: time.time() + skew)
+    assert await c.find(TOKEN, since=time.time() + skew - 1, spec=APP) == loc
+    # the intent was written by another worker, `skew` off, and this one is right: the margin covers it
+    monkeypatch.setattr(mod, "_wall_clock", time.time)
+    assert await c.find(TOKEN, since=time.time() + skew - 1, spec=APP) == loc
+
+
+async def test_find_without_a_date_header_still_covers_ten_minutes(master):
+    from durable_jobs.clients import spark_standalone as mod
+    from durable_jobs.testing.transport import response
+
+    assert mod._clock_offset(response(200, b"{}"), time.time()) is None
+    assert mod._clock_offset(response(200, b"{}", headers={"Date": "yesterday"}), time.time()) is None
+    skewed = email.utils.formatdate(time.time() + 600, usegmt=True)
+    assert 598 < (mod._clock_offset(response(200, b"{}", headers={"Date": skewed}), time.time()) or 0) < 602
+    c = client_for(master.url, ui=(master.url,))
+    loc = await c.submit(APP, TOKEN)
+    master.faults["json"] = lambda request: raw_body(json.dumps(master.json_document()))  # aiohttp adds a Date
+    real_offset = mod._clock_offset
+    mod_offset_calls: list[float | None] = []
+
+    def no_date(resp, received):
+        mod_offset_calls.append(None)
+        return None
+
+    mod._clock_offset = no_date  # type: ignore[assignment]
+    try:
+        # a worker 10 minutes ahead wrote the intent; without the master's clock the margin still covers it
+        assert await c.find(TOKEN, since=time.time() + 600, spec=APP) == loc
+        assert mod_offset_calls
+    finally:
+        mod._clock_offset = real_offset
+
+
+async def test_find_never_adopts_a_driver_without_our_token_and_never_denies_an_unreadable_one(master):
+    c = client_for(master.url, ui=(master.url,))
+    master.drivers.update({"driver-a": "RUNNING"})
+    master.launch["driver-a"] = launch_command(OTHER)
+    assert await c.find(TOKEN, since=0, spec=APP) is None
+    master.faults["log"] = lambda request: html(503)
+    with pytest.raises(UndecidableError, match="unreadable"):
+        await c.find(TOKEN, since=0, spec=APP)
+    master.faults["log"] = lambda request: html(403)
+    with pytest.raises(UndecidableError, match="refused"):
+        await c.find(TOKEN, since=0, spec=APP)
+
+
+async def test_links_point_at_the_driver_log(master):
+    c = client_for(master.url, ui=(master.url,))
+    loc = await c.submit(APP, TOKEN)
+    links = await c.links(loc)
+    assert links["master_ui_url"] == master.url
+    assert links["driver_ui_url"] == f"{master.url}/logPage/?driverId={loc['driver_id']}&logType=stderr"
+    master.faults["json"] = lambda request: json_body({"status": "ALIVE", "activedrivers": 3, "completeddrivers": []})
+    assert await c.links(loc) == {"master_ui_url": master.url}
+
+
+async def test_a_refusal_on_one_follow_up_is_about_that_driver_while_others_get_through(master):
+    c = client_for(master.url, ui=(master.url,))
+    master.drivers.update({"driver-a": "ERROR", "driver-b": "ERROR", "driver-c": "RUNNING"})
+    master.faults["status"] = lambda request: html(403) if request.match_info["id"] == "driver-a" else None
+    locs = [{"driver_id": d} for d in ("driver-a", "driver-b", "driver-c")]
+    out = await c.statuses(locs)
+    assert [out[locator_key(loc)].state for loc in locs] == [JobState.UNKNOWN, JobState.FAILED, JobState.RUNNING]
+    master.faults["status"] = lambda request: html(403)  # refused for everyone: our credentials
+    with pytest.raises(AuthError):
+        await c.statuses(locs)

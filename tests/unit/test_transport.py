@@ -11,7 +11,7 @@ from aiohttp import web
 
 from durable_jobs.errors import TransientError
 from durable_jobs.transport.backoff import Backoff, retrying
-from durable_jobs.transport.http import Endpoint, close_sessions, parse_retry_after, request, session_for
+from durable_jobs.transport.http import Endpoint, close_sessions, open_sessions, parse_retry_after, request
 from tests.support.fake_spark import free_port
 
 
@@ -67,7 +67,8 @@ async def test_every_request_has_a_timeout_and_sessions_are_shared():
         with pytest.raises(TransientError) as exc:
             resp.raise_for_transient("probe")
         assert exc.value.retry_after == 2.0
-        assert session_for(ep) is session_for(Endpoint(f"http://127.0.0.1:{port}", timeout=9))
+        await request(Endpoint(f"http://127.0.0.1:{port}", timeout=9), "GET", "/429")
+        assert open_sessions() == 1  # one pooled session for both endpoints of the same host
     finally:
         await close_sessions()
         await runner.cleanup()

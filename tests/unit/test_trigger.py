@@ -174,3 +174,45 @@ async def test_one_poller_batches_every_job_of_an_endpoint():
     assert {r.status for r in results} == {"succeeded"}
     assert max(batches) == 200 and len(batches) <= 12  # one call per tick for all 200 jobs
     assert poller_for(client, 0.02) is poller_for(client, 0.02)
+
+
+class _NamedByToken(ScriptedClient):
+    """A system whose ids carry the token (like a Kubernetes name derived from it)."""
+
+    def locator_matches_token(self, locator: dict[str, Any], token: str) -> bool:
+        return str(locator["id"]).endswith(token[-6:])
+
+
+async def test_a_locator_that_does_not_carry_the_token_is_never_watched_nor_cancelled(monkeypatch):
+    client = _NamedByToken()
+    trig = make_trigger(job={"id": "job-someone-else"}, token="dj0123456789abcdef0123")
+    event = await trig.wait(client)
+    assert event["status"] == "error" and "does not carry token" in event["message"]
+    assert client.calls == []  # not one request about someone else's job
+
+    async def get_client() -> ScriptedClient:
+        return client
+
+    from airflow.sdk.execution_time import task_runner
+
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", _Comms("failed"), raising=False)
+    monkeypatch.setattr(trig, "get_client", get_client)
+    trig.task_instance = SimpleNamespace(dag_id="d", run_id="run1", task_id="spark", map_index=-1, try_number=1)
+    await trig.on_kill()
+    assert "cancel" not in client.calls
+
+
+async def test_an_event_stays_small_whatever_the_endpoint_said():
+    client = ScriptedClient(scripts=[[JobState.FAILED]])
+    loc = await client.submit({}, "dj0123456789abcdef0123")
+    huge = "x" * 50_000_000
+    orig = client.status
+
+    async def chatty(locator: dict[str, Any]) -> Any:
+        st = await orig(locator)
+        return type(st)(st.state, st.raw_state * 10_000, huge, "http://u/" + "p" * 10_000, {"log": huge})
+
+    client.status = chatty  # type: ignore[method-assign]
+    event = await make_trigger(job=loc, poll_interval=0.02).wait(client)
+    assert event["status"] == "failed"
+    assert len(json.dumps(event)) < 10_000

@@ -16,7 +16,7 @@ from durable_jobs.clients.yarn import (
     status_from_app,
     validate_app_id,
 )
-from durable_jobs.errors import AuthError, PermanentError, RecordError, TransientError
+from durable_jobs.errors import AuthError, MalformedAnswer, PermanentError, RecordError, TransientError
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
 from tests.support.fake_yarn import FakeYarnRM, YarnClusterState, free_port
@@ -61,6 +61,7 @@ def test_states_normalize_like_the_issue_says(state, final, expected):
 def test_status_carries_diagnostics_and_tracking_url():
     st = status_from_app(
         {
+            "id": "application_1_2",
             "state": "FAILED",
             "finalStatus": "FAILED",
             "diagnostics": "Application application_1_2 failed 2 times due to AM Container exited with exitCode: 1",
@@ -146,7 +147,7 @@ async def test_find_by_tag_and_apps_null(rm):
     loc = await submitted(client)
     await submitted(client, token="dj" + "1" * 20)
     assert await client.find(TOKEN, since=0, spec=APP) == loc
-    assert [a["id"] for a in await client.list_apps(tags=["RUN-42"])] == sorted(rm.apps)
+    assert [a.id for a in await client.list_apps(tags=["RUN-42"])] == sorted(rm.apps)
     assert await client.list_apps(tags=["no-such-tag"]) == []
 
 
@@ -217,7 +218,7 @@ async def test_a_proxy_page_with_200_is_transient_not_a_result(rm):
 
     rm.failures.append((lambda req: req.method == "GET", html))
     rm.failures.append((lambda req: req.method == "GET", html))
-    with pytest.raises(TransientError, match="unexpected answer"):
+    with pytest.raises(MalformedAnswer, match="not valid JSON"):
         await client.status(loc)
 
 
@@ -317,6 +318,151 @@ async def test_requests_reuse_one_pooled_session(rm):
     client = simple_client(rm)
     locs = [await submitted(client, token=f"dj{i:020x}") for i in range(3)]
     await asyncio.gather(*(client.status(loc) for loc in locs))
-    from durable_jobs.transport.http import SESSIONS
+    from durable_jobs.transport.http import open_sessions
 
-    assert SESSIONS.count() == 1
+    assert open_sessions() == 1
+
+
+# --- bad answers, lost, isolation (a mock transport: the exact bodies matter) ---------------------------------
+
+A = {"application_id": "application_1_1", "tag": "dj" + "a" * 20}
+B = {"application_id": "application_1_2", "tag": "dj" + "b" * 20}
+
+
+def app_json(loc: dict[str, Any], state: str = "RUNNING", final: str = "UNDEFINED", **kw: Any) -> dict[str, Any]:
+    return {"id": loc["application_id"], "state": state, "finalStatus": final, "applicationTags": loc["tag"], **kw}
+
+
+def not_found_404(app_id: str) -> Any:
+    from durable_jobs.testing.transport import json_response
+
+    return json_response(
+        {"RemoteException": {"exception": "NotFoundException", "message": f"app with id: {app_id} not found"}}, 404
+    )
+
+
+def mock_rm(get: Any, listing: Any) -> tuple[YarnClient, Any]:
+    """A client whose RM answers GETs with ``get(app_id)`` and lists with ``listing(params)``."""
+    from durable_jobs.testing.transport import MockTransport, json_response, response
+
+    def handler(req: Any) -> Any:
+        path = req.url.split("/ws/v1/cluster", 1)[1]
+        out = listing(dict(req.params)) if path == "/apps" else get(path.rsplit("/", 1)[1])
+        if isinstance(out, (dict, list)) or out is None:
+            return json_response(out)
+        return out if not isinstance(out, (str, bytes)) else response(200, out)
+
+    return YarnClient(YarnConfig(rm_urls=("http://rm:8088",), user="alice")), MockTransport(handler)
+
+
+async def test_lost_needs_the_get_404_and_the_tag_list_to_agree():
+    from durable_jobs.testing.transport import response, use_transport
+
+    listings: list[Any] = [{"apps": None}]
+    client, transport = mock_rm(not_found_404, lambda params: listings[0])
+    with use_transport(transport):
+        st = await client.status(A)
+        assert st.state is JobState.LOST and A["tag"] in st.message
+        listings[0] = {"apps": {"app": [app_json(A, "FINISHED", "SUCCEEDED")]}}  # the list still has it
+        assert (await client.status(A)).state is JobState.SUCCEEDED
+        listings[0] = {"apps": {"app": app_json(A, "FINISHED", "FAILED")}}  # a single app as an object
+        assert (await client.status(A)).state is JobState.FAILED
+        listings[0] = response(503, "<html>down</html>")  # the second source cannot be read: unknown
+        with pytest.raises(TransientError):
+            await client.status(A)
+        listings[0] = {"apps": {"app": [{"id": 5}]}}  # an entry nobody can read: maybe ours
+        with pytest.raises(MalformedAnswer, match="could not be read"):
+            await client.status(A)
+        listings[0] = {"apps": {"app": [app_json(B)]}}
+        assert (await client.status(A)).state is JobState.LOST
+    # the GET's 404 must be the RM's own NotFoundException, not a proxy's page
+    client, transport = mock_rm(lambda app_id: response(404, "<html>Not Found</html>"), lambda p: {"apps": None})
+    with use_transport(transport), pytest.raises(TransientError):
+        await client.status(A)
+
+
+async def test_an_untagged_locator_is_looked_up_among_the_finished_apps():
+    from durable_jobs.testing.transport import use_transport
+
+    asked: list[dict[str, str]] = []
+    apps: list[Any] = []
+
+    def listing(params: dict[str, str]) -> Any:
+        asked.append(params)
+        return {"apps": {"app": apps}}
+
+    client, transport = mock_rm(not_found_404, listing)
+    untagged = {"application_id": A["application_id"]}
+    with use_transport(transport):
+        assert (await client.status(untagged)).state is JobState.LOST
+        assert asked[-1]["states"] == "FINISHED,FAILED,KILLED" and "applicationTags" not in asked[-1]
+        apps.append({"id": A["application_id"], "state": "FINISHED", "finalStatus": "SUCCEEDED"})
+        assert (await client.status(untagged)).state is JobState.SUCCEEDED
+
+
+async def test_one_unreadable_entry_of_a_list_touches_its_own_app_only():
+    from durable_jobs.testing.transport import use_transport
+
+    entries = [app_json(A, diagnostics=["not", "a", "string"]), app_json(B, "FINISHED", "SUCCEEDED")]
+    client, transport = mock_rm(lambda app_id: None, lambda p: {"apps": {"app": entries}})
+    with use_transport(transport):
+        out = await client.statuses([A, B])
+    assert out[locator_key(B)].state is JobState.SUCCEEDED
+    assert out[locator_key(A)].state is JobState.UNKNOWN and "diagnostics" in out[locator_key(A)].message
+    assert len(transport.requests) == 1  # no GET: the list said enough
+
+
+async def test_apps_the_list_missed_get_a_bounded_number_of_gets():
+    from durable_jobs.testing.transport import use_transport
+
+    locs = [{"application_id": f"application_1_{i}", "tag": f"dj{i:020x}"} for i in range(1, 41)]
+    client, transport = mock_rm(not_found_404, lambda p: {"apps": None})
+    client.status_concurrency = 5  # type: ignore[misc]
+    with use_transport(transport):
+        first = await client.statuses(locs)
+        second = await client.statuses(locs)
+    assert len(transport.requests) == 2 + 10  # a list and 5 GETs per poll, not 40
+    assert len(first) == len(second) == 5 and not set(first) & set(second)
+    assert {st.state for st in first.values()} == {JobState.LOST}  # GET 404 and a complete list agree
+
+
+async def test_a_403_on_one_app_is_unknown_when_the_rm_accepts_us_otherwise():
+    from durable_jobs.testing.transport import response, use_transport
+
+    refuse_list: list[bool] = [False]
+
+    def listing(params: dict[str, str]) -> Any:
+        return response(403, "<html>Forbidden</html>") if refuse_list[0] else {"apps": None}
+
+    client, transport = mock_rm(lambda app_id: response(403, "<html>Forbidden</html>"), listing)
+    with use_transport(transport):
+        out = await client.statuses([A])
+        assert out[locator_key(A)].state is JobState.UNKNOWN and "about application_1_1 only" in (
+            out[locator_key(A)].message
+        )
+        refuse_list[0] = True  # refused for everything: the credentials (the poller refetches them)
+        with pytest.raises(AuthError):
+            await client.statuses([A])
+
+
+def test_the_locator_tag_must_be_the_token():
+    client = YarnClient(YarnConfig(rm_urls=("http://rm:8088",)))
+    assert client.locator_matches_token(A, A["tag"])
+    assert not client.locator_matches_token(A, B["tag"])
+    assert client.locator_matches_token({"application_id": "application_1_1"}, B["tag"])  # nothing to check
+
+
+def test_the_poller_key_holds_no_credential_and_survives_a_rotation():
+    from durable_jobs.transport.spnego import KerberosCredentials
+
+    alice = YarnClient(YarnConfig(rm_urls=("http://rm:8088",), user="alice"))
+    bob = YarnClient(YarnConfig(rm_urls=("http://rm:8088",), user="bob"))
+    assert alice.key == bob.key and "alice" not in repr(alice.key)
+    creds = KerberosCredentials(principal="etl@R", keytab="/k/etl.keytab")
+    k1 = YarnClient(YarnConfig(rm_urls=("http://rm:8088",), auth="kerberos", kerberos=creds))
+    k2 = YarnClient(YarnConfig(rm_urls=("http://rm:8088",), auth="kerberos", kerberos=creds))
+    assert k1.key == k2.key and k1.key != alice.key
+    assert k1._rms[0].max_body == 16 * 1024 * 1024
+    ha = YarnClient(YarnConfig(rm_urls=("http://rm1:8088", "http://rm2:8088"), max_body=1000))
+    assert ha._rms[0].redirect_hosts == ("http://rm2:8088",) and ha._rms[1].redirect_hosts == ("http://rm1:8088",)
+    assert ha._rms[1].max_body == 1000

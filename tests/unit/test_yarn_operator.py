@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.module_loading import import_string
 
 from durable_jobs import failpoints
@@ -161,6 +161,21 @@ def test_find_cannot_decide_while_the_rm_is_down_so_nothing_is_submitted(threade
     assert len(rm.apps) == 1
 
 
+def test_an_app_evicted_while_the_triggerer_was_down_fails_the_task_without_a_resubmission(rm, store):
+    first = run_until_deferred(rest_op(lost_confirmations=2), ctx(store))
+    app_id = first.trigger.job["application_id"]
+    rm.advance(app_id, "FINISHED", "SUCCEEDED")  # it ran to success while no trigger watched it ...
+    rm.cluster.max_completed = 0  # ... and the RM forgot it (yarn.resourcemanager.max-completed-applications)
+    rm.cluster.enforce_retention()
+    assert rm.cluster.evicted == [app_id]
+    posts = len(rm.requests("POST"))
+    for try_number in (2, 3):  # the default on_lost: fail without retry, and never submit again
+        with pytest.raises(AirflowFailException, match="was not submitted again"):
+            rest_op(lost_confirmations=2).execute(ctx(store, try_number=try_number))
+    assert len(rm.requests("POST")) == posts and rm.apps == {}
+    assert record(store)["outcome"] == "lost"
+
+
 def test_non_deferrable_waits_on_the_worker_under_the_same_protocol(rm, store):
     rm.cluster.script_for_new = [("RUNNING", "UNDEFINED", ""), ("FINISHED", "SUCCEEDED", "")]
     result = rest_op(deferrable=False).execute(ctx(store))
@@ -290,9 +305,11 @@ def test_connection_fields_build_the_config():
             "verify_ssl": "false",
             "spark_home": "/opt/spark",
             "hadoop_conf_dir": "/etc/hadoop/conf",
+            "max_response_bytes": "64MiB",
         },
     )
     cfg = YarnHook.config_from_connection(conn)
+    assert cfg.max_body == 64 * 1024 * 1024
     assert cfg.rm_urls == ("https://rm1.example.com:8090", "https://rm2.example.com:8090")
     assert cfg.auth == "kerberos" and cfg.kerberos is not None and cfg.kerberos.keytab == "/etc/security/etl.keytab"
     assert cfg.kerberos_hostname == "rm.example.com" and cfg.verify_ssl is False
@@ -301,3 +318,10 @@ def test_connection_fields_build_the_config():
         SimpleNamespace(conn_id="s", host="rm", port=8088, schema="", login="bob", extra_dejson={})
     )
     assert simple.auth == "simple" and simple.user == "bob" and simple.rm_urls == ("http://rm:8088",)
+    assert simple.max_body == 16 * 1024 * 1024  # the default
+    with pytest.raises(ValueError, match="max_response_bytes"):
+        YarnHook.config_from_connection(
+            SimpleNamespace(
+                conn_id="s", host="rm", port=8088, schema="", login="bob", extra_dejson={"max_response_bytes": -1}
+            )
+        )

@@ -75,3 +75,83 @@ def test_yarn_config_rejects_unknown_auth():
         YarnConfig(rm_urls=("http://rm:8088",), auth="basic")
     cfg = YarnConfig(rm_urls=("http://rm:8088",), auth="kerberos")
     assert cfg.kerberos == KerberosCredentials()  # the default ccache (KRB5CCNAME)
+
+
+# --- the flow, with the Kerberos parts stubbed (the real ones run against the KDC in the integration tests) ---
+
+
+class StubContext:
+    complete = False
+
+    def step(self, token: bytes) -> None:
+        if token != b"server-proof":
+            raise ValueError("does not verify")
+        self.complete = True
+
+
+def stub_auth(monkeypatch: pytest.MonkeyPatch) -> SpnegoAuth:
+    import durable_jobs.transport.spnego as sp
+
+    auth = SpnegoAuth(KerberosCredentials(principal="etl@R", keytab="/k"))
+    tokens = iter(range(1000))
+    monkeypatch.setattr(auth, "_initiate", lambda host: sp._Negotiation(StubContext(), f"tok{next(tokens)}".encode()))
+    return auth
+
+
+async def test_the_flow_negotiates_once_then_uses_the_cookie_and_verifies_the_server(monkeypatch):
+    from durable_jobs.testing.transport import MockTransport, json_response
+    from durable_jobs.transport.http import Endpoint, request, use_transport
+
+    auth = stub_auth(monkeypatch)
+    proof = "Negotiate " + base64.b64encode(b"server-proof").decode()
+    seen: list[dict[str, str]] = []
+
+    def handler(req):  # type: ignore[no-untyped-def]
+        seen.append(dict(req.headers))
+        if "Cookie" in req.headers:
+            return json_response({"ok": 1})
+        assert req.headers["Authorization"].startswith("Negotiate ")
+        return json_response(
+            {"ok": 1}, headers={"WWW-Authenticate": proof, "Set-Cookie": 'hadoop.auth="u=etl&e=99999999999999&s=x"'}
+        )
+
+    ep = Endpoint("http://rm:8088", identity=auth.identity)
+    with use_transport(MockTransport(handler)):
+        for _ in range(3):
+            assert (await request(ep, "GET", "/ws/v1/cluster/info", auth=auth)).status == 200
+    assert auth.negotiations == 1 and [("Cookie" in h) for h in seen] == [False, True, True]
+    assert len({h.get("Authorization") for h in seen if "Authorization" in h}) == 1
+
+
+async def test_a_redirect_without_a_proof_keeps_no_cookie_and_a_bad_proof_is_refused(monkeypatch):
+    from durable_jobs.errors import RedirectRefused
+    from durable_jobs.testing.transport import MockTransport, response
+    from durable_jobs.transport.http import Endpoint, cookie_jar, request, use_transport
+
+    auth = stub_auth(monkeypatch)
+    answers = [
+        response(307, "", headers={"Location": "http://evil:1/x", "Set-Cookie": 'hadoop.auth="u=etl&s=forged"'}),
+        response(200, "{}", headers={"WWW-Authenticate": "Negotiate " + base64.b64encode(b"forged").decode()}),
+        response(200, "{}"),
+    ]
+    ep = Endpoint("http://rm:8088", identity=auth.identity)
+    with use_transport(MockTransport(lambda req: answers.pop(0))):
+        with pytest.raises(RedirectRefused):
+            await request(ep, "GET", "/ws/v1/cluster/info", auth=auth)
+        assert not cookie_jar(ep).filter_cookies(__import__("yarl").URL("http://rm:8088/"))  # an unproven cookie
+        with pytest.raises(AuthError, match="mutual authentication failed"):
+            await request(ep, "GET", "/ws/v1/cluster/info", auth=auth)
+        with pytest.raises(AuthError, match="did not prove its identity"):
+            await request(ep, "GET", "/ws/v1/cluster/info", auth=auth)
+    assert auth.negotiations == 3  # a fresh token every time
+
+
+def test_pyspnego_debug_lines_never_carry_a_token(caplog):
+    import logging
+
+    import durable_jobs.transport.spnego  # noqa: F401  (installs the filter)
+
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("spnego._negotiate").debug("SPNEGO step output: " + "YIIC7AYGKwYBBQUCoIIC4DCCAtygDTAL")
+    logging.getLogger("spnego._gss").debug("GSSAPI step input: %s", "YIIC7AYGKwYBBQUCoIIC4DCCAtygDTAL")
+    assert "YIIC7AYG" not in caplog.text and caplog.text.count("token not logged") == 2

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from durable_jobs.errors import TransientError
+from durable_jobs.errors import AuthError, MalformedAnswer, PermanentError, RecordError, TransientError
 from durable_jobs.status import JobStatus
 
+log = logging.getLogger(__name__)
 Locator = dict[str, Any]
 SpecT = TypeVar("SpecT")
 
@@ -19,8 +21,24 @@ SpecT = TypeVar("SpecT")
 _KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
+class KeyedLocator(dict[str, Any]):
+    """A locator that carries its :func:`locator_key`, made once.
+
+    The poller and every ``statuses()`` key each watched job on every poll; encoding 100,000 locators
+    each time costs more than the rest of a poll. A trigger's locator is made keyed once, when it starts.
+    """
+
+    __slots__ = ("key",)
+
+    def __init__(self, locator: Mapping[str, Any]) -> None:
+        super().__init__(locator)
+        self.key = _KEY_ENCODER.encode(dict(self))
+
+
 def locator_key(locator: Mapping[str, Any]) -> str:
     """A stable string for a locator, usable as a dict key."""
+    if type(locator) is KeyedLocator:
+        return locator.key
     return _KEY_ENCODER.encode(locator)
 
 
@@ -30,11 +48,21 @@ class JobClient(ABC, Generic[SpecT]):
     Every method may raise :class:`~durable_jobs.errors.TransientError` (try again later) or
     :class:`~durable_jobs.errors.PermanentError`. ``status`` never raises for a job the system does
     not know: it returns a ``LOST`` status, and the caller confirms it before acting on it.
+
+    Rules every client keeps (the design's §4): every answer is decoded against a declared schema
+    (:mod:`durable_jobs.decoding`), and a malformed one raises
+    :class:`~durable_jobs.errors.MalformedAnswer` (unknown), never LOST or FAILED; ``LOST`` is returned
+    only on the system's documented not-found answer, agreed by a second source where the system has
+    one, and after looking for the job among the finished jobs the system still remembers.
     """
 
     system: ClassVar[str]
-    #: how many requests ``statuses`` may run at once when the system has no batch call
+    #: how many requests ``statuses`` may run at once when the system has no batch call, and how many jobs
+    #: a poll may ask one by one when the batch call fails
     status_concurrency: ClassVar[int] = 16
+    #: set by the hook that built this client: build it again from the connection as it is now (the poller
+    #: calls it once after an AuthError, so rotated credentials reach running waits)
+    refetch: Callable[[], Awaitable[JobClient[Any]]] | None = None
 
     @property
     @abstractmethod
@@ -82,27 +110,72 @@ class JobClient(ABC, Generic[SpecT]):
         """Statuses of many jobs, keyed by :func:`locator_key`.
 
         The default runs :meth:`status` with bounded concurrency; systems with a list call override it
-        so that one request serves every job on an endpoint. A per-job transient failure gives that
-        job an ``UNKNOWN`` status; a failure that affects all of them raises.
+        so that one request serves every job on an endpoint. A job may be left out of the answer: it counts
+        as unknown this round. An error about one job makes that job ``UNKNOWN`` and touches no other;
+        only a failure of the endpoint itself (every job unknown) raises, so the poller logs it once.
         """
+        results, unreachable = await self._one_by_one(locators)
+        if len(results) > 1 and unreachable == len(results):
+            # the endpoint is down for everyone: one failure for the poller to report, not N
+            raise TransientError(results[0].message)
+        return {locator_key(loc): st for loc, st in zip(locators, results, strict=True)}
+
+    async def fallback_statuses(self, locators: Sequence[Locator]) -> dict[str, JobStatus]:
+        """Per-job statuses when the batch source failed: at most :attr:`status_concurrency` jobs per call.
+
+        A failing list call must not turn into one request per job (2N+1 requests to a sick endpoint):
+        each call polls the next window of jobs in turn, and the others count as unknown this round. The
+        window's first job is asked alone first: if the endpoint cannot be reached at all, that is the only
+        request, and the whole poll raises (the endpoint is down for everyone).
+        """
+        n = len(locators)
+        if n <= self.status_concurrency:
+            window = list(locators)
+        else:
+            start = getattr(self, "_fallback_cursor", 0) % n
+            window = [locators[(start + i) % n] for i in range(self.status_concurrency)]
+            self._fallback_cursor = start + self.status_concurrency
+        # the first job alone: when the endpoint itself is down (refused, 5xx, timeout) that one request says
+        # so, and the poll costs two requests (the listing and this one), not one per job of the window
+        first, unreachable = await self._one_by_one(window[:1])
+        if unreachable:
+            raise TransientError(first[0].message)
+        rest, _ = await self._one_by_one(window[1:])
+        return {locator_key(loc): st for loc, st in zip(window, first + rest, strict=True)}
+
+    async def _one_by_one(self, locators: Sequence[Locator]) -> tuple[list[JobStatus], int]:
+        """Each job's status, and how many requests found the endpoint unreachable (not a per-job answer)."""
         found: dict[int, JobStatus] = {}
         todo = iter(range(len(locators)))
+        unreachable = 0
 
         async def worker() -> None:
             # a few workers taking jobs in turn, not a task per job behind a semaphore: a burst of thousands
             # of ended jobs costs status_concurrency tasks, not thousands
+            nonlocal unreachable
             for i in todo:
                 try:
                     found[i] = await self.status(locators[i])
-                except TransientError as exc:
+                except (TransientError, PermanentError, RecordError) as exc:
+                    if isinstance(exc, AuthError) and exc.endpoint_wide:
+                        raise  # about the endpoint and our credentials, not this job
+                    if isinstance(exc, TransientError) and not isinstance(exc, MalformedAnswer):
+                        unreachable += 1
                     found[i] = JobStatus.unknown(str(exc))
+                except Exception as exc:  # a bug or an unforeseen answer: unknown for this job only
+                    log.warning("status of %s failed unexpectedly", self.describe(locators[i]), exc_info=True)
+                    found[i] = JobStatus.unknown(f"{type(exc).__name__}: {exc}")
 
         await asyncio.gather(*(worker() for _ in range(min(self.status_concurrency, len(locators)))))
-        results = [found[i] for i in range(len(locators))]
-        if results and all(r.state.value == "unknown" for r in results) and len(results) > 1:
-            # the endpoint is down for everyone: let the poller back off once for all
-            raise TransientError(results[0].message)
-        return {locator_key(loc): st for loc, st in zip(locators, results, strict=True)}
+        return [found[i] for i in range(len(locators))], unreachable
+
+    def locator_matches_token(self, locator: Locator, token: str) -> bool:
+        """Whether the locator itself shows it belongs to ``token`` (a name or tag derived from it).
+
+        Checked before a recorded job is watched or cancelled. Systems whose ids carry no trace of the
+        token (Spark driver ids, EMR step ids) return True.
+        """
+        return True
 
     async def links(self, locator: Locator) -> dict[str, str]:
         """URLs a person can open for this job (pushed to XCom before deferring)."""

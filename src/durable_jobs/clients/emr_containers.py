@@ -6,7 +6,8 @@ The token is the ``clientToken`` (which EMR on EKS also returns with each run), 
 States: ``PENDING`` and ``SUBMITTED`` -> pending; ``RUNNING`` and ``CANCEL_PENDING`` -> running;
 ``COMPLETED`` -> succeeded; ``FAILED`` -> failed; ``CANCELLED`` -> cancelled. ``failureReason``
 (``USER_ERROR``, ``CLUSTER_UNAVAILABLE``...) and ``stateDetails`` make the message; the S3 log location
-of a run with S3 monitoring is ``<logUri>/<virtual cluster>/jobs/<run>/``.
+of a run with S3 monitoring is ``<logUri>/<virtual cluster>/jobs/<run>/``. The schemas below say what
+is read of each answer (``DescribeJobRun``'s ``jobRun``, a ``ListJobRuns`` item, ``StartJobRun``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from typing import Any, ClassVar
 
 from durable_jobs.clients.aws import TOKEN_TAG, join_uri
 from durable_jobs.clients.base import Locator
-from durable_jobs.clients.emr_runs import JobRunClient, refuse_own_fields, s3_log_base, validate_id
+from durable_jobs.clients.emr_runs import (
+    JobRunClient,
+    RunView,
+    StartAnswer,
+    _Schema,
+    refuse_own_fields,
+    s3_log_base,
+    validate_id,
+)
 from durable_jobs.errors import RecordError
 from durable_jobs.status import JobState
 
@@ -35,6 +44,38 @@ _OWN = (
     "configurationOverrides",
     "tags",
 )
+
+
+class EksRun(RunView, frozen=True):
+    """A run of ``DescribeJobRun`` or ``ListJobRuns`` (the same shape)."""
+
+    id: str = ""
+    virtual_cluster_id: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.id
+
+    @property
+    def container_id(self) -> str | None:
+        return self.virtual_cluster_id
+
+
+class DescribeJobRunAnswer(_Schema, frozen=True):
+    job_run: EksRun
+
+
+class StartJobRunAnswer(StartAnswer, frozen=True):
+    id: str
+    virtual_cluster_id: str
+
+    @property
+    def run_id(self) -> str:
+        return self.id
+
+    @property
+    def container_id(self) -> str:
+        return self.virtual_cluster_id
 
 
 def run_name(name: str, token: str) -> str:
@@ -100,7 +141,10 @@ class EmrEksClient(JobRunClient[EmrEksJob]):
     container_param: ClassVar[str] = "virtualClusterId"
     run_param: ClassVar[str] = "id"
     get_operation: ClassVar[str] = "describe_job_run"
-    run_key: ClassVar[str] = "id"
+    get_action: ClassVar[str] = "DescribeJobRun"
+    get_schema: ClassVar[type[Any]] = DescribeJobRunAnswer
+    summary_schema: ClassVar[type[RunView]] = EksRun
+    start_schema: ClassVar[type[StartAnswer]] = StartJobRunAnswer
     created_after_param: ClassVar[str] = "createdAfter"
     kind: ClassVar[str] = "EMR on EKS job run"
     container_kind: ClassVar[str] = "virtual cluster"
@@ -121,18 +165,13 @@ class EmrEksClient(JobRunClient[EmrEksJob]):
     def start_request(self, spec: EmrEksJob, token: str) -> dict[str, Any]:
         return spec.request(token)
 
-    def carries(self, run: Mapping[str, Any], token: str) -> bool:
-        return (
-            run.get("clientToken") == token
-            or (run.get("tags") or {}).get(TOKEN_TAG) == token
-            or str(run.get("name") or "").endswith(f"-{token}")
-        )
+    def carries(self, run: RunView, token: str) -> bool:
+        return run.client_token == token or run.tags.get(TOKEN_TAG) == token or (run.name or "").endswith(f"-{token}")
 
-    def message(self, run: Mapping[str, Any]) -> str:
-        parts = [str(run[k]) for k in ("failureReason", "stateDetails") if run.get(k)]
-        return ": ".join(parts)
+    def message(self, run: RunView) -> str:
+        return ": ".join(p for p in (run.failure_reason, run.state_details) if p)
 
-    def log_uri(self, locator: Locator, run: Mapping[str, Any]) -> str | None:
+    def log_uri(self, locator: Locator, run: RunView) -> str | None:
         base = s3_log_base(run)
         if not base:
             return None

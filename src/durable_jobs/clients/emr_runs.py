@@ -3,14 +3,22 @@
 A run lives in a container (a Serverless application, an EKS virtual cluster) and is started with
 ``StartJobRun``, whose ``clientToken`` is the protocol's token: AWS answers a repeated token with the
 same run for a while, so a blind retry of a start is safe. The token is also in the run's name and in a
-``durable-jobs:token`` tag, so ``find`` (``ListJobRuns`` created since the intent) still adopts the run
-after that idempotency window has closed.
+``durable-jobs:token`` tag, so ``find`` (``ListJobRuns`` created since an hour before the intent) still
+adopts the run after that idempotency window has closed; it answers "none" only when every listed run
+could be read.
 
 Batched polling: per container, one run is fetched directly; several are served by listing the
 container's *active* runs (one ``ListJobRuns`` per page of 50 with a ``states`` filter). Watched runs it
-does not show have just ended: when there are several, one bounded list of the runs that ended since
-the oldest of them was created finds them, and whatever is still missing (not listed yet) is fetched
-one by one. A container AWS does not know makes its runs lost, confirmed by the poller before they count.
+does not show have just ended: when there are several, one bounded list of the runs that ended (since the
+oldest of them was created, when known) finds them, and whatever is still missing is fetched one by one,
+at most ``status_concurrency`` per poll. A container whose listing fails makes its runs unknown, asked
+one by one within the same bound; other containers are untouched.
+
+Every answer is typed (each flavour's schemas); each listed run is decoded on its own, so a malformed
+run makes that run unknown and no other. Lost is proven by two sources: ``GetJobRun``/``DescribeJobRun``
+answers ``ResourceNotFoundException`` naming the run (or its container) **and** the container's run
+history (``ListJobRuns``, every state) does not list it; a run the history still lists has the state
+listed there (a finished one keeps its outcome). When the history cannot be read, the run is unknown.
 """
 
 from __future__ import annotations
@@ -22,16 +30,83 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from durable_jobs.clients.aws import AwsConfig, AwsJobClient, AwsRequestError, SpecT, epoch, state_of
+import msgspec
+
+from durable_jobs.clients.aws import (
+    FIND_WINDOW,
+    AwsConfig,
+    AwsJobClient,
+    AwsRequestError,
+    SpecT,
+    decode_item,
+    epoch,
+    item_field,
+    state_of,
+    unknown_state,
+)
 from durable_jobs.clients.base import Locator, locator_key
-from durable_jobs.errors import PermanentError, RecordError
+from durable_jobs.errors import MalformedAnswer, PermanentError, RecordError
 from durable_jobs.status import JobState, JobStatus
 
 log = logging.getLogger(__name__)
 
 RUN_ID_RE = re.compile(r"^[0-9a-z]{1,64}$")
-FIND_CLOCK_SKEW = 300.0
 LIST_PAGE_SIZE = 50
+#: pages of ListJobRuns read to confirm that a run is gone (50 runs each; beyond, the run stays unknown)
+RUN_HISTORY_PAGES = 400
+
+
+# --- what is read from the answers (camelCase) ----------------------------------------------------------
+
+
+class _Schema(msgspec.Struct, rename="camel", frozen=True, gc=False):
+    """The job run services use camelCase names; unknown fields are ignored, read ones have exact types."""
+
+
+class S3Monitoring(_Schema, frozen=True):
+    log_uri: str | None = None
+
+
+class Monitoring(_Schema, frozen=True):
+    s3_monitoring_configuration: S3Monitoring | None = None
+
+
+class Overrides(_Schema, frozen=True):
+    monitoring_configuration: Monitoring | None = None
+
+
+class RunView(_Schema, frozen=True):
+    """What both flavours read of a run (a whole run or a listed summary); the id fields are the flavour's."""
+
+    state: str
+    state_details: str | None = None
+    failure_reason: str | None = None
+    created_at: datetime | None = None
+    attempt: int | None = None
+    name: str | None = None
+    client_token: str | None = None
+    tags: dict[str, str] = {}
+    configuration_overrides: Overrides | None = None
+
+    @property
+    def run_id(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def container_id(self) -> str | None:
+        raise NotImplementedError
+
+
+class StartAnswer(_Schema, frozen=True):
+    """A ``StartJobRun`` answer; the flavour names the fields."""
+
+    @property
+    def run_id(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def container_id(self) -> str:
+        raise NotImplementedError
 
 
 def validate_id(value: Any, what: str) -> str:
@@ -47,18 +122,21 @@ def refuse_own_fields(extra: Mapping[str, Any], own: Sequence[str]) -> None:
 
 
 class JobRunClient(AwsJobClient[SpecT]):
-    """Job runs of one flavour; subclasses name the operations, fields and states."""
+    """Job runs of one flavour; subclasses name the operations, fields, schemas and states."""
 
     container_field: ClassVar[str]  # locator key of the container id
     container_param: ClassVar[str]  # request parameter of the container id
     run_param: ClassVar[str]  # request parameter of the run id in get/cancel
     get_operation: ClassVar[str]
-    run_key: ClassVar[str]  # where the run id is in a start answer
+    get_action: ClassVar[str]  # the API's name of the get call, for messages
     created_after_param: ClassVar[str]
     states: ClassVar[Mapping[str, JobState]]
     active_states: ClassVar[tuple[str, ...]]
     kind: ClassVar[str]  # e.g. "EMR Serverless job run"
     container_kind: ClassVar[str]
+    get_schema: ClassVar[type[Any]]  # the get answer: its ``job_run`` is a RunView
+    summary_schema: ClassVar[type[RunView]]  # a listed run
+    start_schema: ClassVar[type[StartAnswer]]
 
     def __init__(self, config: AwsConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -81,8 +159,11 @@ class JobRunClient(AwsJobClient[SpecT]):
     def describe(self, locator: Locator) -> str:
         return f"{self.kind} {locator.get('job_run_id')} in {self.container_kind} {locator.get(self.container_field)}"
 
-    def _locator(self, container: str, run_id: Any) -> Locator:
-        return self.validate_locator({self.container_field: container, "job_run_id": run_id})
+    def _answered(self, container: str, run_id: Any, what: str) -> Locator:
+        try:
+            return self.validate_locator({self.container_field: container, "job_run_id": run_id})
+        except RecordError as exc:
+            raise MalformedAnswer(f"{what}: {exc}") from None
 
     # --- what a flavour says about its runs --------------------------------------------------------------
 
@@ -92,14 +173,14 @@ class JobRunClient(AwsJobClient[SpecT]):
     def start_request(self, spec: Any, token: str) -> dict[str, Any]:
         raise NotImplementedError
 
-    def carries(self, run: Mapping[str, Any], token: str) -> bool:
+    def carries(self, run: RunView, token: str) -> bool:
         """Does this listed run carry ``token``?"""
         raise NotImplementedError
 
-    def message(self, run: Mapping[str, Any]) -> str:
-        return str(run.get("stateDetails") or "")
+    def message(self, run: RunView) -> str:
+        return run.state_details or ""
 
-    def log_uri(self, locator: Locator, run: Mapping[str, Any]) -> str | None:
+    def log_uri(self, locator: Locator, run: RunView) -> str | None:
         return None
 
     # --- the JobClient contract --------------------------------------------------------------------------
@@ -108,80 +189,164 @@ class JobRunClient(AwsJobClient[SpecT]):
         container = self.container_of(spec)
         body = self.start_request(spec, token)
         what = f"start {self.kind} in {self.container_kind} {container}"
+
+        async def start() -> Locator:
+            resp = await self.call("start_job_run", what=what, schema=self.start_schema, **body)
+            if resp.container_id != container:
+                raise MalformedAnswer(f"{what}: the answer is about {self.container_kind} {resp.container_id!r}")
+            return self._answered(container, resp.run_id, what)
+
         # the clientToken makes a repeated start return the same run: retrying is safe
-        resp = await self.retrying(lambda: self.call("start_job_run", what=what, **body), what=what)
-        return self._locator(container, resp.get(self.run_key))
+        return await self.retrying(start, what=what)
 
     async def find(self, token: str, *, since: float, spec: Any, reserved: Locator | None = None) -> Locator | None:
         container = self.container_of(spec)
+        what = f"list {self.kind}s of {self.container_kind} {container}"
+        mine: list[tuple[float, str]] = []
+        doubtful = ""
+
+        def on_page(items: list[Any]) -> bool:
+            nonlocal doubtful
+            for item in items:
+                try:
+                    run = decode_item(item, self.summary_schema, what=what)
+                except MalformedAnswer as exc:
+                    doubtful = str(exc)  # it might be ours: "none" cannot be answered
+                    continue
+                if self.carries(run, token):
+                    try:
+                        loc = self._answered(container, run.run_id, what)
+                    except MalformedAnswer as exc:
+                        doubtful = str(exc)
+                        continue
+                    mine.append((epoch(run.created_at), loc["job_run_id"]))
+            return False
+
+        created_after = datetime.fromtimestamp(self.find_cutoff(since), tz=timezone.utc)
         try:
-            runs = await self.pages(
+            await self.pages(
                 "list_job_runs",
-                {
-                    self.container_param: container,
-                    self.created_after_param: datetime.fromtimestamp(since - FIND_CLOCK_SKEW, tz=timezone.utc),
-                },
-                what=f"list {self.kind}s of {self.container_kind} {container}",
+                {self.container_param: container, self.created_after_param: created_after},
+                what=what,
                 items="jobRuns",
                 marker_in="nextToken",
+                on_page=on_page,
                 budget=None,
             )
         except AwsRequestError as exc:
-            if exc.not_found:  # no such container (yet): nothing was started in it
+            if exc.denies(container):  # no such container (yet): nothing was started in it
                 return None
             raise
-        mine = [r for r in runs if self.carries(r, token)]
         if not mine:
+            if doubtful:
+                raise MalformedAnswer(f"{what}: cannot tell whether token {token} was submitted ({doubtful})")
             return None
         if len(mine) > 1:
             log.warning("%d runs carry token %s; adopting the oldest", len(mine), token)
-        first = min(mine, key=lambda r: epoch(r.get("createdAt")))
-        return self._locator(container, first.get("id"))
+        return {self.container_field: container, "job_run_id": min(mine)[1]}
 
-    def _status(self, loc: Locator, run: Mapping[str, Any] | None, *, why: str = "") -> JobStatus:
-        if run is None:
-            self._created.pop(loc["job_run_id"], None)
-            return JobStatus(JobState.LOST, raw_state="not found", message=why or f"{self.describe(loc)} not found")
-        raw = str(run.get("state", ""))
+    def _status(self, loc: Locator, run: RunView) -> JobStatus:
+        raw = run.state
         state = state_of(self.states, raw)
         if state.is_terminal:
             self._created.pop(loc["job_run_id"], None)
-        elif run.get("createdAt"):
-            self._created[loc["job_run_id"]] = epoch(run["createdAt"])
+        elif run.created_at is not None:
+            self._created[loc["job_run_id"]] = epoch(run.created_at)
         extra: dict[str, Any] = {}
         tracking_url = None
         log_uri = self.log_uri(loc, run)
         if log_uri:
             extra["log_uri"] = log_uri
             tracking_url = self.s3_console_url(log_uri)
-        if run.get("attempt") and int(run["attempt"]) > 1:
-            extra["attempt"] = int(run["attempt"])
-        return JobStatus(state, raw_state=raw, message=self.message(run), tracking_url=tracking_url, extra=extra)
+        if run.attempt is not None and run.attempt > 1:
+            extra["attempt"] = run.attempt
+        message = self.message(run)
+        if state is JobState.UNKNOWN:
+            message = unknown_state(raw, message)
+        return JobStatus(state, raw_state=raw, message=message, tracking_url=tracking_url, extra=extra)
 
-    async def get_run(self, locator: Locator) -> dict[str, Any]:
+    def _lost(self, loc: Locator, why: str) -> JobStatus:
+        self._created.pop(loc["job_run_id"], None)
+        return JobStatus(JobState.LOST, raw_state="not found", message=f"AWS does not know {self.describe(loc)}: {why}")
+
+    async def get_run(self, locator: Locator) -> RunView:
         loc = self.validate_locator(locator)
+        what = f"get {self.describe(loc)}"
         resp = await self.call(
             self.get_operation,
-            what=f"get {self.describe(loc)}",
+            what=what,
+            schema=self.get_schema,
             **{self.container_param: loc[self.container_field], self.run_param: loc["job_run_id"]},
         )
-        return dict(resp.get("jobRun") or {})
+        run: RunView = resp.job_run
+        if run.run_id != loc["job_run_id"] or run.container_id not in (None, loc[self.container_field]):
+            raise MalformedAnswer(f"{what}: the answer is about another run ({run.run_id!r} in {run.container_id!r})")
+        return run
 
     async def status(self, locator: Locator) -> JobStatus:
+        """The get call; a run it denies is lost only if the container's run history agrees."""
         loc = self.validate_locator(locator)
         try:
             run = await self.get_run(loc)
         except AwsRequestError as exc:
-            if exc.not_found:
-                return self._status(loc, None, why=str(exc))
-            raise
+            if not exc.denies(loc["job_run_id"], loc[self.container_field]):
+                raise
+            return await self._history_says(loc, f"{self.get_action}: {exc}")
         return self._status(loc, run)
 
+    async def _history_says(self, loc: Locator, denied: str) -> JobStatus:
+        """The second source: ``ListJobRuns`` of the container, every state, until the run shows up."""
+        container, run_id = loc[self.container_field], loc["job_run_id"]
+        what = f"list {self.kind}s of {self.container_kind} {container}"
+        found: list[JobStatus] = []
+        unreadable = False
+
+        def on_page(items: list[Any]) -> bool:
+            nonlocal unreadable
+            for item in items:
+                rid = item_field(item, "id")
+                if rid is None:
+                    unreadable = True
+                elif rid == run_id:
+                    found.append(self._status(loc, decode_item(item, self.summary_schema, what=what)))
+                    return True
+            return False
+
+        params: dict[str, Any] = {self.container_param: container, "maxResults": LIST_PAGE_SIZE}
+        created = self._created.get(run_id)
+        if created:
+            params[self.created_after_param] = datetime.fromtimestamp(created - FIND_WINDOW, tz=timezone.utc)
+        try:
+            await self.pages(
+                "list_job_runs",
+                params,
+                what=what,
+                items="jobRuns",
+                marker_in="nextToken",
+                on_page=on_page,
+                max_pages=RUN_HISTORY_PAGES,
+            )
+        except AwsRequestError as exc:
+            if exc.denies(container):
+                return self._lost(loc, f"{denied}; ListJobRuns: {exc}")
+            raise
+        if found:
+            return found[0]  # the history lists it: that is what became of it
+        if unreadable:
+            raise MalformedAnswer(f"{denied}, and the {self.container_kind}'s run list had an unreadable item")
+        return self._lost(loc, f"{denied}; the {self.container_kind}'s run history does not list it either")
+
     async def statuses(self, locators: Sequence[Locator]) -> dict[str, JobStatus]:
-        return await self.statuses_by_group(locators, lambda loc: str(loc[self.container_field]), self._poll_container)
+        return await self.statuses_by_group(
+            locators,
+            lambda loc: str(loc[self.container_field]),
+            self._poll_container,
+            asked_directly=lambda locs: len(locs) == 1,
+        )
 
     async def _poll_container(self, container: str, locators: list[Locator]) -> dict[str, JobStatus]:
         if len(locators) == 1:
+            # its own request: a failure makes this run unknown (and is not asked again in the same poll)
             return {locator_key(locators[0]): await self.status(locators[0])}
         wanted = {loc["job_run_id"]: loc for loc in locators}
         # each page is read into statuses and dropped: a poll of thousands of runs keeps no page (kept pages
@@ -189,12 +354,16 @@ class JobRunClient(AwsJobClient[SpecT]):
         seen: dict[str, JobStatus] = {}
         what = f"list {self.kind}s of {self.container_kind} {container}"
 
-        def collect(page: list[dict[str, Any]]) -> bool:
-            for run in page:
-                sid = run.get("id")
-                if isinstance(sid, str) and sid in wanted:
-                    seen[sid] = self._status(wanted[sid], run)
-            return len(seen) == len(wanted)
+        def collect(items: list[Any]) -> bool:
+            for item in items:
+                rid = item_field(item, "id")
+                if rid is None or rid not in wanted:
+                    continue
+                try:
+                    seen[rid] = self._status(wanted[rid], decode_item(item, self.summary_schema, what=what))
+                except MalformedAnswer as exc:
+                    seen[rid] = JobStatus.unknown(str(exc))
+            return all(r in seen for r in wanted)
 
         base = {self.container_param: container, "maxResults": LIST_PAGE_SIZE}
         try:
@@ -204,33 +373,35 @@ class JobRunClient(AwsJobClient[SpecT]):
                 what=what,
                 items="jobRuns",
                 marker_in="nextToken",
-                stop=collect,
-                keep=False,
+                on_page=collect,
             )
-            ended = [sid for sid in wanted if sid not in seen]
-            created = [self._created.get(sid) for sid in ended]
-            if len(ended) > 2 and all(created):
-                # several just ended: a bounded look at the runs that ended since the oldest of them was
-                # created is cheaper than one request each
-                after = datetime.fromtimestamp(min(c for c in created if c) - 1, tz=timezone.utc)
+            ended = [rid for rid in wanted if rid not in seen]
+            if len(ended) > 2:
+                # several just ended: a bounded look at the runs that ended (since the oldest of them was
+                # created, when known) is cheaper than one request each
+                params: dict[str, Any] = {**base, "states": list(self.ended_states)}
+                created = [self._created.get(rid) for rid in ended]
+                if all(created):
+                    oldest = min(c for c in created if c)
+                    params[self.created_after_param] = datetime.fromtimestamp(oldest - 1, tz=timezone.utc)
                 await self.pages(
                     "list_job_runs",
-                    {**base, "states": list(self.ended_states), self.created_after_param: after},
+                    params,
                     what=what,
                     items="jobRuns",
                     marker_in="nextToken",
-                    stop=collect,
+                    on_page=collect,
                     limit_pages=math.ceil(len(ended) / LIST_PAGE_SIZE) + 1,
-                    keep=False,
                 )
         except AwsRequestError as exc:
-            if not exc.not_found:
+            if not exc.denies(container):
                 raise
-            return {locator_key(loc): self._status(loc, None, why=str(exc)) for loc in locators}
-        out = {locator_key(wanted[sid]): status for sid, status in seen.items()}
-        rest = [loc for sid, loc in wanted.items() if sid not in seen]  # not listed (yet): one request each
+            # the container is gone: each run is confirmed on its own (get, then the history)
+            return await self.fallback_statuses(locators)
+        out = {locator_key(wanted[rid]): status for rid, status in seen.items()}
+        rest = [loc for rid, loc in wanted.items() if rid not in seen]  # not listed (yet): one request each, bounded
         if rest:
-            out.update(await self.statuses_one_by_one(rest))
+            out.update(await self.fallback_statuses(rest))
         return out
 
     async def cancel(self, locator: Locator) -> None:
@@ -238,7 +409,7 @@ class JobRunClient(AwsJobClient[SpecT]):
         what = f"cancel {self.describe(loc)}"
         params = {self.container_param: loc[self.container_field], self.run_param: loc["job_run_id"]}
         try:
-            await self.retrying(lambda: self.call("cancel_job_run", what=what, **params), what=what)
+            await self.retrying(lambda: self.send("cancel_job_run", what=what, **params), what=what)
         except AwsRequestError as exc:
             if exc.not_found:
                 return
@@ -247,7 +418,7 @@ class JobRunClient(AwsJobClient[SpecT]):
             if current.state.is_terminal:
                 log.info("%s: already %s", what, current.raw_state)
                 return
-            raise PermanentError(f"{what}: {exc}") from exc
+            raise PermanentError(f"{what}: {exc}") from None
 
     async def links(self, locator: Locator) -> dict[str, str]:
         status = await self.status(locator)
@@ -259,12 +430,12 @@ class JobRunClient(AwsJobClient[SpecT]):
         return out
 
 
-def s3_log_base(run: Mapping[str, Any]) -> str | None:
+def s3_log_base(run: RunView) -> str | None:
     """The run's S3 log location (``configurationOverrides.monitoringConfiguration.s3MonitoringConfiguration``)."""
-    overrides = run.get("configurationOverrides") or {}
-    s3 = (overrides.get("monitoringConfiguration") or {}).get("s3MonitoringConfiguration") or {}
-    uri = s3.get("logUri")
-    return str(uri) if uri else None
+    overrides = run.configuration_overrides
+    monitoring = overrides.monitoring_configuration if overrides else None
+    s3 = monitoring.s3_monitoring_configuration if monitoring else None
+    return s3.log_uri if s3 and s3.log_uri else None
 
 
-__all__ = ["JobRunClient", "refuse_own_fields", "s3_log_base", "validate_id"]
+__all__ = ["JobRunClient", "RunView", "StartAnswer", "refuse_own_fields", "s3_log_base", "validate_id"]

@@ -5,7 +5,8 @@ The token is the ``clientToken``, ends the run's name (``"<name> [<token>]"``) a
 name. States: ``SUBMITTED``, ``PENDING``, ``SCHEDULED`` and ``QUEUED`` -> pending; ``RUNNING`` and
 ``CANCELLING`` -> running; ``SUCCESS`` -> succeeded; ``FAILED`` -> failed; ``CANCELLED`` -> cancelled.
 ``stateDetails`` is the message; the S3 log location of a run with S3 monitoring is
-``<logUri>/applications/<application>/jobs/<run>/``.
+``<logUri>/applications/<application>/jobs/<run>/``. The schemas below say what is read of each answer
+(``GetJobRun``'s ``jobRun``, a ``ListJobRuns`` summary, ``StartJobRun``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,68 @@ from typing import Any, ClassVar
 
 from durable_jobs.clients.aws import TOKEN_TAG, join_uri
 from durable_jobs.clients.base import Locator
-from durable_jobs.clients.emr_runs import JobRunClient, refuse_own_fields, s3_log_base, validate_id
+from durable_jobs.clients.emr_runs import (
+    JobRunClient,
+    RunView,
+    StartAnswer,
+    _Schema,
+    refuse_own_fields,
+    s3_log_base,
+    validate_id,
+)
 from durable_jobs.errors import RecordError
 from durable_jobs.status import JobState
 
 SYSTEM = "emr-serverless"
 MAX_NAME = 256
 _OWN = ("applicationId", "clientToken", "executionRoleArn", "jobDriver", "configurationOverrides", "name", "tags")
+
+
+class ServerlessRun(RunView, frozen=True):
+    """``GetJobRun``'s ``jobRun``."""
+
+    job_run_id: str = ""
+    application_id: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.job_run_id
+
+    @property
+    def container_id(self) -> str | None:
+        return self.application_id
+
+
+class ServerlessRunSummary(RunView, frozen=True):
+    """A ``ListJobRuns`` summary."""
+
+    id: str = ""
+    application_id: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self.id
+
+    @property
+    def container_id(self) -> str | None:
+        return self.application_id
+
+
+class GetJobRunAnswer(_Schema, frozen=True):
+    job_run: ServerlessRun
+
+
+class StartJobRunAnswer(StartAnswer, frozen=True):
+    application_id: str
+    job_run_id: str
+
+    @property
+    def run_id(self) -> str:
+        return self.job_run_id
+
+    @property
+    def container_id(self) -> str:
+        return self.application_id
 
 
 def run_name(name: str, token: str) -> str:
@@ -83,7 +139,10 @@ class EmrServerlessClient(JobRunClient[EmrServerlessJob]):
     container_param: ClassVar[str] = "applicationId"
     run_param: ClassVar[str] = "jobRunId"
     get_operation: ClassVar[str] = "get_job_run"
-    run_key: ClassVar[str] = "jobRunId"
+    get_action: ClassVar[str] = "GetJobRun"
+    get_schema: ClassVar[type[Any]] = GetJobRunAnswer
+    summary_schema: ClassVar[type[RunView]] = ServerlessRunSummary
+    start_schema: ClassVar[type[StartAnswer]] = StartJobRunAnswer
     created_after_param: ClassVar[str] = "createdAtAfter"
     kind: ClassVar[str] = "EMR Serverless job run"
     container_kind: ClassVar[str] = "application"
@@ -106,10 +165,10 @@ class EmrServerlessClient(JobRunClient[EmrServerlessJob]):
     def start_request(self, spec: EmrServerlessJob, token: str) -> dict[str, Any]:
         return spec.request(token)
 
-    def carries(self, run: Mapping[str, Any], token: str) -> bool:
-        return f"[{token}]" in str(run.get("name") or "") or (run.get("tags") or {}).get(TOKEN_TAG) == token
+    def carries(self, run: RunView, token: str) -> bool:
+        return f"[{token}]" in (run.name or "") or run.tags.get(TOKEN_TAG) == token
 
-    def log_uri(self, locator: Locator, run: Mapping[str, Any]) -> str | None:
+    def log_uri(self, locator: Locator, run: RunView) -> str | None:
         base = s3_log_base(run)
         if not base:
             return None

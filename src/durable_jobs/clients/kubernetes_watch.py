@@ -6,9 +6,9 @@ namespace, kind, selector) keeps an in-memory cache of every selected object's *
 the client's ``statuses()`` answers from it: the shared poller keeps its one loop for every system, but a
 tick costs no request at all. Only a few fields of each object are kept, never the object itself: its name,
 its uid and its normalized status, one status object shared by all objects in the same state (10,000 waiting
-pods are "Running" alike). A list page's objects are let go one by one as the cache reads them
-(:func:`hand_over`), and never more than one page (``page_size`` objects) is parsed at a time: pages of whole
-objects held together are megabytes, which the process keeps after they are freed.
+pods are "Running" alike). A list is read one page (``page_size`` objects) at a time, each page decoded typed
+(:mod:`durable_jobs.clients.kubernetes_model`): its items stay raw bytes until each is decoded on its own, so a
+page costs one buffer and a few milliseconds of the event loop (measured by ``benchmarks/listing_kubernetes.py``).
 
 The apiserver's watch protocol, and what this module does about each rule (project notes, kubernetes.md §4):
 
@@ -21,27 +21,44 @@ The apiserver's watch protocol, and what this module does about each rule (proje
   resourceVersion, which is what kubernetes_asyncio's own ``Watch`` does, always fails again. After the
   relist the cache is diffed against the list, so changes made meanwhile are seen;
 * **a periodic relist** (resync) is the safety net for anything a proxy may have swallowed;
+* **a bad answer touches only what it is about**: a malformed object (a wrong type in a field that is read)
+  is cached as *unknown*, that object only; a malformed event or page, which cannot be attributed, forces a
+  relist, and the cache counts as stale (its jobs unknown) until the relist is done. Nothing a server sends
+  ends the informer's task;
 * **DELETED is not proof of deletion**: with a label selector, an object whose labels no longer match also
   arrives as DELETED. A deleted entry keeps its last status (a finished job stays finished after garbage
   collection); the client confirms an unfinished one with a GET before calling it cancelled.
 
-This module knows nothing of HTTP or kubernetes_asyncio: a :class:`WatchSource` lists pages and opens event
-streams, and the :class:`Informer` is the state machine, testable without a server.
+This module knows nothing of HTTP: a :class:`WatchSource` lists pages (bytes) and opens event streams (lines
+of bytes), and the :class:`Informer` is the state machine, testable without a server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from durable_jobs.errors import PermanentError, TransientError
+from msgspec import Raw
+
+from durable_jobs.clients.kubernetes_model import (
+    Attributable,
+    Bookmark,
+    KubeStatus,
+    ListPage,
+    Meta,
+    RelistRequired,
+    ResourceExpired,
+    WatchEvent,
+    decode,
+)
+from durable_jobs.errors import AnswerTooLarge, AuthError, MalformedAnswer, PermanentError, TransientError
+from durable_jobs.messages import cut
 from durable_jobs.status import JobState, JobStatus
 from durable_jobs.transport.backoff import Backoff
 
@@ -50,14 +67,12 @@ log = logging.getLogger(__name__)
 
 _BACKOFF = Backoff(base=0.5, cap=30.0)
 SHARED_STATUSES = 1024  # distinct statuses the cache shares between its objects (see Informer._share)
+MIN_PAGE_SIZE = 10  # a page too large for the connection's max_response_bytes is asked again smaller, down to this
+Project = Callable[[bytes | Raw], tuple[Meta, JobStatus]]
 
 
-class RelistRequired(TransientError):
-    """The stream cannot be resumed from the remembered resourceVersion: list again."""
-
-
-class ResourceExpired(RelistRequired):
-    """410 Gone / Expired: the resourceVersion was compacted away (as an HTTP status or an ERROR event)."""
+class MalformedStream(RelistRequired):
+    """The watch sent something that cannot be read or attributed: list again, the cache is stale meanwhile."""
 
 
 class WatchSource(Protocol):
@@ -69,11 +84,8 @@ class WatchSource(Protocol):
 
     def describe(self) -> str: ...
 
-    async def list_page(
-        self, *, limit: int, continue_token: str | None, each: Callable[[Any], None]
-    ) -> Mapping[str, Any]:
-        """One page of the list: ``each(item)`` for every item as it is read (none is kept), then the rest of
-        the page (``{"metadata": {"resourceVersion", "continue"}}``)."""
+    async def list_page(self, *, limit: int, continue_token: str | None) -> bytes:
+        """One page of the list, as the apiserver sent it (decoded by the informer)."""
         ...
 
     def open_stream(
@@ -100,26 +112,35 @@ class WatchStats:
     lists: int = 0  # complete lists (the first one, relists after 410, resyncs)
     list_pages: int = 0
     relists_expired: int = 0  # relists forced by 410 Gone
+    relists_malformed: int = 0  # relists forced by an event that could not be read
     resyncs: int = 0
     watch_requests: int = 0  # watch streams opened
     events: int = 0  # ADDED / MODIFIED / DELETED applied
     bookmarks: int = 0
     errors: int = 0  # streams or lists that failed transiently
+    malformed_objects: int = 0  # objects cached as unknown because a field they are read by had a wrong type
+    unattributed: int = 0  # list items skipped because not even their name could be read
+    longest_page: float = 0.0  # seconds of the event loop the slowest page took to decode and apply
+    longest_page_cpu: float = 0.0  # the same in CPU seconds of the loop's thread (without preemption)
 
 
 class Informer:
-    """Keeps :attr:`objects` (name -> :class:`CachedObject`) in step with the apiserver, in one task."""
+    """Keeps :attr:`objects` (name -> :class:`CachedObject`) in step with the apiserver, in one task.
+
+    ``project`` turns one raw object into its metadata and status (raising
+    :class:`~durable_jobs.errors.MalformedAnswer` when a field it reads has a wrong type).
+    """
 
     def __init__(
         self,
         source: WatchSource,
-        project: Callable[[Mapping[str, Any]], JobStatus],
+        project: Project,
         *,
         watch_timeout: int = 300,
         resync_interval: float = 600.0,
         idle_timeout: float = 300.0,
         stale_after: float = 60.0,
-        page_size: int = 500,
+        page_size: int = 250,
         tombstone_ttl: float = 900.0,
         backoff: Backoff = _BACKOFF,
         on_stop: Callable[[Informer], None] | None = None,
@@ -139,9 +160,11 @@ class Informer:
         self.resource_version = ""
         self.stats = WatchStats()
         self.synced = asyncio.Event()
+        self._tried = asyncio.Event()  # a first list was attempted (it may have failed)
         self.forbidden: str | None = None  # list/watch refused (RBAC): the client falls back to GETs
         self.failure: PermanentError | None = None  # refused otherwise: reported to every waiter
         self.last_error = ""
+        self.suspect = False  # something unreadable arrived: stale until the next complete list
         self._streaming = False
         self._healthy_stream = False  # the last stream delivered a good line
         self._contact = 0.0  # monotonic time the apiserver last answered
@@ -201,8 +224,8 @@ class Informer:
 
     @property
     def fresh(self) -> bool:
-        """True while the cache can be trusted: a stream is open, or the apiserver answered recently."""
-        if not self.synced.is_set() or self.failure is not None or self.forbidden is not None:
+        """True while the cache can be trusted: listed, nothing unreadable since, and in contact with the server."""
+        if not self.synced.is_set() or self.failure is not None or self.forbidden is not None or self.suspect:
             return False
         return self._streaming or time.monotonic() - self._contact < self.stale_after
 
@@ -210,16 +233,20 @@ class Informer:
         return self.objects.get(name)
 
     async def wait_synced(self, timeout: float) -> None:
-        """Wait for the first list; raise :class:`TransientError` if it does not arrive in ``timeout`` s."""
+        """Wait for the first list; raise :class:`TransientError` if it failed or did not come in ``timeout`` s.
+
+        A first list that failed answers at once (the readers fall back), rather than after ``timeout``.
+        """
         if self.synced.is_set():
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(self.synced.wait()), timeout)
-        except asyncio.TimeoutError:
+        if not self._tried.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._tried.wait()), timeout)
+        if not self.synced.is_set():
             raise TransientError(
                 f"watch of {self.source.describe()} has not listed yet"
                 + (f": {self.last_error}" if self.last_error else "")
-            ) from None
+            )
 
     # --- the loop --------------------------------------------------------------------------------------------
 
@@ -241,10 +268,22 @@ class Informer:
                     need_list = True
                     if isinstance(exc, ResourceExpired):
                         self.stats.relists_expired += 1
-                    log.info("watch of %s: %s; listing again", self.source.describe(), exc)
+                        log.info("watch of %s: %s; listing again", self.source.describe(), exc)
+                        continue
+                    # unreadable: list again, but after a pause, so that a server sending garbage is not hammered
+                    if self._healthy_stream:
+                        failures = 0  # after a stream that worked: news, not a pattern
+                        self._healthy_stream = False
+                    self.stats.relists_malformed += 1
+                    self.last_error = str(exc)
+                    delay = self._backoff.delay(failures)
+                    failures += 1
+                    log.warning("watch of %s: %s; listing again in %.1fs", self.source.describe(), exc, delay)
+                    await asyncio.sleep(delay)
                 except TransientError as exc:
                     self.stats.errors += 1
                     self.last_error = str(exc)
+                    self._tried.set()
                     if self._healthy_stream:
                         failures = 0  # the stream worked for a while: a cut is news, not a pattern
                         self._healthy_stream = False
@@ -257,7 +296,7 @@ class Informer:
                     await asyncio.sleep(delay)
                 except PermanentError as exc:
                     self.last_error = str(exc)
-                    if exc.status == 403:
+                    if exc.status == 403 and isinstance(exc, AuthError):
                         self.forbidden = str(exc)
                         log.warning(
                             "list/watch of %s is forbidden (%s): reading each job with a GET instead",
@@ -268,10 +307,27 @@ class Informer:
                         self.failure = exc
                         log.error("watch of %s refused: %s", self.source.describe(), exc)
                     self.synced.set()  # wake the readers: they see why
+                    self._tried.set()
                     return
+                except Exception as exc:  # a bug or an answer nobody foresaw: never the end of the watch
+                    self.stats.errors += 1
+                    self.suspect = True
+                    self.last_error = f"{type(exc).__name__}: {cut(str(exc), 300)}"
+                    self._tried.set()
+                    need_list = True
+                    delay = self._backoff.delay(failures)
+                    failures += 1
+                    log.warning(
+                        "watch of %s failed unexpectedly; listing again in %.1fs",
+                        self.source.describe(),
+                        delay,
+                        exc_info=True,
+                    )
+                    await asyncio.sleep(delay)
         finally:
             self._streaming = False
             self.stopped_at = time.monotonic()
+            self._tried.set()
             if self._on_stop is not None:
                 self._on_stop(self)
 
@@ -288,13 +344,25 @@ class Informer:
                 # the continue token outlived its snapshot: start the list over
                 listed, resource_version, continue_token = {}, "", None
                 continue
+            except AnswerTooLarge:
+                if self.page_size <= MIN_PAGE_SIZE:
+                    raise
+                # a page larger than the connection reads: ask for smaller pages, from the start
+                self.page_size = max(MIN_PAGE_SIZE, self.page_size // 4)
+                log.warning(
+                    "a list page of %s is larger than max_response_bytes: listing %d objects per page",
+                    self.source.describe(),
+                    self.page_size,
+                )
+                listed, resource_version, continue_token = {}, "", None
+                continue
             self.stats.list_pages += 1
             resource_version = resource_version or page_version
             continue_token = next_token
             if continue_token is None:
                 break
         if not resource_version:
-            raise TransientError(f"list of {self.source.describe()} carried no resourceVersion")
+            raise MalformedStream(f"list of {self.source.describe()} carried no resourceVersion")
         # the list becomes the cache (no copy of 10,000 entries); of the objects it lacks only tombstones stay.
         # One deleted while we were not watching has an unknown final state, so it is dropped: the client
         # then confirms with a GET (404: lost) instead of guessing an outcome
@@ -305,25 +373,33 @@ class Informer:
         self.resource_version = resource_version
         self.stats.lists += 1
         self._last_list = self._contact = time.monotonic()
+        self.suspect = False
         self.synced.set()
+        self._tried.set()
 
     async def _list_page(self, continue_token: str | None, listed: dict[str, CachedObject]) -> tuple[str, str | None]:
         """One page into ``listed``; returns its resourceVersion and continue token.
 
-        Each page is reduced to its records before the next is asked for: a list that kept its pages until
-        the end would hold every whole object at once (tens of MB for 10,000 pods), memory the process keeps
-        after they are freed.
+        The page is decoded typed and its items one by one (each raw until read): one malformed object is
+        cached as unknown, and costs no other object anything.
         """
+        body = await self.source.list_page(limit=self.page_size, continue_token=continue_token)
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        what = f"list of {self.source.describe()}"
+        page = decode(body, ListPage, what=what)  # MalformedAnswer (transient): listed again after a pause
+        del body  # the items keep what they need of it
         now = time.monotonic()  # one float for the page, not one per object
-
-        def take(obj: Any) -> None:
-            record = self._record("MODIFIED", obj, now)
+        items = page.items or []
+        page.items = []
+        items.reverse()
+        while items:
+            record = self._record("MODIFIED", items.pop(), now)
             if record is not None:
                 listed[record[0]] = record[1]
-
-        page = await self.source.list_page(limit=self.page_size, continue_token=continue_token, each=take)
-        meta = page.get("metadata") or {}
-        return str(meta.get("resourceVersion") or ""), meta.get("continue") or None
+        self.stats.longest_page = max(self.stats.longest_page, time.perf_counter() - started)
+        self.stats.longest_page_cpu = max(self.stats.longest_page_cpu, time.thread_time() - started_cpu)
+        meta = page.metadata
+        return meta.resourceVersion, meta.continue_ or None
 
     async def _stream(self) -> bool:
         """One watch request, until it ends. True when it delivered anything."""
@@ -343,6 +419,10 @@ class Informer:
                     self._healthy_stream = True  # at least one good line
                     if self._idle():
                         return True
+            except MalformedAnswer as exc:  # an event larger than the client reads: skipped by a new list
+                if isinstance(exc, RelistRequired):
+                    raise
+                raise self._malformed(f"an event that cannot be read ({exc})") from None
             finally:
                 self._streaming = False
         if not delivered and time.monotonic() - opened < 1.0:
@@ -350,56 +430,85 @@ class Informer:
             raise TransientError(f"watch of {self.source.describe()} ended at once without an event")
         return delivered
 
+    def _malformed(self, why: str) -> MalformedStream:
+        """The watch cannot go on from here: the cache is stale (its jobs unknown) until a new list."""
+        self.suspect = True
+        return MalformedStream(f"watch of {self.source.describe()} sent {why}")
+
     def _on_line(self, line: bytes) -> None:
+        what = f"watch of {self.source.describe()}"
         try:
-            event = json.loads(line)
-        except ValueError as exc:
-            raise TransientError(f"watch of {self.source.describe()} sent a line that is not JSON") from exc
-        if not isinstance(event, dict):
-            raise TransientError(f"watch of {self.source.describe()} sent {type(event).__name__}, not an event")
-        etype = event.get("type")
-        obj = event.get("object")
-        if etype is None and "code" in event:
-            obj, etype = event, "ERROR"  # a bare Status where an event was expected
-        if not isinstance(obj, dict):
-            raise TransientError(f"watch of {self.source.describe()} sent an event without an object")
+            event = decode(line, WatchEvent, what=f"an event of the {what}")
+        except MalformedAnswer as exc:
+            raise self._malformed(f"an event that cannot be read ({exc})") from None
+        etype = event.type
+        if etype is None:
+            # a bare Status where an event was expected (a server that answered the watch with an error body)
+            try:
+                st = decode(line, KubeStatus, what=what)
+            except MalformedAnswer:
+                st = KubeStatus()
+            if st.kind == "Status" and st.code == 410:
+                raise ResourceExpired(f"resourceVersion {self.resource_version} expired ({st.message or ''})")
+            raise self._malformed("a line that is not an event")
+        if not len(event.object):
+            raise self._malformed(f"a {etype[:40]!r} event without an object")
         if etype == "ERROR":
-            code = obj.get("code")
-            text = f"{code} {obj.get('reason', '')}: {obj.get('message', '')}"
-            if code == 410:
+            try:
+                st = decode(event.object, KubeStatus, what=f"an ERROR event of the {what}")
+            except MalformedAnswer as exc:
+                raise self._malformed(f"an ERROR event that cannot be read ({exc})") from None
+            text = f"{st.code} {st.reason or ''}: {st.message or ''}"
+            if st.code == 410:
                 raise ResourceExpired(f"resourceVersion {self.resource_version} expired ({text})")
-            raise TransientError(f"watch of {self.source.describe()} sent an ERROR event: {text}", status=code)
-        rv = (obj.get("metadata") or {}).get("resourceVersion")
+            raise TransientError(f"{what} sent an ERROR event: {text}", status=st.code)
         if etype == "BOOKMARK":
-            if rv:
-                self.resource_version = str(rv)
+            try:
+                mark = decode(event.object, Bookmark, what=f"a BOOKMARK of the {what}")
+            except MalformedAnswer as exc:
+                raise self._malformed(f"a BOOKMARK that cannot be read ({exc})") from None
+            if mark.metadata.resourceVersion:
+                self.resource_version = mark.metadata.resourceVersion
             self.stats.bookmarks += 1
             return
         if etype in ("ADDED", "MODIFIED", "DELETED"):
-            self._apply(etype, obj)
+            record = self._record(etype, event.object, time.monotonic())
+            if record is None:
+                raise self._malformed(f"a {etype} event whose object names nothing")
+            name, cached, version = record[0], record[1], record[2]
+            self.objects[name] = cached
             self.stats.events += 1
-            if rv:
-                self.resource_version = str(rv)
+            if version:
+                self.resource_version = version
         else:
-            log.debug("watch of %s: ignoring event type %r", self.source.describe(), etype)
+            log.debug("%s: ignoring event type %r", what, etype[:40])
 
-    def _apply(self, etype: str, obj: Mapping[str, Any]) -> None:
-        record = self._record(etype, obj, time.monotonic())
-        if record is not None:
-            self.objects[record[0]] = record[1]
+    def _record(self, etype: str, raw: Raw, now: float) -> tuple[str, CachedObject, str] | None:
+        """What the cache keeps of one raw object (its name, uid, normalized status) and its resourceVersion.
 
-    def _record(self, etype: str, obj: Mapping[str, Any], now: float) -> tuple[str, CachedObject] | None:
-        """What the cache keeps of ``obj`` (its name, uid and normalized status); never the object itself."""
-        meta = obj.get("metadata") if isinstance(obj, Mapping) else None
-        if not isinstance(meta, Mapping) or not isinstance(name := meta.get("name"), str):
-            return None
+        None when not even its name can be read: it cannot be attributed to any job.
+        """
         try:
-            status = self._project(obj)
+            meta, status = self._project(raw)
+        except MalformedAnswer as exc:
+            try:
+                name = decode(raw, Attributable, what="an object's name").metadata.name
+            except MalformedAnswer:
+                self.stats.unattributed += 1
+                return None
+            self.stats.malformed_objects += 1
+            meta = Meta(name=name)  # no uid: the client reads it with a GET, which decides for itself
+            status = JobStatus.unknown(f"the apiserver's answer about this object cannot be read: {exc}")
         except Exception as exc:  # a shape we do not understand must not stop the watch of everything else
-            log.warning("cannot read the status of %s %s: %r", self.source.describe(), name, exc)
-            status = JobStatus.unknown(f"cannot read the object's status: {exc!r}")
-        return name, CachedObject(
-            uid=str(meta.get("uid") or ""), status=self._share(status), deleted=etype == "DELETED", seen_at=now
+            log.warning("cannot read an object of %s: %r", self.source.describe(), exc)
+            return None
+        if not meta.name:
+            self.stats.unattributed += 1
+            return None
+        return (
+            meta.name,
+            CachedObject(uid=meta.uid, status=self._share(status), deleted=etype == "DELETED", seen_at=now),
+            meta.resourceVersion,
         )
 
     def _share(self, status: JobStatus) -> JobStatus:
@@ -424,23 +533,12 @@ class Informer:
             del self.objects[name]
 
 
-def hand_over(page: dict[str, Any], each: Callable[[Any], None]) -> dict[str, Any]:
-    """A parsed list page without its items, each given to ``each`` and let go as soon as it is read.
-
-    The page's objects are freed one by one while the cache takes its few fields from them, instead of all
-    of them living until the page is done: the parsed objects of a page never outlive the page.
-    """
-    items = page.pop("items", None) or []
-    items.reverse()
-    while items:
-        each(items.pop())
-    return page
-
-
 def deleted_status(last: JobStatus) -> JobStatus:
     """The status of an object confirmed gone: its last status if that was final, else cancelled."""
     if last.state.is_terminal:
         return last
+    if last.state is JobState.UNKNOWN:
+        return last  # its last state could not be read: it may have finished
     return JobStatus(
         state=JobState.CANCELLED,
         raw_state="Deleted",
@@ -455,10 +553,10 @@ def deleted_status(last: JobStatus) -> JobStatus:
 __all__ = [
     "CachedObject",
     "Informer",
+    "MalformedStream",
     "RelistRequired",
     "ResourceExpired",
     "WatchSource",
     "WatchStats",
     "deleted_status",
-    "hand_over",
 ]

@@ -2,51 +2,80 @@
 
 What the endpoint really does (measured against Spark 4.3.0; see the project's notes):
 
-* ``success:false`` on status means the master does not know the id: never submitted, cleared, evicted
-  by ``spark.deploy.retainedDrivers``, or issued before a master restart. It maps to ``LOST``, which the
-  poller and the protocol confirm several times before acting on it.
-* Errors come as JSON (400, 413, 468) or as HTML pages (500, 405, 403 from ``JWSFilter``); a body is
-  parsed only when it is JSON, and ``success`` is always checked.
+* ``success:false`` on status means the REST server does not know the id: never submitted, cleared,
+  evicted by ``spark.deploy.retainedDrivers``, or issued before a master restart. It is LOST only when the
+  master's ``/json/`` (the second source) agrees: a driver it still lists is reported in the state it shows
+  there (a completed ``FINISHED`` driver succeeded), and a ``/json/`` that cannot be read leaves the
+  driver UNKNOWN. The poller and the protocol then confirm LOST several times before acting on it.
+* Errors come as JSON (400, 413, 468) or as HTML pages (500, 405, 403 from ``JWSFilter``). Every answer is
+  decoded against a declared schema (:mod:`msgspec` structs below); a wrong type anywhere (``"success":
+  "true"``, ``"activedrivers": null``), a truncated or empty body, or an HTML page where JSON was due is
+  malformed: unknown, never lost, never permanent.
 * ``FAILED`` carries no exit code; only ``ERROR`` carries a message.
 * ``spark.driver.supervise=true`` makes a failing driver relaunch forever while its state stays
   RUNNING, so it is forced off.
 * HA: several masters; a request goes to each in turn. A standby answers ``success:false`` with
-  "Current state is not alive"; a connection failure means the request never left, so the next master
-  may be tried even for create. A timeout after sending is not retried elsewhere (it may have landed).
+  "Current state is not alive"; a refused connection, or a redirect the transport does not follow (it never
+  re-sends a POST), means the master did not act, so the next master may be tried even for create. A
+  timeout after sending is not retried elsewhere (it may have landed).
+
+Batched polls read ``/json/`` once per poll for every driver of a master; only drivers it does not list
+(to confirm a loss) and ``ERROR`` drivers (for the message) are asked over REST, at most
+:attr:`SparkStandaloneClient.followup_limit` per poll. When ``/json/`` fails, at most
+``status_concurrency`` drivers per poll are asked over REST (:meth:`JobClient.fallback_statuses`).
+A listing of 100,000 drivers (26 MB) is decoded in slices (the drivers as raw JSON first, then a few
+thousand at a time, with the event loop served in between), so no call blocks the loop for long.
 
 Find by token: every submission carries ``spark.durable_jobs.submission_tag=<token>`` and the token
 in ``spark.app.name`` (``"<name> [<token>]"``). The master's ``/json/`` lists drivers without names or
 properties, so find takes the drivers started since the intent with the same main class and reads each
-one's launch command from its worker's log page. Spark redacts launch-command values whose key or value
-matches ``spark.redaction.regex``; when ours is redacted and the app name does not settle it either,
-the driver counts as undecidable, never as "not ours". **The window that stays open**:
-a driver still ``SUBMITTED`` (waiting for a worker) has no launch command yet; find then raises
-:class:`UndecidableError` and the try is retried later instead of submitting a possible duplicate.
+one's launch command from its worker's log page. The window is in the **master's** clock (its ``Date``
+header against ours) and widened by :data:`FIND_WINDOW_MARGIN` for workers whose clocks disagree, and the
+launch command confirms the token, so a skewed clock neither hides the crashed try's driver nor adopts
+another one. Spark redacts launch-command values whose key or value matches ``spark.redaction.regex``;
+when ours is redacted and the app name does not settle it either, the driver counts as undecidable,
+never as "not ours". **The window that stays open**: a driver still ``SUBMITTED`` (waiting for a worker)
+has no launch command yet; find then raises :class:`UndecidableError` and the try is retried later
+instead of submitting a possible duplicate.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
+import contextvars
+import email.utils
 import logging
+import math
 import re
-from collections.abc import Hashable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
+import msgspec
+
 from durable_jobs.clients.base import JobClient, Locator, locator_key
+from durable_jobs.decoding import decode_json
 from durable_jobs.errors import (
     AuthError,
+    DurableJobError,
+    MalformedAnswer,
     PermanentError,
     RecordError,
     TransientError,
     UndecidableError,
 )
+from durable_jobs.messages import cut
 from durable_jobs.status import JobState, JobStatus
+from durable_jobs.transport.auth import BearerAuth
 from durable_jobs.transport.backoff import retrying
-from durable_jobs.transport.http import Endpoint, HttpResponse, request
+from durable_jobs.transport.base import NO_AUTH, Auth, Response
+from durable_jobs.transport.http import DEFAULT_MAX_BODY, Endpoint, request
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SYSTEM = "spark-standalone"
 # Not named "...token": Spark redacts properties matching spark.redaction.regex (secret|password|token|...)
@@ -60,8 +89,17 @@ CLIENT_SPARK_VERSION = "4.3.0"
 # so accept any id made of URL-safe characters and nothing else.
 DRIVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _STANDBY_MARKERS = ("Current state is not alive", "ALIVE state")
-_FIND_CLOCK_SKEW_MS = 120_000
+#: find looks this much further back than the intent, in the master's clock: the worker that wrote the intent
+#: and the one that looks may disagree by this much (the master's own clock is read from its Date header)
+FIND_WINDOW_MARGIN = 15 * 60.0
+# drivers decoded per slice of a /json/ listing: a few milliseconds of work between two turns of the loop
+LISTING_SLICE = 4096
+# the pause between two slices of a listing: long enough to come after everything already due
+_BREATH = 1e-4
+# a worker's log page is asked for 64 KiB; anything much larger is not a log page
+_LOG_MAX_BODY = 1 << 20
 
+_ACTIVE_STATES = frozenset({"SUBMITTED", "RUNNING", "RELAUNCHING", "UNKNOWN"})
 _STATE_MAP = {
     "SUBMITTED": JobState.PENDING,
     "RUNNING": JobState.RUNNING,
@@ -72,6 +110,73 @@ _STATE_MAP = {
     "KILLED": JobState.CANCELLED,
     "UNKNOWN": JobState.UNKNOWN,  # reported during master recovery: never a failure
 }
+_FAILED_MESSAGE = "the driver exited with a non-zero code or an exception (Spark does not report the code)"
+
+# set while a batched poll falls back to REST because /json/ failed: a driver the REST server does not know
+# is then unknown at once (its second source just failed), instead of fetching /json/ again per driver
+_LISTING_PROBLEM: contextvars.ContextVar[str | None] = contextvars.ContextVar("spark_listing_problem", default=None)
+
+
+# --- the answers, as declared schemas ----------------------------------------------------------------------
+# Only the fields read are declared (msgspec skips the others without building them). gc=False: these
+# objects hold no references to other containers, so the collector never needs to walk 100,000 of them.
+
+
+class _RestAnswer(msgspec.Struct, gc=False, rename="camel"):
+    """What every REST answer of the submission server has in common."""
+
+    success: bool | None = None
+    message: str | None = None
+
+
+class _CreateAnswer(_RestAnswer, gc=False, rename="camel"):
+    submission_id: str | None = None
+
+
+class _StatusAnswer(_RestAnswer, gc=False, rename="camel"):
+    driver_state: str | None = None
+    worker_id: str | None = None
+    worker_host_port: str | None = None
+
+
+class _ErrorAnswer(msgspec.Struct, gc=False):
+    """Spark's ``ErrorResponse`` (400, 413, 468)."""
+
+    message: str | None = None
+
+
+class _Listing(msgspec.Struct, gc=False):
+    """The master's ``/json/``, its driver lists kept as raw JSON to be decoded in slices."""
+
+    status: str
+    activedrivers: list[msgspec.Raw]
+    completeddrivers: list[msgspec.Raw]
+    workers: list[msgspec.Raw] = []
+
+
+class _DriverState(msgspec.Struct, gc=False):
+    """A driver entry as a status poll reads it."""
+
+    id: str
+    state: str
+
+
+class _Driver(msgspec.Struct, gc=False):
+    """A driver entry as find and links read it. ``starttime`` is a string of epoch ms (the master's clock)."""
+
+    id: str
+    state: str
+    starttime: str | int | float
+    mainclass: str
+    worker: str | None = None
+
+
+class _Worker(msgspec.Struct, gc=False):
+    id: str
+    webuiaddress: str | None = None
+
+
+# --- specs ----------------------------------------------------------------------------------------------------
 
 
 def validate_driver_id(driver_id: Any) -> str:
@@ -151,7 +256,11 @@ def _plain_path(uri: str) -> str:
 
 @dataclass(frozen=True)
 class SparkStandaloneConfig:
-    """How to reach the masters. ``bearer_token`` is never logged nor put in trigger kwargs."""
+    """How to reach the masters. ``bearer_token`` is never logged, nor put in trigger kwargs or the key.
+
+    The token goes to the masters' REST servers and UIs (``/json/``, which ``spark.ui.filters`` may protect
+    too), never to a worker UI (its address comes from the master's answer).
+    """
 
     rest_urls: tuple[str, ...]
     ui_urls: tuple[str, ...] = ()
@@ -160,30 +269,51 @@ class SparkStandaloneConfig:
     ca_file: str | None = None
     timeout: float = 30.0
     batch_status: bool = True  # one /json/ call per poll for all drivers of this master
+    max_response_bytes: int = DEFAULT_MAX_BODY
 
     def __post_init__(self) -> None:
         if not self.rest_urls:
             raise ValueError("at least one Spark master REST URL is required")
+        if self.max_response_bytes <= 0:
+            raise ValueError("max_response_bytes must be positive")
+
+
+def _wall_clock() -> float:
+    """This host's clock (a function, so tests can skew it)."""
+    return time.time()
 
 
 class SparkStandaloneClient(JobClient[SparkApplication]):
     system: ClassVar[str] = SYSTEM
+    #: REST follow-ups of a batched poll (drivers /json/ does not list, ERROR drivers), at most, in turn
+    followup_limit: ClassVar[int] = 256
 
     def __init__(self, config: SparkStandaloneConfig) -> None:
         self.config = config
-        self._rest = [
-            Endpoint(u, verify_ssl=config.verify_ssl, ca_file=config.ca_file, timeout=config.timeout)
-            for u in config.rest_urls
-        ]
-        self._ui = [
-            Endpoint(u, verify_ssl=config.verify_ssl, ca_file=config.ca_file, timeout=config.timeout)
-            for u in config.ui_urls
-        ]
-        self._headers = {"Authorization": f"Bearer {config.bearer_token}"} if config.bearer_token else {}
+        self._rest = [self._endpoint(u, config.rest_urls) for u in config.rest_urls]
+        self._ui = [self._endpoint(u, config.ui_urls) for u in config.ui_urls]
+        self._auth: Auth = BearerAuth(config.bearer_token) if config.bearer_token else NO_AUTH
+        self._followup_cursor = 0
+        self._listing_failing = False
+
+    def _endpoint(self, url: str, peers: Sequence[str]) -> Endpoint:
+        return Endpoint(
+            url,
+            verify_ssl=self.config.verify_ssl,
+            ca_file=self.config.ca_file,
+            timeout=self.config.timeout,
+            max_body=self.config.max_response_bytes,
+            redirect_hosts=tuple(p for p in peers if p != url),  # HA: a GET may be redirected among them
+        )
 
     @property
     def key(self) -> Hashable:
+        # the endpoint only: clients built before and after a credential rotation share one poller
         return (self.config.rest_urls, self.config.ui_urls, self.config.verify_ssl, self.config.ca_file)
+
+    @property
+    def endpoint_name(self) -> str:
+        return "Spark master " + ",".join(self.config.rest_urls)
 
     def validate_locator(self, locator: Mapping[str, Any]) -> Locator:
         if set(locator) != {"driver_id"}:
@@ -198,224 +328,503 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
         hosts = ",".join(u.split("://", 1)[1].split("/", 1)[0] for u in self.config.rest_urls)
         return f"spark://{hosts}"
 
+    @property
+    def master_ui_url(self) -> str | None:
+        return self.config.ui_urls[0] if self.config.ui_urls else None
+
     # --- REST plumbing ---------------------------------------------------------------------------------
 
-    async def _rest_call(self, method: str, path: str, *, what: str, body: Any = None) -> dict[str, Any]:
-        """Send to each master in turn; return the first answer from an ALIVE master."""
-        last: Exception | None = None
+    async def _rest_call(self, method: str, path: str, schema: type[T], *, what: str, body: Any = None) -> T:
+        """Send to each master in turn; the first answer from an ALIVE master, decoded against ``schema``."""
+        last: TransientError | None = None
         for ep in self._rest:
             try:
-                resp = await request(ep, method, path, json_body=body, headers=self._headers, what=what)
+                resp = await request(ep, method, path, json_body=body, auth=self._auth, what=what)
             except TransientError as exc:
                 last = exc
-                if exc.connect_failed:
+                if exc.connect_failed:  # refused, or a redirect not followed: this master did not act
                     continue
                 raise
-            data = _rest_json(resp, what)
-            if data.get("success") is False and any(m in str(data.get("message", "")) for m in _STANDBY_MARKERS):
+            answer = _rest_answer(resp, schema, what)
+            assert isinstance(answer, _RestAnswer)
+            if answer.success is False and any(m in (answer.message or "") for m in _STANDBY_MARKERS):
                 last = TransientError(f"{what}: master {ep.base_url} is not the active master")
                 continue
-            return data
+            return answer
         assert last is not None
-        raise last if isinstance(last, TransientError) else TransientError(str(last))
+        raise last
 
     # --- the JobClient contract ------------------------------------------------------------------------
 
     async def submit(self, spec: SparkApplication, token: str, *, reserved: Locator | None = None) -> Locator:
         body = spec.request_body(token, self.master_url)
-        data = await self._rest_call("POST", "/v1/submissions/create", what="create Spark submission", body=body)
-        driver_id = data.get("submissionId")
-        if data.get("success") is not True or not driver_id:
-            raise PermanentError(f"the Spark master refused the submission: {data.get('message') or data}")
-        return {"driver_id": validate_driver_id(driver_id)}
+        what = "create Spark submission"
+        answer = await self._rest_call("POST", "/v1/submissions/create", _CreateAnswer, what=what, body=body)
+        if answer.success is None:
+            raise MalformedAnswer(f"{what}: the answer has no 'success' field")
+        if answer.success is False:
+            raise PermanentError(f"the Spark master refused the submission: {_first_line(answer.message)}")
+        try:
+            driver_id = validate_driver_id(answer.submission_id)
+        except RecordError:
+            # the master may have created a driver: never a permanent error, the next try finds it by token
+            raise MalformedAnswer(
+                f"{what}: success without a usable submissionId ({cut(repr(answer.submission_id), 200)})"
+            ) from None
+        return {"driver_id": driver_id}
 
     async def status(self, locator: Locator) -> JobStatus:
         driver_id = validate_driver_id(locator["driver_id"])
-        data = await retrying(
-            lambda: self._rest_call(
-                "GET", f"/v1/submissions/status/{quote(driver_id, safe='')}", what=f"status of {driver_id}"
-            ),
-            attempts=2,
-            what=f"status of {driver_id}",
-        )
-        return self._status_from_rest(driver_id, data)
+        answer = await self._rest_status(driver_id)
+        if answer.success:
+            return self._from_rest(driver_id, answer)
+        # the REST server does not know it: ask the second source before anyone may call it lost
+        if not self._ui:
+            return self._lost(driver_id, "no master UI is configured to confirm it")
+        problem = _LISTING_PROBLEM.get()
+        if problem is not None:
+            return self._unconfirmed(driver_id, problem)
+        try:
+            listed = await self._listed_states({driver_id})
+        except DurableJobError as exc:  # an AuthError too: the REST server let us in, this is about the UI
+            return self._unconfirmed(driver_id, str(exc))
+        return self._from_listing(driver_id, listed.get(driver_id))
 
-    def _status_from_rest(self, driver_id: str, data: Mapping[str, Any]) -> JobStatus:
-        url = self.master_ui_url
-        if data.get("success") is not True:
-            return JobStatus(
-                state=JobState.LOST,
-                raw_state="success:false",
-                message=(
-                    f"the master does not know {driver_id}: it never existed, was cleared, was evicted by "
-                    "spark.deploy.retainedDrivers, or was lost in a master restart"
-                ),
-                tracking_url=url,
+    async def _rest_status(self, driver_id: str) -> _StatusAnswer:
+        what = f"status of {driver_id}"
+        try:
+            answer = await self._rest_call(
+                "GET", f"/v1/submissions/status/{quote(driver_id, safe='')}", _StatusAnswer, what=what
             )
-        raw = str(data.get("driverState", ""))
+        except AuthError:
+            raise  # about our credentials, so about every driver
+        except PermanentError as exc:
+            # Spark answers any id with 200 (success:false when unknown): a 4xx here comes from a proxy or a
+            # misconfiguration, and says nothing about the driver. Unknown for this driver, never a failure.
+            raise _RefusedForThisDriver(str(exc), status=exc.status) from None
+        if answer.success is None:
+            raise MalformedAnswer(f"{what}: the answer has no 'success' field")
+        return answer
+
+    def _from_rest(self, driver_id: str, answer: _StatusAnswer) -> JobStatus:
+        raw = answer.driver_state
+        if raw is None:
+            raise MalformedAnswer(f"status of {driver_id}: success without a driverState")
         state = _STATE_MAP.get(raw, JobState.UNKNOWN)
-        message = str(data.get("message") or "")
+        message = answer.message or ""
         if raw == "FAILED" and not message:
-            message = "the driver exited with a non-zero code or an exception (Spark does not report the code)"
-        extra = {k: data[k] for k in ("workerId", "workerHostPort") if data.get(k)}
-        return JobStatus(state=state, raw_state=raw, message=message, tracking_url=url, extra=extra)
+            message = _FAILED_MESSAGE
+        extra = {k: v for k, v in (("workerId", answer.worker_id), ("workerHostPort", answer.worker_host_port)) if v}
+        return JobStatus(state=state, raw_state=raw, message=message, tracking_url=self.master_ui_url, extra=extra)
+
+    def _from_listing(self, driver_id: str, listed: str | None) -> JobStatus:
+        """The REST server does not know ``driver_id``; ``listed`` is its state in ``/json/`` (None: absent)."""
+        if listed is None:
+            return self._lost(driver_id, "the master's /json/ does not list it among active or completed drivers")
+        state = _STATE_MAP.get(listed, JobState.UNKNOWN)
+        if listed == "FAILED":
+            message = _FAILED_MESSAGE
+        elif listed == "ERROR":
+            message = "the driver could not be launched (the REST server no longer has its message)"
+        else:
+            message = ""
+        return JobStatus(state=state, raw_state=listed, message=message, tracking_url=self.master_ui_url)
+
+    def _lost(self, driver_id: str, why: str) -> JobStatus:
+        return JobStatus(
+            state=JobState.LOST,
+            raw_state="success:false",
+            message=(
+                f"the master does not know {driver_id} ({why}): it never existed, was cleared, was evicted by "
+                "spark.deploy.retainedDrivers, or was lost in a master restart"
+            ),
+            tracking_url=self.master_ui_url,
+        )
+
+    @staticmethod
+    def _unconfirmed(driver_id: str, problem: str) -> JobStatus:
+        return JobStatus.unknown(
+            f"the master's REST server does not know {driver_id}, and its /json/ could not be read to confirm "
+            f"that it is gone: {problem}"
+        )
 
     async def cancel(self, locator: Locator) -> None:
         driver_id = validate_driver_id(locator["driver_id"])
-        data = await retrying(
+        what = f"kill {driver_id}"
+        answer = await retrying(
             lambda: self._rest_call(
-                "POST", f"/v1/submissions/kill/{quote(driver_id, safe='')}", what=f"kill {driver_id}"
+                "POST", f"/v1/submissions/kill/{quote(driver_id, safe='')}", _RestAnswer, what=what
             ),
             attempts=3,
-            what=f"kill {driver_id}",
+            what=what,
         )
+        if answer.success is None:
+            raise MalformedAnswer(f"{what}: the answer has no 'success' field")
         # success:false = "already finished or does not exist": nothing left to stop
-        if data.get("success") is not True and "does not exist" not in str(data.get("message", "")):
-            raise PermanentError(f"the master refused to kill {driver_id}: {data.get('message')}")
+        message = answer.message or ""
+        if answer.success is False and "does not exist" not in message and "already finished" not in message:
+            raise PermanentError(f"the master refused to kill {driver_id}: {_first_line(message)}")
 
     async def readyz(self) -> bool:
-        data = await self._rest_call("GET", "/v1/submissions/readyz", what="readyz")
-        return data.get("success") is True
+        answer = await self._rest_call("GET", "/v1/submissions/readyz", _RestAnswer, what="readyz")
+        if answer.success is None:
+            raise MalformedAnswer("readyz: the answer has no 'success' field")
+        return answer.success
 
-    async def master_state(self, *, lean: bool = False) -> dict[str, Any]:
-        """The active master's ``/json/`` document.
+    # --- the master's /json/ ---------------------------------------------------------------------------------
 
-        ``lean``: each object carrying an ``id`` and a ``state`` (drivers, apps, workers) comes back as the
-        pair ``(id, state)`` instead of a dict, which is all a status poll reads; with thousands of drivers
-        the parsed document is a fraction of the memory and allocations.
+    async def _fetch_listing(self, what: str) -> tuple[_Listing, float | None]:
+        """The active master's ``/json/`` with its drivers still raw, and the master's clock offset (seconds).
+
+        Every master UI is tried in turn (HA); one that is not ALIVE, does not answer, or answers badly is
+        skipped. Only the top level is decoded here; the driver lists are decoded in slices by
+        :meth:`_drivers`.
         """
         if not self._ui:
             raise PermanentError("no Spark master UI URL configured (connection extra master_ui_urls)")
         last: TransientError | None = None
         for ep in self._ui:
             try:
-                resp = await request(ep, "GET", "/json/", what="master state")
+                resp = await request(ep, "GET", "/json/", auth=self._auth, what=what)
+                received = _wall_clock()
+                if resp.status in (401, 403):
+                    raise AuthError(
+                        f"{what}: HTTP {resp.status} from {resp.url}: {resp.snippet(120)}", status=resp.status
+                    )
+                resp.raise_for_status(what)
+                # reading a big body ended with joining it: let the loop breathe before the decoding starts
+                await _breathe()
+                listing = resp.decode(_Listing, what=what)
             except TransientError as exc:
                 last = exc
                 continue
-            resp.raise_for_status("master state")
-            data = _lean_json(resp) if lean else resp.json()
-            if not isinstance(data, dict):
-                raise TransientError(f"master state: {ep.base_url}/json/ did not answer JSON")
-            if data.get("status") == "ALIVE":
-                return data
-            last = TransientError(f"master {ep.base_url} is {data.get('status')}, not ALIVE")
+            if listing.status == "ALIVE":
+                return listing, _clock_offset(resp, received)
+            last = TransientError(f"{what}: master {ep.base_url} is {cut(listing.status, 40)!r}, not ALIVE")
         assert last is not None
         raise last
+
+    async def _drivers(self, listing: _Listing, schema: type[T], what: str) -> AsyncIterator[list[T]]:
+        """The listing's drivers (active first), decoded a slice at a time with the loop served in between."""
+        for raws in (listing.activedrivers, listing.completeddrivers):
+            for start in range(0, len(raws), LISTING_SLICE):
+                chunk = b"[" + b",".join(raws[start : start + LISTING_SLICE]) + b"]"
+                batch = decode_json(chunk, list[schema], what=what)  # type: ignore[valid-type]
+                del chunk
+                yield batch
+                await _breathe()
+
+    async def _listed_states(self, wanted: set[str]) -> dict[str, str]:
+        """The ``/json/`` state of each driver of ``wanted`` that the master lists."""
+        what = "master state"
+        listing, _ = await self._fetch_listing(what)
+        found: dict[str, str] = {}
+        async for batch in self._drivers(listing, _DriverState, what):
+            for d in batch:
+                if d.id in wanted:
+                    found[d.id] = d.state
+        return found
+
+    async def _workers(self, listing: _Listing, what: str) -> dict[str, str]:
+        """Worker id -> web UI address (only addresses that are http(s) URLs)."""
+        if not listing.workers:
+            return {}
+        workers = decode_json(b"[" + b",".join(listing.workers) + b"]", list[_Worker], what=what)
+        return {w.id: w.webuiaddress for w in workers if w.webuiaddress and _is_http_url(w.webuiaddress)}
+
+    # --- batched polls -----------------------------------------------------------------------------------
 
     async def statuses(self, locators: Sequence[Locator]) -> dict[str, JobStatus]:
         """One ``/json/`` request for every driver; REST only for what it does not settle."""
         if not (self.config.batch_status and self._ui) or len(locators) < 2:
             return await super().statuses(locators)
+        wanted = {str(loc["driver_id"]) for loc in locators}
         try:
-            state = await self.master_state(lean=True)
-        except (TransientError, PermanentError) as exc:
-            log.warning("master /json/ unavailable (%s); polling drivers one by one over REST", exc)
-            return await super().statuses(locators)
-        seen: dict[str, str] = {}
-        for key in ("activedrivers", "completeddrivers"):
-            for d in state.get(key, ()):
-                if isinstance(d, tuple):
-                    seen[d[0]] = d[1]
-                else:
-                    seen[str(d.get("id"))] = str(d.get("state", ""))
+            listed = await self._listed_states(wanted)
+        except DurableJobError as exc:
+            return await self._fallback(locators, exc)
+        if self._listing_failing:
+            self._listing_failing = False
+            log.warning("%s: /json/ answers again; polling drivers in one batch", self.endpoint_name)
         out: dict[str, JobStatus] = {}
-        follow_up: list[Locator] = []
-        active: dict[str, JobStatus] = {}  # one (immutable) status per raw state, shared by the jobs in it
+        follow_up: list[tuple[Locator, str | None]] = []
+        shared: dict[str, JobStatus] = {}  # one (immutable) status per raw state, shared by the jobs in it
         for loc in locators:
-            raw = seen.get(loc["driver_id"])
-            st = active.get(raw) if raw is not None else None
+            raw = listed.get(loc["driver_id"])
+            if raw is None or raw == "ERROR":
+                follow_up.append((loc, raw))  # confirm a loss / fetch ERROR's message, over REST
+                continue
+            st = shared.get(raw)
             if st is None:
-                mapped = _STATE_MAP.get(raw or "", JobState.UNKNOWN)
-                if raw is None or mapped.is_terminal:
-                    follow_up.append(loc)  # confirm lost, and fetch ERROR's message, through REST
-                    continue
-                st = active[raw] = JobStatus(state=mapped, raw_state=raw, tracking_url=self.master_ui_url)
+                st = shared[raw] = self._from_listed_state(raw)
             out[locator_key(loc)] = st
         if follow_up:
-            out.update(await super().statuses(follow_up))
+            out.update(await self._follow_up(follow_up))
         return out
+
+    def _from_listed_state(self, raw: str) -> JobStatus:
+        state = _STATE_MAP.get(raw, JobState.UNKNOWN)
+        message = _FAILED_MESSAGE if raw == "FAILED" else ""
+        return JobStatus(state=state, raw_state=raw, message=message, tracking_url=self.master_ui_url)
+
+    async def _fallback(self, locators: Sequence[Locator], exc: DurableJobError) -> dict[str, JobStatus]:
+        """``/json/`` failed: at most ``status_concurrency`` drivers over REST this poll, in turn."""
+        problem = str(exc)
+        if not self._listing_failing:
+            self._listing_failing = True
+            log.warning(
+                "%s: /json/ unavailable (%s); asking at most %d drivers per poll over REST until it answers",
+                self.endpoint_name,
+                problem,
+                self.status_concurrency,
+            )
+        token = _LISTING_PROBLEM.set(problem)
+        try:
+            out = await self.fallback_statuses(locators)
+        finally:
+            _LISTING_PROBLEM.reset(token)
+        if out and all(st.state is JobState.UNKNOWN for st in out.values()):
+            # REST fails too: the endpoint is down for everyone, one failure for the poller to report
+            first = next(iter(out.values()))
+            raise TransientError(f"/json/: {problem}; REST: {first.message}")
+        return out
+
+    async def _follow_up(self, items: list[tuple[Locator, str | None]]) -> dict[str, JobStatus]:
+        """REST answers for drivers /json/ did not settle; at most :attr:`followup_limit` per poll, in turn.
+
+        An error about one driver makes that driver unknown, and touches no other. A refusal of our
+        credentials (401/403) is raised, for the poller to fetch fresh ones, when no follow-up of this poll got
+        through; while others do, it is about that driver only (a proxy's rule), and unknown for it.
+        """
+        n = len(items)
+        if n > self.followup_limit:
+            start = self._followup_cursor % n
+            items = [items[(start + i) % n] for i in range(self.followup_limit)]
+            self._followup_cursor = start + self.followup_limit
+        out: dict[str, JobStatus] = {}
+        refused: dict[str, AuthError] = {}
+        todo = iter(items)
+
+        async def worker() -> None:
+            for loc, listed in todo:
+                key = locator_key(loc)
+                try:
+                    out[key] = await self._follow_up_one(loc["driver_id"], listed)
+                except AuthError as exc:
+                    refused[key] = exc
+
+        await asyncio.gather(*(worker() for _ in range(min(self.status_concurrency, len(items)))))
+        if refused:
+            if not out:
+                raise next(iter(refused.values()))  # refused for every driver: about our credentials
+            for key, exc in refused.items():
+                out[key] = JobStatus.unknown(str(exc))
+        return out
+
+    async def _follow_up_one(self, driver_id: str, listed: str | None) -> JobStatus:
+        try:
+            answer = await self._rest_status(driver_id)
+            if answer.success:
+                return self._from_rest(driver_id, answer)
+        except AuthError:
+            raise
+        except TransientError as exc:
+            if listed is not None and isinstance(exc, _RefusedForThisDriver):
+                # a 4xx will not go away, and /json/ says how the driver ended: only the REST detail is missing
+                st = self._from_listing(driver_id, listed)
+                return JobStatus(st.state, st.raw_state, f"{st.message}; REST: {exc}", st.tracking_url)
+            return JobStatus.unknown(str(exc))
+        except DurableJobError as exc:
+            return JobStatus.unknown(str(exc))
+        except Exception as exc:  # a bug or an unforeseen answer: unknown for this driver only
+            log.warning("status of %s failed unexpectedly", driver_id, exc_info=True)
+            return JobStatus.unknown(f"{type(exc).__name__}: {exc}")
+        # both sources agree that the master does not know it (or /json/ still shows how it ended)
+        return self._from_listing(driver_id, listed)
+
+    # --- find -------------------------------------------------------------------------------------------
 
     async def find(
         self, token: str, *, since: float, spec: SparkApplication, reserved: Locator | None = None
     ) -> Locator | None:
-        state = await self.master_state()
-        workers = {str(w.get("id")): str(w.get("webuiaddress", "")) for w in state.get("workers", ())}
-        since_ms = since * 1000 - _FIND_CLOCK_SKEW_MS
-        undecided: list[str] = []
-        needle = f"-D{TOKEN_PROPERTY}={token}"
-        for d in (*state.get("activedrivers", ()), *state.get("completeddrivers", ())):
-            driver_id = str(d.get("id"))
-            if str(d.get("mainclass")) != spec.effective_main_class or _start_ms(d) < since_ms:
-                continue
-            if not DRIVER_ID_RE.match(driver_id):
-                continue
-            raw = str(d.get("state", ""))
-            worker_ui = workers.get(str(d.get("worker")), "")
-            if not worker_ui:
-                if raw in ("SUBMITTED", "RUNNING", "RELAUNCHING", "UNKNOWN"):
-                    undecided.append(f"{driver_id} ({raw}, no worker yet)")
-                continue
-            try:
-                launch = await self._driver_stderr_head(worker_ui, driver_id)
-            except TransientError as exc:
-                if _STATE_MAP.get(raw, JobState.UNKNOWN).is_terminal:
+        what = "find: master state"
+        listing, offset = await self._fetch_listing(what)
+        workers = await self._workers(listing, what)
+        # the intent in the master's clock: ours corrected by the master's Date header (when it sent one),
+        # widened for a worker (the one that wrote the intent) whose clock disagrees with ours
+        since_ms = (since + (offset or 0.0)) * 1000.0
+        lower_ms = since_ms - FIND_WINDOW_MARGIN * 1000.0
+        main_class = spec.effective_main_class
+        candidates: list[tuple[float, str, str, str]] = []  # (distance from the intent, id, state, worker UI)
+        async for batch in self._drivers(listing, _Driver, what):
+            for d in batch:
+                if d.mainclass != main_class or not DRIVER_ID_RE.match(d.id):
                     continue
-                undecided.append(f"{driver_id} (worker log unreadable: {exc})")
-                continue
-            verdict = _launch_carries(launch, token, needle)
-            if verdict is True:
-                return {"driver_id": driver_id}
-            if verdict is None and launch:
-                undecided.append(f"{driver_id} ({raw}, its launch command is redacted)")
-            elif not launch and not _STATE_MAP.get(raw, JobState.UNKNOWN).is_terminal:
-                undecided.append(f"{driver_id} ({raw}, launch command not written yet)")
+                start = _start_ms(d.starttime)
+                if start is not None and start < lower_ms:
+                    continue
+                distance = abs(start - since_ms) if start is not None else math.inf
+                candidates.append((distance, d.id, d.state, workers.get(d.worker or "", "")))
+        del listing
+        candidates.sort(key=lambda c: c[0])  # the crashed try's driver started right after its intent
+        needle = f"-D{TOKEN_PROPERTY}={token}"
+        undecided: list[str] = []
+        for start in range(0, len(candidates), self.status_concurrency):
+            wave = candidates[start : start + self.status_concurrency]
+            verdicts = await asyncio.gather(*(self._check_candidate(c, token, needle) for c in wave))
+            for (_, driver_id, _, _), (verdict, why) in zip(wave, verdicts, strict=True):
+                if verdict is True:
+                    return {"driver_id": driver_id}
+                if verdict is None:
+                    undecided.append(f"{driver_id} ({why})")
         if undecided:
             raise UndecidableError(
-                "drivers started since the intent cannot be checked for the token yet: " + "; ".join(undecided)
+                "drivers started since the intent cannot be checked for the token yet: " + "; ".join(undecided[:20])
             )
         return None
 
+    async def _check_candidate(
+        self, candidate: tuple[float, str, str, str], token: str, needle: str
+    ) -> tuple[bool | None, str]:
+        """Does this driver carry ``token``? (True / False / None = cannot tell yet, and why)."""
+        _, driver_id, raw, worker_ui = candidate
+        raw = cut(raw, 40)
+        active = raw in _ACTIVE_STATES or raw not in _STATE_MAP
+        if not worker_ui:
+            return (None, f"{raw}, no worker yet") if active else (False, "")
+        try:
+            launch = await self._driver_stderr_head(worker_ui, driver_id)
+        except TransientError as exc:
+            # a driver that ended without success and whose worker is gone is not waited for: if it was ours,
+            # one new driver replaces a failed one. One that FINISHED may have been ours: never rerun it blindly.
+            return (None, f"worker log unreadable: {exc}") if active or raw == "FINISHED" else (False, "")
+        except DurableJobError as exc:  # the worker UI refuses us: nothing can be told, never "not ours"
+            return None, f"worker log refused: {exc}"
+        verdict = _launch_carries(launch, token, needle)
+        if verdict is None and launch:
+            return None, f"{raw}, its launch command is redacted"
+        if not launch:
+            if raw == "FINISHED":
+                return None, "FINISHED, but its launch command is gone (worker work dir cleaned)"
+            return (None, f"{raw}, launch command not written yet") if active else (False, "")
+        return verdict, ""
+
     async def _driver_stderr_head(self, worker_ui: str, driver_id: str) -> str:
-        ep = Endpoint(
-            worker_ui,
-            verify_ssl=self.config.verify_ssl,
-            ca_file=self.config.ca_file,
-            timeout=self.config.timeout,
-        )
-        resp = await request(
+        try:
+            ep = Endpoint(
+                worker_ui,
+                verify_ssl=self.config.verify_ssl,
+                ca_file=self.config.ca_file,
+                timeout=self.config.timeout,
+                max_body=_LOG_MAX_BODY,
+            )
+        except ValueError as exc:
+            raise MalformedAnswer(f"worker UI address {cut(worker_ui, 200)!r} is not usable: {exc}") from None
+        what = f"launch command of {driver_id}"
+        resp = await request(  # no credentials: the worker's address came from the master's answer
             ep,
             "GET",
             "/log/",
             params={"driverId": driver_id, "logType": "stderr", "offset": "0", "byteLength": "65536"},
-            what=f"launch command of {driver_id}",
+            what=what,
         )
         if resp.status == 404:
             return ""
-        resp.raise_for_status(f"launch command of {driver_id}")
+        resp.raise_for_status(what)
         # Until the worker writes it, the page answers 200 with "==== Bytes 0-0 of 0 ..." or "invalid log
         # directory": that is "not written yet" (undecidable), never "not ours".
-        return resp.text if "Launch Command:" in resp.text else ""
+        text = resp.text
+        return text if "Launch Command:" in text else ""
 
-    @property
-    def master_ui_url(self) -> str | None:
-        return self.config.ui_urls[0] if self.config.ui_urls else None
+    # --- links ------------------------------------------------------------------------------------------
 
     async def links(self, locator: Locator) -> dict[str, str]:
         out: dict[str, str] = {}
         if self.master_ui_url:
             out["master_ui_url"] = self.master_ui_url
         driver_id = validate_driver_id(locator["driver_id"])
+        what = "links: master state"
         try:
-            state = await self.master_state()
-        except (TransientError, PermanentError):
+            listing, _ = await self._fetch_listing(what)
+            workers = await self._workers(listing, what)
+            worker: str | None = None
+            async for batch in self._drivers(listing, _Driver, what):
+                for d in batch:
+                    if d.id == driver_id:
+                        worker = d.worker
+        except DurableJobError:
             return out
-        workers = {str(w.get("id")): str(w.get("webuiaddress", "")) for w in state.get("workers", ())}
-        for d in (*state.get("activedrivers", ()), *state.get("completeddrivers", ())):
-            if d.get("id") == driver_id and workers.get(str(d.get("worker"))):
-                worker_ui = workers[str(d.get("worker"))]
-                out["driver_ui_url"] = f"{worker_ui}/logPage/?driverId={quote(driver_id)}&logType=stderr"
+        worker_ui = workers.get(worker or "")
+        if worker_ui:
+            out["driver_ui_url"] = f"{worker_ui.rstrip('/')}/logPage/?driverId={quote(driver_id)}&logType=stderr"
         return out
+
+
+async def _breathe() -> None:
+    """Let everything that became due meanwhile (timers, I/O, the tasks they wake) run before we go on.
+
+    ``sleep(0)`` is not enough: it puts this task at the head of the loop's next round, ahead of the tasks
+    that the timers and I/O due during our work wake only in the round after. A timer of our own, however
+    short, is ordered after every timer already due, so each of their tasks gets its turn first.
+    """
+    await asyncio.sleep(_BREATH)
+
+
+class _RefusedForThisDriver(TransientError):
+    """A 4xx (not 401/403) on one driver's status: unknown for that driver, and it will not go away."""
+
+
+def _rest_answer(resp: Response, schema: type[T], what: str) -> T:
+    """A REST answer decoded against ``schema``, or the right error for the Spark error zoo."""
+    if resp.status in (401, 403):
+        raise AuthError(
+            f"{what}: HTTP {resp.status} from {resp.url}: the master's REST filter refused the request "
+            f"(missing, invalid or expired JWT): {resp.snippet(120)}",
+            status=resp.status,
+        )
+    resp.raise_for_transient(what)
+    if resp.status >= 400:
+        detail = resp.snippet()
+        if resp.looks_like_json():
+            with contextlib.suppress(MalformedAnswer):  # an unreadable error page: quote it as it is
+                detail = _first_line(resp.decode(_ErrorAnswer, what=what).message) or detail
+        raise PermanentError(f"{what}: HTTP {resp.status} from {resp.url}: {detail}", status=resp.status)
+    if not 200 <= resp.status < 300:
+        raise MalformedAnswer(f"{what}: unexpected HTTP {resp.status} from {resp.url}")
+    return resp.decode(schema, what=what)
+
+
+def _first_line(message: str | None) -> str:
+    """A Spark message without the server's stack trace."""
+    return (message or "").split("\n\t", 1)[0]
+
+
+def _clock_offset(resp: Response, received: float) -> float | None:
+    """The master's clock minus ours, from the answer's ``Date`` header (None when absent or unreadable)."""
+    value = resp.headers.get("Date")
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    # Date has whole seconds: the master's clock was somewhere in [Date, Date + 1s) when it answered
+    return when.timestamp() + 0.5 - received
+
+
+def _start_ms(value: str | int | float) -> float | None:
+    """A driver's ``starttime`` (epoch ms, the master's clock), or None when it cannot be read."""
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        return None
+    return ms if math.isfinite(ms) else None
+
+
+def _is_http_url(text: str) -> bool:
+    return text.startswith(("http://", "https://")) and len(text) <= 2048 and not any(c.isspace() for c in text)
 
 
 def _launch_carries(launch: str, token: str, needle: str) -> bool | None:
@@ -430,53 +839,8 @@ def _launch_carries(launch: str, token: str, needle: str) -> bool | None:
     return False if other and other.group(1) != token else None
 
 
-def _start_ms(driver: Mapping[str, Any]) -> float:
-    try:
-        return float(driver.get("starttime", 0))
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _lean_json(resp: HttpResponse) -> Any:
-    """:meth:`HttpResponse.json` with every object that has an ``id`` and a ``state`` as ``(id, state)``."""
-    if not (resp.is_json or resp.text[:1] in ("{", "[")):
-        return None
-    try:
-        return json.loads(resp.text, object_pairs_hook=_id_and_state)
-    except ValueError:
-        return None
-
-
-def _id_and_state(pairs: list[tuple[str, Any]]) -> Any:
-    ident = state = None
-    for k, v in pairs:
-        if k == "id":
-            ident = v
-        elif k == "state":
-            state = v
-    if ident is None or state is None:
-        return dict(pairs)
-    return (str(ident), str(state))
-
-
-def _rest_json(resp: HttpResponse, what: str) -> dict[str, Any]:
-    """The JSON body of a REST answer, or the right error for the Spark error zoo."""
-    if resp.status in (401, 403):
-        raise AuthError(
-            f"{what}: HTTP {resp.status} from {resp.url}: the master's REST filter refused the request "
-            f"(missing, invalid or expired JWT): {resp.snippet(120)}",
-            status=resp.status,
-        )
-    resp.raise_for_transient(what)
-    data = resp.json()
-    if resp.status >= 400 or not isinstance(data, dict):
-        detail = data.get("message", "") if isinstance(data, dict) else resp.snippet()
-        detail = str(detail).split("\n\t", 1)[0]  # drop the server's stack trace
-        raise PermanentError(f"{what}: HTTP {resp.status} from {resp.url}: {detail}", status=resp.status)
-    return data
-
-
 __all__ = [
+    "FIND_WINDOW_MARGIN",
     "SYSTEM",
     "TOKEN_PROPERTY",
     "SparkApplication",

@@ -10,24 +10,30 @@ The connection is the one the amazon provider defines (conn_type ``aws``), read 
   (``assume_role_method`` must be ``assume_role``), ``verify`` (false or a CA bundle path; TLS is verified
   by default), ``config_kwargs`` (botocore ``Config`` options; its ``retries`` are always off, see
   :mod:`durable_jobs.clients.aws`);
+* extra ``max_response_bytes``: the largest answer read (an int, or ``"16MiB"``; default 16 MiB); a
+  larger one is not read and counts as unknown;
 * extra ``durable_jobs``: this library's knobs, ``{"retry_budget": 300, "backoff_base": 1,
   "backoff_cap": 30, "step_cancellation_option": "SEND_INTERRUPT"}``.
 
-Credentials are read here, on the worker or inside the triggerer, and never enter trigger kwargs.
+Credentials are read here, on the worker or inside the triggerer, and never enter trigger kwargs. The
+client's poller key is the connection and endpoint, not the credentials: after the keys of the connection
+are rotated, the first refused call makes the running poller fetch the connection again (once for all its
+triggers) and go on with a client that signs with the new keys.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from durable_jobs.clients.aws import AwsConfig, AwsJobClient, aws_client
-from durable_jobs.clients.emr import EmrClusterClient, EmrStepClient
-from durable_jobs.clients.emr_containers import EmrEksClient
-from durable_jobs.clients.emr_serverless import EmrServerlessClient
-from durable_jobs.hooks.base import DurableJobHook, as_bool, extra_of
-from durable_jobs.transport.http import close_sessions
+from durable_jobs.hooks.base import DurableJobHook, as_bool, byte_size, extra_of
+from durable_jobs.transport.http import DEFAULT_MAX_BODY, close_sessions
+
+if TYPE_CHECKING:
+    from durable_jobs.clients.aws import AwsConfig, AwsJobClient
+    from durable_jobs.clients.emr import EmrStepClient
 
 CONN_TYPE = "aws"
 
@@ -57,10 +63,17 @@ class DurableAwsHook(DurableJobHook):
     conn_type: ClassVar[str] = CONN_TYPE
     default_conn_name: ClassVar[str] = "aws_default"
     hook_name: ClassVar[str] = "Amazon Web Services (durable_jobs)"
-    client_class: ClassVar[type[AwsJobClient[Any]]]
+    client_class_name: ClassVar[str]  # in client_module
+
+    @classmethod
+    def client_class(cls) -> type[AwsJobClient[Any]]:
+        kind: type[AwsJobClient[Any]] = getattr(importlib.import_module(cls.client_module), cls.client_class_name)
+        return kind
 
     @classmethod
     def config_from_connection(cls, conn: Any) -> AwsConfig:
+        from durable_jobs.clients.aws import AwsConfig
+
         conn_id = str(getattr(conn, "conn_id", "") or "aws")
         extra = extra_of(conn)
         method = extra.get("assume_role_method") or "assume_role"
@@ -85,6 +98,7 @@ class DurableAwsHook(DurableJobHook):
             role_arn=extra.get("role_arn") or None,
             assume_role_kwargs=_mapping(extra.get("assume_role_kwargs"), "assume_role_kwargs", conn_id),
             verify=_verify(extra.get("verify")),
+            max_body=byte_size(extra.get("max_response_bytes"), DEFAULT_MAX_BODY),
             botocore_config={k: v for k, v in botocore_config.items() if k != "retries"},
             retry_budget=float(own.get("retry_budget", 300.0)),
             backoff_base=float(own.get("backoff_base", 1.0)),
@@ -94,10 +108,12 @@ class DurableAwsHook(DurableJobHook):
 
     @classmethod
     def client_from_connection(cls, conn: Any) -> AwsJobClient[Any]:
-        return cls.client_class(cls.config_from_connection(conn))
+        return cls.client_class()(cls.config_from_connection(conn))
 
     def test_connection(self) -> tuple[bool, str]:
         """``sts:GetCallerIdentity`` with the connection's credentials."""
+        from durable_jobs.clients.aws import aws_client
+
         config = self.config_from_connection(self.get_connection(self.conn_id))
 
         async def probe() -> str:
@@ -115,25 +131,31 @@ class DurableAwsHook(DurableJobHook):
 
 
 class EmrStepHook(DurableAwsHook):
-    client_class: ClassVar[type[AwsJobClient[Any]]] = EmrStepClient
+    client_module: ClassVar[str] = "durable_jobs.clients.emr"
+    client_class_name: ClassVar[str] = "EmrStepClient"
 
     @classmethod
     def client_from_connection(cls, conn: Any) -> EmrStepClient:
+        from durable_jobs.clients.emr import EmrStepClient
+
         own = _mapping(extra_of(conn).get("durable_jobs"), "durable_jobs", str(getattr(conn, "conn_id", "")))
         option = str(own.get("step_cancellation_option") or "SEND_INTERRUPT")
         return EmrStepClient(cls.config_from_connection(conn), cancellation_option=option)
 
 
 class EmrClusterHook(DurableAwsHook):
-    client_class: ClassVar[type[AwsJobClient[Any]]] = EmrClusterClient
+    client_module: ClassVar[str] = "durable_jobs.clients.emr"
+    client_class_name: ClassVar[str] = "EmrClusterClient"
 
 
 class EmrServerlessHook(DurableAwsHook):
-    client_class: ClassVar[type[AwsJobClient[Any]]] = EmrServerlessClient
+    client_module: ClassVar[str] = "durable_jobs.clients.emr_serverless"
+    client_class_name: ClassVar[str] = "EmrServerlessClient"
 
 
 class EmrEksHook(DurableAwsHook):
-    client_class: ClassVar[type[AwsJobClient[Any]]] = EmrEksClient
+    client_module: ClassVar[str] = "durable_jobs.clients.emr_containers"
+    client_class_name: ClassVar[str] = "EmrEksClient"
 
 
 __all__ = ["CONN_TYPE", "DurableAwsHook", "EmrClusterHook", "EmrEksHook", "EmrServerlessHook", "EmrStepHook"]

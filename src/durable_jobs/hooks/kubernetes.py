@@ -14,23 +14,29 @@ Also: ``namespace`` (default namespace), ``disable_verify_ssl``, ``timeout`` (se
 ``watch`` (false: one GET per job per poll instead of the shared watch), ``watch_timeout``,
 ``resync_interval``, ``delete_propagation_policy`` (``Background``, ``Foreground`` or ``Orphan``; what
 cancelling deletes), ``delete_grace_period_seconds``, ``log_tail_lines`` (log lines in a failure message,
-50), ``console_url`` (a link template with ``{namespace}``, ``{name}``, ``{kind}``, ``{plural}``, ``{uid}``).
+50), ``console_url`` (a link template with ``{namespace}``, ``{name}``, ``{kind}``, ``{plural}``, ``{uid}``),
+``max_response_bytes`` (the largest answer read whole: a list page, a watch event; default 16 MiB, an int or
+``"64MiB"``).
 
-Exec-plugin kubeconfigs (EKS, GKE) work: the token is renewed before it expires and after any 401. Nothing of
-this reaches trigger kwargs: the trigger gets the ``conn_id`` and resolves it on the triggerer.
+Exec-plugin kubeconfigs (EKS, GKE) work: the token is renewed before it expires and after any 401. A rotated
+static token (the password) reaches running triggers through the poller's refetch of the connection after a
+401; the client's key (the poller's identity) is the endpoint, never a credential. Nothing of this reaches
+trigger kwargs: the trigger gets the ``conn_id`` and resolves it on the triggerer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml  # type: ignore[import-untyped]
 
-from durable_jobs.clients.kubernetes import KubernetesClient, KubernetesConfig
-from durable_jobs.hooks.base import DurableJobHook, as_bool, extra_of
-from durable_jobs.transport.http import close_sessions
+from durable_jobs.hooks.base import DurableJobHook, as_bool, byte_size, extra_of
+from durable_jobs.transport.http import DEFAULT_MAX_BODY, close_sessions
+
+if TYPE_CHECKING:
+    from durable_jobs.clients.kubernetes import KubernetesClient, KubernetesConfig
 
 CONN_TYPE = "kubernetes_durable"
 _OLD_PREFIX = "extra__kubernetes__"
@@ -64,13 +70,18 @@ class KubernetesHook(DurableJobHook):
     conn_type: ClassVar[str] = CONN_TYPE
     default_conn_name: ClassVar[str] = "kubernetes_default"
     hook_name: ClassVar[str] = "Kubernetes (durable jobs)"
+    client_module: ClassVar[str] = "durable_jobs.clients.kubernetes"
 
     @classmethod
     def client_from_connection(cls, conn: Any) -> KubernetesClient:
+        from durable_jobs.clients.kubernetes import KubernetesClient
+
         return KubernetesClient(cls.config_from_connection(conn))
 
     @classmethod
     def config_from_connection(cls, conn: Any) -> KubernetesConfig:
+        from durable_jobs.clients.kubernetes import KubernetesConfig
+
         extra = _extras(conn)
         conn_id = getattr(conn, "conn_id", "?")
         host = (conn.host or "").strip() or None
@@ -98,6 +109,7 @@ class KubernetesHook(DurableJobHook):
                 delete_grace_period_seconds=None if grace is None else int(grace),
                 log_tail_lines=int(_number(extra, "log_tail_lines", 50)),
                 console_url=extra.get("console_url"),
+                max_response_bytes=byte_size(extra.get("max_response_bytes"), DEFAULT_MAX_BODY),
             )
         except ValueError as exc:
             raise ValueError(f"connection {conn_id!r}: {exc}") from None

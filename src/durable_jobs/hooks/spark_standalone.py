@@ -7,15 +7,23 @@ Fields:
 * password: a JWT bearer token for Spark 4's ``JWSFilter`` (optional, never logged);
 * extra: ``master_ui_urls`` (comma-separated; default: each master on port 8080), ``verify_ssl``
   (default true), ``ca_file``, ``timeout`` (seconds per request, default 30), ``batch_status``
-  (one ``/json/`` call per poll for every driver, default true).
+  (one ``/json/`` call per poll for every driver, default true), ``max_response_bytes`` (the largest
+  answer read whole, an int or ``"64MiB"``; default 16 MiB; a master listing 100,000 drivers sends about
+  26 MB of ``/json/``).
+
+The client built from a connection is keyed by its URLs only, never by the token: after a JWT rotation
+the poller's refetch (after a 403) brings the new token to every waiting trigger of that master.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from durable_jobs.clients.spark_standalone import SparkStandaloneClient, SparkStandaloneConfig
-from durable_jobs.hooks.base import DurableJobHook, as_bool, base_urls, extra_of, split_list
+from durable_jobs.hooks.base import DurableJobHook, as_bool, base_urls, byte_size, extra_of, split_list
+from durable_jobs.transport.http import DEFAULT_MAX_BODY
+
+if TYPE_CHECKING:
+    from durable_jobs.clients.spark_standalone import SparkStandaloneClient, SparkStandaloneConfig
 
 CONN_TYPE = "spark_standalone_rest"
 
@@ -24,13 +32,18 @@ class SparkStandaloneHook(DurableJobHook):
     conn_type: ClassVar[str] = CONN_TYPE
     default_conn_name: ClassVar[str] = "spark_standalone_default"
     hook_name: ClassVar[str] = "Spark Standalone (REST)"
+    client_module: ClassVar[str] = "durable_jobs.clients.spark_standalone"
 
     @classmethod
     def client_from_connection(cls, conn: Any) -> SparkStandaloneClient:
+        from durable_jobs.clients.spark_standalone import SparkStandaloneClient
+
         return SparkStandaloneClient(cls.config_from_connection(conn))
 
     @classmethod
     def config_from_connection(cls, conn: Any) -> SparkStandaloneConfig:
+        from durable_jobs.clients.spark_standalone import SparkStandaloneConfig
+
         extra = extra_of(conn)
         rest_urls = base_urls(conn, 6066, "Spark master")
         ui_urls = tuple(split_list(extra.get("master_ui_urls")))
@@ -44,6 +57,7 @@ class SparkStandaloneHook(DurableJobHook):
             ca_file=extra.get("ca_file") or None,
             timeout=float(extra.get("timeout") or 30.0),
             batch_status=as_bool(extra.get("batch_status"), True),
+            max_response_bytes=byte_size(extra.get("max_response_bytes"), DEFAULT_MAX_BODY),
         )
 
     def test_connection(self) -> tuple[bool, str]:

@@ -16,35 +16,46 @@ Fields:
     host), ``mutual_auth`` (default true), ``renew_margin`` (seconds, default 600);
   - TLS and timing: ``verify_ssl`` (default true), ``ca_file``, ``timeout`` (seconds per request, default
     30), ``list_batch`` (tags per batched status request, default 100);
+  - ``max_response_bytes``: the largest answer read (default 16 MiB; an int or ``"64MiB"``); a larger one
+    is not read whole and counts as unknown;
   - spark-submit: ``spark_submit`` (the binary; default ``$SPARK_HOME/bin/spark-submit`` or
     ``spark-submit``), ``spark_home``, ``hadoop_conf_dir``, ``yarn_conf_dir`` (their yarn-site.xml must
     point at the same RMs), ``spark_submit_timeout`` (seconds, default 900).
 
-No secret is stored: Kerberos material is a keytab path or a ccache, both read on the machine.
+No secret is stored: Kerberos material is a keytab path or a ccache, both read on the machine. The other
+hosts of the connection are the only places a standby RM's redirect of a read is followed to.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from durable_jobs.clients.yarn import YarnClient, YarnConfig
-from durable_jobs.hooks.base import DurableJobHook, as_bool, base_urls, extra_of
-from durable_jobs.transport.spnego import KerberosCredentials
+from durable_jobs.hooks.base import DurableJobHook, as_bool, base_urls, byte_size, extra_of
+from durable_jobs.transport.http import DEFAULT_MAX_BODY
+
+if TYPE_CHECKING:
+    from durable_jobs.clients.yarn import YarnClient, YarnConfig
 
 CONN_TYPE = "yarn_rm"
 
 
 class YarnHook(DurableJobHook):
+    client_module: ClassVar[str] = "durable_jobs.clients.yarn"
     conn_type: ClassVar[str] = CONN_TYPE
     default_conn_name: ClassVar[str] = "yarn_default"
     hook_name: ClassVar[str] = "YARN ResourceManager (REST)"
 
     @classmethod
     def client_from_connection(cls, conn: Any) -> YarnClient:
+        from durable_jobs.clients.yarn import YarnClient
+
         return YarnClient(cls.config_from_connection(conn))
 
     @classmethod
     def config_from_connection(cls, conn: Any) -> YarnConfig:
+        from durable_jobs.clients.yarn import YarnConfig
+        from durable_jobs.transport.spnego import KerberosCredentials
+
         extra = extra_of(conn)
         scheme = (conn.schema or "http").lower()
         rm_urls = base_urls(conn, 8090 if scheme == "https" else 8088, "ResourceManager")
@@ -84,6 +95,7 @@ class YarnHook(DurableJobHook):
             ca_file=extra.get("ca_file") or None,
             timeout=float(extra.get("timeout") or 30.0),
             list_batch=int(extra.get("list_batch") or 100),
+            max_body=byte_size(extra.get("max_response_bytes"), DEFAULT_MAX_BODY),
             spark_submit=str(
                 extra.get("spark_submit") or (f"{spark_home}/bin/spark-submit" if spark_home else "spark-submit")
             ),

@@ -22,13 +22,27 @@ from airflow.sdk.execution_time.context import NEVER_EXPIRE
 from durable_jobs.clients.base import JobClient
 from durable_jobs.errors import DurableJobError, RecordError
 from durable_jobs.hooks.base import DurableJobHook, as_bool
-from durable_jobs.protocol import Decision, Defer, Finished, JobProtocol, ProtocolSettings
+from durable_jobs.protocol import ON_LOST_CHOICES, Decision, Defer, Finished, JobLost, JobProtocol, ProtocolSettings
 from durable_jobs.record import JobRecord, TaskIdentity
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.base import DurableJobTrigger
 
 T = TypeVar("T")
 DEFAULT_JOB_TIMEOUT = timedelta(days=1)
+
+
+def default_on_lost() -> str:
+    """``[durable_jobs] on_lost`` (or ``AIRFLOW__DURABLE_JOBS__ON_LOST``), else ``"fail"``."""
+    try:
+        from airflow.sdk.configuration import conf
+
+        value = conf.get("durable_jobs", "on_lost", fallback=None)
+    except Exception:  # no usable config: keep our default
+        value = None
+    value = (value or "fail").strip().lower()
+    if value not in ON_LOST_CHOICES:
+        raise ValueError(f"[durable_jobs] on_lost must be one of {', '.join(ON_LOST_CHOICES)}, not {value!r}")
+    return value
 
 
 def default_deferrable() -> bool:
@@ -93,6 +107,10 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
     :param unknown_budget: seconds the trigger tolerates an unreachable endpoint before handing back to the
         worker, which re-checks and defers again (never fails, never resubmits).
     :param lost_confirmations: how many times in a row the system must deny knowing the job before it is lost.
+    :param on_lost: what a confirmed lost job (one the system no longer knows: evicted, removed by a TTL)
+        does. ``"fail"`` (default, or ``[durable_jobs] on_lost``): the task fails without retry and the job
+        is not rerun, because it may have succeeded; clearing the task runs it again. ``"resubmit"``: the
+        next generation is submitted at once.
     """
 
     hook_class: ClassVar[type[DurableJobHook]]
@@ -110,11 +128,15 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
         rerun_on_clear: bool = False,
         unknown_budget: float = 1800.0,
         lost_confirmations: int = 3,
+        on_lost: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
+        if on_lost is not None and on_lost not in ON_LOST_CHOICES:
+            raise ValueError(f"on_lost must be one of {', '.join(ON_LOST_CHOICES)}, not {on_lost!r}")
+        self.on_lost = on_lost
         self.conn_id = conn_id
         self.deferrable = default_deferrable() if deferrable is None else bool(deferrable)
         self.poll_interval = float(poll_interval)
@@ -218,6 +240,7 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
                 timeout=self._job_timeout_seconds(),
                 rerun_on_clear=self.rerun_on_clear,
                 lost_confirmations=self.lost_confirmations,
+                on_lost=self.on_lost or default_on_lost(),
             ),
             logger=self.log,
         )
@@ -225,7 +248,7 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
     def _guard(self, call: Callable[[], Decision]) -> Decision:
         try:
             return call()
-        except RecordError as exc:
+        except (RecordError, JobLost) as exc:
             raise AirflowFailException(str(exc)) from exc
         except DurableJobError as exc:
             raise AirflowException(str(exc)) from exc

@@ -8,8 +8,9 @@ failed/success) deletes the object with the connection's ``delete_propagation_po
 
 Objects carry the labels ``durable-jobs.io/managed``, ``token``, ``dag-id``, ``task-id``, ``run-id``,
 ``map-index`` and ``generation`` (sanitized to label rules, hashed when too long) and the exact values as
-annotations. Do not give Jobs a short ``ttlSecondsAfterFinished``: a Job deleted before a try read its
-outcome can only be reported as lost.
+annotations. A Job removed by ``ttlSecondsAfterFinished`` before a try read its outcome is judged by what the
+cluster still remembers (its Events for about an hour, its pods): success or failure when they say so, otherwise
+lost, which by default (``on_lost="fail"``) fails the task without running the Job again. Prefer a TTL of a day.
 """
 
 from __future__ import annotations

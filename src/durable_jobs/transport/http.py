@@ -1,33 +1,72 @@
-"""Pooled aiohttp sessions and one request function with a timeout and error classes.
+"""The HTTP policy, once for every client: what is sent, what is followed, what is read, what is quoted.
 
-The triggerer runs thousands of triggers on one event loop. A session per request (what the Livy
-trigger does) costs a TCP and TLS handshake per poll; here every client of an endpoint shares one
-session per event loop, keyed by everything that changes how requests are made (base URL, TLS
-settings, the identity whose cookies the session may hold).
+Every HTTP client of the library calls :func:`request`. It resolves the URL, lets the
+:class:`~durable_jobs.transport.base.Auth` decorate the request, sends it through the current
+:class:`~durable_jobs.transport.base.Transport`, keeps cookies per endpoint and identity, and applies
+the rules of the design's §4:
+
+* **no redirect is followed**, except the HA redirect of a ``GET`` to the same path on another host of
+  the same connection (a standby YARN RM pointing at the active one). A ``POST`` is never re-sent on a
+  redirect, and a redirect anywhere else raises :class:`~durable_jobs.errors.RedirectRefused`, a
+  transient error: the server did not act on the request, and nothing it said is believed;
+* **bodies are bounded**: a body larger than the endpoint's ``max_body`` is not read whole and raises
+  :class:`~durable_jobs.errors.AnswerTooLarge` (unknown, with a message saying how to raise the limit);
+* **quotes are cut and redacted**: errors quote answers through
+  :meth:`~durable_jobs.transport.base.Response.snippet`, which drops the request's own credentials, and
+  ``Authorization``, cookies and tokens wherever they appear.
+
+Every request has a timeout. Tests replace the transport with :func:`use_transport` (see
+:class:`durable_jobs.testing.MockTransport`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import contextlib
+import contextvars
+import http.cookies
 import json
 import ssl
-import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
+from yarl import URL
 
-from durable_jobs.errors import PermanentError, TransientError
+from durable_jobs.errors import RedirectRefused
+from durable_jobs.transport.base import (
+    NO_AUTH,
+    TRANSIENT_STATUSES,
+    Auth,
+    Request,
+    Response,
+    Transport,
+    header_values,
+    parse_retry_after,
+)
 
-TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+if TYPE_CHECKING:
+    import aiohttp
+
+#: default ceiling of a response body; a connection's extra ``max_response_bytes`` changes it
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_HOPS = 2
+
+HttpResponse = Response
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """Where and how to talk to one HTTP service."""
+    """Where and how to talk to one HTTP service.
+
+    :param redirect_hosts: the other base URLs of the same connection (HA peers): the only places a
+        ``GET`` may be redirected to.
+    :param max_body: the largest body read whole, in bytes.
+    :param ssl_context: a ready TLS context (client certificates); else one is made from ``verify_ssl`` and
+        ``ca_file``.
+    """
 
     base_url: str
     verify_ssl: bool = True
@@ -35,128 +74,253 @@ class Endpoint:
     timeout: float = 30.0
     connect_timeout: float = 10.0
     limit: int = 64
-    identity: str = ""  # separates sessions whose cookies must not mix (e.g. two principals)
+    identity: str = ""  # separates sessions and cookies that must not mix (e.g. two principals)
+    max_body: int = DEFAULT_MAX_BODY
+    redirect_hosts: tuple[str, ...] = ()
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"endpoint URL must start with http:// or https://, got {self.base_url!r}")
         if self.timeout <= 0:
             raise ValueError("endpoint timeout must be positive")
+        if self.max_body <= 0:
+            raise ValueError("max_response_bytes must be positive")
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        object.__setattr__(self, "redirect_hosts", tuple(_origin(h) for h in self.redirect_hosts))
 
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.lstrip('/')}"
 
     @property
-    def pool_key(self) -> tuple[Any, ...]:
-        return (self.base_url, self.verify_ssl, self.ca_file, self.limit, self.identity)
-
-
-@dataclass(slots=True)
-class HttpResponse:
-    status: int
-    headers: Mapping[str, str]
-    text: str
-    url: str
-    _json: Any = field(default=None, repr=False)
-    _parsed: bool = field(default=False, repr=False)
+    def origin(self) -> str:
+        return _origin(self.base_url)
 
     @property
-    def is_json(self) -> bool:
-        return "json" in self.headers.get("Content-Type", "").lower()
+    def pool_key(self) -> tuple[Any, ...]:
+        ctx = id(self.ssl_context) if self.ssl_context is not None else None
+        return (self.base_url, self.verify_ssl, self.ca_file, self.limit, self.identity, ctx)
 
-    def json(self) -> Any:
-        """The body as JSON, or None when the server did not send JSON (e.g. an HTML error page)."""
-        if not self._parsed:
-            self._parsed = True
-            if self.is_json or self.text[:1] in ("{", "["):
-                try:
-                    self._json = json.loads(self.text)
-                except ValueError:
-                    self._json = None
-        return self._json
-
-    def retry_after(self) -> float | None:
-        return parse_retry_after(self.headers.get("Retry-After"))
-
-    def snippet(self, limit: int = 300) -> str:
-        text = " ".join(self.text.split())
-        return text[:limit] + ("..." if len(text) > limit else "")
-
-    def raise_for_transient(self, what: str) -> None:
-        """Raise :class:`TransientError` for statuses worth retrying."""
-        if self.status in TRANSIENT_STATUSES:
-            raise TransientError(
-                f"{what}: HTTP {self.status} from {self.url}: {self.snippet()}",
-                retry_after=self.retry_after(),
-                status=self.status,
-            )
-
-    def raise_for_status(self, what: str) -> None:
-        self.raise_for_transient(what)
-        if self.status >= 400:
-            raise PermanentError(f"{what}: HTTP {self.status} from {self.url}: {self.snippet()}", status=self.status)
+    def peer(self, origin: str) -> Endpoint:
+        """This endpoint's settings for another host of the same connection (an HA redirect's target)."""
+        return replace(self, base_url=origin)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+def _origin(url: str) -> str:
+    u = URL(url)
+    return f"{u.scheme}://{u.host}:{u.port}" if u.host else url.rstrip("/")
 
 
-class _SessionPool:
-    """Sessions per (event loop, endpoint pool key). Sessions die with their loop."""
+# --- the current transport ---------------------------------------------------------------------------------
+
+
+class _Default(Transport):
+    """The pooled aiohttp transport, imported on first use in a worker thread.
+
+    aiohttp takes 0.1-0.3 s to import. Airflow imports a trigger's module on the triggerer's event loop when
+    the first trigger of its class starts, so an aiohttp import there stalls every trigger of the triggerer.
+    The first request imports it in a thread instead; the loop keeps running meanwhile.
+    """
 
     def __init__(self) -> None:
-        self._by_loop: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[Any, ...], aiohttp.ClientSession]
-        ]
-        self._by_loop = weakref.WeakKeyDictionary()
+        self._impl: Transport | None = None
+        self._loading: asyncio.Future[Transport] | None = None
 
-    def get(self, endpoint: Endpoint) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        sessions = self._by_loop.setdefault(loop, {})
-        session = sessions.get(endpoint.pool_key)
-        if session is None or session.closed:
-            ssl_ctx: ssl.SSLContext | bool
-            if endpoint.base_url.startswith("https://"):
-                ssl_ctx = ssl.create_default_context(cafile=endpoint.ca_file) if endpoint.verify_ssl else False
-            else:
-                ssl_ctx = True
-            connector = aiohttp.TCPConnector(limit=endpoint.limit, ssl=ssl_ctx, keepalive_timeout=60)
-            session = aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.CookieJar(unsafe=True),
-                raise_for_status=False,
+    async def load(self) -> Transport:
+        if self._impl is None:
+            if self._loading is None or self._loading.get_loop() is not asyncio.get_running_loop():
+                self._loading = asyncio.ensure_future(asyncio.to_thread(_make_default))
+            self._impl = await asyncio.shield(self._loading)
+        return self._impl
+
+    async def handle(self, request: Request) -> Response:
+        impl = self._impl or await self.load()
+        return await impl.handle(request)
+
+    async def aclose_loop(self) -> None:
+        if self._impl is not None:
+            await self._impl.aclose_loop()
+
+    def sessions(self) -> int:
+        return self._impl.sessions() if self._impl is not None else 0
+
+
+def _make_default() -> Transport:
+    from durable_jobs.transport.default import AiohttpTransport
+
+    return AiohttpTransport()
+
+
+DEFAULT_TRANSPORT = _Default()
+_TRANSPORT: contextvars.ContextVar[Transport | None] = contextvars.ContextVar("durable_jobs_transport", default=None)
+
+
+def current_transport() -> Transport:
+    return _TRANSPORT.get() or DEFAULT_TRANSPORT
+
+
+@contextlib.contextmanager
+def use_transport(transport: Transport) -> Iterator[Transport]:
+    """Send every request made in this context (and the tasks it starts) through ``transport``."""
+    token = _TRANSPORT.set(transport)
+    try:
+        yield transport
+    finally:
+        _TRANSPORT.reset(token)
+
+
+# --- cookies: per event loop, endpoint and identity ---------------------------------------------------------
+
+_JARS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], aiohttp.CookieJar]]
+_JARS = weakref.WeakKeyDictionary()
+
+
+def cookie_jar(endpoint: Endpoint) -> aiohttp.CookieJar:
+    """The cookies kept for ``endpoint`` and its identity on the running loop (e.g. Hadoop's ``hadoop.auth``)."""
+    jars = _JARS.setdefault(asyncio.get_running_loop(), {})
+    jar = jars.get(endpoint.pool_key)
+    if jar is None:
+        import aiohttp  # loaded by the first request already (in a thread, see _Default)
+
+        jar = jars[endpoint.pool_key] = aiohttp.CookieJar(unsafe=True)
+    return jar
+
+
+def _with_cookies(req: Request) -> Request:
+    jar = _JARS.get(asyncio.get_running_loop(), {}).get(req.endpoint.pool_key)
+    if not jar:
+        return req
+    cookies = jar.filter_cookies(URL(req.url))
+    if not cookies:
+        return req
+    return req.with_headers({"Cookie": "; ".join(f"{k}={m.value}" for k, m in cookies.items())})
+
+
+def _keep_cookies(req: Request, resp: Response) -> None:
+    values = header_values(resp.headers, "Set-Cookie")
+    if not values:
+        return
+    parsed: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+    for value in values:
+        with contextlib.suppress(http.cookies.CookieError):
+            parsed.load(value)
+    if parsed:
+        cookie_jar(req.endpoint).update_cookies(parsed, URL(resp.url))
+
+
+async def _send(req: Request) -> Response:
+    req = _with_cookies(req)
+    resp = await current_transport().handle(req)
+    _keep_cookies(req, resp)
+    return resp
+
+
+# --- the one request function -------------------------------------------------------------------------------
+
+
+async def request(
+    endpoint: Endpoint,
+    method: str,
+    path: str,
+    *,
+    json_body: Any = None,
+    body: bytes | None = None,
+    params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    what: str = "request",
+    auth: Auth | None = None,
+    stream: bool = False,
+    read_timeout: float | None = None,
+) -> Response:
+    """One HTTP request under the policy above. Any HTTP status is returned; transport failures raise.
+
+    Raises :class:`~durable_jobs.errors.TransientError` for connection failures, timeouts and cut
+    answers (``connect_failed`` True when the request surely never reached the server, or the server only
+    redirected it: safe to send to another host of the connection),
+    :class:`~durable_jobs.errors.AnswerTooLarge` past ``max_body`` and
+    :class:`~durable_jobs.errors.RedirectRefused` for a redirect the policy does not follow.
+    """
+    hdrs = dict(headers or {})
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    query = tuple(params.items()) if isinstance(params, Mapping) else tuple(params or ())
+    req = Request(
+        method=method.upper(),
+        url=endpoint.url(path),
+        endpoint=endpoint,
+        params=query,
+        headers=hdrs,
+        body=body,
+        timeout=timeout or endpoint.timeout,
+        read_timeout=read_timeout,
+        stream=stream,
+        what=what,
+    )
+    auth = auth or NO_AUTH
+    if DEFAULT_TRANSPORT._impl is None:
+        await DEFAULT_TRANSPORT.load()  # aiohttp, imported off the loop, before any cookie is touched
+    for hop in range(_MAX_HOPS + 1):
+        resp = await auth.flow(req, _send)
+        resp.secrets = (*req.secrets, *(resp.request.secrets if resp.request else ()), *auth.secrets())
+        if resp.status not in _REDIRECTS:
+            return resp
+        await resp.aclose()
+        nxt = _follow(req, resp, hop)
+        if nxt is None:
+            location = str(resp.headers.get("Location", ""))
+            raise RedirectRefused(
+                f"{what}: HTTP {resp.status} redirect from {endpoint.base_url} to {location[:200]!r} was not "
+                f"followed: {_why_not(req, resp, hop)}",
+                status=resp.status,
+                location=location,
             )
-            sessions[endpoint.pool_key] = session
-        return session
-
-    def count(self) -> int:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return 0
-        return len(self._by_loop.get(loop, {}))
-
-    async def close_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        sessions = self._by_loop.pop(loop, {})
-        for session in sessions.values():
-            await session.close()
+        req = nxt
+    raise AssertionError("unreachable")
 
 
-SESSIONS = _SessionPool()
+def _target(req: Request, resp: Response) -> URL | None:
+    location = resp.headers.get("Location")
+    if not location:
+        return None
+    try:
+        return URL(req.url).join(URL(str(location)))
+    except ValueError:
+        return None
 
+
+def _follow(req: Request, resp: Response, hop: int) -> Request | None:
+    """The request to send next, when the redirect is an HA redirect among the connection's own hosts."""
+    target = _target(req, resp)
+    if target is None or hop >= _MAX_HOPS or req.method not in ("GET", "HEAD"):
+        return None
+    origin = _origin(str(target))
+    if origin not in req.endpoint.redirect_hosts or origin == req.endpoint.origin:
+        return None
+    if target.path != URL(req.url).path:
+        return None
+    peer = req.endpoint.peer(origin)
+    headers = {k: v for k, v in req.headers.items() if k.lower() not in ("cookie", "authorization")}
+    return replace(
+        req, url=str(target.with_query(None)), endpoint=peer, params=tuple(target.query.items()), headers=headers
+    )
+
+
+def _why_not(req: Request, resp: Response, hop: int) -> str:
+    target = _target(req, resp)
+    if target is None:
+        return "it names no usable Location"
+    if req.method not in ("GET", "HEAD"):
+        return f"a {req.method} is never re-sent on a redirect"
+    if hop >= _MAX_HOPS:
+        return "too many redirects"
+    if _origin(str(target)) not in req.endpoint.redirect_hosts:
+        return "that host is not one of the connection's hosts"
+    return "it changes the path"
+
+
+# --- pools ----------------------------------------------------------------------------------------------------
 
 # Other per-loop pools (e.g. the aiobotocore clients of clients/aws.py) register their closer here, so that
 # every place that tears a loop down with close_sessions() closes them too.
@@ -169,46 +333,31 @@ def on_close_sessions(closer: Callable[[], Awaitable[None]]) -> None:
         _LOOP_CLOSERS.append(closer)
 
 
-def session_for(endpoint: Endpoint) -> aiohttp.ClientSession:
-    """The shared session of this endpoint on the running loop."""
-    return SESSIONS.get(endpoint)
-
-
 async def close_sessions() -> None:
     """Close every session of the running loop, and the other registered pools (worker teardown, tests)."""
-    await SESSIONS.close_loop()
+    await DEFAULT_TRANSPORT.aclose_loop()
+    _JARS.pop(asyncio.get_running_loop(), None)
     for closer in list(_LOOP_CLOSERS):
         await closer()
 
 
-async def request(
-    endpoint: Endpoint,
-    method: str,
-    path: str,
-    *,
-    json_body: Any = None,
-    params: Mapping[str, str] | None = None,
-    headers: Mapping[str, str] | None = None,
-    timeout: float | None = None,
-    what: str = "request",
-) -> HttpResponse:
-    """One HTTP request with a total timeout. Any HTTP status is returned; transport failures raise.
+def open_sessions() -> int:
+    """Pooled HTTP sessions of the running loop (tests, benchmarks)."""
+    return DEFAULT_TRANSPORT.sessions()
 
-    Raises :class:`TransientError` for connection failures and timeouts; its ``connect_failed`` is
-    True when the request surely never reached the server (safe to send to another master).
-    """
-    session = session_for(endpoint)
-    url = endpoint.url(path)
-    client_timeout = aiohttp.ClientTimeout(total=timeout or endpoint.timeout, sock_connect=endpoint.connect_timeout)
-    try:
-        async with session.request(
-            method, url, json=json_body, params=params, headers=headers, timeout=client_timeout
-        ) as resp:
-            text = await resp.text(errors="replace")
-            return HttpResponse(status=resp.status, headers=dict(resp.headers), text=text, url=str(resp.url))
-    except aiohttp.ClientConnectorError as exc:
-        raise TransientError(
-            f"{what}: cannot connect to {endpoint.base_url}: {exc.os_error or exc}", connect_failed=True
-        ) from exc
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise TransientError(f"{what}: {type(exc).__name__} talking to {url}: {exc}") from exc
+
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "TRANSIENT_STATUSES",
+    "Endpoint",
+    "HttpResponse",
+    "Response",
+    "close_sessions",
+    "cookie_jar",
+    "current_transport",
+    "on_close_sessions",
+    "open_sessions",
+    "parse_retry_after",
+    "request",
+    "use_transport",
+]

@@ -1,4 +1,5 @@
-"""SPNEGO (HTTP ``Negotiate``, RFC 4559) for aiohttp, on pyspnego: Kerberos that works on the triggerer.
+"""SPNEGO (HTTP ``Negotiate``, RFC 4559) as an ``Auth`` of the one transport seam, on pyspnego: Kerberos that
+works on the triggerer.
 
 aiohttp has BasicAuth only, and Airflow's Kerberos helpers are sync (``requests-kerberos``), so deferred
 tasks used to drop Kerberos on the triggerer. This module negotiates with pyspnego/gssapi (no GSSAPI by
@@ -9,8 +10,8 @@ hand) and keeps every call that may block (a KDC round trip, a ccache file) in a
   into a private copy when it runs low and is renewable. An expired ccache that nobody refreshes is a
   :class:`TransientError` (a renewer may be late), never a failed job;
 * one negotiation serves many requests: Hadoop's ``AuthenticationFilter`` answers a negotiation with a
-  signed session cookie (``hadoop.auth``) that the pooled session's cookie jar keeps (one jar per
-  :attr:`Endpoint.identity`, so principals never share one). It is sent instead of renegotiating until
+  signed session cookie (``hadoop.auth``) that the policy layer's cookie jar keeps (one jar per endpoint
+  and :attr:`Endpoint.identity`, so principals never share one). It is sent instead of renegotiating until
   it expires or the server answers 401, which drops it and negotiates once more;
 * a fresh token for every negotiation: an acceptor's replay cache rejects a reused one;
 * mutual authentication: the server's final ``WWW-Authenticate: Negotiate`` token is checked, so a
@@ -28,15 +29,32 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from yarl import URL
 
 from durable_jobs.errors import AuthError, TransientError
-from durable_jobs.transport.http import Endpoint, HttpResponse, request, session_for
+from durable_jobs.transport.base import Auth, Request, Response, Send
+from durable_jobs.transport.http import Endpoint, cookie_jar
 
 log = logging.getLogger(__name__)
+
+
+class _NoTokens(logging.Filter):
+    """pyspnego logs every token it makes or reads at DEBUG ("SPNEGO step output: <base64>"): a credential
+    in the log. Keep the line, drop the token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = str(record.msg)
+        if "step input" in msg or "step output" in msg or "TSRequest" in msg:
+            record.msg = msg.split(":", 1)[0] + ": *** (token not logged)"
+            record.args = ()
+        return True
+
+
+for _name in ("spnego._negotiate", "spnego._gss", "spnego._ntlm", "spnego._sspi", "spnego._credssp"):
+    logging.getLogger(_name).addFilter(_NoTokens())
 
 Clock = Callable[[], float]
 # KDC answers that mean "try again later", not "your credentials are wrong"
@@ -295,9 +313,14 @@ class _Negotiation:
     token: bytes
 
 
-@dataclass
-class SpnegoAuth:
-    """Makes HTTP requests through the pooled sessions with SPNEGO, a session cookie and mutual auth.
+class SpnegoAuth(Auth):
+    """SPNEGO as an :class:`~durable_jobs.transport.base.Auth`: a session cookie, a fresh negotiation when
+    there is none, and mutual authentication.
+
+    The policy layer (:func:`durable_jobs.transport.http.request`) keeps the server's cookies per endpoint and
+    :attr:`identity` (:func:`~durable_jobs.transport.http.cookie_jar`), and calls :meth:`flow` once per host:
+    an HA redirect to another RM of the connection reaches this flow again with that RM's endpoint, which
+    negotiates for itself (the token of one host is never sent to another).
 
     :param credentials: where the Kerberos identity comes from.
     :param service: the service part of the SPN (``HTTP``).
@@ -307,89 +330,62 @@ class SpnegoAuth:
     :param clock: epoch seconds; injectable so tests can move time toward a ticket's expiry.
     """
 
-    credentials: KerberosCredentials
-    service: str = "HTTP"
-    hostname: str | None = None
-    mutual: bool = True
-    cookie_name: str | None = "hadoop.auth"
-    clock: Clock = time.time
-    negotiations: int = field(default=0, init=False)
-    tickets: TicketSource = field(init=False, repr=False)
-    _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Lock]] = field(
-        init=False, repr=False
-    )
-
-    def __post_init__(self) -> None:
-        self.tickets = TicketSource(self.credentials, self.clock)
+    def __init__(
+        self,
+        credentials: KerberosCredentials,
+        service: str = "HTTP",
+        hostname: str | None = None,
+        mutual: bool = True,
+        cookie_name: str | None = "hadoop.auth",
+        clock: Clock = time.time,
+    ) -> None:
+        self.credentials = credentials
+        self.service = service
+        self.hostname = hostname
+        self.mutual = mutual
+        self.cookie_name = cookie_name
+        self.clock = clock
+        self.negotiations = 0
+        self.tickets = TicketSource(credentials, clock)
+        # secret-free: principal and keytab path, or the ccache name (separates pools and cookie jars)
+        self.identity = f"spnego:{service}:{credentials.identity}"
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Lock]]
         self._locks = weakref.WeakKeyDictionary()
 
-    @property
-    def identity(self) -> str:
-        return f"spnego:{self.service}:{self.credentials.identity}"
+    def __repr__(self) -> str:
+        return f"SpnegoAuth({self.identity!r}, hostname={self.hostname!r}, mutual={self.mutual})"
 
     def spn_host(self, endpoint: Endpoint) -> str:
         return self.hostname or URL(endpoint.base_url).host or "localhost"
 
-    async def request(
-        self,
-        endpoint: Endpoint,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        params: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        what: str = "request",
-    ) -> HttpResponse:
-        """Like :func:`durable_jobs.transport.http.request`, authenticated. A 401 after a fresh negotiation
-        raises :class:`AuthError`; other statuses (403 included) are returned for the caller to judge."""
-
-        async def send(extra: Mapping[str, str] | None = None) -> HttpResponse:
-            return await request(
-                endpoint,
-                method,
-                path,
-                json_body=json_body,
-                params=params,
-                headers={**(headers or {}), **(extra or {})},
-                timeout=timeout,
-                what=what,
-            )
-
-        if self._has_cookie(endpoint):
-            resp = await send()
-            if not self._rejected(endpoint, resp):
+    async def flow(self, request: Request, send: Send) -> Response:
+        """Send ``request`` with the session cookie if there is one, else negotiate. A 401 after a fresh
+        negotiation raises :class:`AuthError`; other statuses (403 included) are returned for the caller."""
+        endpoint = request.endpoint
+        if self._has_cookie(request):
+            resp = await send(request)
+            if resp.status != 401:
                 return resp
+            await resp.aclose()
             log.info("%s no longer accepts its session cookie: negotiating again", endpoint.base_url)
             self._drop_cookie(endpoint)
         if self.cookie_name is None:
-            return await self._negotiate(endpoint, send, what)
+            return await self._negotiate(request, send)
         async with self._lock(endpoint):
-            if self._has_cookie(endpoint):  # another request negotiated while this one waited
-                resp = await send()
-                if not self._rejected(endpoint, resp):
+            if self._has_cookie(request):  # another request negotiated while this one waited
+                resp = await send(request)
+                if resp.status != 401:
                     return resp
+                await resp.aclose()
                 self._drop_cookie(endpoint)
-            return await self._negotiate(endpoint, send, what)
+            return await self._negotiate(request, send)
 
-    @staticmethod
-    def _rejected(endpoint: Endpoint, resp: HttpResponse) -> bool:
-        """Did this server refuse our session cookie? A 401 is enough: the challenge header may be one of
-        several ``WWW-Authenticate`` headers, which a plain dict keeps only one of. (A redirect elsewhere is
-        the caller's business.)"""
-        return resp.status == 401 and not _redirected(endpoint, resp)
-
-    async def _negotiate(
-        self, endpoint: Endpoint, send: Callable[[Mapping[str, str] | None], Any], what: str
-    ) -> HttpResponse:
+    async def _negotiate(self, request: Request, send: Send) -> Response:
+        endpoint, what = request.endpoint, request.what
         host = self.spn_host(endpoint)
-        nego = await asyncio.to_thread(self._initiate, host)
+        nego = await asyncio.to_thread(self._initiate, host)  # a fresh token: replay caches refuse reused ones
         self.negotiations += 1
-        resp: HttpResponse = await send({"Authorization": "Negotiate " + base64.b64encode(nego.token).decode()})
-        if _redirected(endpoint, resp):
-            # followed to another server (e.g. a standby RM's redirect), which got no token: the caller decides
-            return resp
+        resp = await send(request.with_headers({"Authorization": "Negotiate " + base64.b64encode(nego.token).decode()}))
         if resp.status == 401:
             self._drop_cookie(endpoint)
             raise AuthError(
@@ -405,6 +401,10 @@ class SpnegoAuth:
                     f"{what}: mutual authentication failed: {endpoint.base_url} could not prove it is "
                     f"{self.service}/{host} (its Negotiate token does not verify)"
                 )
+        elif 300 <= resp.status < 400:
+            # a redirect: the policy decides where (if anywhere) to go; a cookie from a server that did not
+            # prove itself is not kept, so it can never stand in for a negotiation later
+            self._drop_cookie(endpoint)
         elif self.mutual and resp.status < 500 and resp.status != 403:
             self._drop_cookie(endpoint)
             raise AuthError(
@@ -437,33 +437,30 @@ class SpnegoAuth:
             raise AuthError(f"no Kerberos token was produced for {self.service}/{host}")
         return _Negotiation(ctx, token)
 
-    # --- session cookie --------------------------------------------------------------------------------
+    # --- session cookie (kept by the policy layer, per endpoint and identity) ----------------------------
 
-    def _has_cookie(self, endpoint: Endpoint) -> bool:
+    def _has_cookie(self, request: Request) -> bool:
+        """Whether the policy layer will send a usable session cookie with this request."""
         if self.cookie_name is None:
             return False
-        jar = session_for(endpoint).cookie_jar
-        morsel = jar.filter_cookies(URL(endpoint.base_url + "/")).get(self.cookie_name)
+        jar = cookie_jar(request.endpoint)
+        morsel = jar.filter_cookies(URL(request.url)).get(self.cookie_name)
         if morsel is None or not morsel.value.strip('"'):
             return False
         expires = cookie_expiry(morsel.value)
         if expires is not None and expires <= time.time() + 5:
-            self._drop_cookie(endpoint)
+            self._drop_cookie(request.endpoint)
             return False
         return True
 
     def _drop_cookie(self, endpoint: Endpoint) -> None:
         if self.cookie_name is not None:
             name = self.cookie_name
-            session_for(endpoint).cookie_jar.clear(lambda morsel: morsel.key == name)
+            cookie_jar(endpoint).clear(lambda morsel: morsel.key == name)
 
     def _lock(self, endpoint: Endpoint) -> asyncio.Lock:
         locks = self._locks.setdefault(asyncio.get_running_loop(), {})
         return locks.setdefault(endpoint.pool_key, asyncio.Lock())
-
-
-def _redirected(endpoint: Endpoint, resp: HttpResponse) -> bool:
-    return not (resp.url == endpoint.base_url or resp.url.startswith(endpoint.base_url + "/"))
 
 
 def _finish(context: Any, server_token: bytes) -> bool:

@@ -24,9 +24,12 @@ from typing import Any, ClassVar
 import structlog
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from durable_jobs.clients.base import JobClient
+from durable_jobs.clients.base import JobClient, KeyedLocator
+from durable_jobs.errors import RecordError
 from durable_jobs.hooks.base import DurableJobHook
+from durable_jobs.messages import cut
 from durable_jobs.polling import PollSettings, log_info, wait_for_outcome
+from durable_jobs.status import JobStatus
 
 # TI states after which no try of this task will look at the job again
 FINISHED_TI_STATES = frozenset({"failed", "success", "skipped", "upstream_failed", "removed"})
@@ -70,7 +73,7 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "job": self.job,
+                "job": dict(self.job),
                 "conn_id": self.conn_id,
                 "token": self.token,
                 "generation": self.generation,
@@ -109,9 +112,13 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
 
     async def wait(self, client: JobClient[Any]) -> dict[str, Any]:
         """Wait with ``client`` and return the event payload (also the worker path when not deferrable)."""
-        job = client.validate_locator(self.job)
-        if job == self.job:
-            job = self.job  # the clean copy is ours: one dict per waiting trigger, not two
+        try:
+            job = self._checked_job(client)
+        except RecordError as exc:
+            self.log.error("Refusing to watch %s: %s", self.job, exc)
+            return self._event("error", self.job, str(exc), None)
+        job = KeyedLocator(job)  # keyed once: every poll keys every watched job
+        self.job = job  # one dict per waiting trigger, not two
         log_info(  # not self.log.info: this coroutine waits on, and must not keep a frame object for the log call
             self.log,
             "Watching %s (generation %d, token %s) every %.0fs",
@@ -121,14 +128,27 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
             self.poll_interval,
         )
         result = await wait_for_outcome(client, job, self.settings, deadline=self.deadline, logger=self.log)
-        self.log.info("%s: %s %s", client.describe(job), result.status, result.message)
+        self.log.info("%s: %s %s", client.describe(job), result.status, cut(result.message, 500))
+        return self._event(result.status, job, result.message, result.last)
+
+    def _checked_job(self, client: JobClient[Any]) -> dict[str, Any]:
+        """The locator, validated, and shown to belong to this trigger's token where the system allows."""
+        job = client.validate_locator(self.job)
+        if not client.locator_matches_token(job, self.token):
+            raise RecordError(
+                f"{client.describe(job)} does not carry token {self.token}: the trigger's kwargs were edited or "
+                "copied from another task. Refusing to watch or cancel it."
+            )
+        return job
+
+    def _event(self, status: str, job: dict[str, Any], message: str, last: JobStatus | None) -> dict[str, Any]:
         return {
-            "status": result.status,
-            "job": job,
+            "status": status,
+            "job": dict(job),
             "token": self.token,
             "generation": self.generation,
-            "message": result.message,
-            "details": {"last": result.last.to_json() if result.last else None},
+            "message": cut(message),
+            "details": {"last": last.to_json() if last else None},
         }
 
     async def on_kill(self) -> None:
@@ -144,7 +164,11 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
             self.log.warning("Could not read the task instance state; not cancelling %s to be safe", self.job)
             return
         client = await self.get_client()
-        job = client.validate_locator(self.job)
+        try:
+            job = self._checked_job(client)
+        except RecordError as exc:
+            self.log.error("Not cancelling %s: %s", self.job, exc)
+            return
         self.log.info("Task instance is %s: cancelling %s", state, client.describe(job))
         await client.cancel(job)
 

@@ -1,9 +1,9 @@
 """Trigger for Kubernetes Jobs, Pods and SparkApplications: the generic trigger with the Kubernetes hook.
 
-Every trigger of a connection shares one ApiClient and, through the shared poller, one watch per namespace
-and kind; its kwargs hold the locator (kind, namespace, name, uid) and the ``conn_id``, never a kubeconfig or
-a token. ``on_kill`` deletes the object (the connection's ``delete_propagation_policy``), unless a newer try
-re-attached to it.
+Every trigger of a connection shares one connection (one pooled HTTP session) and, through the shared poller,
+one watch per namespace and kind; its kwargs hold the locator (kind, namespace, name, uid) and the ``conn_id``,
+never a kubeconfig or a token. ``on_kill`` deletes the object (the connection's ``delete_propagation_policy``),
+unless a newer try re-attached to it.
 """
 
 from __future__ import annotations
