@@ -14,8 +14,10 @@ Systems:
 * ``durable-emr``: :class:`EmrStepTrigger` (one shared poller, ``ListSteps`` per cluster of 250 steps);
 * ``floor``: a bare coroutine per job on one shared aiohttp session, GETting its driver's REST status every
   interval until it ends: per-job polling at its cheapest;
-* ``floor-batched``: one bare loop GETting the master's ``/json/`` every interval and waking the job
-  coroutines whose driver ended: the batched design with nothing around it;
+* ``floor-batched``: one bare loop GETting the master's ``/json/`` every interval (``resp.json()``, i.e.
+  ``json.loads``) and waking the job coroutines whose driver ended: the batched design with nothing around it;
+* ``floor-typed``: the same loop decoding ``/json/`` with msgspec straight into ``(id, state)`` structs: the
+  typed-decode floor of a batched poll (issue 12: GET + typed decode of the same document, nothing else);
 * ``livy``: the apache-livy provider's ``LivyTrigger``;
 * ``kube-pod``: the cncf-kubernetes provider's ``KubernetesPodTrigger``;
 * ``emr-step``: the amazon provider's ``EmrStepSensorTrigger``.
@@ -38,10 +40,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_probe import configure_triggerer_logging, end_offsets, run_jobs  # noqa: E402
+from bench_probe import Control, System, configure_triggerer_logging, end_offsets, run_phases  # noqa: E402
 
 Job = Callable[[int], Awaitable[str]]
 TOKEN = "dj" + "0" * 20
+# a /json/ of 100,000 drivers is about 26 MB: the connection's ceiling is raised, as a user with that many must
+SPARK_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 def control(spec: dict[str, Any], path: str, body: dict[str, Any] | None = None) -> Any:
@@ -71,13 +75,36 @@ async def first_event(trigger: Any) -> dict[str, Any]:
 # --- the library --------------------------------------------------------------------------------------------
 
 
+async def library_first_full_poll(n: int, timeout: float) -> bool:
+    """Every trigger has its watch, and each poller has handed out a poll that started after the last one came.
+
+    Reads the pollers' bookkeeping (``polls``; ``_nap`` is set while a poller sleeps between polls, so a poll
+    under way at the first look may predate the last watch and does not count).
+    """
+    from durable_jobs.polling import active_pollers
+
+    deadline = time.monotonic() + timeout
+    while sum(len(p._watches) for p in active_pollers()) < n:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    pollers = active_pollers()
+    need = {id(p): p.polls + (1 if p._nap is not None else 2) for p in pollers}
+    while not all(p.polls >= need[id(p)] and p._nap is not None for p in pollers):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # the last slice of woken waiters runs
+    return True
+
+
 def durable(
     trigger_class: Any,
     conn_id: str,
     locator: Callable[[int], dict[str, Any]],
     interval: float,
     token: Callable[[int], str] = lambda i: TOKEN,
-) -> Job:
+) -> System:
     """Job i: a library trigger on ``locator(i)``, as the operator defers it (with an hour's deadline)."""
 
     async def job(i: int) -> str:
@@ -91,10 +118,18 @@ def durable(
         )
         return str((await first_event(trigger))["status"])
 
-    return job
+    return System(job, library_first_full_poll)
 
 
-async def durable_spark(spec: dict[str, Any]) -> Job:
+async def warm_transport() -> None:
+    """aiohttp, which the library imports at its first request (in a thread): once per triggerer process, as the
+    providers' modules import it when they load, outside the windows."""
+    from durable_jobs.transport.http import DEFAULT_TRANSPORT
+
+    await DEFAULT_TRANSPORT.load()
+
+
+async def durable_spark(spec: dict[str, Any]) -> System:
     from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
     from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
 
@@ -102,14 +137,20 @@ async def durable_spark(spec: dict[str, Any]) -> Job:
     port = int(url.rsplit(":", 1)[1])
     set_connection(
         "bench_spark",
-        {"conn_type": "spark_standalone_rest", "host": "127.0.0.1", "port": port, "extra": {"master_ui_urls": url}},
+        {
+            "conn_type": "spark_standalone_rest",
+            "host": "127.0.0.1",
+            "port": port,
+            "extra": {"master_ui_urls": url, "max_response_bytes": SPARK_MAX_RESPONSE_BYTES},
+        },
     )
     await SparkStandaloneHook.aget_client("bench_spark")  # a long-running triggerer has it cached
+    await warm_transport()
     ids = spec["setup"]["ids"]
     return durable(SparkStandaloneTrigger, "bench_spark", lambda i: {"driver_id": ids[i]}, spec["interval"])
 
 
-async def durable_kube(spec: dict[str, Any]) -> Job:
+async def durable_kube(spec: dict[str, Any]) -> System:
     from durable_jobs.hooks.kubernetes import KubernetesHook
     from durable_jobs.triggers.kubernetes import KubernetesTrigger
 
@@ -131,7 +172,7 @@ async def durable_kube(spec: dict[str, Any]) -> Job:
     return durable(KubernetesTrigger, "bench_kube_durable", pod, spec["interval"], token=lambda i: f"dj{i:020x}")
 
 
-async def durable_emr(spec: dict[str, Any]) -> Job:
+async def durable_emr(spec: dict[str, Any]) -> System:
     from durable_jobs.hooks.aws import EmrStepHook
     from durable_jobs.triggers.emr import EmrStepTrigger
 
@@ -159,7 +200,7 @@ def aws_connection(spec: dict[str, Any]) -> dict[str, Any]:
 # --- the floors ---------------------------------------------------------------------------------------------
 
 
-async def floor(spec: dict[str, Any]) -> Job:
+async def floor(spec: dict[str, Any]) -> System:
     import aiohttp
 
     base, ids, interval = spec["urls"]["spark"], spec["setup"]["ids"], spec["interval"]
@@ -181,28 +222,31 @@ async def floor(spec: dict[str, Any]) -> Job:
                 pass
             await asyncio.sleep(interval)
 
-    return job
+    return System(job)
 
 
-async def floor_batched(spec: dict[str, Any]) -> Job:
+def _batched_floor(spec: dict[str, Any], fetch: Callable[[Any, str], Awaitable[list[tuple[str, str]]]]) -> System:
+    """One bare loop GETting ``/json/`` every interval; ``fetch`` returns the completed drivers' (id, state)."""
     import aiohttp
 
     base, ids, interval = spec["urls"]["spark"], spec["setup"]["ids"], spec["interval"]
     waiting: dict[str, asyncio.Future[str]] = {}
+    state = {"polls": 0, "polling": False}
     poller: asyncio.Task[None] | None = None
 
     async def poll() -> None:
         async with aiohttp.ClientSession() as session:
             while waiting:
+                state["polling"] = True
                 try:
-                    async with session.get(f"{base}/json/") as resp:
-                        doc = await resp.json()
-                    for d in doc["completeddrivers"]:
-                        fut = waiting.pop(d["id"], None)
+                    for driver, driver_state in await fetch(session, f"{base}/json/"):
+                        fut = waiting.pop(driver, None)
                         if fut is not None and not fut.done():
-                            fut.set_result("succeeded" if d["state"] == "FINISHED" else "failed")
+                            fut.set_result("succeeded" if driver_state == "FINISHED" else "failed")
                 except (aiohttp.ClientError, asyncio.TimeoutError):
                     pass
+                state["polls"] += 1
+                state["polling"] = False
                 await asyncio.sleep(interval)
 
     async def job(i: int) -> str:
@@ -213,13 +257,53 @@ async def floor_batched(spec: dict[str, Any]) -> Job:
             poller = asyncio.get_running_loop().create_task(poll())
         return await fut
 
-    return job
+    async def first_full_poll(n: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while len(waiting) < n:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        need = state["polls"] + (2 if state["polling"] else 1)
+        while state["polls"] < need:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return True
+
+    return System(job, first_full_poll)
+
+
+async def floor_batched(spec: dict[str, Any]) -> System:
+    async def fetch(session: Any, url: str) -> list[tuple[str, str]]:
+        async with session.get(url) as resp:
+            doc = await resp.json()
+        return [(d["id"], d["state"]) for d in doc["completeddrivers"]]
+
+    return _batched_floor(spec, fetch)
+
+
+async def floor_typed(spec: dict[str, Any]) -> System:
+    import msgspec
+
+    driver = msgspec.defstruct("Driver", [("id", str), ("state", str)], gc=False)
+    listing_type = msgspec.defstruct(
+        "Listing", [("activedrivers", list[driver]), ("completeddrivers", list[driver])], gc=False
+    )
+    decoder = msgspec.json.Decoder(listing_type)
+
+    async def fetch(session: Any, url: str) -> list[tuple[str, str]]:
+        async with session.get(url) as resp:
+            body = await resp.read()
+        listing = decoder.decode(body)
+        return [(d.id, d.state) for d in listing.completeddrivers]
+
+    return _batched_floor(spec, fetch)
 
 
 # --- the providers (build/bench-venv) -----------------------------------------------------------------------
 
 
-async def livy(spec: dict[str, Any]) -> Job:
+async def livy(spec: dict[str, Any]) -> System:
     from airflow.providers.apache.livy.triggers.livy import LivyTrigger
 
     port = int(spec["urls"]["livy"].rsplit(":", 1)[1])
@@ -230,10 +314,10 @@ async def livy(spec: dict[str, Any]) -> Job:
         trigger = LivyTrigger(batch_id=ids[i], spark_params={}, livy_conn_id="bench_livy", polling_interval=interval)
         return str((await first_event(trigger))["status"])
 
-    return job
+    return System(job)
 
 
-async def kube_pod(spec: dict[str, Any]) -> Job:
+async def kube_pod(spec: dict[str, Any]) -> System:
     from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
 
     setup, interval = spec["setup"], spec["interval"]
@@ -252,10 +336,10 @@ async def kube_pod(spec: dict[str, Any]) -> Job:
         )
         return str((await first_event(trigger))["status"])
 
-    return job
+    return System(job)
 
 
-async def emr_step(spec: dict[str, Any]) -> Job:
+async def emr_step(spec: dict[str, Any]) -> System:
     from airflow.providers.amazon.aws.hooks.emr import EmrHook
     from airflow.providers.amazon.aws.triggers.emr import EmrStepSensorTrigger
 
@@ -275,15 +359,16 @@ async def emr_step(spec: dict[str, Any]) -> Job:
         )
         return str((await first_event(trigger))["status"])
 
-    return job
+    return System(job)
 
 
-SYSTEMS: dict[str, Callable[[dict[str, Any]], Awaitable[Job]]] = {
+SYSTEMS: dict[str, Callable[[dict[str, Any]], Awaitable[System]]] = {
     "durable-spark": durable_spark,
     "durable-kube": durable_kube,
     "durable-emr": durable_emr,
     "floor": floor,
     "floor-batched": floor_batched,
+    "floor-typed": floor_typed,
     "livy": livy,
     "kube-pod": kube_pod,
     "emr-step": emr_step,
@@ -292,6 +377,7 @@ FAKE_OF = {
     "durable-spark": "spark",
     "floor": "spark",
     "floor-batched": "spark",
+    "floor-typed": "spark",
     "durable-kube": "kube",
     "kube-pod": "kube",
     "durable-emr": "emr",
@@ -302,22 +388,24 @@ FAKE_OF = {
 
 async def measure(spec: dict[str, Any]) -> dict[str, Any]:
     system, n = spec["system"], int(spec["n"])
-    configure_triggerer_logging()
-    job = await SYSTEMS[system](spec)
-    t0 = control(spec, "/_start", {"system": FAKE_OF[system]})["t0"]
-    result = await run_jobs(
-        job,
+    fake = FAKE_OF[system]
+    configure_triggerer_logging(spec.get("log_level", "INFO"))
+    runner = await SYSTEMS[system](spec)
+    result = await run_phases(
+        runner,
         n=n,
-        t0=t0,
+        interval=spec["interval"],
+        steady_intervals=spec["steady_intervals"],
         ends=end_offsets(n, spec["first"], spec["last"], spec["fraction"]),
-        run_seconds=spec["run_seconds"],
-        settle_seconds=spec["settle_seconds"],
+        events_seconds=spec["events_seconds"],
+        pickup_per_second=spec.get("pickup_per_second", 0.0),
+        control=Control(
+            reset=lambda: control(spec, "/_reset", {"system": fake}),
+            start=lambda: float(control(spec, "/_start", {"system": fake})["t0"]),
+        ),
     )
-    stats = control(
-        spec,
-        f"/_stats?system={FAKE_OF[system]}&interval={spec['interval']}&run_seconds={spec['run_seconds']}",
-    )
-    return {"system": system, "fake": FAKE_OF[system], **result, "server": stats}
+    stats = control(spec, "/_windows", {"system": fake, "windows": result["windows"]})
+    return {"system": system, "fake": fake, **result, "server": stats}
 
 
 def main() -> None:

@@ -11,14 +11,18 @@ One process serves every system, each on its own 127.0.0.1 port, and a control a
   the script sets, so both a polling trigger and a watching one see the same pods;
 * **emr**: ``DescribeStep`` and ``ListSteps`` in the AWS JSON 1.1 protocol, what the amazon provider's step
   waiter and our batched step poller call (moto serves the same calls, but an O(steps) ``DescribeStep`` at
-  10,000 steps would measure moto, not the triggers), the steps spread over clusters of 250 (AWS allows 256
-  active steps per cluster);
+  10,000 steps would measure moto, not the triggers), the steps spread over clusters of ``steps_per_cluster``
+  (set-up; default 250, as AWS allows 256 active steps per cluster; 1 is a cluster per job);
+
+Kubernetes pods are realistic in size (``pod_min_bytes``..``pod_max_bytes`` of JSON each, default 5-20 KB: the
+managed fields, env and last-applied configuration real pods carry), and the namespace also holds
+``unwatched`` pods the library does not manage (no ``durable-jobs.io/managed`` label), as a shared namespace
+does. The Spark master's ``/json/`` is rendered once per change of its drivers (100,000 drivers are 26 MB).
 
 Every job runs from set-up until its scripted end, ``t0 + end_offsets(...)[i]`` (most never end during a run);
-``t0`` is fixed when the
-measured process calls ``POST /_start``, so its start-up does not eat into the schedule. Every request is
-counted per system with its time and client socket (``GET /_stats``). The process stops when its stdin
-closes.
+``t0`` is fixed when the measured process calls ``POST /_start``, after its start-up and steady windows.
+Every request is counted per system with its time, kind and client socket: ``POST /_reset`` starts the count,
+``POST /_windows`` answers it per window of time. The process stops when its stdin closes.
 
     python benchmarks/bench_servers.py DIR      # prints {"control": URL, "spark": URL, ...} on one line
 """
@@ -46,6 +50,7 @@ from tests.support.fake_kube import (  # noqa: E402
     FakeKubeApiServer,
     TlsMaterial,
     kubeconfig_dict,
+    realistic_pod,
     write_kubeconfig,
 )
 from tests.support.fake_spark import FakeSparkMaster  # noqa: E402
@@ -91,6 +96,17 @@ class Tally:
             "requests_by_kind": kinds_in_window,
             "client_sockets": len(self.peers),
         }
+
+    def windows(self, spans: dict[str, list[float]]) -> dict[str, Any]:
+        """Requests per window (``{name: [start, end]}``, epoch seconds), in all and by kind."""
+        out: dict[str, Any] = {}
+        for name, (start, end) in spans.items():
+            by_kind = {kind: sum(1 for t in ts if start <= t <= end) for kind, ts in self.kind_times.items()}
+            by_kind = {k: v for k, v in by_kind.items() if v}
+            out[name] = {"requests": sum(by_kind.values()), "by_kind": by_kind, "seconds": end - start}
+        out["requests_total"] = len(self.times)
+        out["client_sockets"] = len(self.peers)
+        return out
 
 
 class Script:
@@ -147,13 +163,35 @@ def counting(tally: Callable[[], Tally], classify: Callable[[web.Request], str])
 # --- spark ------------------------------------------------------------------------------------------------
 
 
+class Drivers(dict[str, str]):
+    """The master's drivers (id -> state), counting its changes: ``/json/`` is rendered once per change."""
+
+    version = 0
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.version += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.version += 1
+        super().__delitem__(key)
+
+
 class BenchSparkMaster(FakeSparkMaster):
     """The fake master, counting requests, with ``/json/`` entries shaped like Spark 4's (every field a
     real master sends for a driver), so that parsing it costs what a real answer costs."""
 
     tally: Tally
+    _rendered: tuple[int, int, bytes] | None = None  # (id of the drivers dict, its version, the body)
 
     async def _json(self, request: web.Request) -> web.Response:
+        drivers = self.drivers
+        stamp = (id(drivers), getattr(drivers, "version", -1))
+        if self._rendered is None or self._rendered[:2] != stamp or not isinstance(drivers, Drivers):
+            self._rendered = (*stamp, await asyncio.to_thread(self._render))
+        return web.Response(body=self._rendered[2], content_type="application/json")
+
+    def _render(self) -> bytes:
         def entry(d: str, s: str) -> dict[str, Any]:
             return {
                 "id": d,
@@ -166,8 +204,9 @@ class BenchSparkMaster(FakeSparkMaster):
                 "mainclass": "demo.SleepExit",
             }
 
-        active = [entry(d, s) for d, s in self.drivers.items() if s in ("RUNNING", "SUBMITTED")]
-        done = [entry(d, s) for d, s in self.drivers.items() if s not in ("RUNNING", "SUBMITTED")]
+        drivers = list(self.drivers.items())
+        active = [entry(d, s) for d, s in drivers if s in ("RUNNING", "SUBMITTED")]
+        done = [entry(d, s) for d, s in drivers if s not in ("RUNNING", "SUBMITTED")]
         worker = {
             "id": "worker-20261121100200-127.0.0.1-40000",
             "host": "127.0.0.1",
@@ -185,7 +224,7 @@ class BenchSparkMaster(FakeSparkMaster):
             "state": "ALIVE",
             "lastheartbeat": int(time.time() * 1000),
         }
-        return web.json_response(
+        return json.dumps(
             {
                 "url": "spark://127.0.0.1:7077",
                 "workers": [worker],
@@ -202,7 +241,7 @@ class BenchSparkMaster(FakeSparkMaster):
                 "completeddrivers": done,
                 "status": "ALIVE",
             }
-        )
+        ).encode()
 
     async def start(self) -> BenchSparkMaster:
         app = web.Application(middlewares=[counting(lambda: self.tally, _spark_kind)])
@@ -260,7 +299,7 @@ class FakeEmr:
     """
 
     PAGE = 50
-    STEPS_PER_CLUSTER = 250  # under AWS's 256 active steps per cluster
+    STEPS_PER_CLUSTER = 250  # the default layout: under AWS's 256 active steps per cluster
 
     def __init__(self) -> None:
         self.clusters: dict[str, list[str]] = {}  # cluster id -> its step ids, oldest first
@@ -269,10 +308,10 @@ class FakeEmr:
         self.cluster_of: list[str] = []  # cluster id of each step in order
         self.tally = Tally()
 
-    def reset(self, n: int) -> list[str]:
+    def reset(self, n: int, steps_per_cluster: int = STEPS_PER_CLUSTER) -> list[str]:
         created = time.time()
         self.order = [f"s-BENCH{i:08d}" for i in range(n)]
-        self.cluster_of = [f"j-BENCH{i // self.STEPS_PER_CLUSTER:06d}" for i in range(n)]
+        self.cluster_of = [f"j-BENCH{i // steps_per_cluster:06d}" for i in range(n)]
         self.clusters = {}
         for sid, cid in zip(self.order, self.cluster_of, strict=True):
             self.clusters.setdefault(cid, []).append(sid)
@@ -381,18 +420,22 @@ def bench_token(i: int) -> str:
     return f"dj{i:020x}"
 
 
-def _pod(name: str, created: str) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "name": name,
-            "labels": {MANAGED_LABEL: "true", "app": "bench"},
-            "annotations": {MANUAL: "manual"},
-        },
-        "spec": {
-            "restartPolicy": "Never",
-            "containers": [{"name": "base", "image": "busybox:1.36", "command": ["sh", "-c", "sleep 3600"]}],
-        },
-    }
+def pod_size(i: int, low: int, high: int) -> int:
+    """Pod i's size in bytes of JSON, spread evenly over [low, high]."""
+    return low + (high - low) * ((i * 7919) % 1000) // 999
+
+
+def _pod(name: str, i: int, size: int, *, managed: bool = True) -> dict[str, Any]:
+    """A pod as a user's workload creates it: ``size`` bytes of JSON all told (tests.support's realistic pod)."""
+    pod = realistic_pod(name, "", size, managed=managed, seed=i)
+    pod["metadata"].pop("namespace", None)
+    pod.pop("status", None)  # the fake's kubelet sets it (below, by hand: MANUAL)
+    for c in pod["spec"]["containers"]:
+        c["name"] = "base"  # the container KubernetesPodTrigger watches (base_container_name)
+    if managed:
+        pod["metadata"]["labels"][MANAGED_LABEL] = "true"
+    pod["metadata"]["annotations"][MANUAL] = "manual"
+    return pod
 
 
 def _container_status(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -442,6 +485,8 @@ class Servers:
         app = web.Application()
         app.router.add_post("/_setup", self._setup)
         app.router.add_post("/_start", self._start)
+        app.router.add_post("/_reset", self._reset)
+        app.router.add_post("/_windows", self._windows)
         app.router.add_get("/_stats", self._stats)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -471,7 +516,7 @@ class Servers:
         ids: list[Any]
         if system == "spark":
             ids = [f"driver-20261121100236-{i:05d}" for i in range(n)]
-            self.spark.drivers = dict.fromkeys(ids, "RUNNING")
+            self.spark.drivers = Drivers(dict.fromkeys(ids, "RUNNING"))
 
             def finish(i: int) -> None:
                 self.spark.drivers[ids[i]] = "FINISHED"
@@ -486,29 +531,50 @@ class Servers:
 
             out["ids"] = ids
         elif system == "emr":
-            ids = self.emr.reset(n)
+            ids = self.emr.reset(n, int(spec.get("steps_per_cluster") or FakeEmr.STEPS_PER_CLUSTER))
             finish = self.emr.finish
             out["ids"] = ids
             out["cluster_ids"] = self.emr.cluster_of  # each step's own cluster
             # what one poll of every step must send: one ListSteps per page of active steps per cluster
             out["endpoints"] = len(self.emr.clusters)
             out["requests_per_poll_floor"] = sum(math.ceil(len(s) / FakeEmr.PAGE) for s in self.emr.clusters.values())
+            out["steps_per_cluster"] = max(len(s) for s in self.emr.clusters.values()) if self.emr.clusters else 0
         elif system == "kube":
+            # the previous run's namespace goes (its pods are hundreds of MB at 10,000 realistic ones)
+            gone = f"bench-{self.kube_namespaces}"
+            for key in [k for k in self.kube.objects if k[1] == gone]:
+                del self.kube.objects[key]
             self.kube_namespaces += 1
             namespace = f"bench-{self.kube_namespaces}"
             created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             # named as the library names what it creates: <prefix>-<token>, so each locator carries its token
             names = [f"bench-{bench_token(i)}" for i in range(n)]
-            objs = self.kube.create_many("pods", namespace, [_pod(name, created) for name in names])
+            low, high = int(spec.get("pod_min_bytes", 5000)), int(spec.get("pod_max_bytes", 20000))
+            bodies = [_pod(name, i, pod_size(i, low, high)) for i, name in enumerate(names)]
+            objs = self.kube.create_many("pods", namespace, bodies)
+            del bodies
             for name in names:
                 self.kube.set_phase(
                     namespace,
                     name,
                     "Running",
                     startTime=created,
-                    conditions=[{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
+                    hostIP="10.0.0.1",
+                    podIP="10.1.0.1",
+                    qosClass="Guaranteed",
+                    conditions=[
+                        {"type": t, "status": "True", "lastTransitionTime": created}
+                        for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+                    ],
                     containerStatuses=_container_status({"running": {"startedAt": created}}),
                 )
+            unwatched = int(spec.get("unwatched", 0))
+            if unwatched:  # other workloads' pods in the same namespace, which the library's watch selects out
+                self.kube.seed_pods(namespace, unwatched, low, high, managed=False)
+            sample = [self.kube.get("pods", namespace, names[i]) for i in range(0, n, max(1, n // 50))]
+            out["pod_bytes_mean"] = round(sum(len(json.dumps(p)) for p in sample) / max(1, len(sample)))
+            out["unwatched"] = unwatched
+            self.kube.compact()  # the set-up's events are not kept: the trigger process lists afresh
 
             def finish(i: int) -> None:
                 now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -529,9 +595,25 @@ class Servers:
         return web.json_response(out)
 
     async def _start(self, request: web.Request) -> web.Response:
+        """The jobs' schedule starts now (the request count goes on: ``/_reset`` starts it)."""
         system = (await request.json())["system"]
-        self.reset_tally(system)
         return web.json_response({"t0": self.scripts[system].start()})
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        """Count this system's requests from now on (set-up requests are not the run's)."""
+        self.reset_tally((await request.json())["system"])
+        return web.json_response({"reset": time.time()})
+
+    async def _windows(self, request: web.Request) -> web.Response:
+        """``{"system", "windows": {name: [start, end]}}``: the requests of each window, by kind."""
+        spec = await request.json()
+        system = spec["system"]
+        report = self.tallies[system].windows(spec["windows"])
+        script = self.scripts.get(system)
+        report["finished_by_script"] = script.finished if script else 0
+        if system == "kube":
+            report["fake"] = {"watches_opened": dict(self.kube.watches_opened), "open_watches": len(self.kube.watchers)}
+        return web.json_response(report)
 
     async def _stats(self, request: web.Request) -> web.Response:
         q = request.query

@@ -1,21 +1,24 @@
-"""Triggerer performance: N deferred jobs in one process, the library's triggers side by side with the
-providers' triggers and with a floor, against the same local endpoints, in one run.
+"""Triggerer performance in one process: the library's triggers beside the providers' triggers and three
+floors, against the same local endpoints, in one run; start-up, steady polling and events measured apart.
 
-    python benchmarks/triggerer_scale.py                       # N = 100, 1,000 and 10,000 (about 7 minutes)
-    python benchmarks/triggerer_scale.py --jobs 1000 10000 --run-seconds 30 --first-end 8 --last-end 22
-    python benchmarks/triggerer_scale.py --jobs 1000 --systems durable-spark floor livy --no-doc
+    python benchmarks/triggerer_scale.py                  # the full matrix (make bench; about 35 minutes)
+    python benchmarks/triggerer_scale.py --jobs 1000 --systems durable-spark floor-typed livy --no-doc
+    python benchmarks/triggerer_scale.py --jobs 100000 --systems durable-spark floor-typed --no-doc
+    python benchmarks/triggerer_scale.py --render build/bench/triggerer_scale.json   # only rewrite the doc
 
-For every system and N, a fresh process (``bench_children.py``) runs N real trigger instances on one event
-loop as the triggerer does (one task per ``trigger.run()``, its first event awaited) and measures itself: CPU
-seconds, RSS per waiting job (VmRSS delta after a full collection, divided by N), event-loop lag (a 50 ms
-probe), event latency after each job's scripted end, open sockets. The endpoints live in another process
-(``bench_servers.py``), which counts every request. Jobs end evenly spread between ``--first-end`` and
-``--last-end`` seconds into a run of ``--run-seconds``; all systems get the same schedule, interval and
-wall time. The providers' triggers run in ``build/bench-venv`` (created on first use and kept: the
-amazon provider pins boto3/botocore below the project's aiobotocore), so their figures come from the same
-run, machine and load as ours.
+Each row is a fresh process (``bench_children.py``) that runs N real trigger instances on one event loop as
+the triggerer's runner does (created one per loop turn, one task per ``trigger.run()``, its first event
+awaited) and measures three windows apart (``bench_probe.py``): **start-up** (creation until the first poll
+covering every trigger is handed out), **steady** (every trigger waiting, nothing ending) and **events** (a
+fraction of the jobs end). The harness's own work (its collection and RSS mark, its sampler thread, its lag
+probe) is kept out of every CPU figure. The endpoints live in another process (``bench_servers.py``), which
+counts every request per window. The providers' triggers run in ``build/bench-venv`` (created on first use
+and kept: the amazon provider pins boto3/botocore below the project's aiobotocore).
 
-Writes ``build/bench/triggerer_scale.json``, prints a table and writes it to ``docs/performance.md``.
+Ratios are only taken between rows of the same N, interval, share of ending jobs and log level: a provider
+not run at an N gives no ratio there.
+
+Writes ``build/bench/triggerer_scale.json``, prints a table and writes ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,22 +47,103 @@ PROVIDER_REQUIREMENTS = [
     "apache-airflow-providers-amazon[aiobotocore]==9.39.0",
 ]
 OURS = ["durable-spark", "durable-kube", "durable-emr"]
-FLOORS = ["floor", "floor-batched"]
+FLOORS = ["floor", "floor-batched", "floor-typed"]
 PROVIDERS = ["livy", "kube-pod", "emr-step"]
 # who is compared with whom: the library's trigger, the provider trigger on the same kind of endpoint
 PEER = {"durable-spark": "livy", "durable-kube": "kube-pod", "durable-emr": "emr-step"}
 # endpoints one poll asks, where the endpoint process does not say (it does for EMR: clusters and their pages)
-ENDPOINTS = {"durable-spark": 1, "floor-batched": 1, "durable-kube": 1}
+ENDPOINTS = {"durable-spark": 1, "floor-batched": 1, "floor-typed": 1, "durable-kube": 1}
 LABEL = {
     "durable-spark": "durable_jobs Spark standalone",
     "durable-kube": "durable_jobs Kubernetes (pods)",
     "durable-emr": "durable_jobs EMR steps",
     "floor": "floor: per-job GET, shared session",
-    "floor-batched": "floor: one /json/ loop",
+    "floor-batched": "floor: one /json/ loop, json.loads",
+    "floor-typed": "floor: one /json/ loop, msgspec into (id, state) structs",
     "livy": "LivyTrigger (livy 4.6.4)",
     "kube-pod": "KubernetesPodTrigger (cncf-k8s 10.25.0)",
     "emr-step": "EmrStepSensorTrigger (amazon 9.39.0)",
 }
+EVERYONE = OURS + FLOORS + PROVIDERS
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row: a system at N jobs, and what its run varies from the default."""
+
+    system: str
+    n: int
+    group: str = "main"
+    interval: float = 2.0
+    ending: float = 0.2
+    log_level: str = "INFO"
+    steps_per_cluster: int = 250  # EMR only: AWS allows 256 active steps per cluster
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def variant(self) -> str:
+        parts = []
+        if self.interval != 2.0:
+            parts.append(f"{self.interval:g} s interval")
+        if self.ending != 0.2:
+            parts.append(f"{self.ending:.0%} end")
+        if self.log_level != "INFO":
+            parts.append(self.log_level)
+        if self.system in ("durable-emr", "emr-step") and self.steps_per_cluster != 250:
+            parts.append(f"{self.steps_per_cluster} step{'s' if self.steps_per_cluster > 1 else ''}/cluster")
+        return ", ".join(parts)
+
+    @property
+    def peers_key(self) -> tuple[int, float, float, str]:
+        """Rows compared with each other: same N, interval, share of ending jobs and log level."""
+        return (self.n, self.interval, self.ending, self.log_level)
+
+
+GROUPS = {
+    "main": "Every system at equal N (INFO, 2 s interval, 20% of the jobs end, unless the variant says)",
+    "100k": "100,000 jobs in one process (Spark standalone, one /json/ of 26 MB per poll)",
+    "logging": "The logging share: the library's triggers at WARNING",
+    "emr-layout": "EMR layouts: 1, 10 and 250 steps per cluster",
+    "ending": "Every job ends (100%)",
+    "interval": "A 30 s poll interval",
+}
+
+
+def default_matrix() -> list[Case]:
+    """``make bench``: every row of docs/performance.md."""
+    cases: list[Case] = []
+    for s in OURS + FLOORS + PROVIDERS:
+        cases.append(Case(s, 1000))
+    for s in OURS + FLOORS:
+        cases.append(Case(s, 10000))
+    for s in ("durable-spark", "floor-typed", "floor-batched"):
+        cases.append(Case(s, 100000, group="100k"))
+    for s in OURS:
+        cases.append(Case(s, 10000, group="logging", log_level="WARNING"))
+    # 1 step per cluster at 10,000 is 10,000 ListSteps per interval: the 1,000 row shows its cost per job
+    for n, spc in ((1000, 1), (1000, 10), (10000, 10)):
+        cases.append(Case("durable-emr", n, group="emr-layout", steps_per_cluster=spc))
+    for s in OURS + PROVIDERS:
+        cases.append(Case(s, 1000, group="ending", ending=1.0))
+    for s in OURS:
+        cases.append(Case(s, 10000, group="ending", ending=1.0))
+    for s, n in (("durable-spark", 1000), ("livy", 1000), ("durable-spark", 10000)):
+        cases.append(Case(s, n, group="interval", interval=30.0))
+    return cases
+
+
+def schedule(interval: float, steady_seconds: float = 8.0, spread: float = 6.0) -> tuple[int, float, float, float]:
+    """(steady intervals, first end, last end, events window) for a poll interval; times in seconds.
+
+    Steady: about ``steady_seconds`` of whole intervals (at least one). Events: the ends spread over
+    max(``spread``, one interval) from half an interval on; the window lasts one interval and a little past the
+    last end (2 s, or two intervals when shorter).
+    """
+    steady = max(1, round(steady_seconds / interval))
+    first = 0.5 * interval
+    last = first + max(spread, interval)
+    return steady, first, last, last + interval + min(2.0, 2 * interval)
 
 
 # --- the providers' venv ------------------------------------------------------------------------------------
@@ -106,11 +191,11 @@ class Servers:
             raise RuntimeError("the benchmark's fake endpoints did not start")
         self.urls: dict[str, str] = json.loads(line)
 
-    def setup(self, fake: str, n: int, first: float, last: float, fraction: float) -> dict[str, Any]:
-        body = json.dumps({"system": fake, "n": n, "first": first, "last": last, "fraction": fraction}).encode()
+    def setup(self, spec: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps(spec).encode()
         req = urllib.request.Request(f"{self.urls['control']}/_setup", data=body, method="POST")
         req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=300) as resp:
+        with urllib.request.urlopen(req, timeout=900) as resp:
             out: dict[str, Any] = json.loads(resp.read())
             return out
 
@@ -123,29 +208,44 @@ class Servers:
 # --- one measurement ----------------------------------------------------------------------------------------
 
 
-def measure(servers: Servers, python: Path, system: str, n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def measure(servers: Servers, python: Path, case: Case, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from bench_children import FAKE_OF
 
-    setup = servers.setup(FAKE_OF[system], n, args.first_end, args.last_end, args.ending)
+    steady, first, last, window = schedule(case.interval, args.steady_seconds, args.spread)
+    fake = FAKE_OF[case.system]
+    setup_spec: dict[str, Any] = {
+        "system": fake,
+        "n": case.n,
+        "first": first,
+        "last": last,
+        "fraction": case.ending,
+        "steps_per_cluster": case.steps_per_cluster,
+        "pod_min_bytes": args.pod_bytes[0],
+        "pod_max_bytes": args.pod_bytes[1],
+        "unwatched": round(args.unwatched * case.n),
+    }
+    setup_started = time.monotonic()
+    setup = servers.setup(setup_spec)
     spec = {
-        "system": system,
-        "n": n,
-        "interval": args.interval,
-        "run_seconds": args.run_seconds,
-        "first": args.first_end,
-        "last": args.last_end,
-        "fraction": args.ending,
-        "settle_seconds": args.settle_seconds,
+        "system": case.system,
+        "n": case.n,
+        "interval": case.interval,
+        "steady_intervals": steady,
+        "first": first,
+        "last": last,
+        "fraction": case.ending,
+        "events_seconds": window,
+        "pickup_per_second": args.pickup_per_second,
+        "log_level": case.log_level,
         "urls": servers.urls,
         "setup": setup,
-        "loop": args.loop if system in OURS else "asyncio",
     }
-    spec_file = tmp / f"{system}-{n}.json"
+    spec_file = tmp / f"{case.system}-{case.n}.json"
     spec_file.write_text(json.dumps(spec))
     env = dict(os.environ)
     env.setdefault("AIRFLOW_HOME", str(tmp / "airflow-home"))
-    env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
-    env["PYTHONPATH"] = str(ROOT) if system in OURS else ""
+    env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = case.log_level
+    env["PYTHONPATH"] = str(ROOT) if case.system in OURS else ""
     load_before = os.getloadavg()
     started = time.monotonic()
     proc = subprocess.run(
@@ -154,120 +254,166 @@ def measure(servers: Servers, python: Path, system: str, n: int, args: argparse.
         env=env,
         capture_output=True,
         text=True,
-        timeout=args.run_seconds + 600,
+        timeout=1800,
         check=False,
     )
     load_after = os.getloadavg()
+    base = {"system": case.system, "jobs": case.n, "case": asdict(case), "variant": case.variant}
     if proc.returncode != 0 or not proc.stdout.strip():
         why = (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}")[-2000:]
-        return {"system": system, "jobs": n, "failed": why}
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return {**base, "failed": why}
+    result: dict[str, Any] = {**base, **json.loads(proc.stdout.strip().splitlines()[-1])}
+    result["case"], result["variant"] = asdict(case), case.variant
     # what one poll of this system must send at least: one request per endpoint, or more where the API pages
-    result["endpoints"] = int(setup.get("endpoints", ENDPOINTS.get(system, 1)))
+    result["endpoints"] = int(setup.get("endpoints", ENDPOINTS.get(case.system, 1)))
     result["requests_per_poll_floor"] = int(setup.get("requests_per_poll_floor", result["endpoints"]))
+    for key in ("pod_bytes_mean", "unwatched", "steps_per_cluster"):
+        if key in setup:
+            result[f"fake_{key}"] = setup[key]
+    result["schedule_args"] = [args.steady_seconds, args.spread]
+    result["setup_seconds"] = round(started - setup_started, 1)
     result["process_seconds"] = round(time.monotonic() - started, 1)
     result["loadavg_1m"] = [round(load_before[0], 2), round(load_after[0], 2)]
-    return derive(result, args)
+    return derive(result)
 
 
-def derive(r: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    intervals = args.run_seconds / args.interval
-    n = r["jobs"]
+def derive(r: dict[str, Any]) -> dict[str, Any]:
+    """Requests per interval in the steady and events windows, and the issue's bound for each."""
+    interval = r["case"]["interval"]
     srv = r["server"]
-    r["requests_per_interval"] = round(srv["requests"] / intervals, 1)
-    # the target: every endpoint once per interval (its pages, where the API pages), plus one request per job whose
-    # state changed
-    floor = r.get("requests_per_poll_floor", ENDPOINTS.get(r["system"], 1))
-    r["target_requests_per_interval"] = round(floor + r["ending_jobs"] / intervals, 1)
-    r["cpu_ms_per_job"] = round(1000 * r["cpu_seconds"] / n, 3)
-    r["cpu_us_per_job_interval"] = round(1e6 * r["cpu_seconds"] / n / intervals, 1)
+    floor = r.get("requests_per_poll_floor", 1)
+    steady = srv["steady"]
+    r["steady_requests_per_interval"] = round(steady["requests"] / max(1e-9, steady["seconds"] / interval), 2)
+    r["steady_target_requests"] = floor
+    ev = srv["events"]
+    ev_intervals = max(1e-9, ev["seconds"] / interval)
+    r["events_requests_per_interval"] = round(ev["requests"] / ev_intervals, 2)
+    r["events_target_requests"] = round(floor + r["ending_jobs"] / ev_intervals, 2)
+    # CPU per event: the events window's CPU less what waiting would have cost in it. Waiting costs per waiting
+    # job (per-job pollers stop polling a job once it ended, and every poller's per-job work shrinks), so the
+    # steady rate is scaled by the job-seconds still waiting: each ended job is taken to wait until its end plus
+    # the median latency, its end spread evenly over [first, last].
+    n, m = r["jobs"], r["ending_jobs"]
+    if n and r.get("events"):
+        _, first, last, _ = schedule(interval, *r.get("schedule_args", (8.0, 6.0)))
+        length = r["events_seconds"]
+        waited = min(length, (first + last) / 2 + (r.get("latency_p50_s") or 0.0))
+        job_seconds = n * length - m * (length - waited)
+        idle = r["steady_cpu_seconds"] / r["steady_seconds"] * job_seconds / n
+        r.setdefault("cpu_ms_per_event_unscaled", r["cpu_ms_per_event"])
+        r["cpu_ms_per_event"] = round(1000 * (r["events_cpu_seconds"] - idle) / r["events"], 4)
     return r
 
 
 # --- the report ---------------------------------------------------------------------------------------------
 
+# the three costs compared between rows: start-up per trigger, steady per job and poll, per event
+COSTS = {
+    "startup": "startup_cpu_ms_per_job",
+    "steady": "steady_cpu_us_per_job_poll",
+    "event": "cpu_ms_per_event",
+}
+
+
+def ok(r: dict[str, Any]) -> bool:
+    return "failed" not in r
+
+
+def key_of(r: dict[str, Any]) -> tuple[int, float, float, str]:
+    c = r["case"]
+    return (int(c["n"]), float(c["interval"]), float(c["ending"]), str(c["log_level"]))
+
 
 def add_ratios(results: list[dict[str, Any]]) -> None:
-    """CPU per job against the best provider and the floors of the same N.
-
-    A provider not run at this N (``--provider-max-jobs``) is taken at the largest N it ran at, per job: a
-    conservative stand-in, since a provider's cost per job only grows with N (its loop saturates).
-    """
-    by = {(r["system"], r["jobs"]): r for r in results if "failed" not in r}
-    for r in by.values():
-        n = r["jobs"]
-        providers = []
-        for p in PROVIDERS:
-            ran = [m for (s, m) in by if s == p and m <= n]
-            if ran:
-                providers.append(by[(p, max(ran))])
-        per_job = r["cpu_seconds"] / n
-        if providers:
-            best = min(providers, key=lambda p: p["cpu_seconds"] / p["jobs"])
-            r["best_provider"] = f"{best['system']}@{best['jobs']}"
-            r["cpu_vs_best_provider"] = round(per_job / max(best["cpu_seconds"] / best["jobs"], 1e-12), 3)
-        for f in FLOORS:
-            if (f, n) in by:
-                r[f"cpu_vs_{f}"] = round(r["cpu_seconds"] / max(by[(f, n)]["cpu_seconds"], 1e-9), 3)
-        peer = PEER.get(r["system"])
-        peer_ran = [m for (s, m) in by if s == peer and m <= n]
-        if peer and peer_ran:
-            p = by[(peer, max(peer_ran))]
-            r["peer_provider"] = f"{peer}@{p['jobs']}"
-            r["cpu_vs_peer_provider"] = round(per_job / max(p["cpu_seconds"] / p["jobs"], 1e-12), 3)
+    """Each cost against the providers and the floors of the same N, interval, endings and log level only."""
+    by: dict[tuple[str, tuple[int, float, float, str]], dict[str, Any]] = {}
+    for r in results:
+        if ok(r) and r["system"] in PROVIDERS + FLOORS:
+            by.setdefault((r["system"], key_of(r)), r)
+    for r in results:
+        if not ok(r):
+            continue
+        k = key_of(r)
+        ratios: dict[str, dict[str, float | None]] = {}
+        for cost, field_name in COSTS.items():
+            mine = r.get(field_name)
+            row: dict[str, float | None] = {}
+            for other in PROVIDERS + FLOORS:
+                o = by.get((other, k))
+                theirs = None if o is None else o.get(field_name)
+                row[other] = None if mine is None or not theirs or theirs <= 0 else round(mine / theirs, 4)
+            ran = {p: v for p, v in row.items() if p in PROVIDERS and v is not None}
+            row["best_provider"] = max(ran.values()) if ran else None  # the cheapest provider gives the largest
+            ratios[cost] = row
+        r["ratios"] = ratios
+        r["providers_run"] = [p for p in PROVIDERS if (p, k) in by]
 
 
 def fmt(v: Any, digits: int = 2) -> str:
     if v is None:
         return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
     if isinstance(v, float):
+        if v != 0 and abs(v) < 10**-digits:
+            return f"{v:.{digits}g}"
         return f"{v:.{digits}f}"
+    if isinstance(v, int):
+        return f"{v:,}"
     return str(v)
 
 
-COLUMNS = [
-    ("system", "system"),
-    ("N", "jobs"),
-    ("req/interval", "requests_per_interval"),
-    ("target", "target_requests_per_interval"),
-    ("CPU ms/job", "cpu_ms_per_job"),
-    ("RSS KB/job", "rss_kb_per_job"),
-    ("lag max s", "lag_max_s"),
-    ("lag p99 s", "lag_p99_s"),
-    ("latency p50 s", "latency_p50_s"),
-    ("latency p99 s", "latency_p99_s"),
-    ("events", "events_of_ending"),
-    ("sockets open", "sockets_peak"),
-    ("sockets used", "client_sockets"),
-    ("CPU vs best provider", "cpu_vs_best_provider"),
-    ("CPU vs floor", "cpu_vs_floor"),
-    ("CPU vs batched floor", "cpu_vs_floor-batched"),
+def ratio(r: dict[str, Any], cost: str, against: str) -> str:
+    if not r.get("ratios"):
+        return "-"
+    v = r["ratios"][cost].get(against)
+    if v is None:
+        return "not run" if against == "best_provider" and not r.get("providers_run") else "-"
+    return f"{v:.3f}x"
+
+
+COLUMNS: list[tuple[str, Any]] = [
+    ("system", lambda r: r["system"]),
+    ("variant", lambda r: r.get("variant") or "-"),
+    ("N", lambda r: fmt(r["jobs"])),
+    ("start-up s", lambda r: fmt(r["startup_seconds"], 1)),
+    ("start-up CPU ms/job", lambda r: fmt(r["startup_cpu_ms_per_job"], 3)),
+    ("start-up lag max s", lambda r: fmt(r["startup_lag_max_s"], 3)),
+    (
+        "steady req/interval (target)",
+        lambda r: f"{fmt(r['steady_requests_per_interval'], 1)} ({r['steady_target_requests']})",
+    ),
+    ("steady CPU us/job/poll", lambda r: fmt(r["steady_cpu_us_per_job_poll"], 2)),
+    ("CPU ms/event", lambda r: fmt(r["cpu_ms_per_event"], 3)),
+    ("RSS KB/job", lambda r: fmt(r["rss_kb_per_job"], 2)),
+    ("peak KB/job", lambda r: fmt(r["hwm_kb_per_job"], 2)),
+    ("lag max s", lambda r: fmt(r["lag_max_s"], 3)),
+    ("latency p99 s", lambda r: ("≥ " if r.get("latency_p99_at_least") else "") + fmt(r["latency_p99_s"], 2)),
+    ("events", lambda r: f"{r['events']}/{r['ending_jobs']}"),
+    ("steady vs best provider", lambda r: ratio(r, "steady", "best_provider")),
+    ("steady vs typed floor", lambda r: ratio(r, "steady", "floor-typed")),
 ]
 
 
-def rows(results: list[dict[str, Any]]) -> list[list[str]]:
+def order(r: dict[str, Any]) -> tuple[int, int, float, int, int]:
+    groups = list(GROUPS)
+    c = r["case"]
+    g = groups.index(c["group"]) if c["group"] in groups else len(groups)
+    s = EVERYONE.index(r["system"]) if r["system"] in EVERYONE else len(EVERYONE)
+    return (g, int(c["n"]), float(c["interval"]), s, int(c.get("steps_per_cluster", 250)))
+
+
+def rows(results: list[dict[str, Any]], group: str | None = None) -> list[list[str]]:
     out = []
-    for r in sorted(results, key=lambda r: (r["jobs"], order(r["system"]))):
-        if "failed" in r:
-            out.append([r["system"], str(r["jobs"]), "failed: " + r["failed"].strip().splitlines()[-1][:80]])
+    for r in sorted(results, key=order):
+        if group is not None and r["case"]["group"] != group:
             continue
-        r = {
-            **r,
-            "events_of_ending": f"{r['events']}/{r['ending_jobs']}",
-            "client_sockets": r["server"]["client_sockets"],
-        }
-        for q in ("p50", "p99"):
-            if r.get(f"latency_{q}_at_least"):
-                r[f"latency_{q}_s"] = f">= {r[f'latency_{q}_s']:.2f}"
-        if r.get("best_provider") and not r["best_provider"].endswith(f"@{r['jobs']}"):
-            r["cpu_vs_best_provider"] = f"{r['cpu_vs_best_provider']:.3f} ({r['best_provider']})"
-        out.append([fmt(r.get(key), 3 if key.startswith(("lag", "cpu_vs")) else 2) for _, key in COLUMNS])
+        if not ok(r):
+            tail = r["failed"].strip().splitlines()[-1][:100] if r["failed"].strip() else "failed"
+            out.append([r["system"], r.get("variant") or "-", fmt(r["jobs"]), "failed: " + tail])
+            continue
+        out.append([f(r) for _, f in COLUMNS])
     return out
-
-
-def order(system: str) -> int:
-    everyone = OURS + FLOORS + PROVIDERS
-    return everyone.index(system) if system in everyone else len(everyone)
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
@@ -299,245 +445,365 @@ def machine() -> dict[str, Any]:
     }
 
 
-def targets(report: dict[str, Any]) -> list[str]:
-    """The issue's targets for each of the library's triggers at the largest N, checked against this run."""
-    ours = [r for r in report["results"] if r["system"] in OURS and "failed" not in r]
+def comparison(results: list[dict[str, Any]]) -> list[str]:
+    """The library's rows against the providers and the typed floor, at equal N only."""
+    ours = [r for r in results if ok(r) and r["system"] in OURS and r.get("ratios") and r["case"]["group"] == "main"]
     if not ours:
         return []
-    n = max(r["jobs"] for r in ours)
-    cols = [r for s in OURS for r in ours if r["system"] == s and r["jobs"] == n]
-    interval = report["settings"]["interval"]
-
-    def verdict(met: bool | None) -> str:
-        return "" if met is None else (" (met)" if met else " (**missed**)")
-
-    def cell(r: dict[str, Any], key: str) -> str:
-        v = r.get(key)
-        if key == "requests_per_interval":
-            t = r["target_requests_per_interval"]
-            return f"{v} of {t}{verdict(v <= t)}"
-        if key == "rss_kb_per_job":
-            return f"{v} KB{verdict(v <= 5)}"
-        if key == "lag_max_s":
-            return f"{v} s{verdict(v < 0.1)}"
-        if key == "cpu_vs_best_provider":
-            return "-" if v is None else f"{v:.3f}x ({r.get('best_provider')}){verdict(v <= 1 / 3)}"
-        if key == "cpu_vs_floor":
-            return "-" if v is None else f"{v:.3f}x{verdict(v <= 1.5)}"
-        if key == "cpu_vs_floor-batched":
-            return "-" if v is None else f"{v:.2f}x"
-        if key == "cpu_vs_peer_provider":
-            return "-" if v is None else f"{v:.3f}x ({r.get('peer_provider')})"
-        censored = bool(r.get("latency_p99_at_least"))
-        return "-" if v is None else f"{'>= ' if censored else ''}{v} s{verdict(not censored and v <= interval + 1)}"
-
-    measures = [
-        ("requests per poll interval", "requests_per_interval", "<= requests one poll needs + jobs ended per interval"),
-        ("RSS per job", "rss_kb_per_job", "<= 5 KB"),
-        ("max event-loop lag", "lag_max_s", "< 0.1 s"),
-        ("CPU per job vs the best provider", "cpu_vs_best_provider", "<= 1/3"),
-        ("CPU per job vs the same system's provider trigger", "cpu_vs_peer_provider", "(the same endpoint, same N)"),
-        ("CPU per job vs the floor (per-job GET, shared session)", "cpu_vs_floor", "<= 1.5x"),
-        ("CPU per job vs the batched floor (one /json/ loop)", "cpu_vs_floor-batched", "(not a target: see below)"),
-        ("event latency p99", "latency_p99_s", f"<= {interval + 1:g} s (interval + 1 s)"),
-    ]
     lines = [
-        f"## Targets at N = {n:,}",
+        "## At equal N",
         "",
-        "| measure | target | " + " | ".join(r["system"] for r in cols) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in cols) + " |",
+        "Each cost of the library's trigger divided by the same cost of the row named, at the **same N** (and interval,"
+        " endings, log level). *best provider*: the cheapest of the providers' triggers run at that N.",
+        "",
+        "| system | N | providers run | start-up vs best provider | steady vs best provider"
+        " | per event vs best provider | steady vs same system's provider | steady vs per-job floor"
+        " | steady vs typed floor |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for what, key, target in measures:
-        lines.append(f"| {what} | {target} | " + " | ".join(cell(r, key) for r in cols) + " |")
-    floors = ", ".join(
-        f"{r['system']}: {r.get('requests_per_poll_floor', 1)} request(s) over {r.get('endpoints', 1)} endpoint(s)"
-        for r in cols
-    )
-    return [*lines, "", f"What one poll needs at least: {floors}.", ""]
+    for r in sorted(ours, key=order):
+        peer = PEER[r["system"]]
+        ran = ", ".join(r["providers_run"]) or "none"
+        lines.append(
+            f"| {r['system']} | {fmt(r['jobs'])} | {ran} | {ratio(r, 'startup', 'best_provider')} | "
+            f"{ratio(r, 'steady', 'best_provider')} | {ratio(r, 'event', 'best_provider')} | "
+            f"{ratio(r, 'steady', peer) if r['providers_run'] else 'not run'} | {ratio(r, 'steady', 'floor')} | "
+            f"{ratio(r, 'steady', 'floor-typed')} |"
+        )
+    not_run = sorted({r["jobs"] for r in ours if not r["providers_run"]})
+    if not_run:
+        lines += [
+            "",
+            "Providers were **not run** at N = " + ", ".join(f"{n:,}" for n in not_run) + " (`--provider-max-jobs`): no"
+            " ratio against them is given there, and none is taken across N.",
+        ]
+    return [*lines, ""]
 
 
-READING = """## Reading the figures
+def targets(report: dict[str, Any]) -> list[str]:
+    """The issue's targets this harness can check, against this run."""
+    res = [r for r in report["results"] if ok(r)]
 
-* **What runs.** Each row is its own process running N real trigger instances on one asyncio loop, as
-  Airflow 3.3's `TriggerRunner.run_trigger` does: one task per trigger, the trigger's log context bound
-  in it, `run()` iterated to its first event, then `cleanup()`. The triggerer's own extras (its span,
-  greenback portal, "trigger starting/fired" lines) are left out: every trigger pays them alike. Triggers
-  are created 50 per loop turn (`max_trigger_to_select_per_loop`).
-* **Endpoints.** `benchmarks/bench_servers.py`, another process on 127.0.0.1: the project's fake Spark
-  master (REST status and a `/json/` shaped like Spark 4's), a fake Livy (`/batches/{id}/state` and
-  `/log`), the project's contract fake kube-apiserver over TLS, and a fake EMR JSON API (`DescribeStep`,
-  `ListSteps` in pages of 50 like AWS; moto's O(steps) `DescribeStep` would have measured moto). EMR steps
-  live on clusters of 250, as AWS allows at most 256 active steps per cluster (10,000 steps: 40 clusters).
-  It counts every request.
-* **Schedule.** Every system gets the same one: all N jobs running at the start; a fraction of them
-  (`--ending`) end evenly spread between two times; the rest keep running, as most of a triggerer's jobs
-  do at any moment. Latency is from a job's scripted end to its trigger's event.
-* **Measures.** CPU: user + system seconds of the trigger process over the run. RSS per job: VmRSS after
-  a full collection, with every trigger waiting, minus VmRSS before any was created, over N (at N = 100
-  that difference is a few hundred KB, so page and arena granularity dominate it). Lag: how late a 50 ms
-  sleep wakes up, from that RSS mark to the end (the start-up burst of N triggers arriving at once, which a
-  triggerer never sees, is reported apart in the JSON). Sockets open: peak of `/proc/self/fd` sockets;
-  sockets used: distinct client ports the endpoint saw.
-* **Logging.** INFO, through Airflow's own `configure_logging(json_output=True, sending_to_supervisor=True)`,
-  as the triggerer's runner process sends lines to its supervisor, but into /dev/null: every line is
-  formatted (structlog JSON with call site and context), none is written to a terminal or disk.
-* **Requests.** The target is what one poll must send (one request per endpoint; for EMR one `ListSteps`
-  per page of 50 active steps per cluster, AWS's page size) plus one request per job that ended. Spark
-  confirms each ended driver over its REST status (for its message); Kubernetes answers from its watch
-  and sends nothing per poll; EMR finds ended steps on the newest page of ended steps.
-* **The two floors.** *floor* is what the issue asks for: a bare coroutine per job GETting its status
-  on one shared aiohttp session every interval, i.e. per-job polling at its cheapest, with no trigger,
-  logging or error handling around it. *floor-batched* is the library's design with nothing around it:
-  one bare loop GETting `/json/` and waking the coroutines whose driver ended. The library's trigger does
-  more than that floor on purpose: it logs what it watches and every state change into the task log, and
-  it confirms every terminal state over the driver's REST status before acting on it (one request per
-  ended job), so it stays a few times the batched floor's CPU; against per-job polling it is far below.
-* **RSS per job** includes what any trigger costs a triggerer (its task, coroutine and log context):
-  *floor-batched*'s whole figure is about that much. It moves by a few tenths of a KB from run to run.
-* **What made it cheap** (each found with tracemalloc or a profile at 10,000 jobs):
-  one poller per endpoint and interval (one `/json/`, one list+watch, one `ListSteps` listing per cluster);
-  one immutable status object shared by all jobs in the same state; Spark's `/json/` parsed to `(id, state)`
-  pairs; list pages let go item by item as they are read (Kubernetes) and EMR pages dropped as soon as read
-  (kept pages reached the oldest GC generation and full collections stalled the loop for 0.3-0.4 s);
-  deadlines kept by the poller with one alarm, not a timer per waiting trigger; waiters woken in slices of
-  128; log lines of a waiting coroutine emitted from a plain function (the call-site lookup otherwise keeps a
-  frame object alive per waiting trigger, about 0.45 KB); one logger per trigger class; polls started one
-  interval apart, however long a paginated poll takes; botocore's timestamps parsed to UTC datetimes
-  instead of dateutil's `tzlocal()`. `--loop uvloop` (our triggers only; the triggerer picks its loop) cut
-  CPU by about 15% and halved the lag in a trial; it is not needed for the targets.
-* **A burst of endings.** With `--ending 1` all 10,000 jobs end within 6 s (1,667 a second). In a trial the
-  Spark trigger kept its max lag at 0.048 s and its p99 latency at 2.43 s (Kubernetes: 0.040 s and 2.00 s):
-  the poller wakes waiters in slices of 128 and lets the loop run between them while thousands of triggers
-  log and yield their events.
+    def pick(system: str, n: int, group: str = "main") -> dict[str, Any] | None:
+        return next((r for r in res if r["system"] == system and r["jobs"] == n and r["case"]["group"] == group), None)
+
+    lines = [
+        "## The issue's targets against this run",
+        "",
+        "| measure | target | row | this run | |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+
+    def add(what: str, target: str, r: dict[str, Any] | None, value: str, met: bool | None) -> None:
+        if r is None:
+            return
+        row = f"{r['system']} @ {r['jobs']:,}" + (f" ({r['variant']})" if r.get("variant") else "")
+        lines.append(
+            f"| {what} | {target} | {row} | {value} | {'met' if met else '**missed**' if met is False else ''} |"
+        )
+
+    big = pick("durable-spark", 100000, "100k")
+    typed = pick("floor-typed", 100000, "100k")
+    if big:
+        us = big["steady_cpu_us_per_job_poll"]
+        floor_us = typed["steady_cpu_us_per_job_poll"] if typed else None
+        extra = f" (typed-decode floor {floor_us:.2f} us)" if floor_us else ""
+        add("CPU per waiting job per poll, 100,000 jobs", "≤ 1 µs", big, f"{us:.2f} µs{extra}", us <= 1.0)
+        add(
+            "max loop lag, 100,000 jobs (whole run)",
+            "< 0.1 s",
+            big,
+            f"{big['lag_max_s']:.3f} s",
+            big["lag_max_s"] < 0.1,
+        )
+        add(
+            "max loop lag, 100,000 jobs, steady",
+            "< 0.1 s",
+            big,
+            f"{big['steady_lag_max_s']:.3f} s",
+            big["steady_lag_max_s"] < 0.1,
+        )
+        add(
+            "memory per job, 100,000 jobs",
+            "(reported)",
+            big,
+            f"RSS {big['rss_kb_per_job']:.2f} KB, peak {big['hwm_kb_per_job']:.2f} KB",
+            None,
+        )
+    for s in OURS:
+        r = pick(s, 10000)
+        if r is None:
+            continue
+        add("RSS per waiting job", "≤ 5 KB", r, f"{r['rss_kb_per_job']:.2f} KB", r["rss_kb_per_job"] <= 5)
+        add(
+            "max loop lag (start-up, first full poll, steady, events)",
+            "< 0.1 s",
+            r,
+            f"{r['lag_max_s']:.3f} s",
+            r["lag_max_s"] < 0.1,
+        )
+        t = r["steady_target_requests"]
+        add(
+            "requests per interval, waiting",
+            f"≤ {t} (one poll)",
+            r,
+            f"{r['steady_requests_per_interval']:.1f}",
+            r["steady_requests_per_interval"] <= t * 1.05,
+        )
+        p99 = r["latency_p99_s"]
+        limit = r["case"]["interval"] + 1
+        add(
+            "event latency p99",
+            f"≤ interval + 1 s ({limit:g} s)",
+            r,
+            f"{p99} s",
+            p99 is not None and p99 <= limit and not r["latency_p99_at_least"],
+        )
+    for s in OURS:
+        r = pick(s, 1000)
+        if r is None or not r.get("ratios"):
+            continue
+        v = r["ratios"]["steady"]["best_provider"]
+        add(
+            "steady CPU per job vs the best provider, equal N",
+            "≤ 1/3",
+            r,
+            "not run" if v is None else f"{v:.3f}x",
+            None if v is None else v <= 1 / 3,
+        )
+    r30 = pick("durable-spark", 1000, "interval")
+    if r30 and r30.get("ratios"):
+        v = r30["ratios"]["steady"].get("livy")
+        add(
+            "steady CPU per task vs LivyTrigger at a 30 s interval, equal N",
+            "≤ 0.25x",
+            r30,
+            "not run" if v is None else f"{v:.3f}x",
+            None if v is None else v <= 0.25,
+        )
+    return [*lines, ""]
+
+
+METHOD = """## Method
+
+* **What runs.** Each row is its own process running N real trigger instances on one asyncio loop as Airflow
+  3.3's triggerer runner does: `create_triggers` takes the triggers its supervisor handed over **one per loop
+  turn** (an `asyncio.sleep(0)` before each), and `run_trigger` runs each as a task with the trigger's log
+  context bound, `run()` iterated to its first event, then `cleanup()`. Not reproduced: the runner's own
+  per-trigger extras (span, greenback portal, "trigger starting/fired" lines), which every trigger pays alike;
+  [performance-triggerer.md](performance-triggerer.md) measures them in a real `airflow triggerer`.
+* **`max_trigger_to_select_per_loop`** (Airflow 3.3.2, `Trigger.get_sorted_triggers`) limits how many
+  *unassigned* triggers the **supervisor** claims from the database per query in one of its loops (about one a
+  second; default 50): a triggerer picks up at most about 50 new triggers a second, so N = 10,000 deferred
+  tasks take minutes to be picked up after a start. It does not batch creation in the runner, which creates what
+  it was handed one per loop turn. Here all N are handed over at once (as with the setting raised to N, the
+  hardest case for the loop); `--pickup-per-second 50` feeds them at Airflow's default pace instead.
+* **Windows** (each measured apart; `bench_probe.py`). *Start-up*: from the first creation until the first poll
+  that covers every trigger has been handed out and its waiters have run (the library's pollers report it; for
+  the per-job systems one interval and 1 s after the last creation, by when each has polled once): the *start-up
+  CPU* per trigger includes that first full poll. *Steady*: about 8 s of whole intervals (one at 30 s) with
+  every trigger waiting and no job ending: *steady CPU* per job and poll, and the requests the endpoint got.
+  *Events*: the jobs' schedule starts; a share of them (20%, or all) end spread over 6 s (one interval at 30 s)
+  from half an interval on; the window is the same wall time for every system; *CPU per event* is the window's
+  CPU less the steady rate over its length, per event. Latency is from a job's scripted end to its event.
+* **The harness's own costs are out of every CPU figure.** Its full collection and RSS mark sit between start-up
+  and steady, in no window (and the loop turn it takes is kept out of the lag); its socket sampler is a thread
+  whose own CPU clock is read and taken off. No probe task wakes the loop: on this VM every wake-up of a
+  sleeping thread costs 70-300 µs of CPU, which a 50 ms probe would have charged to the system measured
+  (20 wake-ups a second: more than the library's whole steady cost at N = 1,000). CPU is user + system of the
+  process otherwise (any thread a trigger uses counts).
+* **Memory.** *RSS KB/job*: VmRSS after a full collection with every trigger waiting, minus VmRSS before the
+  first creation, over N. *Peak KB/job*: the peak RSS (VmHWM, reset before the first creation) over the whole
+  run less the same base, over N: what start-up, the first full poll and the events needed at most.
+* **Lag** is the longest turn of the event loop: `loop._run_once` and the selector's `select` are wrapped, and
+  a turn's time outside `select` is how long a timer or socket that became ready meanwhile waited (a garbage
+  collection inside the turn included). *start-up lag*: while the N triggers are created and through the first
+  full poll; *lag max*: over all three windows.
+* **Logging** as the triggerer's runner configures it: `configure_logging(json_output=True,
+  sending_to_supervisor=True)` at `[logging] logging_level` (INFO; WARNING for the rows that say so), into
+  /dev/null: every line is formatted (structlog JSON with call site and context), none is written.
+* **Endpoints.** `benchmarks/bench_servers.py`, another process on 127.0.0.1, on the same 2 cores: the
+  project's fake Spark master (REST status and a Spark-4-shaped `/json/`, rendered once per change), a fake
+  Livy, the project's contract fake kube-apiserver over TLS with **pods of 5-20 KB** (managed fields, env,
+  last-applied configuration) and as many **unwatched pods** in the namespace as watched ones, and a fake EMR
+  JSON API (`DescribeStep`, `ListSteps` in pages of 50) with 250, 10 or 1 steps per cluster. It counts every
+  request by window. The Spark connection's extra sets `max_response_bytes` to 64 MiB (a `/json/` of 100,000
+  drivers is about 26 MB; the default ceiling of 16 MiB refuses it).
+* **The floors.** *floor*: a bare coroutine per job GETting its driver's REST status on one shared aiohttp
+  session every interval (per-job polling at its cheapest). *floor-batched*: one bare loop GETting `/json/`
+  with `resp.json()` (`json.loads`) and waking the coroutines whose driver ended. *floor-typed*: the same loop
+  decoding `/json/` with msgspec straight into `(id, state)` structs: the typed-decode floor of a batched poll.
+  None logs, validates, keys, confirms or handles errors.
+* **Requests.** The target while waiting is what one poll must send: one request per endpoint (one `ListSteps`
+  per page of 50 active steps per cluster for EMR, so one per cluster at 1 or 10 steps per cluster).
 """
 
 
 def write_doc(report: dict[str, Any], path: Path) -> None:
-    m, a = report["machine"], report["settings"]
+    m = report["machine"]
     loads = [x for r in report["results"] if "loadavg_1m" in r for x in r["loadavg_1m"]]
     head = [h for h, _ in COLUMNS]
     lines = [
-        "# Triggerer performance",
+        "# Triggerer performance (library harness)",
         "",
-        "What waiting costs in one triggerer process: N deferred jobs as real trigger instances on one event loop,",
-        "the library's triggers next to the providers' triggers and two floors, against the same local",
+        "What waiting costs in one trigger process: N deferred jobs as real trigger instances on one event loop,",
+        "the library's triggers next to the providers' triggers and three floors, against the same local",
         f"endpoints, in one run of `{report['command']}` ({report['when']}, {report['seconds']:.0f} s).",
+        "A real `airflow triggerer` (supervisor, runner, metadata database, restarts, HA) is measured in",
+        "[performance-triggerer.md](performance-triggerer.md).",
         "",
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}; 1-minute load"
-        f" average {min(loads, default=0):.2f}-{max(loads, default=0):.2f} while the runs went (the benchmark's"
+        f" average {min(loads, default=0):.2f}-{max(loads, default=0):.2f} while the rows ran (the benchmark's"
         " own two processes included; the endpoints run on the same cores as the triggers). Read the **ratios**"
-        " between rows of one N: absolute times depend on the machine and its load and are not promises.",
+        " between rows of one N: absolute times depend on the machine and its load and are not promises."
+        " Providers: " + ", ".join(f"`{p}`" for p in report["settings"]["provider_requirements"]) + ", in"
+        " `build/bench-venv`.",
         "",
-        f"Settings: poll interval {a['interval']:g} s for every trigger; each run {a['run_seconds']:g} s of wall"
-        f" time; {a['ending_fraction']:.0%} of the jobs end, evenly spread between {a['first_end']:g} s and"
-        f" {a['last_end']:g} s into the run, the others keep running; logging at INFO as the triggerer formats"
-        " it. Providers: " + ", ".join(f"`{p}`" for p in a["provider_requirements"]) + ", in `build/bench-venv`.",
-        "",
-        "| " + " | ".join(head) + " |",
-        "| " + " | ".join("---" for _ in head) + " |",
     ]
-    lines += ["| " + " | ".join(row + [""] * (len(head) - len(row))) + " |" for row in rows(report["results"])]
+    lines += comparison(report["results"])
+    for group, title in GROUPS.items():
+        body = rows(report["results"], group)
+        if not body:
+            continue
+        lines += [f"## {title}", "", "| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+        lines += ["| " + " | ".join(row + [""] * (len(head) - len(row))) + " |" for row in body]
+        lines.append("")
     lines += [
-        "",
-        "*req/interval*: requests the endpoint received per poll interval over the run; *target*: one per endpoint"
-        " plus one per job that ended (the issue's bound). *events*: events / jobs that ended. CPU ratios are CPU"
-        " per job against the row named at the same N. A latency `>= x` is a lower bound: some ended jobs"
-        " had no event by the end of the run, and each counts with the time it had waited by then.",
+        "*start-up*: from the first trigger's creation until a poll covering all of them was handed out (CPU per"
+        " trigger, first full poll included; lag max in that window). *steady*: every trigger waiting, nothing"
+        " ending: requests per interval at the endpoint (in brackets, what one poll must send) and CPU per job and"
+        " poll. *CPU ms/event*: the events window's CPU less the steady rate, per event. *peak KB/job*: VmHWM over"
+        " the run less the base. *lag max*: the whole run. A latency `≥ x` is a lower bound (events missed by the"
+        " end of the window count with the time they had waited). Ratios: same N, interval, endings and log level"
+        " only; `not run`: no provider was run at that N.",
         "",
     ]
     if report.get("notes"):
         lines += [f"* {note}" for note in report["notes"]] + [""]
     lines += targets(report)
-    lines += [READING]
+    if report.get("findings"):
+        lines += ["## What the figures say", "", *report["findings"], ""]
+    lines += [METHOD]
     path.write_text("\n".join(lines).rstrip() + "\n")
 
 
 def main() -> int:
     sys.path.insert(0, str(HERE))
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--jobs", type=int, nargs="+", default=[100, 1000, 10000], help="N values")
-    parser.add_argument("--systems", nargs="+", default=OURS + FLOORS + PROVIDERS, choices=OURS + FLOORS + PROVIDERS)
-    parser.add_argument("--interval", type=float, default=2.0, help="poll interval of every trigger (s)")
-    parser.add_argument("--run-seconds", type=float, default=16.0, help="wall time of each run (s)")
-    parser.add_argument("--first-end", type=float, default=5.0, help="the first job ends this long into the run")
-    parser.add_argument("--last-end", type=float, default=11.0, help="the last job ends this long into the run")
     parser.add_argument(
-        "--ending", type=float, default=0.2, help="fraction of the jobs that end during a run (1: every job)"
+        "--jobs", type=int, nargs="+", help="N values (with --systems: a plain grid instead of the matrix)"
     )
-    parser.add_argument("--settle-seconds", type=float, default=1.0, help="RSS is read this long before the first end")
+    parser.add_argument("--systems", nargs="+", choices=EVERYONE, help="systems of the grid (default: all)")
+    parser.add_argument("--groups", nargs="+", choices=list(GROUPS), help="only these groups of the default matrix")
+    parser.add_argument("--interval", type=float, default=2.0, help="poll interval of the grid's rows (s)")
+    parser.add_argument("--ending", type=float, default=0.2, help="share of the jobs that end in the grid's rows")
+    parser.add_argument("--log-level", default="INFO", choices=["INFO", "WARNING"], help="log level of the grid's rows")
+    parser.add_argument("--steps-per-cluster", type=int, default=250, help="EMR layout of the grid's rows")
+    parser.add_argument(
+        "--steady-seconds", type=float, default=8.0, help="steady window: about this long, whole intervals"
+    )
+    parser.add_argument(
+        "--spread", type=float, default=6.0, help="the ending jobs end over this long (at least an interval)"
+    )
+    parser.add_argument(
+        "--pickup-per-second", type=float, default=0.0, help="triggers handed over per second (0: all at once)"
+    )
+    parser.add_argument(
+        "--pod-bytes", type=int, nargs=2, default=[5000, 20000], metavar=("MIN", "MAX"), help="pod sizes"
+    )
+    parser.add_argument("--unwatched", type=float, default=1.0, help="unwatched pods in the namespace, per watched pod")
     parser.add_argument(
         "--provider-max-jobs",
         type=int,
         default=1000,
-        help="largest N the providers' triggers run at (at 10,000 they saturate the loop for minutes and the EMR "
-        "trigger needs about 1 MB per job; 0: no limit)",
+        help="largest N the providers' triggers run at (at 10,000 they saturate the loop for minutes; 0: no limit)",
     )
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio", help="event loop for our triggers")
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--doc", type=Path, default=DOC, help="markdown table to write")
-    parser.add_argument("--no-doc", action="store_true", help="do not write the markdown table")
+    parser.add_argument("--doc", type=Path, default=DOC, help="markdown to write")
+    parser.add_argument("--no-doc", action="store_true", help="do not write the markdown")
     parser.add_argument("--render", type=Path, help="only rewrite the markdown from this JSON of an earlier run")
+    parser.add_argument("--findings", type=Path, help="markdown lines for the doc's 'What the figures say'")
     args = parser.parse_args()
     if args.render:
         report = json.loads(args.render.read_text())
+        if args.findings:
+            report["findings"] = args.findings.read_text().rstrip("\n").splitlines()
+        report["results"] = [derive(r) if ok(r) else r for r in report["results"]]
         add_ratios(report["results"])
         write_doc(report, args.doc)
         print(f"wrote {args.doc}")
         return 0
-    if not 0 < args.first_end <= args.last_end < args.run_seconds:
-        parser.error("need 0 < --first-end <= --last-end < --run-seconds")
+
+    if args.jobs or args.systems:
+        cases = [
+            Case(
+                s,
+                n,
+                interval=args.interval,
+                ending=args.ending,
+                log_level=args.log_level,
+                steps_per_cluster=args.steps_per_cluster,
+            )
+            for n in (args.jobs or [1000, 10000])
+            for s in sorted(args.systems or EVERYONE, key=EVERYONE.index)
+        ]
+    else:
+        cases = default_matrix()
+        if args.groups:
+            cases = [c for c in cases if c.group in args.groups]
 
     notes: list[str] = []
-    wanted_providers = [s for s in args.systems if s in PROVIDERS]
+    skipped = [c for c in cases if c.system in PROVIDERS and 0 < args.provider_max_jobs < c.n]
+    cases = [c for c in cases if c not in skipped]
     provider_py = None
-    if wanted_providers:
+    if any(c.system in PROVIDERS for c in cases):
         provider_py, how = provider_python(ROOT / "build" / "bench" / "bench-venv-install.log")
         if provider_py is None:
             notes.append(f"The providers could not be installed ({how}); their rows are missing.")
             print(notes[-1], flush=True)
 
     results: list[dict[str, Any]] = []
-    skipped: list[str] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="triggerer-bench-") as tmpdir:
         tmp = Path(tmpdir)
         servers = Servers(tmp)
         try:
-            for n in args.jobs:
-                for system in sorted(args.systems, key=order):
-                    python = provider_py if system in PROVIDERS else Path(sys.executable)
-                    if python is None:
-                        continue
-                    if system in PROVIDERS and 0 < args.provider_max_jobs < n:
-                        skipped.append(f"{system}@{n}")
-                        continue
-                    print(f"  {system} x {n} ...", end=" ", flush=True)
-                    r = measure(servers, python, system, n, args, tmp)
-                    results.append(r)
-                    if "failed" in r:
-                        print("FAILED", r["failed"].strip().splitlines()[-1][:200], flush=True)
-                    else:
-                        print(
-                            f"cpu {r['cpu_seconds']}s, {r['requests_per_interval']} req/interval, "
-                            f"lag max {r['lag_max_s']}s, p99 latency {r['latency_p99_s']}s, "
-                            f"{r['events']}/{n} events, load {r['loadavg_1m']}",
-                            flush=True,
-                        )
+            for case in cases:
+                python = provider_py if case.system in PROVIDERS else Path(sys.executable)
+                if python is None:
+                    continue
+                label = f"{case.system} x {case.n}" + (f" [{case.variant}]" if case.variant else "")
+                print(f"  {label} ...", end=" ", flush=True)
+                r = measure(servers, python, case, args, tmp)
+                results.append(r)
+                if not ok(r):
+                    print("FAILED", r["failed"].strip().splitlines()[-1][:200], flush=True)
+                else:
+                    print(
+                        f"start-up {r['startup_seconds']}s ({r['startup_cpu_ms_per_job']} ms/job, lag "
+                        f"{r['startup_lag_max_s']}s), steady {r['steady_cpu_us_per_job_poll']} us/job/poll "
+                        f"{r['steady_requests_per_interval']} req/interval, {r['cpu_ms_per_event']} ms/event, "
+                        f"lag max {r['lag_max_s']}s, p99 {r['latency_p99_s']}s, {r['events']}/{r['ending_jobs']} "
+                        f"events, RSS {r['rss_kb_per_job']} KB/job, load {r['loadavg_1m']}",
+                        flush=True,
+                    )
         finally:
             servers.stop()
     add_ratios(results)
     if skipped:
         notes.append(
-            f"Not run (--provider-max-jobs {args.provider_max_jobs}): {', '.join(skipped)}. Their ratios use the "
-            "provider's CPU per job at the largest N it ran at, marked `(system@N)`: a conservative stand-in, as a "
-            "provider's cost per job grows with N."
+            f"Not run (--provider-max-jobs {args.provider_max_jobs}): "
+            + ", ".join(f"{c.system}@{c.n:,}" + (f" ({c.variant})" if c.variant else "") for c in skipped)
+            + ". No ratio against a provider is given at an N it did not run at."
         )
     for r in results:
-        if r.get("overrun_seconds", 0) > 1:
+        if ok(r) and r.get("overrun_seconds", 0) > 1:
             notes.append(
-                f"{r['system']} x {r['jobs']}: saturated; its loop got back to the end of the run "
-                f"{r['overrun_seconds']:.0f} s late, so its CPU and events cover a longer run."
+                f"{r['system']} x {r['jobs']:,}: saturated; its loop got back to the end of the events window "
+                f"{r['overrun_seconds']:.0f} s late, so its events window is longer."
             )
+        if ok(r) and not r.get("startup_full_poll_seen", True):
+            notes.append(f"{r['system']} x {r['jobs']:,}: the first full poll was not seen within the start-up limit.")
     report = {
         "benchmark": "triggerer_scale",
         "command": " ".join(["python benchmarks/triggerer_scale.py", *sys.argv[1:]]),
@@ -545,17 +811,17 @@ def main() -> int:
         "seconds": round(time.monotonic() - started, 1),
         "machine": machine(),
         "settings": {
-            "interval": args.interval,
-            "run_seconds": args.run_seconds,
-            "first_end": args.first_end,
-            "last_end": args.last_end,
-            "ending_fraction": args.ending,
-            "loop": args.loop,
+            "pickup_per_second": args.pickup_per_second,
+            "pod_bytes": args.pod_bytes,
+            "unwatched_per_watched": args.unwatched,
+            "provider_max_jobs": args.provider_max_jobs,
             "provider_requirements": PROVIDER_REQUIREMENTS,
         },
         "notes": notes,
         "results": results,
     }
+    if args.findings:
+        report["findings"] = args.findings.read_text().rstrip("\n").splitlines()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print()

@@ -1,8 +1,10 @@
 """`make bench` must keep working: the triggerer benchmark, small, for the library's systems and the floors.
 
 The providers' rows need `build/bench-venv` (their pins conflict with ours), so they are left to `make bench`;
-everything else runs here as it does there: the endpoint process, one measured process per system, the JSON.
-The figures are not asserted as performance (tests are not benchmarks), only as correct accounting.
+everything else runs here as it does there: the endpoint process, one measured process per system, the JSON and
+the markdown. The figures are not asserted as performance (tests are not benchmarks), only as correct
+accounting: every window measured, every ended job's event and no other, requests counted per window, the
+harness's own costs kept apart, ratios only at equal N.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEMS = ["durable-spark", "durable-kube", "durable-emr", "floor", "floor-batched"]
+SYSTEMS = ["durable-spark", "durable-kube", "durable-emr", "floor", "floor-batched", "floor-typed"]
 
 
 def test_the_triggerer_benchmark_runs_and_accounts_for_every_job(tmp_path: Path) -> None:
@@ -24,7 +26,8 @@ def test_the_triggerer_benchmark_runs_and_accounts_for_every_job(tmp_path: Path)
             sys.executable,
             str(ROOT / "benchmarks" / "triggerer_scale.py"),
             *("--jobs", "40", "--systems", *SYSTEMS),
-            *("--interval", "0.5", "--run-seconds", "6", "--first-end", "2", "--last-end", "3.5", "--ending", "0.25"),
+            *("--interval", "0.5", "--steady-seconds", "1", "--spread", "1", "--ending", "0.25"),
+            *("--pod-bytes", "5000", "20000", "--unwatched", "1"),
             *("--out", str(out), "--doc", str(doc)),
         ],
         cwd=ROOT,
@@ -43,10 +46,27 @@ def test_the_triggerer_benchmark_runs_and_accounts_for_every_job(tmp_path: Path)
         # every job that ended got its event, no running job got one, and nothing raised
         assert r["events"] == 10 and not r["missed"] and not r["wrong_events"] and not r["errors"], (system, r)
         assert sum(r["outcomes"].values()) == 10 and "raised" not in r["outcomes"], (system, r["outcomes"])
-        assert r["rss_kb_per_job"] > 0 and r["cpu_seconds"] > 0, system
+        # three windows, in order, each measured: start-up saw the first full poll with every trigger waiting
+        assert r["startup_full_poll_seen"] and r["waiting_after_startup"] == 40, system
+        assert r["startup_cpu_seconds"] > 0 and r["steady_cpu_seconds"] >= 0 and r["events_cpu_seconds"] > 0, system
+        assert r["steady_seconds"] >= 1.0 and r["steady_cpu_us_per_job_poll"] is not None, system
+        steady, events = r["windows"]["steady"], r["windows"]["events"]
+        assert steady[0] < steady[1] <= events[0] < events[1], system
+        # the harness's own costs were measured, so that they could be taken out
+        assert r["harness"]["loop_turns"] > 40 and r["harness"]["paused_seconds"] > 0, system
+        assert r["rss_kb_per_job"] > 0 and r["hwm_kb_per_job"] >= r["rss_kb_per_job"] - 1, system
+        assert r["lag_max_s"] >= r["steady_lag_max_s"], system
     # the batched designs ask per endpoint, not per job; per-job polling asks for every job every interval
-    assert results["floor"]["requests_per_interval"] > 30
-    for system in ("durable-spark", "floor-batched"):
-        assert results[system]["requests_per_interval"] <= results[system]["target_requests_per_interval"], system
-    assert results["durable-kube"]["requests_per_interval"] < 5  # answered from the watch
-    assert "| durable-spark | 40 |" in doc.read_text()
+    assert results["floor"]["steady_requests_per_interval"] > 30
+    for system in ("durable-spark", "floor-batched", "floor-typed", "durable-emr"):
+        r = results[system]
+        assert r["steady_requests_per_interval"] <= r["steady_target_requests"] * 1.5, system
+        assert r["server"]["steady"]["by_kind"], system
+    assert results["durable-kube"]["steady_requests_per_interval"] < 5  # answered from the watch
+    assert results["durable-kube"]["fake_pod_bytes_mean"] >= 5000 and results["durable-kube"]["fake_unwatched"] == 40
+    # ratios only at equal N: the floors ran at 40, the providers did not
+    spark = results["durable-spark"]
+    assert spark["ratios"]["steady"]["floor-typed"] is not None and spark["ratios"]["steady"]["best_provider"] is None
+    text = doc.read_text()
+    assert "| durable-spark | 0.5 s interval, 25% end | 40 |" in text
+    assert "Providers were **not run** at N = 40" in text and "performance-triggerer.md" in text
