@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test unit integration lint demo demo-ui e2e bench bench-triggerer bench-kube bench-emr bench-listings bench-answers soak clean
+.PHONY: setup test unit integration lint demo demo-ui e2e bench bench-poll-profile bench-triggerer bench-kube bench-emr bench-listings bench-answers soak clean
 
 $(STAMP): pyproject.toml
 	@command -v javac >/dev/null || { echo "javac (JDK 17+) is required; the Debian packages are listed in .ci/apt-packages.txt"; exit 1; }
@@ -44,11 +44,18 @@ demo: setup
 demo-ui: setup
 	$(PY) scripts/demo.py --keep-running
 
-# Triggerer performance (issue 7): N = 100, 1,000, 10,000 deferred jobs per process, ours beside the providers'
-# triggers and two floors, in one run (about 7 minutes; the providers' venv is built once into build/bench-venv).
-# Writes build/bench/triggerer_scale.json and docs/performance.md.
+# Triggerer performance (issues 7, 12), library harness: N = 1,000, 10,000 and 100,000 deferred jobs per process,
+# ours beside the providers' triggers (at equal N) and three floors, plus the layouts (EMR 1/10/250 steps per
+# cluster, realistic pods, 100% ending, a 30 s interval) in one run (about 30 minutes; the providers' venv is
+# built once into build/bench-venv). Writes build/bench/triggerer_scale.json and docs/performance.md.
 bench: setup
 	$(PY) benchmarks/triggerer_scale.py
+
+# Where a steady poll of 100,000 Spark jobs spends its time, stage by stage, with py-spy over the polls and the
+# start-up (about 3 minutes). Writes build/bench/poll_profile.json.
+bench-poll-profile: setup
+	$(PY) -m pip install --quiet py-spy
+	$(PY) benchmarks/bench_poll_profile.py --pyspy-startup
 
 # A real `airflow triggerer` (issue 12): N = 1,000, 5,000, 10,000 deferred tasks seeded in a private PostgreSQL,
 # ours beside Airflow's DateTimeTrigger (the floor) and the providers' triggers (at N <= 1,000 by default; add

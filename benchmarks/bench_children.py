@@ -399,6 +399,7 @@ async def measure(spec: dict[str, Any]) -> dict[str, Any]:
         ends=end_offsets(n, spec["first"], spec["last"], spec["fraction"]),
         events_seconds=spec["events_seconds"],
         pickup_per_second=spec.get("pickup_per_second", 0.0),
+        gc_freeze=bool(spec.get("gc_freeze")),
         control=Control(
             reset=lambda: control(spec, "/_reset", {"system": fake}),
             start=lambda: float(control(spec, "/_start", {"system": fake})["t0"]),

@@ -293,6 +293,7 @@ async def run_phases(
     control: Control,
     pickup_per_second: float = 0.0,
     bind_context: bool = True,
+    gc_freeze: bool = False,
 ) -> dict[str, Any]:
     """Run ``system.job(i)`` (a trigger's first event) for every job as triggerer tasks; measure the windows."""
     bind = None
@@ -319,6 +320,8 @@ async def run_phases(
 
     # --- the harness's own set-up, outside every window
     gc.collect()
+    if gc_freeze:  # what a triggerer could do once its imports are done: the collector never walks them again
+        gc.freeze()
     hwm_reset = reset_hwm()
     rss_base = rss_kb()
     sockets_base = open_sockets()
@@ -413,6 +416,9 @@ async def run_phases(
     def gc_max(a: float, b: float) -> float:
         return round(max((p[2] for p in auto_gc if a <= p[0] <= b), default=0.0), 4)
 
+    def gc_sum(a: float, b: float) -> float:
+        return round(sum(p[2] for p in auto_gc if a <= p[0] <= b), 4)
+
     steady_cpu, steady_s = c3 - c2, w3 - w2
     events_cpu, events_s = c5 - c4, w5 - w4
     n_events = len(arrived)
@@ -440,6 +446,7 @@ async def run_phases(
         "startup_cpu_ms_per_job": round(1000 * (c1 - c0) / n, 4),
         "startup_lag_max_s": round(max(lag_startup, default=0.0), 4),
         "startup_gc_pause_max_s": gc_max(w0, w1),
+        "startup_gc_seconds": gc_sum(w0, w1),
         "waiting_after_startup": waiting_after_startup,
         # steady
         "steady_seconds": round(steady_s, 3),
@@ -463,6 +470,7 @@ async def run_phases(
         "gc_collections": len(auto_gc),
         "gc_pause_max_s": round(max((p[2] for p in auto_gc), default=0.0), 4),
         "steady_gc_pause_max_s": gc_max(w2, w3),
+        "steady_gc_seconds": gc_sum(w2, w3),
         # memory
         "rss_base_mb": round(rss_base / 1024, 1),
         "rss_kb_per_job": round((rss_waiting - rss_base) / n, 3),

@@ -561,12 +561,17 @@ def probe_counts(af: Airflow, pids: set[int]) -> dict[str, Any]:
     """The counters the sitecustomize probe wrote for these processes, summed per role."""
     out: dict[str, Counter[str]] = {"supervisor": Counter(), "runner": Counter()}
     cpu: dict[str, Counter[str]] = {"supervisor": Counter(), "runner": Counter()}
+    imports: dict[str, float] = {}
     for path in af.probe_dir.glob("probe-*.json"):
         with contextlib.suppress(ValueError, OSError):
             data = json.loads(path.read_text())
             if data["pid"] in pids:
                 out[data["role"]].update(data["counts"])
                 cpu[data["role"]].update(data.get("cpu_seconds", {}))
+                if data["role"] == "runner":
+                    for k, v in data.get("imports", {}).items():
+                        imports[k] = max(v, imports.get(k, 0.0))
+    on_loop = [v for k, v in imports.items() if k.endswith("@MainThread")]
     sup, run = out["supervisor"], out["runner"]
     return {
         "connection_fetches_supervisor": sup.get("supervisor_requests.GetConnection", 0),
@@ -576,6 +581,9 @@ def probe_counts(af: Airflow, pids: set[int]) -> dict[str, Any]:
         "library_client_creations": run.get("client_creations", 0),
         "aiohttp_sessions_runner": run.get("aiohttp_sessions", 0),
         "supervisor_requests": {k.split(".", 1)[1]: v for k, v in sup.items() if k.startswith("supervisor_requests.")},
+        # outermost imports of the library in the runner by module@thread (MainThread: on the event loop)
+        "library_imports_runner_s": imports,
+        "library_import_on_loop_max_s": max(on_loop, default=None),
         "probe_patch_failures": {k: v for k, v in (sup + run).items() if k.startswith("probe_patch_failed")},
     }
 
@@ -1271,6 +1279,7 @@ COLUMNS = [
     ("blocked (max s)", "blocked"),
     ("lines/trig (lib)", "lines"),
     ("conn fetches", "fetches"),
+    ("lib import on loop ms", "import_ms"),
 ]
 
 
@@ -1288,11 +1297,16 @@ def table_rows(results: list[dict[str, Any]]) -> list[list[str]]:
             "lines": f"{logs.get('lines_info_per_trigger_mean', '-')} "
             f"({logs.get('lines_library_per_trigger_mean', '-')})",
             "fetches": str(r.get("probe", {}).get("connection_fetches_supervisor", "-")),
+            "import_ms": _ms(r.get("probe", {}).get("library_import_on_loop_max_s")),
         }
         if not r.get("pickup_complete", True):
             row["pickup_seconds"] = f">{r['pickup_seconds']}"
         out.append([fmt(row.get(k)) for _, k in COLUMNS])
     return out
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f}"
 
 
 def fmt(v: Any) -> str:
@@ -1347,7 +1361,8 @@ def write_results_section(report: dict[str, Any], path: Path) -> None:
             f"sessions {p['aiohttp_sessions_runner']}, client sockets at the endpoint {st['client_sockets']}; "
             "requests per "
             f"interval {st['requests_per_interval']} (max {st['max_requests_per_interval']}); start-up CPU "
-            f"{st['startup']['cpu_s']} s; blocked warnings {st['blocked_warnings']} (max {st['blocked_max_s']:.2f} s).",
+            f"{st['startup']['cpu_s']} s; blocked warnings {st['blocked_warnings']} (max {st['blocked_max_s']:.2f} s); "
+            f"the library's import on the runner's loop {_ms(p.get('library_import_on_loop_max_s'))} ms.",
             "",
         ]
     if report.get("ha"):
@@ -1521,7 +1536,8 @@ def main() -> int:
                         f"pickup {r['pickup_seconds']} s, startup CPU {r['startup']['cpu_s']} s, steady "
                         f"{r['steady']['cpu_s']} s, {r['events']}/{r['ending_jobs']} events, "
                         f"p99 {r['latency_db_p99_s']} s, "
-                        f"blocked {r['blocked_warnings']}, fetches {r['probe']['connection_fetches_supervisor']}",
+                        f"blocked {r['blocked_warnings']}, fetches {r['probe']['connection_fetches_supervisor']}, "
+                        f"library import on the loop {_ms(r['probe']['library_import_on_loop_max_s'])} ms",
                         flush=True,
                     )
                 results.append(r)

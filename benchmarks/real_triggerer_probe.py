@@ -10,7 +10,9 @@ reads). Every 2 s a daemon thread writes ``$DJ_BENCH_PROBE_DIR/probe-<pid>.json`
 * ``runner_sends``: messages the runner sent (the same, seen from the trigger side);
 * ``client_creations``, ``connection_fetches``: the library's hook building a client / fetching a
   connection (``DurableJobHook._store`` / ``_fetch_now``, where they exist in the tree measured);
-* ``aiohttp_sessions``: ``aiohttp.ClientSession`` objects created (every system's HTTP sessions).
+* ``aiohttp_sessions``: ``aiohttp.ClientSession`` objects created (every system's HTTP sessions);
+* ``imports``: the wall time of each outermost import of a ``durable_jobs`` module, by module and thread
+  (``MainThread`` is the runner's event loop: Airflow imports a trigger's class there).
 
 With ``DJ_BENCH_TRACEMALLOC=1`` the runner traces allocations (1 frame) from the fork on and, when the file
 ``tracemalloc-request-<pid>`` appears in the probe directory, writes ``tracemalloc-<pid>.json``: the live
@@ -36,6 +38,8 @@ OUT_DIR = os.environ.get("DJ_BENCH_PROBE_DIR", "")
 SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 30}
 COUNTS: Counter[str] = Counter()
 CPU: Counter[str] = Counter()
+IMPORTS: dict[str, float] = {}  # "module@thread" -> seconds, outermost imports of the library only
+_DEPTH = threading.local()
 _ROLE = {"role": "supervisor"}
 
 
@@ -46,6 +50,7 @@ def _dump() -> None:
         "at": time.time(),
         "counts": dict(COUNTS),
         "cpu_seconds": {k: round(v, 4) for k, v in CPU.items()},
+        "imports": dict(IMPORTS),
     }
     path = os.path.join(OUT_DIR, f"probe-{os.getpid()}.json")
     tmp = path + ".tmp"
@@ -158,11 +163,26 @@ class _Loader(importlib.abc.Loader):
     def __init__(self, inner: Any, patch: Any) -> None:
         self.inner, self.patch = inner, patch
 
+    def __getattr__(self, name: str) -> Any:  # get_source, get_resource_reader, is_package ...: the real loader's
+        return getattr(self.inner, name)
+
     def create_module(self, spec: Any) -> Any:
         return self.inner.create_module(spec)
 
     def exec_module(self, module: Any) -> None:
-        self.inner.exec_module(module)
+        name = module.__name__
+        timed = name.split(".", 1)[0] == "durable_jobs"
+        depth = getattr(_DEPTH, "n", 0)
+        _DEPTH.n = depth + (1 if timed else 0)
+        t = time.perf_counter()
+        try:
+            self.inner.exec_module(module)
+        finally:
+            _DEPTH.n = depth
+            if timed and depth == 0:  # outermost: includes everything it imported (aiohttp, when on this path)
+                IMPORTS[f"{name}@{threading.current_thread().name}"] = round(time.perf_counter() - t, 4)
+        if self.patch is None:
+            return
         try:
             self.patch(module)
         except Exception as exc:  # a changed private name: count nothing rather than break the triggerer
@@ -173,7 +193,7 @@ class _Loader(importlib.abc.Loader):
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
         patch = PATCHES.get(name)
-        if patch is None:
+        if patch is None and name.split(".", 1)[0] != "durable_jobs":
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.loader is not None:
@@ -185,6 +205,7 @@ def _after_fork_in_child() -> None:
     """The trigger runner is a fork of the supervisor: its own counters, file and writer thread."""
     COUNTS.clear()
     CPU.clear()
+    IMPORTS.clear()
     _ROLE["role"] = "runner"
     _start_writer()
     if os.environ.get("DJ_BENCH_TRACEMALLOC") == "1":

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # waiters woken per slice of a poll: thousands of jobs changing in one poll (the first poll, a burst of
 # endings) must not hold the event loop while every woken trigger logs and yields its event
 WAKE_BATCH = 128
+# jobs offered between two turns of the loop in a poll that wakes nobody (a steady poll of 100,000 jobs)
+OFFER_SLICE = 8192
 # polls start one interval apart, however long a poll takes (a paginated listing of thousands of jobs takes
 # a while); a poll longer than the interval is followed by at least this fraction of it
 MIN_GAP = 0.25
@@ -201,6 +203,8 @@ class StatusPoller:
         self._alarm: asyncio.TimerHandle | None = None
         self._alarm_at = float("inf")
         self._nap: asyncio.Future[None] | None = None
+        self._version = 0  # bumped when a watch comes or goes: the poll's key and locator lists are rebuilt
+        self._snapshot: tuple[int, list[str], list[Locator]] | None = None
 
     def __len__(self) -> int:
         return sum(len(ws) for ws in self._watches.values())
@@ -225,6 +229,7 @@ class StatusPoller:
             self._refresh = refresh
         watch = Watch(locator, settings, deadline)
         self._watches[watch.key] = (*self._watches.get(watch.key, ()), watch)
+        self._version += 1
         if deadline is not None and deadline < self._earliest:
             self._earliest = deadline
             self._arm_alarm()
@@ -234,6 +239,7 @@ class StatusPoller:
     def remove(self, watch: Watch) -> None:
         ws = self._watches.get(watch.key)
         if ws is not None and watch in ws:
+            self._version += 1
             rest = tuple(w for w in ws if w is not watch)
             if rest:
                 self._watches[watch.key] = rest
@@ -300,8 +306,12 @@ class StatusPoller:
 
     async def _cycle(self) -> float:
         """Poll once and hand every watch its status; the delay until the next poll."""
-        keys = list(self._watches)
-        locators = [self._watches[k][0].locator for k in keys]
+        snap = self._snapshot
+        if snap is None or snap[0] != self._version:
+            # rebuilt only when a watch came or went: a steady poll of 100,000 jobs does not redo it
+            keys = list(self._watches)
+            snap = self._snapshot = (self._version, keys, [self._watches[k][0].locator for k in keys])
+        _, keys, locators = snap
         try:
             results = await self._statuses(locators)
             if not isinstance(results, dict):
@@ -330,7 +340,7 @@ class StatusPoller:
             self._sick(TransientError(sample.message or "no status could be read"), self.interval)
         else:
             self._healthy()
-        del keys, locators, results  # a key string and a status per job, not kept through the sleep
+        del results  # a status per job, not kept through the sleep
         return self.interval
 
     async def _offer(
@@ -340,29 +350,35 @@ class StatusPoller:
 
         Returns how many jobs were offered a status, how many of those were unknown, and one unknown status.
         """
-        woken = offered = unknown = 0
+        woken = offered = unknown = since_yield = 0
         sample: JobStatus | None = None
         missing = default
+        watches, get = self._watches, results.get
+        unknown_state, lost_state = JobState.UNKNOWN, JobState.LOST
         for k in keys:
-            ws = self._watches.get(k)
+            ws = watches.get(k)
             if not ws:
                 continue
-            st = results.get(k)
+            st = get(k)
             if not isinstance(st, JobStatus):
                 if missing is None:
                     missing = JobStatus.unknown("the endpoint's answer did not include this job")
                 st = missing
             offered += 1
-            if st.state is JobState.UNKNOWN:
+            state = st.state
+            if state is unknown_state:
                 unknown += 1
                 if sample is None or (not sample.message and st.message):
                     sample = st
             for w in ws:
+                if st is w.latest and w.unknown is None and state is not lost_state:
+                    continue  # the very status object it holds (clients share them): nothing to hand over
                 if w.offer(st, now):
                     woken += 1
-            if woken >= WAKE_BATCH:
-                # let the woken waiters run (and the rest of the loop breathe) before waking more
-                woken = 0
+            since_yield += 1
+            if woken >= WAKE_BATCH or since_yield >= OFFER_SLICE:
+                # let the woken waiters run (and the rest of the loop breathe) before going on
+                woken = since_yield = 0
                 await asyncio.sleep(0)
         return offered, unknown, sample
 

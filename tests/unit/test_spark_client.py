@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from durable_jobs.clients import spark_standalone
 from durable_jobs.clients.base import locator_key
 from durable_jobs.clients.spark_standalone import (
     SparkApplication,
@@ -153,7 +154,11 @@ async def test_kill_is_idempotent(master):
     assert (await c.status(loc)).state is JobState.CANCELLED
 
 
-async def test_batched_statuses_use_one_json_call(master):
+@pytest.mark.parametrize("sliced", [False, True], ids=["direct", "sliced"])
+async def test_batched_statuses_use_one_json_call(master, monkeypatch, sliced):
+    if sliced:  # a /json/ above DIRECT_DECODE_MAX (about 125,000 drivers) is decoded a slice at a time
+        monkeypatch.setattr(spark_standalone, "DIRECT_DECODE_MAX", 0)
+        monkeypatch.setattr(spark_standalone, "LISTING_SLICE", 2)
     c = client_for(master.url, ui=(master.url,))
     locs = [await c.submit(APP, "dj0123456789abcdef0123") for _ in range(5)]
     master.requests.clear()

@@ -49,14 +49,14 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import msgspec
 
-from durable_jobs.clients.base import JobClient, Locator, locator_key
+from durable_jobs.clients.base import JobClient, KeyedLocator, Locator, locator_key
 from durable_jobs.decoding import decode_json
 from durable_jobs.errors import (
     AuthError,
@@ -76,6 +76,7 @@ from durable_jobs.transport.http import DEFAULT_MAX_BODY, Endpoint, request
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+M = TypeVar("M", bound="_MasterAnswer")
 
 SYSTEM = "spark-standalone"
 # Not named "...token": Spark redacts properties matching spark.redaction.regex (secret|password|token|...)
@@ -94,6 +95,10 @@ _STANDBY_MARKERS = ("Current state is not alive", "ALIVE state")
 FIND_WINDOW_MARGIN = 15 * 60.0
 # drivers decoded per slice of a /json/ listing: a few milliseconds of work between two turns of the loop
 LISTING_SLICE = 4096
+# a /json/ up to this size (about 125,000 drivers) is decoded for a poll in one go: ~30 ms, within the loop budget
+DIRECT_DECODE_MAX = 32 * 1024 * 1024
+# drivers mapped to statuses between two turns of the loop
+MAPPING_SLICE = 16384
 # the pause between two slices of a listing: long enough to come after everything already due
 _BREATH = 1e-4
 # a worker's log page is asked for 64 KiB; anything much larger is not a log page
@@ -145,10 +150,15 @@ class _ErrorAnswer(msgspec.Struct, gc=False):
     message: str | None = None
 
 
-class _Listing(msgspec.Struct, gc=False):
-    """The master's ``/json/``, its driver lists kept as raw JSON to be decoded in slices."""
+class _MasterAnswer(msgspec.Struct, gc=False):
+    """What every reading of ``/json/`` checks first: only an ALIVE master's lists are read."""
 
     status: str
+
+
+class _Listing(_MasterAnswer, gc=False):
+    """The master's ``/json/``, its driver lists kept as raw JSON to be decoded in slices."""
+
     activedrivers: list[msgspec.Raw]
     completeddrivers: list[msgspec.Raw]
     workers: list[msgspec.Raw] = []
@@ -159,6 +169,25 @@ class _DriverState(msgspec.Struct, gc=False):
 
     id: str
     state: str
+
+
+class _StateListing(_MasterAnswer, gc=False):
+    """The master's ``/json/`` as a status poll reads it: every driver's id and state, nothing else."""
+
+    activedrivers: list[_DriverState]
+    completeddrivers: list[_DriverState]
+
+
+def _as_listing(resp: Response, what: str) -> _Listing:
+    """Only the top level: the driver lists are decoded in slices by ``_drivers``."""
+    return resp.decode(_Listing, what=what)
+
+
+def _as_states(resp: Response, what: str) -> _StateListing | _Listing:
+    """Up to :data:`DIRECT_DECODE_MAX` bytes (about 125,000 drivers, ~30 ms) in one go into ``(id, state)``."""
+    if len(resp.body) > DIRECT_DECODE_MAX:
+        return _as_listing(resp, what)
+    return resp.decode(_StateListing, what=what)
 
 
 class _Driver(msgspec.Struct, gc=False):
@@ -295,6 +324,7 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
         self._auth: Auth = BearerAuth(config.bearer_token) if config.bearer_token else NO_AUTH
         self._followup_cursor = 0
         self._listing_failing = False
+        self._shared_states: dict[str, JobStatus] = {}
 
     def _endpoint(self, url: str, peers: Sequence[str]) -> Endpoint:
         return Endpoint(
@@ -385,7 +415,7 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
         if problem is not None:
             return self._unconfirmed(driver_id, problem)
         try:
-            listed = await self._listed_states({driver_id})
+            listed = await self._listed_states()
         except DurableJobError as exc:  # an AuthError too: the REST server let us in, this is about the UI
             return self._unconfirmed(driver_id, str(exc))
         return self._from_listing(driver_id, listed.get(driver_id))
@@ -473,12 +503,11 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
 
     # --- the master's /json/ ---------------------------------------------------------------------------------
 
-    async def _fetch_listing(self, what: str) -> tuple[_Listing, float | None]:
-        """The active master's ``/json/`` with its drivers still raw, and the master's clock offset (seconds).
+    async def _fetch_listing(self, what: str, decode: Callable[[Response, str], M]) -> tuple[M, float | None]:
+        """The active master's ``/json/`` as ``decode`` reads it, and the master's clock offset (seconds).
 
         Every master UI is tried in turn (HA); one that is not ALIVE, does not answer, or answers badly is
-        skipped. Only the top level is decoded here; the driver lists are decoded in slices by
-        :meth:`_drivers`.
+        skipped.
         """
         if not self._ui:
             raise PermanentError("no Spark master UI URL configured (connection extra master_ui_urls)")
@@ -494,7 +523,7 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
                 resp.raise_for_status(what)
                 # reading a big body ended with joining it: let the loop breathe before the decoding starts
                 await _breathe()
-                listing = resp.decode(_Listing, what=what)
+                listing = decode(resp, what)
             except TransientError as exc:
                 last = exc
                 continue
@@ -514,16 +543,20 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
                 yield batch
                 await _breathe()
 
-    async def _listed_states(self, wanted: set[str]) -> dict[str, str]:
-        """The ``/json/`` state of each driver of ``wanted`` that the master lists."""
-        what = "master state"
-        listing, _ = await self._fetch_listing(what)
-        found: dict[str, str] = {}
-        async for batch in self._drivers(listing, _DriverState, what):
-            for d in batch:
-                if d.id in wanted:
-                    found[d.id] = d.state
-        return found
+    async def _listed_states(self) -> dict[str, str]:
+        """Every driver's ``/json/`` state (an active entry wins over a completed one of the same id)."""
+        listing, _ = await self._fetch_listing("master state", _as_states)
+        listed: dict[str, str] = {}
+        if isinstance(listing, _StateListing):
+            for drivers in (listing.completeddrivers, listing.activedrivers):
+                for start in range(0, len(drivers), MAPPING_SLICE):
+                    listed.update({d.id: d.state for d in drivers[start : start + MAPPING_SLICE]})
+                    await _breathe()
+        else:
+            async for batch in self._drivers(listing, _DriverState, "master state"):
+                for d in batch:
+                    listed.setdefault(d.id, d.state)  # active drivers come first
+        return listed
 
     async def _workers(self, listing: _Listing, what: str) -> dict[str, str]:
         """Worker id -> web UI address (only addresses that are http(s) URLs)."""
@@ -538,9 +571,8 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
         """One ``/json/`` request for every driver; REST only for what it does not settle."""
         if not (self.config.batch_status and self._ui) or len(locators) < 2:
             return await super().statuses(locators)
-        wanted = {str(loc["driver_id"]) for loc in locators}
         try:
-            listed = await self._listed_states(wanted)
+            listed = await self._listed_states()
         except DurableJobError as exc:
             return await self._fallback(locators, exc)
         if self._listing_failing:
@@ -548,16 +580,23 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
             log.warning("%s: /json/ answers again; polling drivers in one batch", self.endpoint_name)
         out: dict[str, JobStatus] = {}
         follow_up: list[tuple[Locator, str | None]] = []
-        shared: dict[str, JobStatus] = {}  # one (immutable) status per raw state, shared by the jobs in it
-        for loc in locators:
-            raw = listed.get(loc["driver_id"])
+        # one (immutable) status per raw state, shared by the jobs in it and kept from poll to poll: the poller
+        # passes over a job whose status is the very object it already holds
+        shared = self._shared_states
+        get = listed.get
+        for i, loc in enumerate(locators):
+            if i and not i % MAPPING_SLICE:
+                await _breathe()  # 100,000 jobs are mapped in slices, with the loop served in between
+            raw = get(loc["driver_id"])
             if raw is None or raw == "ERROR":
                 follow_up.append((loc, raw))  # confirm a loss / fetch ERROR's message, over REST
                 continue
             st = shared.get(raw)
             if st is None:
+                if len(shared) >= 64:
+                    shared.clear()  # raw states are a handful; a hostile master must not grow this table
                 st = shared[raw] = self._from_listed_state(raw)
-            out[locator_key(loc)] = st
+            out[loc.key if type(loc) is KeyedLocator else locator_key(loc)] = st
         if follow_up:
             out.update(await self._follow_up(follow_up))
         return out
@@ -648,7 +687,7 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
         self, token: str, *, since: float, spec: SparkApplication, reserved: Locator | None = None
     ) -> Locator | None:
         what = "find: master state"
-        listing, offset = await self._fetch_listing(what)
+        listing, offset = await self._fetch_listing(what, _as_listing)
         workers = await self._workers(listing, what)
         # the intent in the master's clock: ours corrected by the master's Date header (when it sent one),
         # widened for a worker (the one that wrote the intent) whose clock disagrees with ours
@@ -745,7 +784,7 @@ class SparkStandaloneClient(JobClient[SparkApplication]):
         driver_id = validate_driver_id(locator["driver_id"])
         what = "links: master state"
         try:
-            listing, _ = await self._fetch_listing(what)
+            listing, _ = await self._fetch_listing(what, _as_listing)
             workers = await self._workers(listing, what)
             worker: str | None = None
             async for batch in self._drivers(listing, _Driver, what):
