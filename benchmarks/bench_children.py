@@ -173,7 +173,7 @@ async def durable_kube(spec: dict[str, Any]) -> System:
 
 
 async def durable_emr(spec: dict[str, Any]) -> System:
-    from durable_jobs.hooks.aws import EmrStepHook
+    from durable_jobs.hooks.emr import EmrStepHook
     from durable_jobs.triggers.emr import EmrStepTrigger
 
     setup = spec["setup"]

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support.moto_emr import ROLE_ARN, MotoEmr  # noqa: E402
 
 from durable_jobs.clients.emr import EmrStepClient  # noqa: E402
-from durable_jobs.clients.emr_serverless import EmrServerlessClient, EmrServerlessJob  # noqa: E402
+from durable_jobs.clients.emr.serverless import EmrServerlessClient, EmrServerlessJob  # noqa: E402
 from durable_jobs.polling import PollSettings, wait_for_outcome  # noqa: E402
 from durable_jobs.record import make_token  # noqa: E402
 from durable_jobs.transport.http import close_sessions  # noqa: E402

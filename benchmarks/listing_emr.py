@@ -45,9 +45,9 @@ from loop_probe import PERIOD, GcPauses, LoopProbe, ms, percentile, print_rows, 
 from tests.support.moto_emr import EKS_RELEASE, ROLE_ARN, FakeEmr  # noqa: E402
 
 from durable_jobs.clients.emr import EmrCluster, EmrClusterClient, EmrStep, EmrStepClient  # noqa: E402
-from durable_jobs.clients.emr_containers import EmrEksClient, EmrEksJob  # noqa: E402
-from durable_jobs.clients.emr_runs import JobRunClient  # noqa: E402
-from durable_jobs.clients.emr_serverless import EmrServerlessClient, EmrServerlessJob  # noqa: E402
+from durable_jobs.clients.emr.eks import EmrEksClient, EmrEksJob  # noqa: E402
+from durable_jobs.clients.emr.runs import JobRunClient  # noqa: E402
+from durable_jobs.clients.emr.serverless import EmrServerlessClient, EmrServerlessJob  # noqa: E402
 from durable_jobs.record import make_token  # noqa: E402
 from durable_jobs.transport.http import close_sessions  # noqa: E402
 
@@ -142,7 +142,7 @@ class Counter:
 
 
 async def _measure(n: int, endpoint: str, ids: dict[str, str]) -> dict[str, Any]:
-    from durable_jobs.clients.aws import AwsConfig
+    from durable_jobs.clients.emr.aws_config import AwsConfig
 
     config = AwsConfig(
         region_name="us-east-1",

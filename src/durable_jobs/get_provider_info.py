@@ -30,9 +30,6 @@ _SYSTEMS: list[tuple[str, str, str]] = [
     ("Amazon EMR (durable)", "https://docs.aws.amazon.com/emr/", "emr"),
     ("Kubernetes (durable)", "https://kubernetes.io/docs/concepts/workloads/controllers/job/", "kubernetes"),
 ]
-# systems whose hooks live in a module of another name (the AWS hooks serve every EMR flavour)
-_HOOK_MODULE = {"emr": "aws"}
-
 # No entry for "aws": the amazon provider owns that connection type; the EMR hooks read aws connections as they are.
 _CONNECTION_TYPES: list[dict[str, Any]] = [
     {
@@ -139,7 +136,7 @@ def get_provider_info() -> dict[str, Any]:
         return [
             {
                 "integration-name": n,
-                "python-modules": [f"durable_jobs.{kind}.{_HOOK_MODULE.get(m, m) if kind == 'hooks' else m}"],
+                "python-modules": [f"durable_jobs.{kind}.{m}"],
             }
             for n, _, m in _SYSTEMS
         ]

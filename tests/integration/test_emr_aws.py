@@ -9,11 +9,12 @@ from datetime import timedelta, timezone
 import pytest
 from botocore.utils import parse_timestamp
 
-from durable_jobs.clients.aws import aws_client, clients_created, shared_loader, utc_timestamp
 from durable_jobs.clients.emr import EmrStepClient
-from durable_jobs.clients.emr_serverless import EmrServerlessClient
+from durable_jobs.clients.emr.aws_http import utc_timestamp
+from durable_jobs.clients.emr.aws_pool import aws_client, clients_created, shared_loader
+from durable_jobs.clients.emr.serverless import EmrServerlessClient
 from durable_jobs.errors import TransientError
-from durable_jobs.hooks.aws import EmrStepHook
+from durable_jobs.hooks.emr import EmrStepHook
 from durable_jobs.polling import PollSettings, wait_for_outcome
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from durable_jobs import failpoints
-from durable_jobs.hooks.aws import EmrClusterHook, EmrEksHook, EmrServerlessHook, EmrStepHook
 from durable_jobs.hooks.base import DurableJobHook
+from durable_jobs.hooks.emr import EmrClusterHook, EmrEksHook, EmrServerlessHook, EmrStepHook
 from durable_jobs.polling import active_pollers
 from durable_jobs.protocol import Defer
 from durable_jobs.record import STATE_KEY, make_token
@@ -197,8 +197,8 @@ def test_find_adopts_the_crashed_tries_job_whatever_the_clocks(
 
 
 def test_aws_clock_behind_widens_the_find_window_and_a_wrong_date_cannot_narrow_it(fake: FakeEmr):
-    from durable_jobs.clients.aws import FIND_WINDOW, MAX_CLOCK_WIDENING
     from durable_jobs.clients.emr import EmrStepClient
+    from durable_jobs.clients.emr.aws import FIND_WINDOW, MAX_CLOCK_WIDENING
 
     client = EmrStepClient(fake.config())
     since = time.time()

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from durable_jobs import failpoints
-from durable_jobs.clients.aws import AwsJobClient
 from durable_jobs.clients.emr import EmrCluster, EmrClusterClient, EmrStep, EmrStepClient
-from durable_jobs.clients.emr_containers import EmrEksClient, EmrEksJob
-from durable_jobs.clients.emr_serverless import EmrServerlessClient, EmrServerlessJob
+from durable_jobs.clients.emr.aws import AwsJobClient
+from durable_jobs.clients.emr.eks import EmrEksClient, EmrEksJob
+from durable_jobs.clients.emr.serverless import EmrServerlessClient, EmrServerlessJob
 from durable_jobs.errors import DurableJobError, TransientError
 from durable_jobs.polling import PollSettings, poller_for, wait_for_outcome
 from durable_jobs.protocol import Defer, JobLost, RetryLater

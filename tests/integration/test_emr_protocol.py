@@ -22,8 +22,8 @@ from airflow.sdk.exceptions import AirflowException, TaskDeferred
 from durable_jobs import failpoints
 from durable_jobs.clients.base import JobClient
 from durable_jobs.clients.emr import EmrCluster, EmrClusterClient, EmrStep, EmrStepClient
-from durable_jobs.clients.emr_containers import EmrEksClient, EmrEksJob
-from durable_jobs.clients.emr_serverless import EmrServerlessClient, EmrServerlessJob
+from durable_jobs.clients.emr.eks import EmrEksClient, EmrEksJob
+from durable_jobs.clients.emr.serverless import EmrServerlessClient, EmrServerlessJob
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.protocol import Defer, Finished
 from durable_jobs.record import STATE_KEY, Outcome, TaskIdentity

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from durable_jobs.clients.aws import TOKEN_TAG
-from durable_jobs.clients.emr_containers import EmrEksClient, EmrEksJob
-from durable_jobs.clients.emr_runs import JobRunClient
-from durable_jobs.clients.emr_serverless import EmrServerlessClient, EmrServerlessJob
+from durable_jobs.clients.emr.aws import TOKEN_TAG
+from durable_jobs.clients.emr.eks import EmrEksClient, EmrEksJob
+from durable_jobs.clients.emr.runs import JobRunClient
+from durable_jobs.clients.emr.serverless import EmrServerlessClient, EmrServerlessJob
 from durable_jobs.errors import AuthError, PermanentError
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.polling import PollSettings, poller_for, wait_for_outcome

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from durable_jobs.clients.aws import clients_created
 from durable_jobs.clients.base import locator_key
 from durable_jobs.clients.emr import EmrCluster, EmrClusterClient, EmrStep, EmrStepClient
+from durable_jobs.clients.emr.aws_pool import clients_created
 from durable_jobs.errors import AuthError, PermanentError
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.polling import PollSettings, poller_for, wait_for_outcome

@@ -51,8 +51,8 @@ from moto.emrcontainers import models as eks_models
 from moto.emrserverless import models as serverless_models
 from moto.server import ThreadedMotoServer
 
-from durable_jobs.clients.aws import AwsConfig
 from durable_jobs.clients.base import JobClient
+from durable_jobs.clients.emr.aws_config import AwsConfig
 from durable_jobs.protocol import JobProtocol, ProtocolSettings
 from durable_jobs.record import TaskIdentity
 from durable_jobs.transport.http import close_sessions

@@ -8,16 +8,6 @@ import botocore.exceptions as bex
 import botocore.session
 import pytest
 
-from durable_jobs.clients.aws import (
-    TOKEN_TAG,
-    AwsAuthError,
-    AwsConfig,
-    AwsRequestError,
-    Throttled,
-    classify,
-    endpoint_wide,
-    join_uri,
-)
 from durable_jobs.clients.emr import (
     CLUSTER_STATES,
     STEP_STATES,
@@ -27,9 +17,12 @@ from durable_jobs.clients.emr import (
     EmrStepClient,
     named,
 )
-from durable_jobs.clients.emr_containers import EmrEksClient, EmrEksJob
-from durable_jobs.clients.emr_containers import run_name as eks_name
-from durable_jobs.clients.emr_serverless import EmrServerlessClient, EmrServerlessJob
+from durable_jobs.clients.emr.aws import TOKEN_TAG, join_uri
+from durable_jobs.clients.emr.aws_config import AwsConfig
+from durable_jobs.clients.emr.aws_errors import AwsAuthError, AwsRequestError, Throttled, classify, endpoint_wide
+from durable_jobs.clients.emr.eks import EmrEksClient, EmrEksJob
+from durable_jobs.clients.emr.eks import run_name as eks_name
+from durable_jobs.clients.emr.serverless import EmrServerlessClient, EmrServerlessJob
 from durable_jobs.errors import (
     AnswerTooLarge,
     AuthError,

@@ -23,7 +23,6 @@ from aiobotocore.awsrequest import AioAWSResponse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from durable_jobs.clients.aws import AwsConfig, AwsJobClient
 from durable_jobs.clients.base import locator_key
 from durable_jobs.clients.emr import (
     CLUSTER_STATES,
@@ -33,8 +32,10 @@ from durable_jobs.clients.emr import (
     EmrStep,
     EmrStepClient,
 )
-from durable_jobs.clients.emr_containers import EmrEksClient, EmrEksJob
-from durable_jobs.clients.emr_serverless import EmrServerlessClient, EmrServerlessJob
+from durable_jobs.clients.emr.aws import AwsJobClient
+from durable_jobs.clients.emr.aws_config import AwsConfig
+from durable_jobs.clients.emr.eks import EmrEksClient, EmrEksJob
+from durable_jobs.clients.emr.serverless import EmrServerlessClient, EmrServerlessJob
 from durable_jobs.errors import DurableJobError, TransientError
 from durable_jobs.record import make_token
 from durable_jobs.status import JobState, JobStatus

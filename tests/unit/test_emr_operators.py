@@ -13,8 +13,8 @@ from airflow.sdk import Connection
 from airflow.sdk.module_loading import import_string
 
 from durable_jobs.clients.emr import EmrStepClient
-from durable_jobs.clients.emr_serverless import EmrServerlessClient
-from durable_jobs.hooks.aws import EmrClusterHook, EmrEksHook, EmrServerlessHook, EmrStepHook
+from durable_jobs.clients.emr.serverless import EmrServerlessClient
+from durable_jobs.hooks.emr import EmrClusterHook, EmrEksHook, EmrServerlessHook, EmrStepHook
 from durable_jobs.operators.emr import (
     EmrCreateClusterOperator,
     EmrEksJobOperator,

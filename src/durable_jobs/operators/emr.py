@@ -27,11 +27,11 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from durable_jobs.clients.base import JobClient
 from durable_jobs.clients.emr import EmrCluster, EmrClusterClient, EmrStep, validate_cluster_id
-from durable_jobs.clients.emr_containers import EmrEksJob
-from durable_jobs.clients.emr_serverless import EmrServerlessJob
+from durable_jobs.clients.emr.eks import EmrEksJob
+from durable_jobs.clients.emr.serverless import EmrServerlessJob
 from durable_jobs.errors import DurableJobError, PermanentError, RecordError
-from durable_jobs.hooks.aws import DurableAwsHook, EmrClusterHook, EmrEksHook, EmrServerlessHook, EmrStepHook
 from durable_jobs.hooks.base import DurableJobHook
+from durable_jobs.hooks.emr import DurableAwsHook, EmrClusterHook, EmrEksHook, EmrServerlessHook, EmrStepHook
 from durable_jobs.operators.base import DurableJobOperator
 from durable_jobs.polling import PollSettings, wait_for_outcome
 from durable_jobs.record import JobRecord

@@ -3,7 +3,7 @@
 Every HTTP client of the library calls :func:`request`. It resolves the URL, lets the
 :class:`~durable_jobs.transport.base.Auth` decorate the request, sends it through the current
 :class:`~durable_jobs.transport.base.Transport`, keeps cookies per endpoint and identity, and applies
-the rules of the design's §4:
+the rules of ``docs/bad-answers.md``:
 
 * **no redirect is followed**, except the HA redirect of a ``GET`` to the same path on another host of
   the same connection (a standby YARN RM pointing at the active one). A ``POST`` is never re-sent on a
@@ -322,7 +322,7 @@ def _why_not(req: Request, resp: Response, hop: int) -> str:
 
 # --- pools ----------------------------------------------------------------------------------------------------
 
-# Other per-loop pools (e.g. the aiobotocore clients of clients/aws.py) register their closer here, so that
+# Per-loop pools of clients that do not send through this transport register their closer here, so that
 # every place that tears a loop down with close_sessions() closes them too.
 _LOOP_CLOSERS: list[Callable[[], Awaitable[None]]] = []
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from durable_jobs.hooks.aws import EmrClusterHook, EmrEksHook, EmrServerlessHook, EmrStepHook
 from durable_jobs.hooks.base import DurableJobHook
+from durable_jobs.hooks.emr import EmrClusterHook, EmrEksHook, EmrServerlessHook, EmrStepHook
 from durable_jobs.triggers.base import DurableJobTrigger
 
 

@@ -1,4 +1,5 @@
-"""EMR on EKS job runs (``emr-containers``: ``StartJobRun``, ``DescribeJobRun``, ``ListJobRuns``, ``CancelJobRun``).
+"""EMR on EKS job runs, system ``emr-eks`` (``emr-containers``: ``StartJobRun``, ``DescribeJobRun``,
+``ListJobRuns``, ``CancelJobRun``).
 
 The token is the ``clientToken`` (which EMR on EKS also returns with each run), ends the run's name
 (``"<name>-<token>"``: names allow only ``.-_/#``, letters and digits, at most 64 characters) and is a
@@ -7,7 +8,8 @@ States: ``PENDING`` and ``SUBMITTED`` -> pending; ``RUNNING`` and ``CANCEL_PENDI
 ``COMPLETED`` -> succeeded; ``FAILED`` -> failed; ``CANCELLED`` -> cancelled. ``failureReason``
 (``USER_ERROR``, ``CLUSTER_UNAVAILABLE``...) and ``stateDetails`` make the message; the S3 log location
 of a run with S3 monitoring is ``<logUri>/<virtual cluster>/jobs/<run>/``. The schemas below say what
-is read of each answer (``DescribeJobRun``'s ``jobRun``, a ``ListJobRuns`` item, ``StartJobRun``).
+is read of each answer (``DescribeJobRun``'s ``jobRun``, a ``ListJobRuns`` item, ``StartJobRun``). What
+runs share with EMR Serverless is :mod:`~durable_jobs.clients.emr.runs`.
 """
 
 from __future__ import annotations
@@ -17,18 +19,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from durable_jobs.clients.aws import TOKEN_TAG, join_uri
-from durable_jobs.clients.base import Locator
-from durable_jobs.clients.emr_runs import (
+import msgspec
+
+from durable_jobs.clients.emr.aws import TOKEN_TAG
+from durable_jobs.clients.emr.runs import (
     JobRunClient,
+    RunSpec,
     RunView,
     StartAnswer,
     _Schema,
+    check_spec_id,
     refuse_own_fields,
-    s3_log_base,
-    validate_id,
 )
-from durable_jobs.errors import RecordError
 from durable_jobs.status import JobState
 
 SYSTEM = "emr-eks"
@@ -49,16 +51,8 @@ _OWN = (
 class EksRun(RunView, frozen=True):
     """A run of ``DescribeJobRun`` or ``ListJobRuns`` (the same shape)."""
 
-    id: str = ""
-    virtual_cluster_id: str | None = None
-
-    @property
-    def run_id(self) -> str:
-        return self.id
-
-    @property
-    def container_id(self) -> str | None:
-        return self.virtual_cluster_id
+    run_id: str = msgspec.field(default="", name="id")
+    container_id: str | None = msgspec.field(default=None, name="virtualClusterId")
 
 
 class DescribeJobRunAnswer(_Schema, frozen=True):
@@ -66,16 +60,8 @@ class DescribeJobRunAnswer(_Schema, frozen=True):
 
 
 class StartJobRunAnswer(StartAnswer, frozen=True):
-    id: str
-    virtual_cluster_id: str
-
-    @property
-    def run_id(self) -> str:
-        return self.id
-
-    @property
-    def container_id(self) -> str:
-        return self.virtual_cluster_id
+    run_id: str = msgspec.field(name="id")
+    container_id: str = msgspec.field(name="virtualClusterId")
 
 
 def run_name(name: str, token: str) -> str:
@@ -86,7 +72,7 @@ def run_name(name: str, token: str) -> str:
 
 
 @dataclass(frozen=True)
-class EmrEksJob:
+class EmrEksJob(RunSpec):
     """A job run on an EMR on EKS virtual cluster.
 
     ``extra`` holds further ``StartJobRun`` fields (``jobTemplateId``, ``jobTemplateParameters``,
@@ -103,33 +89,24 @@ class EmrEksJob:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        try:
-            validate_id(self.virtual_cluster_id, "EMR on EKS virtual cluster id")
-        except RecordError as exc:
-            raise ValueError(str(exc)) from None
+        check_spec_id(self.virtual_cluster_id, "EMR on EKS virtual cluster id")
         refuse_own_fields(self.extra, _OWN)
         if "jobTemplateId" not in self.extra and not (
             self.execution_role_arn and self.release_label and self.job_driver
         ):
             raise ValueError("execution_role_arn, release_label and job_driver are required without a job template")
 
-    def request(self, token: str) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            **dict(self.extra),
+    def token_name(self, token: str) -> str:
+        return run_name(self.name, token)
+
+    def own_fields(self) -> dict[str, Any]:
+        return {
             "virtualClusterId": self.virtual_cluster_id,
-            "clientToken": token,
-            "name": run_name(self.name, token),
-            "tags": {**{k: str(v) for k, v in self.tags.items()}, TOKEN_TAG: token},
+            "executionRoleArn": self.execution_role_arn or None,
+            "releaseLabel": self.release_label or None,
+            "jobDriver": dict(self.job_driver) if self.job_driver else None,
+            "configurationOverrides": dict(self.configuration_overrides) if self.configuration_overrides else None,
         }
-        if self.execution_role_arn:
-            body["executionRoleArn"] = self.execution_role_arn
-        if self.release_label:
-            body["releaseLabel"] = self.release_label
-        if self.job_driver:
-            body["jobDriver"] = dict(self.job_driver)
-        if self.configuration_overrides:
-            body["configurationOverrides"] = dict(self.configuration_overrides)
-        return body
 
 
 class EmrEksClient(JobRunClient[EmrEksJob]):
@@ -148,6 +125,7 @@ class EmrEksClient(JobRunClient[EmrEksJob]):
     created_after_param: ClassVar[str] = "createdAfter"
     kind: ClassVar[str] = "EMR on EKS job run"
     container_kind: ClassVar[str] = "virtual cluster"
+    log_path: ClassVar[tuple[str, ...]] = ("{virtual_cluster_id}", "jobs", "{job_run_id}")
     states: ClassVar[Mapping[str, JobState]] = {
         "PENDING": JobState.PENDING,
         "SUBMITTED": JobState.PENDING,
@@ -159,23 +137,11 @@ class EmrEksClient(JobRunClient[EmrEksJob]):
     }
     active_states: ClassVar[tuple[str, ...]] = ("PENDING", "SUBMITTED", "RUNNING", "CANCEL_PENDING")
 
-    def container_of(self, spec: EmrEksJob) -> str:
-        return spec.virtual_cluster_id
-
-    def start_request(self, spec: EmrEksJob, token: str) -> dict[str, Any]:
-        return spec.request(token)
-
     def carries(self, run: RunView, token: str) -> bool:
         return run.client_token == token or run.tags.get(TOKEN_TAG) == token or (run.name or "").endswith(f"-{token}")
 
     def message(self, run: RunView) -> str:
         return ": ".join(p for p in (run.failure_reason, run.state_details) if p)
-
-    def log_uri(self, locator: Locator, run: RunView) -> str | None:
-        base = s3_log_base(run)
-        if not base:
-            return None
-        return join_uri(base, locator["virtual_cluster_id"], "jobs", locator["job_run_id"])
 
 
 __all__ = ["SYSTEM", "EmrEksClient", "EmrEksJob", "run_name"]

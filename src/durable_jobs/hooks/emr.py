@@ -1,4 +1,4 @@
-"""Airflow ``aws`` connections -> the EMR clients, without depending on the amazon provider.
+"""Airflow ``aws`` connections -> the EMR clients (:mod:`durable_jobs.clients.emr`), without the amazon provider.
 
 The connection is the one the amazon provider defines (conn_type ``aws``), read with its field names:
 
@@ -9,7 +9,7 @@ The connection is the one the amazon provider defines (conn_type ``aws``), read 
   ``{"emr": {"endpoint_url": ...}}``), ``profile_name``, ``role_arn`` with ``assume_role_kwargs``
   (``assume_role_method`` must be ``assume_role``), ``verify`` (false or a CA bundle path; TLS is verified
   by default), ``config_kwargs`` (botocore ``Config`` options; its ``retries`` are always off, see
-  :mod:`durable_jobs.clients.aws`);
+  :mod:`durable_jobs.clients.emr.aws_errors`);
 * extra ``max_response_bytes``: the largest answer read (an int, or ``"16MiB"``; default 16 MiB); a
   larger one is not read and counts as unknown;
 * extra ``durable_jobs``: this library's knobs, ``{"retry_budget": 300, "backoff_base": 1,
@@ -32,8 +32,9 @@ from durable_jobs.hooks.base import DurableJobHook, as_bool, byte_size, extra_of
 from durable_jobs.transport.http import DEFAULT_MAX_BODY, close_sessions
 
 if TYPE_CHECKING:
-    from durable_jobs.clients.aws import AwsConfig, AwsJobClient
-    from durable_jobs.clients.emr import EmrStepClient
+    from durable_jobs.clients.emr.aws import AwsJobClient
+    from durable_jobs.clients.emr.aws_config import AwsConfig
+    from durable_jobs.clients.emr.steps import EmrStepClient
 
 CONN_TYPE = "aws"
 
@@ -72,7 +73,7 @@ class DurableAwsHook(DurableJobHook):
 
     @classmethod
     def config_from_connection(cls, conn: Any) -> AwsConfig:
-        from durable_jobs.clients.aws import AwsConfig
+        from durable_jobs.clients.emr.aws_config import AwsConfig
 
         conn_id = str(getattr(conn, "conn_id", "") or "aws")
         extra = extra_of(conn)
@@ -112,7 +113,7 @@ class DurableAwsHook(DurableJobHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """``sts:GetCallerIdentity`` with the connection's credentials."""
-        from durable_jobs.clients.aws import aws_client
+        from durable_jobs.clients.emr.aws_pool import aws_client
 
         config = self.config_from_connection(self.get_connection(self.conn_id))
 
@@ -131,12 +132,12 @@ class DurableAwsHook(DurableJobHook):
 
 
 class EmrStepHook(DurableAwsHook):
-    client_module: ClassVar[str] = "durable_jobs.clients.emr"
+    client_module: ClassVar[str] = "durable_jobs.clients.emr.steps"
     client_class_name: ClassVar[str] = "EmrStepClient"
 
     @classmethod
     def client_from_connection(cls, conn: Any) -> EmrStepClient:
-        from durable_jobs.clients.emr import EmrStepClient
+        from durable_jobs.clients.emr.steps import EmrStepClient
 
         own = _mapping(extra_of(conn).get("durable_jobs"), "durable_jobs", str(getattr(conn, "conn_id", "")))
         option = str(own.get("step_cancellation_option") or "SEND_INTERRUPT")
@@ -144,17 +145,17 @@ class EmrStepHook(DurableAwsHook):
 
 
 class EmrClusterHook(DurableAwsHook):
-    client_module: ClassVar[str] = "durable_jobs.clients.emr"
+    client_module: ClassVar[str] = "durable_jobs.clients.emr.clusters"
     client_class_name: ClassVar[str] = "EmrClusterClient"
 
 
 class EmrServerlessHook(DurableAwsHook):
-    client_module: ClassVar[str] = "durable_jobs.clients.emr_serverless"
+    client_module: ClassVar[str] = "durable_jobs.clients.emr.serverless"
     client_class_name: ClassVar[str] = "EmrServerlessClient"
 
 
 class EmrEksHook(DurableAwsHook):
-    client_module: ClassVar[str] = "durable_jobs.clients.emr_containers"
+    client_module: ClassVar[str] = "durable_jobs.clients.emr.eks"
     client_class_name: ClassVar[str] = "EmrEksClient"
 
 

@@ -19,6 +19,10 @@ run makes that run unknown and no other. Lost is proven by two sources: ``GetJob
 answers ``ResourceNotFoundException`` naming the run (or its container) **and** the container's run
 history (``ListJobRuns``, every state) does not list it; a run the history still lists has the state
 listed there (a finished one keeps its outcome). When the history cannot be read, the run is unknown.
+
+A flavour (:mod:`~durable_jobs.clients.emr.serverless`, :mod:`~durable_jobs.clients.emr.eks`) only names
+its operations, fields, states and schemas, says how a listed run carries the token, and builds its
+``StartJobRun`` body as a :class:`RunSpec`.
 """
 
 from __future__ import annotations
@@ -26,25 +30,17 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from durable_jobs.clients.aws import (
-    FIND_WINDOW,
-    AwsConfig,
-    AwsJobClient,
-    AwsRequestError,
-    SpecT,
-    decode_item,
-    epoch,
-    item_field,
-    state_of,
-    unknown_state,
-)
 from durable_jobs.clients.base import Locator, locator_key
+from durable_jobs.clients.emr.aws import FIND_WINDOW, TOKEN_TAG, AwsJobClient, SpecT, join_uri
+from durable_jobs.clients.emr.aws_config import AwsConfig
+from durable_jobs.clients.emr.aws_decoding import decode_item, epoch, item_field, state_of, unknown_state
+from durable_jobs.clients.emr.aws_errors import AwsRequestError
 from durable_jobs.errors import MalformedAnswer, PermanentError, RecordError
 from durable_jobs.status import JobState, JobStatus
 
@@ -76,9 +72,15 @@ class Overrides(_Schema, frozen=True):
 
 
 class RunView(_Schema, frozen=True):
-    """What both flavours read of a run (a whole run or a listed summary); the id fields are the flavour's."""
+    """What both flavours read of a run (a whole run or a listed summary).
+
+    A flavour names the answer's id fields: ``run_id`` and ``container_id`` are redeclared with
+    ``msgspec.field(name=...)``.
+    """
 
     state: str
+    run_id: str = ""
+    container_id: str | None = None
     state_details: str | None = None
     failure_reason: str | None = None
     created_at: datetime | None = None
@@ -88,25 +90,13 @@ class RunView(_Schema, frozen=True):
     tags: dict[str, str] = {}
     configuration_overrides: Overrides | None = None
 
-    @property
-    def run_id(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def container_id(self) -> str | None:
-        raise NotImplementedError
-
 
 class StartAnswer(_Schema, frozen=True):
-    """A ``StartJobRun`` answer; the flavour names the fields."""
+    """A ``StartJobRun`` answer: the flavour declares both fields, in its answer's order and names."""
 
-    @property
-    def run_id(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def container_id(self) -> str:
-        raise NotImplementedError
+    if TYPE_CHECKING:
+        run_id: str
+        container_id: str
 
 
 def validate_id(value: Any, what: str) -> str:
@@ -115,10 +105,48 @@ def validate_id(value: Any, what: str) -> str:
     return value
 
 
+def check_spec_id(value: str, what: str) -> None:
+    """A spec's container id: a bad one is the caller's error (ValueError), not a bad record."""
+    try:
+        validate_id(value, what)
+    except RecordError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def refuse_own_fields(extra: Mapping[str, Any], own: Sequence[str]) -> None:
     clash = sorted(set(extra) & set(own))
     if clash:
         raise ValueError(f"{', '.join(clash)} are set by durable_jobs or by their own parameters; not in extra")
+
+
+class RunSpec:
+    """What a flavour's spec (a frozen dataclass with ``name``, ``tags`` and ``extra``) sends to ``StartJobRun``.
+
+    ``extra`` first, then the token (client token and tag), the name carrying it, and the spec's own
+    fields that are not None.
+    """
+
+    name: str
+    tags: Mapping[str, str]
+    extra: Mapping[str, Any]
+
+    def token_name(self, token: str) -> str:
+        """The run's name, carrying ``token``."""
+        raise NotImplementedError
+
+    def own_fields(self) -> dict[str, Any]:
+        """The spec's fields of the request, None for one it leaves out."""
+        raise NotImplementedError
+
+    def request(self, token: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            **dict(self.extra),
+            "clientToken": token,
+            "name": self.token_name(token),
+            "tags": {**{k: str(v) for k, v in self.tags.items()}, TOKEN_TAG: token},
+        }
+        body.update({k: v for k, v in self.own_fields().items() if v is not None})
+        return body
 
 
 class JobRunClient(AwsJobClient[SpecT]):
@@ -137,6 +165,8 @@ class JobRunClient(AwsJobClient[SpecT]):
     get_schema: ClassVar[type[Any]]  # the get answer: its ``job_run`` is a RunView
     summary_schema: ClassVar[type[RunView]]  # a listed run
     start_schema: ClassVar[type[StartAnswer]]
+    #: where a run's logs are under its S3 log base: fixed parts and locator fields in braces
+    log_path: ClassVar[tuple[str, ...]]
 
     def __init__(self, config: AwsConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -168,10 +198,12 @@ class JobRunClient(AwsJobClient[SpecT]):
     # --- what a flavour says about its runs --------------------------------------------------------------
 
     def container_of(self, spec: Any) -> str:
-        raise NotImplementedError
+        container: str = getattr(spec, self.container_field)  # a spec names its container as the locator does
+        return container
 
     def start_request(self, spec: Any, token: str) -> dict[str, Any]:
-        raise NotImplementedError
+        body: dict[str, Any] = spec.request(token)
+        return body
 
     def carries(self, run: RunView, token: str) -> bool:
         """Does this listed run carry ``token``?"""
@@ -181,7 +213,10 @@ class JobRunClient(AwsJobClient[SpecT]):
         return run.state_details or ""
 
     def log_uri(self, locator: Locator, run: RunView) -> str | None:
-        return None
+        base = s3_log_base(run)
+        if not base:
+            return None
+        return join_uri(base, *(part.format(**locator) for part in self.log_path))
 
     # --- the JobClient contract --------------------------------------------------------------------------
 
@@ -224,15 +259,8 @@ class JobRunClient(AwsJobClient[SpecT]):
 
         created_after = datetime.fromtimestamp(self.find_cutoff(since), tz=timezone.utc)
         try:
-            await self.pages(
-                "list_job_runs",
-                {self.container_param: container, self.created_after_param: created_after},
-                what=what,
-                items="jobRuns",
-                marker_in="nextToken",
-                on_page=on_page,
-                budget=None,
-            )
+            params = {self.container_param: container, self.created_after_param: created_after}
+            await self._list_runs(params, what, on_page, budget=None)
         except AwsRequestError as exc:
             if exc.denies(container):  # no such container (yet): nothing was started in it
                 return None
@@ -317,15 +345,7 @@ class JobRunClient(AwsJobClient[SpecT]):
         if created:
             params[self.created_after_param] = datetime.fromtimestamp(created - FIND_WINDOW, tz=timezone.utc)
         try:
-            await self.pages(
-                "list_job_runs",
-                params,
-                what=what,
-                items="jobRuns",
-                marker_in="nextToken",
-                on_page=on_page,
-                max_pages=RUN_HISTORY_PAGES,
-            )
+            await self._list_runs(params, what, on_page, max_pages=RUN_HISTORY_PAGES)
         except AwsRequestError as exc:
             if exc.denies(container):
                 return self._lost(loc, f"{denied}; ListJobRuns: {exc}")
@@ -367,14 +387,7 @@ class JobRunClient(AwsJobClient[SpecT]):
 
         base = {self.container_param: container, "maxResults": LIST_PAGE_SIZE}
         try:
-            await self.pages(
-                "list_job_runs",
-                {**base, "states": list(self.active_states)},
-                what=what,
-                items="jobRuns",
-                marker_in="nextToken",
-                on_page=collect,
-            )
+            await self._list_runs({**base, "states": list(self.active_states)}, what, collect)
             ended = [rid for rid in wanted if rid not in seen]
             if len(ended) > 2:
                 # several just ended: a bounded look at the runs that ended (since the oldest of them was
@@ -384,15 +397,7 @@ class JobRunClient(AwsJobClient[SpecT]):
                 if all(created):
                     oldest = min(c for c in created if c)
                     params[self.created_after_param] = datetime.fromtimestamp(oldest - 1, tz=timezone.utc)
-                await self.pages(
-                    "list_job_runs",
-                    params,
-                    what=what,
-                    items="jobRuns",
-                    marker_in="nextToken",
-                    on_page=collect,
-                    limit_pages=math.ceil(len(ended) / LIST_PAGE_SIZE) + 1,
-                )
+                await self._list_runs(params, what, collect, limit_pages=math.ceil(len(ended) / LIST_PAGE_SIZE) + 1)
         except AwsRequestError as exc:
             if not exc.denies(container):
                 raise
@@ -403,6 +408,14 @@ class JobRunClient(AwsJobClient[SpecT]):
         if rest:
             out.update(await self.fallback_statuses(rest))
         return out
+
+    async def _list_runs(
+        self, params: Mapping[str, Any], what: str, on_page: Callable[[list[Any]], bool], **kwargs: Any
+    ) -> bool:
+        """``ListJobRuns`` page by page into ``on_page`` (``kwargs`` as for :meth:`pages`)."""
+        return await self.pages(
+            "list_job_runs", params, what=what, items="jobRuns", marker_in="nextToken", on_page=on_page, **kwargs
+        )
 
     async def cancel(self, locator: Locator) -> None:
         loc = self.validate_locator(locator)
@@ -438,4 +451,13 @@ def s3_log_base(run: RunView) -> str | None:
     return s3.log_uri if s3 and s3.log_uri else None
 
 
-__all__ = ["JobRunClient", "RunView", "StartAnswer", "refuse_own_fields", "s3_log_base", "validate_id"]
+__all__ = [
+    "JobRunClient",
+    "RunSpec",
+    "RunView",
+    "StartAnswer",
+    "check_spec_id",
+    "refuse_own_fields",
+    "s3_log_base",
+    "validate_id",
+]

@@ -6,7 +6,8 @@ name. States: ``SUBMITTED``, ``PENDING``, ``SCHEDULED`` and ``QUEUED`` -> pendin
 ``CANCELLING`` -> running; ``SUCCESS`` -> succeeded; ``FAILED`` -> failed; ``CANCELLED`` -> cancelled.
 ``stateDetails`` is the message; the S3 log location of a run with S3 monitoring is
 ``<logUri>/applications/<application>/jobs/<run>/``. The schemas below say what is read of each answer
-(``GetJobRun``'s ``jobRun``, a ``ListJobRuns`` summary, ``StartJobRun``).
+(``GetJobRun``'s ``jobRun``, a ``ListJobRuns`` summary, ``StartJobRun``). What runs share with EMR on
+EKS is :mod:`~durable_jobs.clients.emr.runs`.
 """
 
 from __future__ import annotations
@@ -15,53 +16,37 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from durable_jobs.clients.aws import TOKEN_TAG, join_uri
-from durable_jobs.clients.base import Locator
-from durable_jobs.clients.emr_runs import (
+import msgspec
+
+from durable_jobs.clients.emr.aws import TOKEN_TAG, named
+from durable_jobs.clients.emr.runs import (
     JobRunClient,
+    RunSpec,
     RunView,
     StartAnswer,
     _Schema,
+    check_spec_id,
     refuse_own_fields,
-    s3_log_base,
-    validate_id,
 )
-from durable_jobs.errors import RecordError
 from durable_jobs.status import JobState
 
 SYSTEM = "emr-serverless"
-MAX_NAME = 256
 _OWN = ("applicationId", "clientToken", "executionRoleArn", "jobDriver", "configurationOverrides", "name", "tags")
+#: ``"<name> [<token>]"`` within the 256 characters of a run's name
+run_name = named
 
 
 class ServerlessRun(RunView, frozen=True):
     """``GetJobRun``'s ``jobRun``."""
 
-    job_run_id: str = ""
-    application_id: str | None = None
-
-    @property
-    def run_id(self) -> str:
-        return self.job_run_id
-
-    @property
-    def container_id(self) -> str | None:
-        return self.application_id
+    run_id: str = msgspec.field(default="", name="jobRunId")
+    container_id: str | None = msgspec.field(default=None, name="applicationId")
 
 
-class ServerlessRunSummary(RunView, frozen=True):
-    """A ``ListJobRuns`` summary."""
+class ServerlessRunSummary(ServerlessRun, frozen=True):
+    """A ``ListJobRuns`` summary: the run's id is ``id``."""
 
-    id: str = ""
-    application_id: str | None = None
-
-    @property
-    def run_id(self) -> str:
-        return self.id
-
-    @property
-    def container_id(self) -> str | None:
-        return self.application_id
+    run_id: str = msgspec.field(default="", name="id")
 
 
 class GetJobRunAnswer(_Schema, frozen=True):
@@ -69,25 +54,12 @@ class GetJobRunAnswer(_Schema, frozen=True):
 
 
 class StartJobRunAnswer(StartAnswer, frozen=True):
-    application_id: str
-    job_run_id: str
-
-    @property
-    def run_id(self) -> str:
-        return self.job_run_id
-
-    @property
-    def container_id(self) -> str:
-        return self.application_id
-
-
-def run_name(name: str, token: str) -> str:
-    suffix = f" [{token}]"
-    return name[: MAX_NAME - len(suffix)] + suffix
+    container_id: str = msgspec.field(name="applicationId")
+    run_id: str = msgspec.field(name="jobRunId")
 
 
 @dataclass(frozen=True)
-class EmrServerlessJob:
+class EmrServerlessJob(RunSpec):
     """A job run on an EMR Serverless application.
 
     ``extra`` holds further ``StartJobRun`` fields (``mode``, ``retryPolicy``, ``executionIamPolicy``...).
@@ -103,31 +75,25 @@ class EmrServerlessJob:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        try:
-            validate_id(self.application_id, "EMR Serverless application id")
-        except RecordError as exc:
-            raise ValueError(str(exc)) from None
+        check_spec_id(self.application_id, "EMR Serverless application id")
         if not self.execution_role_arn:
             raise ValueError("execution_role_arn is required")
         if not self.job_driver:
             raise ValueError("job_driver is required (e.g. {'sparkSubmit': {'entryPoint': 's3://...'}})")
         refuse_own_fields(self.extra, (*_OWN, "executionTimeoutMinutes"))
 
-    def request(self, token: str) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            **dict(self.extra),
+    def token_name(self, token: str) -> str:
+        return run_name(self.name, token)
+
+    def own_fields(self) -> dict[str, Any]:
+        timeout = self.execution_timeout_minutes
+        return {
             "applicationId": self.application_id,
-            "clientToken": token,
             "executionRoleArn": self.execution_role_arn,
             "jobDriver": dict(self.job_driver),
-            "name": run_name(self.name, token),
-            "tags": {**{k: str(v) for k, v in self.tags.items()}, TOKEN_TAG: token},
+            "configurationOverrides": dict(self.configuration_overrides) if self.configuration_overrides else None,
+            "executionTimeoutMinutes": int(timeout) if timeout is not None else None,
         }
-        if self.configuration_overrides:
-            body["configurationOverrides"] = dict(self.configuration_overrides)
-        if self.execution_timeout_minutes is not None:
-            body["executionTimeoutMinutes"] = int(self.execution_timeout_minutes)
-        return body
 
 
 class EmrServerlessClient(JobRunClient[EmrServerlessJob]):
@@ -146,6 +112,7 @@ class EmrServerlessClient(JobRunClient[EmrServerlessJob]):
     created_after_param: ClassVar[str] = "createdAtAfter"
     kind: ClassVar[str] = "EMR Serverless job run"
     container_kind: ClassVar[str] = "application"
+    log_path: ClassVar[tuple[str, ...]] = ("applications", "{application_id}", "jobs", "{job_run_id}")
     states: ClassVar[Mapping[str, JobState]] = {
         "SUBMITTED": JobState.PENDING,
         "PENDING": JobState.PENDING,
@@ -159,20 +126,8 @@ class EmrServerlessClient(JobRunClient[EmrServerlessJob]):
     }
     active_states: ClassVar[tuple[str, ...]] = ("SUBMITTED", "PENDING", "SCHEDULED", "QUEUED", "RUNNING", "CANCELLING")
 
-    def container_of(self, spec: EmrServerlessJob) -> str:
-        return spec.application_id
-
-    def start_request(self, spec: EmrServerlessJob, token: str) -> dict[str, Any]:
-        return spec.request(token)
-
     def carries(self, run: RunView, token: str) -> bool:
         return f"[{token}]" in (run.name or "") or run.tags.get(TOKEN_TAG) == token
-
-    def log_uri(self, locator: Locator, run: RunView) -> str | None:
-        base = s3_log_base(run)
-        if not base:
-            return None
-        return join_uri(base, "applications", locator["application_id"], "jobs", locator["job_run_id"])
 
 
 __all__ = ["SYSTEM", "EmrServerlessClient", "EmrServerlessJob", "run_name"]
