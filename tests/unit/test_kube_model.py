@@ -28,7 +28,7 @@ from durable_jobs.clients.kubernetes import (
     spark_application_status,
     to_wire,
 )
-from durable_jobs.clients.kubernetes_watch import ResourceExpired
+from durable_jobs.clients.kubernetes.errors import ResourceExpired
 from durable_jobs.errors import AuthError, MalformedAnswer, RecordError, TransientError
 from durable_jobs.status import JobState
 
