@@ -125,7 +125,13 @@ def identity_metadata(
 
 
 def to_wire(obj: Any) -> Any:
-    """Plain data or a kubernetes model (``V1Job``...) as the JSON the apiserver expects (camelCase keys)."""
+    """Plain data or a kubernetes model (``V1Job``...) as the JSON the apiserver expects (camelCase keys).
+
+    For models, the output of kubernetes_asyncio's ``ApiClient.sanitize_for_serialization`` (tested), without
+    importing kubernetes_asyncio or building an ApiClient (an aiohttp session) when a DAG is parsed. Not replaced
+    by it: it also takes any Mapping, sends tuples as lists (as the manifest checks expect), and refuses bytes or
+    an unknown object with a TypeError where sanitize passes bytes on or fails with an AttributeError.
+    """
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
     if isinstance(obj, Mapping):
