@@ -24,10 +24,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from durable_jobs.clients import kubernetes
-from durable_jobs.clients.kubernetes import KubeObject, KubernetesClient, KubernetesConfig
-from durable_jobs.clients.kubernetes_model import KubeStatus, api_error, parse_status, projector
-from durable_jobs.clients.kubernetes_watch import Informer
+from durable_jobs.clients.kubernetes import KubeObject, KubernetesClient, KubernetesConfig, calls
+from durable_jobs.clients.kubernetes.errors import api_error, parse_status
+from durable_jobs.clients.kubernetes.schemas import KubeStatus
+from durable_jobs.clients.kubernetes.status import projector
+from durable_jobs.clients.kubernetes.watch import Informer
 from durable_jobs.errors import DurableJobError, MalformedAnswer
 from durable_jobs.status import JobState
 from durable_jobs.testing.transport import MockTransport, response
@@ -45,10 +46,10 @@ LOC = {"kind": "Job", "namespace": "batch", "name": NAME, "uid": UID}
 @pytest.fixture(autouse=True, scope="module")
 def _no_retry_pauses() -> Any:
     """The client's retries of transient answers, without their pauses (the fuzzer answers instantly)."""
-    saved = kubernetes._RETRY
-    kubernetes._RETRY = Backoff(base=0.0, cap=0.0, max_retry_after=0.0)
+    saved = calls._RETRY
+    calls._RETRY = Backoff(base=0.0, cap=0.0, max_retry_after=0.0)
     yield
-    kubernetes._RETRY = saved
+    calls._RETRY = saved
 
 
 json_values = st.recursive(

@@ -15,15 +15,10 @@ from typing import Any
 
 import pytest
 
-from durable_jobs.clients import kubernetes_watch
-from durable_jobs.clients.kubernetes_model import pod_status, projector
-from durable_jobs.clients.kubernetes_watch import (
-    CachedObject,
-    Informer,
-    RelistRequired,
-    ResourceExpired,
-    deleted_status,
-)
+from durable_jobs.clients.kubernetes import watch as watch_module
+from durable_jobs.clients.kubernetes.errors import RelistRequired, ResourceExpired
+from durable_jobs.clients.kubernetes.status import CachedObject, deleted_status, pod_status, projector
+from durable_jobs.clients.kubernetes.watch import Informer
 from durable_jobs.errors import AuthError, PermanentError, TransientError
 from durable_jobs.status import JobState
 from durable_jobs.transport.backoff import Backoff
@@ -313,7 +308,7 @@ async def test_the_cache_keeps_a_record_per_object_never_the_object(run) -> None
 
 
 async def test_equal_statuses_are_one_object_in_a_bounded_table(run, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kubernetes_watch, "SHARED_STATUSES", 3)
+    monkeypatch.setattr(watch_module, "SHARED_STATUSES", 3)
     src = Source()
     running = [pod(f"r{i}", 1) for i in range(4)]
     failed = [pod(f"f{i}", 1, "Failed") for i in range(2)]  # extra={"reason": ...}: never shared

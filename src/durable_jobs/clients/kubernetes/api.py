@@ -1,4 +1,4 @@
-"""How the Kubernetes client reaches a cluster: configuration, credentials, TLS, and every request.
+"""How the Kubernetes client reaches a cluster: credentials, TLS, and every request, on one connection per loop.
 
 kubernetes_asyncio is used for one thing only: **loading the configuration** (a kubeconfig, in-cluster, an exec
 plugin, a token file), which it does as kubectl does. What it yields (the server URL, the CA, a client
@@ -12,36 +12,34 @@ Credentials: an exec plugin's token is renewed before its ``expirationTimestamp`
 when it states none); a 401 reloads the credentials once (exec plugin, token file, in-cluster token) and
 repeats the request. A static token (host + password) cannot be reloaded here: the poller fetches the
 connection again after the 401 (:attr:`~durable_jobs.clients.base.JobClient.refetch`), and the new client has
-a connection of its own. That is why :attr:`KubernetesConfig.key` (the poller's identity) holds no credential,
-while the registry of connections is keyed by everything (:attr:`KubernetesConfig.connection_key`).
+a connection of its own (see :mod:`durable_jobs.clients.kubernetes.config` for the two keys).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
-import dataclasses
 import datetime
-import hashlib
 import json
 import logging
 import os
-import re
 import ssl
 import time
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 
 from durable_jobs import __version__
-from durable_jobs.clients.kubernetes_model import KINDS, Kind, RelistRequired, api_error, projector
-from durable_jobs.clients.kubernetes_watch import Informer
-from durable_jobs.errors import AnswerTooLarge, DurableJobError, PermanentError, TransientError
+from durable_jobs.clients.kubernetes.config import KubernetesConfig
+from durable_jobs.clients.kubernetes.errors import api_error
+from durable_jobs.clients.kubernetes.listwatch import ListWatch
+from durable_jobs.clients.kubernetes.objects import WATCH_SELECTOR, Kind
+from durable_jobs.clients.kubernetes.status import projector
+from durable_jobs.clients.kubernetes.watch import Informer
+from durable_jobs.errors import PermanentError, TransientError
 from durable_jobs.transport.base import Auth, Request, Response, Send
-from durable_jobs.transport.http import DEFAULT_MAX_BODY, Endpoint, on_close_sessions, request
+from durable_jobs.transport.http import Endpoint, on_close_sessions, request
 
 log = logging.getLogger(__name__)
 
@@ -63,166 +61,8 @@ async def _load_kubernetes_asyncio() -> None:
         _K8S.update(await asyncio.to_thread(_import_kubernetes_asyncio))
 
 
-SYSTEM = "kubernetes"
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-PROPAGATION_POLICIES = ("Background", "Foreground", "Orphan")
 USER_AGENT = f"airflow-durable-jobs/{__version__}"
-LABEL_PREFIX = "durable-jobs.io/"
-MANAGED_LABEL = LABEL_PREFIX + "managed"  # the shared watch's selector: every object this library creates
-WATCH_SELECTOR = f"{MANAGED_LABEL}=true"
-_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_ERROR_HEAD = 64 * 1024  # bytes of a refused watch's body read to learn why
 _CONNECTIONS_PER_ENDPOINT = 4  # connections kept per endpoint (credential sets after rotations); older ones close
-
-
-# --- configuration -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KubernetesConfig:
-    """How to reach one cluster. Credentials (``token``, ``kubeconfig`` content) never appear in a repr, log or key.
-
-    One source: ``in_cluster``, a ``kubeconfig`` (content), a ``kubeconfig_path``, or ``host`` (+ ``token``,
-    ``ca_file``/``ca_data``). With none, ``$KUBECONFIG`` or ``~/.kube/config`` is read.
-    """
-
-    kubeconfig_path: str | None = None
-    kubeconfig: Mapping[str, Any] | None = field(default=None, repr=False)
-    context: str | None = None
-    in_cluster: bool = False
-    host: str | None = None
-    token: str | None = field(default=None, repr=False)
-    ca_file: str | None = None
-    ca_data: str | None = field(default=None, repr=False)
-    verify_ssl: bool = True
-    namespace: str | None = None  # default: the kubeconfig context's, the service account's, else "default"
-    timeout: float = 30.0  # seconds per request
-    connect_timeout: float = 10.0
-    watch: bool = True  # False: one GET per job per poll (when list/watch is not allowed)
-    watch_timeout: int = 300  # timeoutSeconds of each watch request
-    resync_interval: float = 600.0
-    idle_timeout: float = 300.0
-    delete_propagation_policy: str = "Background"
-    delete_grace_period_seconds: int | None = None
-    log_tail_lines: int = 50
-    console_url: str | None = None  # e.g. "https://console/ns/{namespace}/{plural}/{name}"
-    credential_ttl: float = 300.0  # exec plugins that state no expiry are re-run this often
-    service_account_dir: str = SERVICE_ACCOUNT_DIR
-    max_response_bytes: int = DEFAULT_MAX_BODY  # the largest answer read whole (a list page, a watch event)
-    page_size: int = 250  # objects per list page: see benchmarks/listing_kubernetes.py (20 KB pods: ~7 ms each)
-
-    def __post_init__(self) -> None:
-        sources = [bool(self.in_cluster), self.kubeconfig is not None, bool(self.kubeconfig_path), bool(self.host)]
-        if sum(sources) > 1:
-            raise ValueError("give one of in_cluster, kubeconfig (content), kubeconfig_path or host, not several")
-        if self.host and not self.host.startswith(("https://", "http://")):
-            raise ValueError(f"host must be the apiserver URL (https://...), got {self.host!r}")
-        if min(self.timeout, self.connect_timeout, self.watch_timeout, self.resync_interval, self.idle_timeout) <= 0:
-            raise ValueError("timeouts and intervals must be positive")
-        if self.delete_propagation_policy not in PROPAGATION_POLICIES:
-            raise ValueError(f"delete_propagation_policy must be one of {', '.join(PROPAGATION_POLICIES)}")
-        if not 0 <= self.log_tail_lines <= 10_000:
-            raise ValueError("log_tail_lines must be between 0 and 10000")
-        if self.namespace is not None and not _DNS_LABEL_RE.match(self.namespace):
-            raise ValueError(f"invalid namespace {self.namespace!r}")
-        if self.max_response_bytes <= 0:
-            raise ValueError("max_response_bytes must be positive")
-        if not 1 <= self.page_size <= 10_000:
-            raise ValueError("page_size must be between 1 and 10000")
-
-    @property
-    def key(self) -> Hashable:
-        """The endpoint's identity, without any credential: the poller's key.
-
-        The server (with its CA and context) and the settings, never the token or the kubeconfig's users, so a
-        client built after the credentials rotated shares the poller (and its waiters) of the one built before.
-        """
-        ident: dict[str, Any] = {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name not in ("token", "kubeconfig", "ca_data")
-        }
-        ident["ca_data"] = _digest(self.ca_data) if self.ca_data else None
-        if self.kubeconfig is not None:
-            ident["kubeconfig"] = _cluster_identity(self.kubeconfig, self.context)
-        return (SYSTEM, _digest(json.dumps(ident, sort_keys=True, default=str))[:32])
-
-    @property
-    def connection_key(self) -> Hashable:
-        """Everything, credentials included (as a digest): one connection per credential set."""
-        return (SYSTEM, self._full_digest())
-
-    def _full_digest(self) -> str:
-        fields_ = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return _digest(json.dumps(fields_, sort_keys=True, default=str))
-
-    def describe_source(self) -> str:
-        if self.in_cluster:
-            return "the in-cluster service account"
-        if self.kubeconfig is not None:
-            server = _cluster_identity(self.kubeconfig, self.context).get("server")
-            return (
-                "the connection's kubeconfig"
-                + (f" (server {server})" if isinstance(server, str) else "")
-                + (f" (context {self.context})" if self.context else "")
-            )
-        if self.host:
-            return self.host
-        path = self.kubeconfig_path or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        return f"kubeconfig {path}" + (f" (context {self.context})" if self.context else "")
-
-    def direct_kubeconfig(self) -> dict[str, Any]:
-        """``host``/``token``/``ca_*`` as a kubeconfig, so that one loader (and its TLS handling) serves all."""
-        import base64
-
-        cluster: dict[str, Any] = {"server": self.host}
-        if self.ca_data:
-            pem = self.ca_data.strip()
-            cluster["certificate-authority-data"] = base64.b64encode(pem.encode()).decode() if "BEGIN" in pem else pem
-        elif self.ca_file:
-            cluster["certificate-authority"] = self.ca_file
-        if not self.verify_ssl:
-            cluster["insecure-skip-tls-verify"] = True
-        user = {"token": self.token} if self.token else {}
-        return {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "cluster", "cluster": cluster}],
-            "users": [{"name": "user", "user": user}],
-            "contexts": [{"name": "durable-jobs", "context": {"cluster": "cluster", "user": "user"}}],
-            "current-context": "durable-jobs",
-        }
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _named(entries: Any, name: Any) -> dict[str, Any]:
-    """The ``{"name": name, ...}`` entry of a kubeconfig section, or {}."""
-    if isinstance(entries, list):
-        for entry in entries:
-            if isinstance(entry, dict) and entry.get("name") == name:
-                return entry
-    return {}
-
-
-def _cluster_identity(kubeconfig: Mapping[str, Any], context: str | None) -> dict[str, Any]:
-    """What names the endpoint in a kubeconfig: the context, its namespace and cluster (server, CA); no user."""
-    name = context or kubeconfig.get("current-context")
-    ctx = _named(kubeconfig.get("contexts"), name).get("context")
-    ctx = ctx if isinstance(ctx, dict) else {}
-    cluster = _named(kubeconfig.get("clusters"), ctx.get("cluster")).get("cluster")
-    cluster = cluster if isinstance(cluster, dict) else {}
-    ca = cluster.get("certificate-authority-data")
-    return {
-        "context": str(name),
-        "namespace": str(ctx.get("namespace")),
-        "server": cluster.get("server") if isinstance(cluster.get("server"), str) else None,
-        "ca_file": str(cluster.get("certificate-authority")),
-        "ca_data": _digest(str(ca)) if ca else None,
-        "insecure": str(cluster.get("insecure-skip-tls-verify")),
-    }
 
 
 # --- credentials --------------------------------------------------------------------------------------------
@@ -557,75 +397,6 @@ class Connection:
         self.diagnoses.clear()
 
 
-class ListWatch:
-    """The :class:`~durable_jobs.clients.kubernetes_watch.WatchSource` of one namespace, kind and selector."""
-
-    def __init__(self, conn: Connection, kind: Kind, namespace: str, selector: str) -> None:
-        self.conn, self.kind, self.namespace, self.selector = conn, kind, namespace, selector
-
-    def describe(self) -> str:
-        return f"{self.kind.plural} in {self.namespace} ({self.selector})"
-
-    async def list_page(self, *, limit: int, continue_token: str | None) -> bytes:
-        query = [("labelSelector", self.selector), ("limit", str(limit))]
-        if continue_token:
-            query.append(("continue", continue_token))
-        reply = await self.conn.call(
-            "GET", self.kind.collection(self.namespace), query=query, what=f"list {self.describe()}"
-        )
-        return reply.body
-
-    @contextlib.asynccontextmanager
-    async def open_stream(self, *, resource_version: str, timeout_seconds: int) -> AsyncIterator[AsyncIterator[bytes]]:
-        what = f"watch {self.describe()}"
-        query = [
-            ("allowWatchBookmarks", "true"),
-            ("labelSelector", self.selector),
-            ("resourceVersion", resource_version),
-            ("timeoutSeconds", str(timeout_seconds)),
-            ("watch", "true"),
-        ]
-        # no total timeout (it is a long request); a silent half-open connection ends after the read timeout
-        resp = await self.conn.open(
-            "GET", self.kind.collection(self.namespace), query=query, read_timeout=timeout_seconds + 30, what=what
-        )
-        try:
-            if resp.status != 200:
-                raise api_error(resp.status, await _head(resp), resp.headers, what, resp.secrets)
-            limit = self.conn.endpoint.max_body if self.conn.endpoint is not None else DEFAULT_MAX_BODY
-            yield _event_lines(resp, what, limit)
-        finally:
-            await resp.aclose()  # a stream not read to its end closes its connection
-
-
-async def _head(resp: Response) -> bytes:
-    """The first bytes of a streamed answer (a refused watch's Status), whatever state the stream is in."""
-    out = b""
-    with contextlib.suppress(Exception):
-        async for line in resp.lines(_ERROR_HEAD):
-            out += line
-            if len(out) >= _ERROR_HEAD:
-                break
-    return out
-
-
-async def _event_lines(resp: Response, what: str, limit: int) -> AsyncIterator[bytes]:
-    """The stream's lines; a line that cannot be read (too large, or a reader failure) means: list again."""
-    lines = resp.lines(limit)
-    while True:
-        try:
-            line = await anext(lines)
-        except StopAsyncIteration:
-            return
-        except AnswerTooLarge as exc:
-            raise RelistRequired(f"{what}: an event was larger than the client reads ({exc})") from exc
-        except DurableJobError:
-            raise
-        except Exception as exc:  # the transport's reader refused a line (aiohttp's LineTooLong...)
-            raise RelistRequired(f"{what}: an event the client could not read ({type(exc).__name__}: {exc})") from exc
-        yield line
-
-
 def _request_label(method: str, path: str, query: Sequence[tuple[str, str]]) -> str:
     """``GET pods``, ``LIST jobs``, ``WATCH jobs``, ``GET pods/log``...: what the requests counter counts."""
     rest = path.split("/namespaces/", 1)[1].split("/")[1:] if "/namespaces/" in path else [path]
@@ -680,18 +451,3 @@ async def close_kube_connections() -> None:
 
 
 on_close_sessions(close_kube_connections)
-
-__all__ = [
-    "KINDS",
-    "MANAGED_LABEL",
-    "PROPAGATION_POLICIES",
-    "SYSTEM",
-    "WATCH_SELECTOR",
-    "Connection",
-    "KubeAuth",
-    "KubernetesConfig",
-    "ListWatch",
-    "close_kube_connections",
-    "connection_for",
-    "forget_connection",
-]

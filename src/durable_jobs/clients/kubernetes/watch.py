@@ -1,36 +1,32 @@
 """A shared list+watch cache (an informer) of one namespace, kind and label selector.
 
 Why it exists: asking the apiserver for every job on every poll tick costs a request per job per tick
-(KubernetesPodOperator's trigger reads its pod every 2 s). Here one long watch request per (connection,
-namespace, kind, selector) keeps an in-memory cache of every selected object's *normalized* status, and
-the client's ``statuses()`` answers from it: the shared poller keeps its one loop for every system, but a
-tick costs no request at all. Only a few fields of each object are kept, never the object itself: its name,
-its uid and its normalized status, one status object shared by all objects in the same state (10,000 waiting
-pods are "Running" alike). A list is read one page (``page_size`` objects) at a time, each page decoded typed
-(:mod:`durable_jobs.clients.kubernetes_model`): its items stay raw bytes until each is decoded on its own, so a
-page costs one buffer and a few milliseconds of the event loop (measured by ``benchmarks/listing_kubernetes.py``).
+(KubernetesPodOperator's trigger reads its pod every 2 s). Here one long watch request per (connection, namespace,
+kind, selector) keeps an in-memory cache of every selected object's *normalized* status, and the client's
+``statuses()`` answers from it: a tick costs no request at all. Of each object only its name, uid and status are
+kept, one status object shared by all objects in the same state (10,000 waiting pods are "Running" alike). A list
+is read one page (``page_size`` objects) at a time, decoded typed (:mod:`~durable_jobs.clients.kubernetes.schemas`)
+with each item raw until decoded on its own: a page costs one buffer and a few milliseconds of the event loop
+(``benchmarks/listing_kubernetes.py``).
 
-The apiserver's watch protocol, and what this module does about each rule (project notes, kubernetes.md §4):
+The apiserver's watch protocol (``docs/kubernetes.md``, "Watched, not polled"), and what this module does:
 
 * **list, then watch from the list's resourceVersion**: the first list (paginated) fills the cache;
-* **resume, never restart**: every event and every BOOKMARK advances the remembered resourceVersion, and a
-  stream that ends (the server's ``timeoutSeconds``, EOF, a dropped connection) is reopened from it, so no
-  event is lost and none is applied twice;
-* **410 Gone means relist**, in both of its forms: HTTP 410 on the watch request (the watch-cache path) and
-  an ``ERROR`` event with code 410 inside the stream (the etcd path). Watching again from the same
-  resourceVersion, which is what kubernetes_asyncio's own ``Watch`` does, always fails again. After the
-  relist the cache is diffed against the list, so changes made meanwhile are seen;
+* **resume, never restart**: every event and BOOKMARK advances the remembered resourceVersion, and a stream that
+  ends (``timeoutSeconds``, EOF, a dropped connection) is reopened from it: no event lost, none applied twice;
+* **410 Gone means relist**, in both forms: HTTP 410 on the watch request (the watch-cache path) and an ``ERROR``
+  event with code 410 in the stream (the etcd path). Watching again from the same resourceVersion, as
+  kubernetes_asyncio's own ``Watch`` does, always fails again. The relist is diffed against the cache;
 * **a periodic relist** (resync) is the safety net for anything a proxy may have swallowed;
-* **a bad answer touches only what it is about**: a malformed object (a wrong type in a field that is read)
-  is cached as *unknown*, that object only; a malformed event or page, which cannot be attributed, forces a
-  relist, and the cache counts as stale (its jobs unknown) until the relist is done. Nothing a server sends
-  ends the informer's task;
-* **DELETED is not proof of deletion**: with a label selector, an object whose labels no longer match also
-  arrives as DELETED. A deleted entry keeps its last status (a finished job stays finished after garbage
-  collection); the client confirms an unfinished one with a GET before calling it cancelled.
+* **a bad answer touches only what it is about**: a malformed object (a wrong type in a field that is read) is
+  cached as *unknown*, that object only; a malformed event or page, which cannot be attributed, forces a relist,
+  and the cache is stale (its jobs unknown) until then. Nothing a server sends ends the informer's task;
+* **DELETED is not proof of deletion**: with a label selector, an object whose labels no longer match also arrives
+  as DELETED. A deleted entry keeps its last status (a finished job stays finished after garbage collection); the
+  client confirms an unfinished one with a GET before calling it cancelled.
 
-This module knows nothing of HTTP: a :class:`WatchSource` lists pages (bytes) and opens event streams (lines
-of bytes), and the :class:`Informer` is the state machine, testable without a server.
+This module knows nothing of HTTP: a :class:`~durable_jobs.clients.kubernetes.listwatch.WatchSource` lists pages
+(bytes) and opens event streams (lines), and the :class:`Informer` is the state machine, testable without a server.
 """
 
 from __future__ import annotations
@@ -39,24 +35,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from msgspec import Raw
 
-from durable_jobs.clients.kubernetes_model import (
+from durable_jobs.clients.kubernetes.errors import MalformedStream, RelistRequired, ResourceExpired
+from durable_jobs.clients.kubernetes.listwatch import WatchSource
+from durable_jobs.clients.kubernetes.schemas import (
     Attributable,
     Bookmark,
     KubeStatus,
     ListPage,
     Meta,
-    RelistRequired,
-    ResourceExpired,
     WatchEvent,
     decode,
 )
+from durable_jobs.clients.kubernetes.status import CachedObject
 from durable_jobs.errors import AnswerTooLarge, AuthError, MalformedAnswer, PermanentError, TransientError
 from durable_jobs.messages import cut
 from durable_jobs.status import JobState, JobStatus
@@ -69,40 +64,6 @@ _BACKOFF = Backoff(base=0.5, cap=30.0)
 SHARED_STATUSES = 1024  # distinct statuses the cache shares between its objects (see Informer._share)
 MIN_PAGE_SIZE = 10  # a page too large for the connection's max_response_bytes is asked again smaller, down to this
 Project = Callable[[bytes | Raw], tuple[Meta, JobStatus]]
-
-
-class MalformedStream(RelistRequired):
-    """The watch sent something that cannot be read or attributed: list again, the cache is stale meanwhile."""
-
-
-class WatchSource(Protocol):
-    """What the informer needs of the apiserver, for one namespace, kind and selector.
-
-    Both methods raise :class:`ResourceExpired` for 410, :class:`TransientError` for what may pass, and
-    :class:`PermanentError` (403 included) for refusals.
-    """
-
-    def describe(self) -> str: ...
-
-    async def list_page(self, *, limit: int, continue_token: str | None) -> bytes:
-        """One page of the list, as the apiserver sent it (decoded by the informer)."""
-        ...
-
-    def open_stream(
-        self, *, resource_version: str, timeout_seconds: int
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-        """The watch from ``resource_version`` with bookmarks: yields one event line at a time."""
-        ...
-
-
-@dataclass(slots=True)
-class CachedObject:
-    """What the cache keeps of one object."""
-
-    uid: str
-    status: JobStatus
-    deleted: bool = False
-    seen_at: float = 0.0  # monotonic time of the last event about it
 
 
 @dataclass(slots=True)
@@ -363,9 +324,8 @@ class Informer:
                 break
         if not resource_version:
             raise MalformedStream(f"list of {self.source.describe()} carried no resourceVersion")
-        # the list becomes the cache (no copy of 10,000 entries); of the objects it lacks only tombstones stay.
-        # One deleted while we were not watching has an unknown final state, so it is dropped: the client
-        # then confirms with a GET (404: lost) instead of guessing an outcome
+        # the list becomes the cache (no copy of 10,000 entries); of the objects it lacks only tombstones stay. One
+        # deleted unwatched has an unknown final state: dropped, the client's GET decides (404: lost), never a guess
         for name, cached in self.objects.items():
             if cached.deleted and name not in listed:
                 listed[name] = cached
@@ -531,32 +491,3 @@ class Informer:
         horizon = time.monotonic() - self.tombstone_ttl
         for name in [n for n, c in self.objects.items() if c.deleted and c.seen_at < horizon]:
             del self.objects[name]
-
-
-def deleted_status(last: JobStatus) -> JobStatus:
-    """The status of an object confirmed gone: its last status if that was final, else cancelled."""
-    if last.state.is_terminal:
-        return last
-    if last.state is JobState.UNKNOWN:
-        return last  # its last state could not be read: it may have finished
-    return JobStatus(
-        state=JobState.CANCELLED,
-        raw_state="Deleted",
-        message=(
-            f"deleted before it finished (last seen {last.raw_state or last.state.value}): "
-            "by a user, a controller, or a cancel"
-        ),
-        tracking_url=last.tracking_url,
-    )
-
-
-__all__ = [
-    "CachedObject",
-    "Informer",
-    "MalformedStream",
-    "RelistRequired",
-    "ResourceExpired",
-    "WatchSource",
-    "WatchStats",
-    "deleted_status",
-]
