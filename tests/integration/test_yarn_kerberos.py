@@ -20,7 +20,8 @@ from durable_jobs.errors import AuthError, TransientError
 from durable_jobs.status import JobState
 from durable_jobs.testing.kdc import MitKdc
 from durable_jobs.transport.http import close_sessions
-from durable_jobs.transport.spnego import KerberosCredentials, SpnegoAuth, cookie_expiry, negotiate_token
+from durable_jobs.transport.kerberos import KerberosCredentials
+from durable_jobs.transport.spnego import SpnegoAuth, cookie_expiry, negotiate_token
 from tests.support.fake_yarn import FakeYarnRM
 from tests.support.yarn_fixtures import (
     SHORT_LIFE,

@@ -22,7 +22,7 @@ from durable_jobs.clients.yarn import YarnApplication, YarnClient, YarnConfig, v
 from durable_jobs.errors import PermanentError
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
-from durable_jobs.transport.spnego import KerberosCredentials
+from durable_jobs.transport.kerberos import KerberosCredentials
 from tests.support.fake_yarn import FakeYarnRM
 from tests.support.yarn_fixtures import real_rm_url
 

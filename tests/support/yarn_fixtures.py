@@ -29,7 +29,8 @@ from durable_jobs.protocol import JobProtocol, ProtocolSettings
 from durable_jobs.record import TaskIdentity
 from durable_jobs.testing.kdc import MitKdc
 from durable_jobs.transport.http import close_sessions
-from durable_jobs.transport.spnego import KerberosCredentials, SpnegoAuth
+from durable_jobs.transport.kerberos import KerberosCredentials
+from durable_jobs.transport.spnego import SpnegoAuth
 from tests.support.fake_yarn import FakeYarnRM, ThreadedFakeYarnRM
 
 REALM = "EXAMPLE.TEST"

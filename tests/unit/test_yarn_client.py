@@ -453,7 +453,7 @@ def test_the_locator_tag_must_be_the_token():
 
 
 def test_the_poller_key_holds_no_credential_and_survives_a_rotation():
-    from durable_jobs.transport.spnego import KerberosCredentials
+    from durable_jobs.transport.kerberos import KerberosCredentials
 
     alice = YarnClient(YarnConfig(rm_urls=("http://rm:8088",), user="alice"))
     bob = YarnClient(YarnConfig(rm_urls=("http://rm:8088",), user="bob"))

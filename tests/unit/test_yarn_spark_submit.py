@@ -19,7 +19,7 @@ import pytest
 from durable_jobs.clients.yarn import SparkSubmitApplication, YarnClient, YarnConfig, run_command
 from durable_jobs.errors import PermanentError, TransientError
 from durable_jobs.status import JobState
-from durable_jobs.transport.spnego import KerberosCredentials
+from durable_jobs.transport.kerberos import KerberosCredentials
 from tests.support.fake_yarn import FakeSparkSubmit
 from tests.support.yarn_fixtures import rm, simple_client
 

@@ -11,15 +11,8 @@ import pytest
 
 from durable_jobs.clients.yarn import SimpleAuth, YarnClient, YarnConfig
 from durable_jobs.errors import AuthError, TransientError
-from durable_jobs.transport.spnego import (
-    KerberosCredentials,
-    SpnegoAuth,
-    _classify,
-    _refresh_at,
-    cookie_expiry,
-    negotiate_challenge,
-    negotiate_token,
-)
+from durable_jobs.transport.kerberos import KerberosCredentials, _refresh_at, classify_failure
+from durable_jobs.transport.spnego import SpnegoAuth, cookie_expiry, negotiate_challenge, negotiate_token
 
 
 def test_negotiate_token_is_read_from_www_authenticate_in_any_case():
@@ -64,9 +57,9 @@ def test_credentials_are_validated_and_identities_never_mix():
 
 
 def test_kdc_outages_are_transient_and_refusals_permanent():
-    assert isinstance(_classify("login", Exception("Cannot contact any KDC for realm 'R'")), TransientError)
-    assert isinstance(_classify("login", Exception("Ticket expired")), TransientError)
-    refused = _classify("login", Exception("Client 'eve@R' not found in Kerberos database"))
+    assert isinstance(classify_failure("login", Exception("Cannot contact any KDC for realm 'R'")), TransientError)
+    assert isinstance(classify_failure("login", Exception("Ticket expired")), TransientError)
+    refused = classify_failure("login", Exception("Client 'eve@R' not found in Kerberos database"))
     assert isinstance(refused, AuthError) and not isinstance(refused, TransientError)
 
 

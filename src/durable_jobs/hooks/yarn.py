@@ -34,27 +34,28 @@ from durable_jobs.hooks.base import DurableJobHook, as_bool, base_urls, byte_siz
 from durable_jobs.transport.http import DEFAULT_MAX_BODY
 
 if TYPE_CHECKING:
-    from durable_jobs.clients.yarn import YarnClient, YarnConfig
+    from durable_jobs.clients.yarn.client import YarnClient
+    from durable_jobs.clients.yarn.config import YarnConfig
 
 CONN_TYPE = "yarn_rm"
 
 
 class YarnHook(DurableJobHook):
-    client_module: ClassVar[str] = "durable_jobs.clients.yarn"
+    client_module: ClassVar[str] = "durable_jobs.clients.yarn.client"
     conn_type: ClassVar[str] = CONN_TYPE
     default_conn_name: ClassVar[str] = "yarn_default"
     hook_name: ClassVar[str] = "YARN ResourceManager (REST)"
 
     @classmethod
     def client_from_connection(cls, conn: Any) -> YarnClient:
-        from durable_jobs.clients.yarn import YarnClient
+        from durable_jobs.clients.yarn.client import YarnClient
 
         return YarnClient(cls.config_from_connection(conn))
 
     @classmethod
     def config_from_connection(cls, conn: Any) -> YarnConfig:
-        from durable_jobs.clients.yarn import YarnConfig
-        from durable_jobs.transport.spnego import KerberosCredentials
+        from durable_jobs.clients.yarn.config import YarnConfig
+        from durable_jobs.transport.kerberos import KerberosCredentials
 
         extra = extra_of(conn)
         scheme = (conn.schema or "http").lower()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from durable_jobs.clients.yarn import SparkSubmitApplication, YarnApplication
+from durable_jobs.clients.yarn.specs import SparkSubmitApplication, YarnApplication
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.yarn import YarnHook
 from durable_jobs.operators.base import DurableJobOperator
