@@ -15,10 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 N = 60
 
 
+@pytest.mark.timeout(960)  # about 200 s alone; the run's own limit is 900 s, on a loaded machine much more than 300
 def test_the_real_triggerer_benchmark_accounts_for_every_trigger(tmp_path: Path) -> None:
     out = tmp_path / "real_triggerer.json"
     doc = tmp_path / "performance-triggerer.md"
@@ -67,6 +70,14 @@ def test_the_real_triggerer_benchmark_accounts_for_every_trigger(tmp_path: Path)
     assert ours["probe"]["library_client_creations"] == 1 and ours["probe"]["aiohttp_sessions_runner"] >= 1
     assert floor["probe"]["connection_fetches_supervisor"] == 0
     assert not ours["probe"]["probe_patch_failures"], ours["probe"]
+    # the trigger module was imported on the runner's loop and timed; the client module off it, in a thread
+    on_loop = ours["probe"]["library_import_on_loop_max_s"]
+    assert on_loop is not None and on_loop > 0, ours["probe"]["library_imports_runner_s"]
+    assert "durable_jobs.triggers.spark_standalone@MainThread" in ours["probe"]["library_imports_runner_s"]
+    assert not any(
+        k.startswith("durable_jobs.clients.") and k.endswith("@MainThread")
+        for k in ours["probe"]["library_imports_runner_s"]
+    ), ours["probe"]["library_imports_runner_s"]
     # one batched poll per interval at the endpoint, not one per job
     assert 0 < ours["requests_per_interval_steady"] <= ours["requests_per_poll_floor"] + 1, ours["requests"]
     assert ours["logs"]["lines_library_per_trigger_max"] >= 1  # the library's lines are found and counted
