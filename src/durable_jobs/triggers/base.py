@@ -9,6 +9,12 @@ Event payload: ``{"status", "job", "token", "generation", "message", "details": 
 where status is a terminal state, ``timeout``, ``unknown`` (the endpoint stayed unreachable past the
 budget; the operator re-checks and defers again) or ``error`` (the endpoint refused us).
 
+**Classpaths are permanent.** Airflow stores each deferred trigger in its trigger table as the classpath
+``durable_jobs.triggers.<module>.<Class>`` with the kwargs of :meth:`~DurableJobTrigger.serialize`, and
+rebuilds it from them in the triggerer, possibly after an upgrade. Every classpath a release could store
+must keep importing (a move leaves the old name importable), and every kwarg it stored must still be
+accepted; ``tests/unit/test_compat_010.py`` holds those of 0.1.0.
+
 A subclass may take constructor arguments of its own (see :class:`DurableJobTrigger`): the triggerer
 rebuilds a trigger as ``cls(**kwargs)`` from what :meth:`~DurableJobTrigger.serialize` returned, so
 ``serialize()`` returns every keyword of the subclass's ``__init__``, read from the attribute of the same
