@@ -247,9 +247,6 @@ class JobProtocol:
             return self._check(rec)
         raise JobError(f"unexpected trigger event {dict(event)!r}")
 
-    def cancel(self, locator: Locator) -> None:
-        self._run(self.client.cancel(locator))
-
     # --- steps -----------------------------------------------------------------------------------------
 
     def _next_generation(self, rec: JobRecord) -> Decision:

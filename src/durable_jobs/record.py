@@ -1,8 +1,53 @@
 """The versioned record the protocol keeps in Airflow's task state store.
 
-One record per task instance lives under :data:`STATE_KEY`. The key is permanent API: renaming it
-would make in-flight retries forget their jobs. Everything read back is validated here before any
-request is made with it.
+One record per task instance lives under :data:`STATE_KEY`. Everything read back is validated here
+(:meth:`JobRecord.from_json`) before any request is made with it.
+
+**What is permanent.** Records outlive the code that wrote them (a task deferred for a day sees an
+upgrade of the triggerer and the workers), so these may never change meaning:
+
+* the key :data:`STATE_KEY` (``"durable_jobs.job"``): renaming it makes in-flight tries forget their jobs
+  and submit them again;
+* every field below, with its name, type and meaning. A new field must be optional (a record without it
+  still loads); a change of meaning needs a new :data:`RECORD_VERSION` and a reader for the old one;
+* the ``system`` strings of the clients (:attr:`durable_jobs.clients.base.JobClient.system`): a record is
+  refused by a client of another system;
+* the token's derivation (:func:`make_token`): a crashed try's job is found again by its token.
+
+**The record** (a JSON object; every field since 0.1.0, record version 1):
+
+================  ===============  =====================================================================
+field             type             meaning
+================  ===============  =====================================================================
+``v``             int              record version: ``1``; any other value is refused
+``system``        str              the client's :attr:`~durable_jobs.clients.base.JobClient.system`, e.g.
+                                   ``"spark-standalone"``; must equal the reading client's
+``phase``         str              ``"submitting"`` (intent written; the job may or may not exist),
+                                   ``"submitted"`` (the locator is known) or ``"finished"`` (the outcome
+                                   is recorded)
+``generation``    int              0 to 9999: how many jobs this task instance submitted before this one
+                                   (a confirmed failure starts the next generation)
+``token``         str              the idempotency token of this generation, ``dj`` + 20 hex digits;
+                                   must equal :meth:`TaskIdentity.token` of the reading task
+``intent_at``     float            epoch seconds when this generation's intent was written (``find``
+                                   looks for a crashed try's job submitted since then)
+``deadline``      float or null    absolute epoch seconds after which the job is cancelled; null: none
+``job``           object or null   the job's locator, as the client's ``validate_locator`` returns it;
+                                   null only in phase ``submitting`` before a reservation
+``outcome``       str or null      ``"succeeded"``, ``"failed"``, ``"cancelled"`` or ``"lost"``; set in
+                                   phase ``finished``
+``message``       str              the system's last message about the job (cut to 2,000 characters)
+``clear_number``  int              the DAG run's clear count when the intent (or the outcome) was
+                                   written: a later clear is told from an earlier one. Missing: 0
+``submitted_try`` int              the try number that wrote the intent. Missing: 0
+``history``       list of objects  earlier generations, the last :data:`HISTORY_LIMIT`: each
+                                   ``{"generation", "token", "job", "outcome", "message"}`` (the
+                                   message cut to 500 characters). Missing: empty
+================  ===============  =====================================================================
+
+A locator (``job``, ``history[].job``) is a flat object: at most 16 string keys of at most 64
+characters, each value a string of at most 2,048 characters, an integer or null. The whole record is at
+most :data:`RECORD_LIMIT` bytes of JSON.
 """
 
 from __future__ import annotations
@@ -19,6 +64,7 @@ from typing import Any, TypeVar
 from durable_jobs.errors import RecordError
 from durable_jobs.messages import cut
 
+#: the task state store key of the record. Permanent: renaming it makes in-flight tries forget their jobs
 STATE_KEY = "durable_jobs.job"
 RECORD_VERSION = 1
 HISTORY_LIMIT = 20

@@ -49,13 +49,35 @@ class JobClient(ABC, Generic[SpecT]):
     :class:`~durable_jobs.errors.PermanentError`. ``status`` never raises for a job the system does
     not know: it returns a ``LOST`` status, and the caller confirms it before acting on it.
 
-    Rules every client keeps (the design's §4): every answer is decoded against a declared schema
+    Rules every client keeps (``docs/bad-answers.md``): every answer is decoded against a declared schema
     (:mod:`durable_jobs.decoding`), and a malformed one raises
     :class:`~durable_jobs.errors.MalformedAnswer` (unknown), never LOST or FAILED; ``LOST`` is returned
     only on the system's documented not-found answer, agreed by a second source where the system has
     one, and after looking for the job among the finished jobs the system still remembers.
+
+    The contract the protocol and the poller rely on (``docs/extending.md``):
+
+    * :attr:`system` is permanent (see its comment).
+    * A locator is a flat JSON object: at most 16 string keys of at most 64 characters, each value a
+      string of at most 2,048 characters, an integer or None. It is stored in the record, in the
+      trigger's kwargs and in XCom; a record holding anything else is refused when it is read back
+      (:mod:`durable_jobs.record`).
+    * :meth:`validate_locator` is idempotent: ``validate_locator(validate_locator(x)) ==
+      validate_locator(x)``. The protocol validates the recorded locator again every time it loads the
+      record, the trigger validates the one in its kwargs, and ``complete()`` compares the event's
+      validated locator with the recorded one (a difference makes it re-check the job).
+    * :meth:`statuses` returns a dict keyed by :func:`locator_key` of each locator it was given. A job
+      left out counts as unknown for that poll; a value that is not a dict, or any exception, makes every
+      job of the poll unknown (an :class:`~durable_jobs.errors.AuthError` ends the waits with ``error``,
+      after one more poll with fresh credentials where :attr:`refetch` can fetch them). The default
+      implementation raises :class:`~durable_jobs.errors.TransientError` only when more than one job was
+      asked and every request found the endpoint unreachable, so the poller logs one failure, not one per
+      job.
     """
 
+    #: the system's name, written into every stored record (field ``system``) and checked when the record
+    #: is read back. Permanent: changing it orphans every stored job (its task refuses the record instead
+    #: of re-attaching). It also keys the shared pollers and names them in the logs.
     system: ClassVar[str]
     #: how many requests ``statuses`` may run at once when the system has no batch call, and how many jobs
     #: a poll may ask one by one when the batch call fails

@@ -1,6 +1,6 @@
 """Spark standalone over the master's REST submission server (no spark-submit, no JVM on the worker).
 
-What the endpoint really does (measured against Spark 4.3.0; see the project's notes):
+What the endpoint really does (measured against Spark 4.3.0; see ``docs/spark-standalone.md``):
 
 * ``success:false`` on status means the REST server does not know the id: never submitted, cleared,
   evicted by ``spark.deploy.retainedDrivers``, or issued before a master restart. It is LOST only when the
@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 M = TypeVar("M", bound="_MasterAnswer")
 
+#: written into every stored record: permanent (see :attr:`durable_jobs.clients.base.JobClient.system`)
 SYSTEM = "spark-standalone"
 # Not named "...token": Spark redacts properties matching spark.redaction.regex (secret|password|token|...)
 # in the driver's launch command, which is where find reads it back.

@@ -25,7 +25,7 @@ from durable_jobs.hooks.base import DurableJobHook, as_bool
 from durable_jobs.protocol import ON_LOST_CHOICES, Decision, Defer, Finished, JobLost, JobProtocol, ProtocolSettings
 from durable_jobs.record import JobRecord, TaskIdentity
 from durable_jobs.transport.http import close_sessions
-from durable_jobs.triggers.base import DurableJobTrigger
+from durable_jobs.triggers.base import BASE_KWARGS, DurableJobTrigger
 
 T = TypeVar("T")
 DEFAULT_JOB_TIMEOUT = timedelta(days=1)
@@ -253,9 +253,31 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
         except DurableJobError as exc:
             raise AirflowException(str(exc)) from exc
 
+    def trigger_kwargs(self, record: JobRecord) -> dict[str, Any]:
+        """Extra arguments for :attr:`trigger_class`, on top of the ones every durable trigger takes.
+
+        Override it when the trigger class takes arguments of its own (its
+        :attr:`~durable_jobs.triggers.base.DurableJobTrigger.extra_kwargs`): they are passed to its
+        constructor and serialized with the trigger. ``record`` is the job about to be waited for.
+        Default: none.
+        """
+        return {}
+
     def _trigger(self, record: JobRecord) -> DurableJobTrigger:
         assert record.job is not None
-        return self.trigger_class(
+        extra = self.trigger_kwargs(record)
+        cls = self.trigger_class
+        for name in extra:
+            if name in BASE_KWARGS:
+                raise TypeError(
+                    f"{type(self).__qualname__}.trigger_kwargs() returned {name!r}, which the operator sets itself"
+                )
+            if name not in cls.extra_kwargs:
+                raise TypeError(
+                    f"{type(self).__qualname__}.trigger_kwargs() returned {name!r}, which "
+                    f"{cls.__qualname__}.__init__ does not take (it takes: {', '.join(cls.extra_kwargs) or 'none'})"
+                )
+        trigger = cls(
             job=record.job,
             conn_id=self.conn_id,
             token=record.token,
@@ -264,7 +286,11 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
             deadline=record.deadline,
             unknown_budget=self.unknown_budget,
             lost_confirmations=self.lost_confirmations,
+            **extra,
         )
+        if cls.extra_kwargs:
+            trigger.serialize()  # a value the trigger table cannot hold fails here, on either path, not at defer
+        return trigger
 
     def _job_timeout_seconds(self) -> float:
         value = self.job_timeout if self.job_timeout is not None else self.execution_timeout

@@ -1,1 +1,19 @@
-"""Helpers for testing durable_jobs and DAGs that use it."""
+"""Helpers for testing durable_jobs and DAGs that use it, and for testing a system added to it.
+
+* :class:`ScriptedClient` (:mod:`durable_jobs.testing.scripted`): an in-memory system whose jobs follow
+  scripts, with failure injection;
+* :class:`InMemoryStateStore` (:mod:`durable_jobs.testing.state_store`): Airflow's real task state store
+  accessor over a dict, so an operator runs its protocol without a metadata database;
+* :class:`MockTransport` (:mod:`durable_jobs.testing.transport`): a function in place of the network, for
+  the HTTP clients.
+
+``ScriptedClient``, ``FakeJob`` and ``InMemoryStateStore`` are importable from here (they import neither
+Airflow nor an HTTP client); ``MockTransport`` from :mod:`durable_jobs.testing.transport`.
+"""
+
+from __future__ import annotations
+
+from durable_jobs.testing.scripted import FakeJob, ScriptedClient
+from durable_jobs.testing.state_store import InMemoryStateStore
+
+__all__ = ["FakeJob", "InMemoryStateStore", "ScriptedClient"]

@@ -1,11 +1,12 @@
 """The transport seam: one method between the clients' HTTP API and the network (as in httpx).
 
 Every HTTP client of this library (Spark, YARN, Kubernetes, and whatever comes next) sends through
-:func:`durable_jobs.transport.http.request`, which applies the policy of the design's §4 once (redirects,
-size limits, redaction) and then hands a :class:`Request` to a :class:`Transport`. The transport only moves
-bytes: it never follows a redirect, never retries and never interprets a status. The default one is
-pooled aiohttp (:mod:`durable_jobs.transport.default`); tests swap in
-:class:`durable_jobs.testing.MockTransport`, a function from request to response, and need no sockets.
+:func:`durable_jobs.transport.http.request`, which applies the policy of ``docs/bad-answers.md`` once
+(redirects, size limits, redaction) and then hands a :class:`Request` to a :class:`Transport`. The
+transport only moves bytes: it never follows a redirect, never retries and never interprets a status. The
+default one is pooled aiohttp (:mod:`durable_jobs.transport.default`); tests swap in
+:class:`durable_jobs.testing.transport.MockTransport`, a function from request to response, and need no
+sockets.
 
 An :class:`Auth` decorates requests (bearer token, Hadoop ``user.name``, SPNEGO) and may send more than
 one per call (a ``Negotiate`` round trip); it sees only the transport's ``send``, not the network.

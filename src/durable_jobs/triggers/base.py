@@ -9,6 +9,17 @@ Event payload: ``{"status", "job", "token", "generation", "message", "details": 
 where status is a terminal state, ``timeout``, ``unknown`` (the endpoint stayed unreachable past the
 budget; the operator re-checks and defers again) or ``error`` (the endpoint refused us).
 
+**Classpaths are permanent.** Airflow stores each deferred trigger in its trigger table as the classpath
+``durable_jobs.triggers.<module>.<Class>`` with the kwargs of :meth:`~DurableJobTrigger.serialize`, and
+rebuilds it from them in the triggerer, possibly after an upgrade. Every classpath a release could store
+must keep importing (a move leaves the old name importable), and every kwarg it stored must still be
+accepted; ``tests/unit/test_compat_010.py`` holds those of 0.1.0.
+
+A subclass may take constructor arguments of its own (see :class:`DurableJobTrigger`): the triggerer
+rebuilds a trigger as ``cls(**kwargs)`` from what :meth:`~DurableJobTrigger.serialize` returned, so
+``serialize()`` returns every keyword of the subclass's ``__init__``, read from the attribute of the same
+name, and refuses a missing attribute or a value that is not plain JSON.
+
 ``on_kill`` runs only on a user action (clear, mark failed, mark success). It cancels the job only when
 the task instance has really finished: after a *clear*, Airflow may run it after the new try has
 already re-attached to the same job, and that job must live.
@@ -17,7 +28,9 @@ already re-attached to the same job, and that job must live.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
+import math
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -42,10 +55,91 @@ def _settings(interval: float, unknown_budget: float, lost_confirmations: int) -
     return PollSettings(interval=interval, unknown_budget=unknown_budget, lost_confirmations=lost_confirmations)
 
 
+def _init_parameters(cls: type[Any]) -> tuple[list[str], bool]:
+    """The keywords ``cls(**kwargs)`` reaches in ``cls``'s own ``__init__`` chain, and whether the chain ends
+    at :class:`DurableJobTrigger` (every ``__init__`` on the way forwards ``**kwargs``)."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if klass is DurableJobTrigger:
+            return names, True
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        forwards = False
+        for p in list(inspect.signature(init).parameters.values())[1:]:
+            if p.kind is p.POSITIONAL_ONLY:
+                raise TypeError(
+                    f"{cls.__qualname__}: {klass.__qualname__}.__init__ takes {p.name!r} by position only; the "
+                    f"triggerer rebuilds a trigger as cls(**kwargs), so every argument must be a keyword"
+                )
+            if p.kind is p.VAR_KEYWORD:
+                forwards = True
+            elif p.kind is not p.VAR_POSITIONAL and p.name not in names:
+                names.append(p.name)
+        if not forwards:
+            return names, False
+    return names, False  # not reached: every subclass has DurableJobTrigger in its MRO
+
+
+def _plain_json(value: Any, where: str) -> Any:
+    """``value`` if it is plain JSON (what the trigger table stores and gives back unchanged), else TypeError."""
+    if value is None or type(value) in (str, int, bool):
+        return value
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise TypeError(f"{where} is {value!r}; JSON has no NaN or infinity")
+        return value
+    if type(value) in (list, tuple):
+        return [_plain_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if type(value) is dict:
+        for k in value:
+            if type(k) is not str:
+                raise TypeError(f"{where} has the key {k!r}; a JSON object's keys are strings")
+        return {k: _plain_json(v, f"{where}[{k!r}]") for k, v in value.items()}
+    raise TypeError(
+        f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which a trigger cannot carry: its "
+        "kwargs are stored as JSON in Airflow's trigger table. Pass a str, int, float, bool or None, or lists "
+        "and dicts of them (e.g. a duration in seconds, a timestamp as an ISO string)"
+    )
+
+
 class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
-    """Base trigger; subclasses set :attr:`hook_class`."""
+    """Base trigger; subclasses set :attr:`hook_class`.
+
+    **Extra constructor arguments.** A subclass may add keyword arguments to ``__init__``; it stores each
+    as an attribute of the same name and passes the base arguments on (``**kwargs`` or by name)::
+
+        class RegionTrigger(SparkStandaloneTrigger):
+            def __init__(self, *, region: str = "eu", **kwargs: Any) -> None:
+                super().__init__(**kwargs)
+                self.region = region
+
+    :meth:`serialize` then returns ``region`` with the base kwargs, so the triggerer's ``cls(**kwargs)``
+    gets it back; the names are found once, when the class is defined (:attr:`extra_kwargs`). A value that
+    is not plain JSON, or a missing attribute, raises ``TypeError`` from :meth:`serialize` (the operator
+    calls it as soon as it builds the trigger), never a silent drop; an ``__init__`` that takes an argument
+    by position only, or that drops a base argument, raises ``TypeError`` when the class is defined. An
+    operator passes the values from :meth:`DurableJobOperator.trigger_kwargs
+    <durable_jobs.operators.base.DurableJobOperator.trigger_kwargs>`. A subclass that overrides
+    :meth:`serialize` itself is left to it.
+    """
 
     hook_class: ClassVar[type[DurableJobHook]]
+    #: the subclass's own ``__init__`` keywords that :meth:`serialize` returns (computed, do not set)
+    extra_kwargs: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names, reaches_base = _init_parameters(cls)
+        if cls.serialize is DurableJobTrigger.serialize and not reaches_base:
+            missing = [n for n in BASE_KWARGS if n not in names]
+            if missing:
+                raise TypeError(
+                    f"{cls.__qualname__}.__init__ does not take {', '.join(map(repr, missing))}, which "
+                    "serialize() returns and the triggerer passes back: take **kwargs and pass them to "
+                    "super().__init__()"
+                )
+        cls.extra_kwargs = tuple(n for n in names if n not in _BASE_KWARGS)
 
     def __init__(
         self,
@@ -70,19 +164,24 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
         self.lost_confirmations = int(lost_confirmations)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "job": dict(self.job),
-                "conn_id": self.conn_id,
-                "token": self.token,
-                "generation": self.generation,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "unknown_budget": self.unknown_budget,
-                "lost_confirmations": self.lost_confirmations,
-            },
-        )
+        """The classpath and the kwargs Airflow stores in its trigger table and rebuilds the trigger from.
+
+        The classpath (``durable_jobs.triggers.<module>.<Class>``) and the base kwargs' names are permanent:
+        a trigger stored by an older release is rebuilt with this code.
+        """
+        cls = type(self)
+        kwargs = {name: getattr(self, name) for name in BASE_KWARGS}
+        kwargs["job"] = dict(self.job)
+        for name in cls.extra_kwargs:
+            try:
+                value = getattr(self, name)
+            except AttributeError:
+                raise TypeError(
+                    f"{cls.__qualname__}.__init__ takes {name!r} but the trigger has no attribute {name!r}: "
+                    f"store it as self.{name}, so that serialize() can hand it back to the triggerer"
+                ) from None
+            kwargs[name] = _plain_json(value, f"{cls.__qualname__}.{name}")
+        return f"{cls.__module__}.{cls.__qualname__}", kwargs
 
     @property
     def settings(self) -> PollSettings:
@@ -199,3 +298,9 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
             logging.getLogger(__name__).warning("reading the task instance state failed", exc_info=True)
             return None
         return "none" if value is None else str(getattr(value, "value", value))
+
+
+#: the keyword arguments every durable trigger takes and serializes: ``DurableJobTrigger.__init__``'s. They
+#: are stored by Airflow in its trigger table, so they are permanent (a stored trigger is rebuilt with them)
+BASE_KWARGS: tuple[str, ...] = tuple(inspect.signature(DurableJobTrigger.__init__).parameters)[1:]
+_BASE_KWARGS = frozenset(BASE_KWARGS)

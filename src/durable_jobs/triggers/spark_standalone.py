@@ -1,4 +1,8 @@
-"""Trigger for Spark standalone drivers: the generic trigger with the Spark REST hook."""
+"""Trigger for Spark standalone drivers: the generic trigger with the Spark REST hook.
+
+Its classpath, ``durable_jobs.triggers.spark_standalone.SparkStandaloneTrigger``, is stored by Airflow in
+the trigger table of every deferred task: it must keep importing (see :mod:`durable_jobs.triggers.base`).
+"""
 
 from __future__ import annotations
 
