@@ -26,7 +26,6 @@ from typing import Any, ClassVar, TypeVar
 from airflow.sdk import BaseHook
 
 from durable_jobs.clients.base import JobClient
-from durable_jobs.transport.http import close_sessions
 
 T = TypeVar("T")
 
@@ -129,6 +128,8 @@ class DurableJobHook(BaseHook):  # type: ignore[misc]
         """Run one client call from sync code (``test_connection``) on a private loop, closing its sessions."""
 
         async def run() -> T:
+            from durable_jobs.transport.http import close_sessions  # sync code only: never on the loop
+
             try:
                 return await call()
             finally:

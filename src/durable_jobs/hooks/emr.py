@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from durable_jobs.hooks.base import DurableJobHook, as_bool, byte_size, extra_of
-from durable_jobs.transport.http import DEFAULT_MAX_BODY, close_sessions
+from durable_jobs.transport.limits import DEFAULT_MAX_BODY
 
 if TYPE_CHECKING:
     from durable_jobs.clients.emr.aws import AwsJobClient
@@ -118,6 +118,8 @@ class DurableAwsHook(DurableJobHook):
         config = self.config_from_connection(self.get_connection(self.conn_id))
 
         async def probe() -> str:
+            from durable_jobs.transport.http import close_sessions  # test_connection: sync code only
+
             try:
                 identity = await (await aws_client(config, "sts")).get_caller_identity()
                 return str(identity.get("Arn"))

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import yaml  # type: ignore[import-untyped]
 
 from durable_jobs.hooks.base import DurableJobHook, as_bool, byte_size, extra_of
-from durable_jobs.transport.http import DEFAULT_MAX_BODY, close_sessions
+from durable_jobs.transport.limits import DEFAULT_MAX_BODY
 
 if TYPE_CHECKING:
     from durable_jobs.clients.kubernetes import KubernetesClient, KubernetesConfig
@@ -118,6 +118,8 @@ class KubernetesHook(DurableJobHook):
         client = self.client_from_connection(self.get_connection(self.conn_id))
 
         async def probe() -> dict[str, Any]:
+            from durable_jobs.transport.http import close_sessions  # test_connection: sync code only
+
             try:
                 return await client.version()
             finally:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from durable_jobs.hooks.base import DurableJobHook, as_bool, base_urls, byte_size, extra_of, split_list
-from durable_jobs.transport.http import DEFAULT_MAX_BODY
+from durable_jobs.transport.limits import DEFAULT_MAX_BODY
 
 if TYPE_CHECKING:
     from durable_jobs.clients.spark_standalone import SparkStandaloneClient, SparkStandaloneConfig

@@ -192,7 +192,7 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
             decision = self._guard(lambda: step(proto))
             while True:
                 if isinstance(decision, Finished):
-                    return self.result(decision.record, proto.client)
+                    return self.result(decision.record)
                 self._announce(context, proto, decision, loop)
                 trigger = self._trigger(decision.record)
                 if self.deferrable:
@@ -320,7 +320,7 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
         for key, value in links.items():
             self.log.info("%s: %s", key, value)
 
-    def result(self, record: JobRecord, client: JobClient[Any]) -> dict[str, Any]:
+    def result(self, record: JobRecord) -> dict[str, Any]:
         """The task's return value: the same whether the job ran in this try or an earlier one."""
         return {
             "system": record.system,

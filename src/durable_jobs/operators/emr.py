@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from durable_jobs.clients.base import JobClient
 from durable_jobs.clients.emr import EmrCluster, EmrClusterClient, EmrStep, validate_cluster_id
 from durable_jobs.clients.emr.eks import EmrEksJob
 from durable_jobs.clients.emr.serverless import EmrServerlessJob
@@ -33,11 +32,12 @@ from durable_jobs.errors import DurableJobError, PermanentError, RecordError
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.emr import DurableAwsHook, EmrClusterHook, EmrEksHook, EmrServerlessHook, EmrStepHook
 from durable_jobs.operators.base import DurableJobOperator
-from durable_jobs.polling import PollSettings, wait_for_outcome
+from durable_jobs.polling import wait_for_outcome
 from durable_jobs.record import JobRecord
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.base import DurableJobTrigger
 from durable_jobs.triggers.emr import EmrClusterTrigger, EmrEksTrigger, EmrServerlessTrigger, EmrStepTrigger
+from durable_jobs.watch import PollSettings
 
 AWS_DEFAULT = DurableAwsHook.default_conn_name
 
@@ -167,9 +167,9 @@ class EmrCreateClusterOperator(DurableJobOperator):
             context["ti"].xcom_push(key="cluster_id", value=result["cluster_id"])
         return result
 
-    def result(self, record: JobRecord, client: JobClient[Any]) -> dict[str, Any]:
+    def result(self, record: JobRecord) -> dict[str, Any]:
         assert record.job is not None
-        return {**super().result(record, client), "cluster_id": record.job["cluster_id"]}
+        return {**super().result(record), "cluster_id": record.job["cluster_id"]}
 
     @staticmethod
     def cluster_id_template(task_id: str) -> str:

@@ -1,34 +1,14 @@
-"""The HTTP transport shared by every client: one seam (:class:`Transport`), the policy in one place
-(:func:`request`: redirects, size limits, redaction), pooled aiohttp sessions, auth, and backoff."""
+"""The HTTP transport shared by every client: one seam, the policy in one place, pooled sessions, auth.
 
-from durable_jobs.transport.auth import BearerAuth, SimpleAuth
-from durable_jobs.transport.backoff import Backoff, retrying
-from durable_jobs.transport.base import NO_AUTH, Auth, Request, Response, Transport
-from durable_jobs.transport.http import (
-    DEFAULT_MAX_BODY,
-    Endpoint,
-    HttpResponse,
-    close_sessions,
-    cookie_jar,
-    request,
-    use_transport,
-)
+Import from the modules, not from this package (which imports nothing, so that a hook reading
+:mod:`~durable_jobs.transport.limits` does not load the HTTP stack onto the triggerer's event loop):
 
-__all__ = [
-    "DEFAULT_MAX_BODY",
-    "NO_AUTH",
-    "Auth",
-    "Backoff",
-    "BearerAuth",
-    "Endpoint",
-    "HttpResponse",
-    "Request",
-    "Response",
-    "SimpleAuth",
-    "Transport",
-    "close_sessions",
-    "cookie_jar",
-    "request",
-    "retrying",
-    "use_transport",
-]
+* :mod:`~durable_jobs.transport.base`: the seam (``Transport``, ``Request``, ``Response``, ``Auth``);
+* :mod:`~durable_jobs.transport.http`: the policy (``request``: redirects, size limits, redaction),
+  ``Endpoint``, pooled aiohttp sessions, ``close_sessions``;
+* :mod:`~durable_jobs.transport.default`: the aiohttp transport;
+* :mod:`~durable_jobs.transport.auth`, :mod:`~durable_jobs.transport.spnego`,
+  :mod:`~durable_jobs.transport.kerberos`: credentials;
+* :mod:`~durable_jobs.transport.backoff`: retries;
+* :mod:`~durable_jobs.transport.limits`: ``DEFAULT_MAX_BODY``.
+"""

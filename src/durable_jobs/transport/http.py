@@ -45,12 +45,11 @@ from durable_jobs.transport.base import (
     header_values,
     parse_retry_after,
 )
+from durable_jobs.transport.limits import DEFAULT_MAX_BODY as DEFAULT_MAX_BODY
 
 if TYPE_CHECKING:
     import aiohttp
 
-#: default ceiling of a response body; a connection's extra ``max_response_bytes`` changes it
-DEFAULT_MAX_BODY = 16 * 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_HOPS = 2
 

@@ -41,8 +41,9 @@ from durable_jobs.clients.base import JobClient, KeyedLocator
 from durable_jobs.errors import RecordError
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.messages import cut
-from durable_jobs.polling import PollSettings, log_info, wait_for_outcome
+from durable_jobs.polling import log_info, wait_for_outcome
 from durable_jobs.status import JobStatus
+from durable_jobs.watch import PollSettings
 
 # TI states after which no try of this task will look at the job again
 FINISHED_TI_STATES = frozenset({"failed", "success", "skipped", "upstream_failed", "removed"})
