@@ -39,8 +39,8 @@ KWARGS_010: dict[str, Any] = json.loads(
 SYSTEMS_010 = {
     "durable_jobs.clients.emr.EmrStepClient": "emr-step",
     "durable_jobs.clients.emr.EmrClusterClient": "emr-cluster",
-    "durable_jobs.clients.emr_serverless.EmrServerlessClient": "emr-serverless",
-    "durable_jobs.clients.emr_containers.EmrEksClient": "emr-eks",
+    "durable_jobs.clients.emr.EmrServerlessClient": "emr-serverless",
+    "durable_jobs.clients.emr.EmrEksClient": "emr-eks",
     "durable_jobs.clients.kubernetes.KubernetesClient": "kubernetes",
     "durable_jobs.clients.spark_standalone.SparkStandaloneClient": "spark-standalone",
     "durable_jobs.clients.yarn.YarnClient": "yarn",
