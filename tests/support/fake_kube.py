@@ -1,7 +1,7 @@
 """A strict contract fake of the kube-apiserver, over TLS, with a simulated kubelet, Job controller and spark-operator.
 
-No real apiserver can be installed here (project notes, kubernetes.md §1), so this fake follows the wire contract
-the real client stack (kubeconfig loader, TLS, bearer token, typed models, ``Watch``) was checked against (§2-§8):
+No real apiserver can be installed in CI, so this fake follows the documented wire contract that the real client
+stack (kubeconfig loader, TLS, bearer token, typed models, ``Watch``) speaks (``test_kube_fake_contract.py``):
 
 * every error is a ``Status`` with the matching code and reason (404 NotFound, 409 AlreadyExists/Conflict,
   401 Unauthorized, 403 Forbidden, 400/422, 410 Expired, 413, 415, 429 with Retry-After);

@@ -2,7 +2,7 @@
 
 No ResourceManager can run here (no Hadoop package, no Maven Central, no Docker), so this fake follows
 Hadoop's ``ResourceManagerRest.md``, ``RMWebServices``, ``GenericExceptionHandler``, ``RMWebAppFilter``
-and ``AuthenticationFilter`` as recorded in the project's notes, quirks included:
+and ``AuthenticationFilter`` (Hadoop's documentation and source), quirks included:
 
 * ``new-application`` returns an id before anything exists; submit answers **202 with a Location and no
   body**; submitting an id the RM already holds is a no-op (``ClientRMService`` returns early);

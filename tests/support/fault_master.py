@@ -2,8 +2,8 @@
 
 Two ports on 127.0.0.1, like a real master: the REST submission server (``/v1/submissions/create``,
 ``status/<id>``, ``kill/<id>``, ``readyz``) and the master UI (``/json/``, and ``/log/`` standing in for the
-worker's log page). The answers have the shapes Spark 4.3.0 gives (see tests/support/fake_spark.py and the
-project's notes): ``/json/`` is ``ALIVE`` with driver entries ``{id, starttime (string ms), state, cores,
+worker's log page). The answers have the shapes Spark 4.3.0 gives (see tests/support/fake_spark.py and
+docs/spark-standalone.md): ``/json/`` is ``ALIVE`` with driver entries ``{id, starttime (string ms), state, cores,
 memory, submitdate, worker, mainclass}``.
 
 Each driver has a scripted end: it is ``RUNNING`` until its ``end_at`` (``time.monotonic()``), then
