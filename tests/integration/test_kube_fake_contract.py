@@ -1,9 +1,10 @@
 """The contract fake against the stock kubernetes_asyncio client: typed APIs, models and ``Watch``.
 
-These pin the fake to the wire behaviour of the real client stack (kubeconfig loader, TLS, bearer token,
-typed models, ``Watch``; docs/kubernetes.md), so a fake that drifts (a boolean spelled only one way, a missing Status, a lenient PATCH) fails here rather than
-hiding a client bug. They also document why the library runs its own watch loop: the stock ``Watch`` retries a
-410 with the same stale resourceVersion, and an abruptly cut stream ends its iteration with an error.
+These pin the fake to the wire behaviour of the real client stack (kubeconfig loader, TLS, bearer token, typed
+models, ``Watch``; docs/kubernetes.md), so a fake that drifts (a boolean spelled only one way, a missing Status, a
+lenient PATCH) fails here rather than hiding a client bug. They also document why the library runs its own watch
+loop: the stock ``Watch`` retries a 410 with the same stale resourceVersion, and an abruptly cut stream ends its
+iteration with an error.
 """
 
 from __future__ import annotations
