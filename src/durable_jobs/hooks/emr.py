@@ -23,7 +23,6 @@ triggers) and go on with a client that signs with the new keys.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -117,17 +116,12 @@ class DurableAwsHook(DurableJobHook):
 
         config = self.config_from_connection(self.get_connection(self.conn_id))
 
-        async def probe() -> str:
-            from durable_jobs.transport.http import close_sessions  # test_connection: sync code only
-
-            try:
-                identity = await (await aws_client(config, "sts")).get_caller_identity()
-                return str(identity.get("Arn"))
-            finally:
-                await close_sessions()
+        async def caller() -> str:
+            identity = await (await aws_client(config, "sts")).get_caller_identity()
+            return str(identity.get("Arn"))
 
         try:
-            arn = asyncio.run(probe())
+            arn = self.probe(caller)
         except Exception as exc:
             return False, str(exc)
         return True, f"authenticated as {arn}"

@@ -26,7 +26,6 @@ trigger kwargs: the trigger gets the ``conn_id`` and resolves it on the triggere
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -117,16 +116,8 @@ class KubernetesHook(DurableJobHook):
     def test_connection(self) -> tuple[bool, str]:
         client = self.client_from_connection(self.get_connection(self.conn_id))
 
-        async def probe() -> dict[str, Any]:
-            from durable_jobs.transport.http import close_sessions  # test_connection: sync code only
-
-            try:
-                return await client.version()
-            finally:
-                await close_sessions()
-
         try:
-            version = asyncio.run(probe())
+            version = self.probe(client.version)
         except Exception as exc:
             return False, str(exc)
         return True, f"Kubernetes apiserver {version.get('gitVersion', '?')} answered"
