@@ -228,6 +228,9 @@ async def run(args: argparse.Namespace, urls: dict[str, str], setup: dict[str, A
     from bench_probe import LoopBlocks, configure_triggerer_logging
 
     from durable_jobs.clients import spark_standalone as spark
+    from durable_jobs.clients.spark_standalone import client as spark_client
+    from durable_jobs.clients.spark_standalone import find as spark_find
+    from durable_jobs.clients.spark_standalone import listing as spark_listing
     from durable_jobs.polling import StatusPoller, active_pollers
     from durable_jobs.transport import base as transport_base
 
@@ -259,13 +262,20 @@ async def run(args: argparse.Namespace, urls: dict[str, str], setup: dict[str, A
     stages = Stages()
     stages.wrap_async(StatusPoller, "_cycle", "cycle")
     stages.wrap_async(StatusPoller, "_offer", "offer")
+    # _listed_states, _fetch_listing and _drivers live on its listing mixin: set on the client class, the
+    # wrappers shadow them for every client
     stages.wrap_async(spark.SparkStandaloneClient, "statuses", "statuses")
     stages.wrap_async(spark.SparkStandaloneClient, "_listed_states", "listed_states")
     stages.wrap_async(spark.SparkStandaloneClient, "_fetch_listing", "fetch_listing")
     stages.wrap_async_gen(spark.SparkStandaloneClient, "_drivers", "drivers_gen")
     stages.wrap_sync(transport_base.Response, "decode", "top_decode")
-    spark.request = _timed_request(stages, spark.request)  # type: ignore[assignment]
-    spark.decode_json = _timed_sync(stages, spark.decode_json, "slices_decode")  # type: ignore[assignment]
+    # patched in each module that calls them (the package only re-exports the client): /json/ and the
+    # slices in listing, the REST follow-ups in client, the worker log pages in find
+    timed_request = _timed_request(stages, spark_listing.request)  # type: ignore[attr-defined]
+    for module in (spark_listing, spark_client, spark_find):
+        module.request = timed_request  # type: ignore[attr-defined]
+    timed_decode = _timed_sync(stages, spark_listing.decode_json, "slices_decode")  # type: ignore[attr-defined]
+    spark_listing.decode_json = timed_decode  # type: ignore[attr-defined]
 
     poller = active_pollers()[0]
     blocks = LoopBlocks(loop)

@@ -509,8 +509,8 @@ async def test_clock_skew_of_ten_minutes_adopts_never_duplicates(
     master: FakeSparkMaster, monkeypatch: pytest.MonkeyPatch, master_skew: float, worker_skew: float
 ) -> None:
     """The crashed try's worker and the master disagree by up to 20 minutes: the next try still adopts."""
-    import durable_jobs.clients.spark_standalone as mod
     import durable_jobs.record as record_mod
+    from durable_jobs.clients.spark_standalone import listing as mod  # where _wall_clock is read
 
     master.clock_skew = master_skew
     client = make_client(master)

@@ -629,7 +629,7 @@ async def test_find_adopts_with_a_worker_clock_ten_minutes_off(
     spark: SparkCluster, spark_apps: TestApps, client: SparkStandaloneClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The intent's time came from a worker whose clock is 10 minutes ahead or behind the master's."""
-    import durable_jobs.clients.spark_standalone as spark_mod
+    from durable_jobs.clients.spark_standalone import listing as spark_mod  # where _wall_clock is read
     from durable_jobs.transport.http import request
 
     # the real master sends its clock with /json/ (find reads it)

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from durable_jobs.clients import spark_standalone
 from durable_jobs.clients.base import locator_key
 from durable_jobs.clients.spark_standalone import (
     SparkApplication,
     SparkStandaloneClient,
     SparkStandaloneConfig,
+    listing,
     validate_driver_id,
 )
 from durable_jobs.errors import (
@@ -157,14 +157,25 @@ async def test_kill_is_idempotent(master):
 @pytest.mark.parametrize("sliced", [False, True], ids=["direct", "sliced"])
 async def test_batched_statuses_use_one_json_call(master, monkeypatch, sliced):
     if sliced:  # a /json/ above DIRECT_DECODE_MAX (about 125,000 drivers) is decoded a slice at a time
-        monkeypatch.setattr(spark_standalone, "DIRECT_DECODE_MAX", 0)
-        monkeypatch.setattr(spark_standalone, "LISTING_SLICE", 2)
+        # patched where they are read (the listing module), not on the package that re-exports the client
+        monkeypatch.setattr(listing, "DIRECT_DECODE_MAX", 0)
+        monkeypatch.setattr(listing, "LISTING_SLICE", 2)
+    slices: list[bytes] = []
+    real_decode = listing.decode_json
+
+    def counting_decode(data, *args, **kwargs):
+        slices.append(bytes(data))
+        return real_decode(data, *args, **kwargs)
+
+    monkeypatch.setattr(listing, "decode_json", counting_decode)
     c = client_for(master.url, ui=(master.url,))
     locs = [await c.submit(APP, "dj0123456789abcdef0123") for _ in range(5)]
     master.requests.clear()
     out = await c.statuses(locs)
     assert {s.state for s in out.values()} == {JobState.RUNNING}
     assert master.requests == ["json"]
+    # sliced: 5 drivers in slices of 2 (the patched constants took effect); direct: no slice at all
+    assert len(slices) == (3 if sliced else 0)
     master.drivers[locs[0]["driver_id"]] = "FINISHED"
     master.drivers[locs[1]["driver_id"]] = "ERROR"
     master.requests.clear()
@@ -459,7 +470,7 @@ async def test_find_uses_the_masters_clock(master, skew):
 
 @pytest.mark.parametrize("skew", [-600.0, 600.0])
 async def test_find_adopts_when_this_workers_clock_is_off(master, monkeypatch, skew):
-    import durable_jobs.clients.spark_standalone as mod
+    from durable_jobs.clients.spark_standalone import listing as mod  # where _wall_clock is read
 
     c = client_for(master.url, ui=(master.url,))
     loc = await c.submit(APP, TOKEN)
@@ -472,7 +483,7 @@ async def test_find_adopts_when_this_workers_clock_is_off(master, monkeypatch, s
 
 
 async def test_find_without_a_date_header_still_covers_ten_minutes(master):
-    from durable_jobs.clients import spark_standalone as mod
+    from durable_jobs.clients.spark_standalone import listing as mod  # where _clock_offset is read
     from durable_jobs.testing.transport import response
 
     assert mod._clock_offset(response(200, b"{}"), time.time()) is None

@@ -23,7 +23,8 @@ from durable_jobs.hooks.base import DurableJobHook, as_bool, base_urls, byte_siz
 from durable_jobs.transport.limits import DEFAULT_MAX_BODY
 
 if TYPE_CHECKING:
-    from durable_jobs.clients.spark_standalone import SparkStandaloneClient, SparkStandaloneConfig
+    from durable_jobs.clients.spark_standalone.client import SparkStandaloneClient
+    from durable_jobs.clients.spark_standalone.config import SparkStandaloneConfig
 
 CONN_TYPE = "spark_standalone_rest"
 
@@ -32,17 +33,17 @@ class SparkStandaloneHook(DurableJobHook):
     conn_type: ClassVar[str] = CONN_TYPE
     default_conn_name: ClassVar[str] = "spark_standalone_default"
     hook_name: ClassVar[str] = "Spark Standalone (REST)"
-    client_module: ClassVar[str] = "durable_jobs.clients.spark_standalone"
+    client_module: ClassVar[str] = "durable_jobs.clients.spark_standalone.client"
 
     @classmethod
     def client_from_connection(cls, conn: Any) -> SparkStandaloneClient:
-        from durable_jobs.clients.spark_standalone import SparkStandaloneClient
+        from durable_jobs.clients.spark_standalone.client import SparkStandaloneClient
 
         return SparkStandaloneClient(cls.config_from_connection(conn))
 
     @classmethod
     def config_from_connection(cls, conn: Any) -> SparkStandaloneConfig:
-        from durable_jobs.clients.spark_standalone import SparkStandaloneConfig
+        from durable_jobs.clients.spark_standalone.config import SparkStandaloneConfig
 
         extra = extra_of(conn)
         rest_urls = base_urls(conn, 6066, "Spark master")

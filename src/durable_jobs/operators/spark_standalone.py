@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from durable_jobs.clients.spark_standalone import SparkApplication
+from durable_jobs.clients.spark_standalone.specs import SparkApplication
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
 from durable_jobs.operators.base import DurableJobOperator
