@@ -251,6 +251,19 @@ def test_status_of_one_driver(rest_code: int, rest: bytes, js: bytes) -> None:
         assert justified(st_, "driver-1", (rest_code, rest), (200, js)), st_
 
 
+def test_a_listing_with_malformed_workers_proves_nothing() -> None:
+    """Found by the fuzzer: ``"workers": null`` beside well-formed driver lists once let an unknown id read as
+    LOST. A ``/json/`` that find refuses as malformed is not evidence for a status either."""
+    js = json.dumps({"status": "ALIVE", "activedrivers": [], "completeddrivers": [], "workers": None}).encode()
+    rest = json.dumps({"action": "SubmissionStatusResponse", "success": False, "submissionId": "driver-1"}).encode()
+    transport = serve({"status": lambda r: (200, rest), "json": lambda r: (200, js)})
+    try:
+        st_ = run(transport, lambda: client().status({"driver_id": "driver-1"}))
+    except DurableJobError:
+        return  # unknown: the right answer
+    assert not st_.state.is_terminal, st_
+
+
 @FUZZ
 @given(
     js_code=st.sampled_from([200, 200, 200, 403, 500]),

@@ -84,10 +84,14 @@ class DriverState(msgspec.Struct, gc=False):
 
 
 class StateListing(MasterAnswer, gc=False):
-    """The master's ``/json/`` as a status poll reads it: every driver's id and state, nothing else."""
+    """The master's ``/json/`` as a status poll reads it: every driver's id and state.
+
+    ``workers`` is checked, not read: an answer that find would refuse as malformed is not trusted here either.
+    """
 
     activedrivers: list[DriverState]
     completeddrivers: list[DriverState]
+    workers: list[msgspec.Raw] = []
 
 
 class Driver(msgspec.Struct, gc=False):
