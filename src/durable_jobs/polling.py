@@ -17,6 +17,10 @@ The rules of the protocol that live here, once for every system:
   when it recovers). Should the poller's task end anyway, a watchdog starts it again with its waiters;
 * **deadlines do not depend on polls**: one alarm per poller for the earliest deadline fires whether a
   poll is running, raising or hanging. No timer per waiting job (a triggerer holds thousands of them);
+* **an answer with nothing known is a failed poll**: a ``statuses()`` answer that gives no known status for
+  any job of the poll (empty, or every job unknown) counts exactly as a poll that raised: the endpoint is
+  sick, said once, and polled again after one interval. Clients return what they know and never raise to
+  report it;
 * **a sick endpoint gets one poll per interval**: no exponential backoff past the interval (a failing
   batched poll is itself the cheapest liveness probe), so waiting jobs see the endpoint's return within
   one interval; only a ``Retry-After`` from the server stretches it;
@@ -201,24 +205,28 @@ class StatusPoller:
             self.polls += 1
             return self.interval
         except Exception as exc:  # any class: unknown for every job of this poll, never a dead poller
-            self.polls += 1
-            delay = self.interval
-            retry_after = getattr(exc, "retry_after", None)
-            if isinstance(retry_after, (int, float)) and retry_after > delay:
-                delay = min(float(retry_after), MAX_RETRY_AFTER)
-            self._sick(exc, delay)
-            problem = JobStatus.unknown(self.last_problem)
-            await self._offer(keys, {}, problem, time.monotonic())
+            delay = self._failed(exc)
+            await self._offer(keys, {}, JobStatus.unknown(self.last_problem), time.monotonic())
             return delay
-        self.polls += 1
         offered, unknown, sample = await self._offer(keys, results, None, time.monotonic())
-        if offered and unknown == offered and sample is not None:
-            # every job unknown (the batch source and its fallback failed): the endpoint is sick, said once
-            self._sick(TransientError(sample.message or "no status could be read"), self.interval)
-        else:
-            self._healthy()
         del results  # a status per job, not kept through the sleep
+        if offered and unknown == offered and sample is not None:
+            # nothing known about any job (the batch source and its fallback failed, or an empty answer): a
+            # failed poll, for every system alike. The jobs already hold this round's unknown statuses
+            return self._failed(TransientError(sample.message or "no status could be read"))
+        self.polls += 1
+        self._healthy()
         return self.interval
+
+    def _failed(self, exc: Exception) -> float:
+        """Count a failed poll (its problem logged once while it lasts); the delay until the next one."""
+        self.polls += 1
+        delay = self.interval
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, (int, float)) and retry_after > delay:
+            delay = min(float(retry_after), MAX_RETRY_AFTER)
+        self._sick(exc, delay)
+        return delay
 
     async def _offer(
         self, keys: list[str], results: dict[str, JobStatus], default: JobStatus | None, now: float

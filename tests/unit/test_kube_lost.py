@@ -281,10 +281,10 @@ def test_one_jobs_error_is_that_jobs_unknown_only() -> None:
     assert out[locator_key(other)].state is JobState.RUNNING
 
 
-def test_every_job_unreachable_is_one_endpoint_problem_and_a_401_concerns_everyone() -> None:
+def test_every_job_unreachable_is_unknown_for_the_poller_and_a_401_concerns_everyone() -> None:
     other = {**JOB, "name": f"other-{TOKEN}"}
-    with pytest.raises(TransientError):
-        run(Cluster(get=response(503, "down")), lambda c: c.statuses([JOB, other]))
+    out = run(Cluster(get=response(503, "down")), lambda c: c.statuses([JOB, other]))
+    assert {s.state for s in out.values()} == {JobState.UNKNOWN}  # nothing known: a failed poll for the poller
     refused = json_response({"kind": "Status", "code": 401, "reason": "Unauthorized", "message": "Unauthorized"}, 401)
     with pytest.raises(AuthError):
         run(Cluster(get=refused), lambda c: c.statuses([JOB, other]))

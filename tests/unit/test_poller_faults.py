@@ -234,6 +234,93 @@ async def test_a_sick_endpoint_gets_one_poll_per_interval_and_its_return_is_seen
     assert len(polled) <= (ended - started) / interval + 2  # one poll per interval for ten jobs
 
 
+def answering(*answers: Statuses, then: Statuses) -> Statuses:
+    """Answer each poll with the next of ``answers``, then with ``then``."""
+    pending = list(answers)
+
+    async def fn(locators: Sequence[Locator]) -> dict[str, JobStatus]:
+        return await (pending.pop(0) if pending else then)(locators)
+
+    return fn
+
+
+async def nothing(locators: Sequence[Locator]) -> dict[str, JobStatus]:
+    return {}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [nothing, every(JobStatus.unknown("HTTP 503 from the endpoint"))],
+    ids=["empty", "every-job-unknown"],
+)
+async def test_an_answer_with_nothing_known_is_a_failed_poll(answer, caplog):
+    """The poller owns the rule, for every client: nothing known about any job is the endpoint's failure."""
+    caplog.set_level(logging.DEBUG, logger="durable_jobs.polling")
+    polled: list[float] = []
+
+    async def fn(locators: Sequence[Locator]) -> dict[str, JobStatus]:
+        polled.append(time.monotonic())
+        return await answer(locators)
+
+    client = FnClient(answering(fn, fn, fn, fn, then=every(OK)))
+    poller = poller_for(client, 0.05)
+    watches = [poller.add({"id": f"j{i}"}, settings()) for i in range(3)]
+    try:
+        while len(polled) < 3:
+            await asyncio.sleep(0.01)
+        # sick, counted and said once; no waiter woken (nor failed, nor given up on)
+        assert poller.sick_since is not None and poller.last_problem
+        assert all(w.arm() is not None and w.error is None and not w.budget_spent for w in watches)
+        assert all(w.unknown is not None and w.latest is None for w in watches)
+        gaps = [b - a for a, b in itertools.pairwise(polled)]
+        assert all(g >= 0.05 * 0.9 for g in gaps)  # one poll per interval, as after a poll that raised
+        for w in watches:
+            fut = w.arm()
+            if fut is not None:
+                await asyncio.wait_for(fut, 10)
+            assert w.take() == OK
+    finally:
+        for w in watches:
+            poller.remove(w)
+    assert poller.sick_since is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len([m for m in warnings if "is unknown" in m]) == 1
+    assert len([m for m in warnings if "answers again" in m]) == 1
+
+
+async def test_one_known_status_keeps_the_endpoint_healthy():
+    async def fn(locators: Sequence[Locator]) -> dict[str, JobStatus]:
+        return {locator_key(locators[0]): RUN}  # the others left out: unknown, but the endpoint answers
+
+    client = FnClient(fn)
+    poller = poller_for(client, 0.02)
+    watches = [poller.add({"id": f"j{i}"}, settings(0.02)) for i in range(3)]
+    try:
+        while poller.polls < 3:
+            await asyncio.sleep(0.01)
+        assert poller.sick_since is None
+    finally:
+        for w in watches:
+            poller.remove(w)
+
+
+async def test_the_default_statuses_returns_what_it_knows_and_never_raises_for_a_down_endpoint():
+    class Down(FnClient):
+        async def statuses(self, locators: Sequence[Locator]) -> dict[str, JobStatus]:
+            return await JobClient.statuses(self, locators)
+
+        async def status(self, locator: Locator) -> JobStatus:
+            raise TransientError("connection refused", connect_failed=True)
+
+    client = Down()
+    out = await client.statuses([{"id": f"j{i}"} for i in range(3)])
+    assert len(out) == 3 and {s.state for s in out.values()} == {JobState.UNKNOWN}
+    # the fallback asks its window's first job alone: one request, and only that job's answer
+    assert len(await client.fallback_statuses([{"id": f"j{i}"} for i in range(3)])) == 1
+    results = await wait_all(client, 3, poll_settings=settings(unknown_budget=0.3))
+    assert results == ["unknown"] * 3
+
+
 async def test_retry_after_from_the_server_is_honoured():
     polled: list[float] = []
 

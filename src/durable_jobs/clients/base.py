@@ -66,13 +66,13 @@ class JobClient(ABC, Generic[SpecT]):
       validate_locator(x)``. The protocol validates the recorded locator again every time it loads the
       record, the trigger validates the one in its kwargs, and ``complete()`` compares the event's
       validated locator with the recorded one (a difference makes it re-check the job).
-    * :meth:`statuses` returns a dict keyed by :func:`locator_key` of each locator it was given. A job
-      left out counts as unknown for that poll; a value that is not a dict, or any exception, makes every
-      job of the poll unknown (an :class:`~durable_jobs.errors.AuthError` ends the waits with ``error``,
-      after one more poll with fresh credentials where :attr:`refetch` can fetch them). The default
-      implementation raises :class:`~durable_jobs.errors.TransientError` only when more than one job was
-      asked and every request found the endpoint unreachable, so the poller logs one failure, not one per
-      job.
+    * :meth:`statuses` returns what it knows, keyed by :func:`locator_key` of each locator it was given. A
+      job left out counts as unknown for that poll; a value that is not a dict, or any exception, makes
+      every job of the poll unknown (an :class:`~durable_jobs.errors.AuthError` ends the waits with
+      ``error``, after one more poll with fresh credentials where :attr:`refetch` can fetch them). The
+      poller treats an answer with nothing known (empty, or every job unknown) as a failed poll: it logs
+      the endpoint's problem once and polls again after one interval, so a client never raises just to
+      say that nothing answered.
     """
 
     #: the system's name, written into every stored record (field ``system``) and checked when the record
@@ -132,14 +132,12 @@ class JobClient(ABC, Generic[SpecT]):
         """Statuses of many jobs, keyed by :func:`locator_key`.
 
         The default runs :meth:`status` with bounded concurrency; systems with a list call override it
-        so that one request serves every job on an endpoint. A job may be left out of the answer: it counts
-        as unknown this round. An error about one job makes that job ``UNKNOWN`` and touches no other;
-        only a failure of the endpoint itself (every job unknown) raises, so the poller logs it once.
+        so that one request serves every job on an endpoint. Return what you know: a job may be left out of
+        the answer (it counts as unknown this round), and an error about one job makes that job ``UNKNOWN``
+        and touches no other. The poller treats an answer with nothing known as a failed poll (the endpoint
+        down for everyone, logged once).
         """
-        results, unreachable = await self._one_by_one(locators)
-        if len(results) > 1 and unreachable == len(results):
-            # the endpoint is down for everyone: one failure for the poller to report, not N
-            raise TransientError(results[0].message)
+        results, _ = await self._one_by_one(locators)
         return {locator_key(loc): st for loc, st in zip(locators, results, strict=True)}
 
     async def fallback_statuses(self, locators: Sequence[Locator]) -> dict[str, JobStatus]:
@@ -148,7 +146,7 @@ class JobClient(ABC, Generic[SpecT]):
         A failing list call must not turn into one request per job (2N+1 requests to a sick endpoint):
         each call polls the next window of jobs in turn, and the others count as unknown this round. The
         window's first job is asked alone first: if the endpoint cannot be reached at all, that is the only
-        request, and the whole poll raises (the endpoint is down for everyone).
+        request, and only that job's unknown status is returned (the endpoint is down for everyone).
         """
         n = len(locators)
         if n <= self.status_concurrency:
@@ -161,7 +159,7 @@ class JobClient(ABC, Generic[SpecT]):
         # so, and the poll costs two requests (the listing and this one), not one per job of the window
         first, unreachable = await self._one_by_one(window[:1])
         if unreachable:
-            raise TransientError(first[0].message)
+            return {locator_key(window[0]): first[0]}
         rest, _ = await self._one_by_one(window[1:])
         return {locator_key(loc): st for loc, st in zip(window, first + rest, strict=True)}
 

@@ -31,7 +31,7 @@ from durable_jobs.clients.emr.aws_errors import Throttled, classify, endpoint_wi
 from durable_jobs.clients.emr.aws_pool import aws_client
 from durable_jobs.decoding import convert
 from durable_jobs.errors import AuthError, DurableJobError, MalformedAnswer, TransientError
-from durable_jobs.status import JobState, JobStatus
+from durable_jobs.status import JobStatus
 
 log = logging.getLogger(__name__)
 SpecT = TypeVar("SpecT")
@@ -224,7 +224,7 @@ class AwsJobClient(JobClient[SpecT]):
         group) gives its jobs UNKNOWN, and they are asked one by one within :meth:`fallback_statuses`'s
         bound (one budget for the whole poll, however many groups failed); other groups are untouched.
         Refused credentials, or the endpoint unreachable, raise at once: the poller refetches or backs off
-        once for all. When every group failed and nothing was learnt, the first error is raised.
+        once for all (as it does when nothing was learnt about any job).
         ``asked_directly(locs)`` is True for a group polled by its job's own request (not asked again).
         """
         groups: dict[str, list[Locator]] = {}
@@ -232,7 +232,6 @@ class AwsJobClient(JobClient[SpecT]):
             groups.setdefault(group_of(loc), []).append(loc)
         sem = asyncio.Semaphore(self.group_concurrency)
         out: dict[str, JobStatus] = {}
-        failures: list[BaseException] = []
         retry_one_by_one: list[Locator] = []
 
         async def one(group: str, locs: list[Locator]) -> None:
@@ -244,7 +243,6 @@ class AwsJobClient(JobClient[SpecT]):
                         raise
                     if not isinstance(exc, DurableJobError):
                         log.warning("polling %s of %s failed unexpectedly", group, self.system, exc_info=True)
-                    failures.append(exc)
                     unknown = JobStatus.unknown(f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
                     for loc in locs:
                         out[locator_key(loc)] = unknown
@@ -257,8 +255,6 @@ class AwsJobClient(JobClient[SpecT]):
             raise next((r for r in wide if isinstance(r, AuthError)), wide[0])
         if retry_one_by_one:
             out.update(await self.fallback_statuses(retry_one_by_one))
-        if groups and len(failures) == len(groups) and all(s.state is JobState.UNKNOWN for s in out.values()):
-            raise failures[0]
         return out
 
     def console_url(self, fragment: str) -> str:

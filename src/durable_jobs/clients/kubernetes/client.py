@@ -261,8 +261,6 @@ class KubernetesClient(JobClient[KubeObject]):
                 out[locator_key(loc)] = status  # no coroutine per waiting job per tick: it is 10,000 of them
         if to_read:
             out.update(await self._read_each(conn, to_read, endpoint_wide=False))
-        if len(out) > 1 and all(s.state is JobState.UNKNOWN for s in out.values()):
-            raise TransientError(next(iter(out.values())).message)
         return out
 
     async def _read_each(
@@ -270,16 +268,14 @@ class KubernetesClient(JobClient[KubeObject]):
     ) -> dict[str, JobStatus]:
         """Each job's own GET (bounded concurrency, one attempt): an error about one job makes that job unknown.
 
-        Only credentials refused (401) concern everyone and raise; with ``endpoint_wide``, so does every request
-        failing to reach the endpoint (the poller then logs one problem, not N).
+        Only credentials refused (401) concern everyone and raise; with ``endpoint_wide`` (no watch: these are
+        all the jobs of the poll), so does any refusal.
         """
         out: dict[str, JobStatus] = {}
         todo = iter(pairs)
-        unreachable = 0
         refused: list[AuthError] = []
 
         async def worker() -> None:
-            nonlocal unreachable
             for loc, tombstone in todo:
                 try:
                     status = await self._read_status(conn, loc, tombstone, attempts=1)
@@ -289,8 +285,6 @@ class KubernetesClient(JobClient[KubeObject]):
                         return
                     status = JobStatus.unknown(str(exc))
                 except (TransientError, PermanentError, RecordError) as exc:
-                    if isinstance(exc, TransientError) and not isinstance(exc, MalformedAnswer):
-                        unreachable += 1
                     status = JobStatus.unknown(str(exc))
                 except Exception as exc:  # a bug or an unforeseen answer: unknown for this job only
                     log.warning("status of %s failed unexpectedly", self.describe(loc), exc_info=True)
@@ -300,8 +294,6 @@ class KubernetesClient(JobClient[KubeObject]):
         await asyncio.gather(*(worker() for _ in range(min(self.status_concurrency, len(pairs)))))
         if refused:
             raise refused[0]
-        if endpoint_wide and len(out) > 1 and unreachable == len(out):
-            raise TransientError(next(iter(out.values())).message)
         return out
 
     # --- cancel and links --------------------------------------------------------------------------------------

@@ -314,14 +314,9 @@ class SparkStandaloneClient(DriverFinder, JobClient[SparkApplication]):
             )
         token = _LISTING_PROBLEM.set(problem)
         try:
-            out = await self.fallback_statuses(locators)
+            return await self.fallback_statuses(locators)
         finally:
             _LISTING_PROBLEM.reset(token)
-        if out and all(st.state is JobState.UNKNOWN for st in out.values()):
-            # REST fails too: the endpoint is down for everyone, one failure for the poller to report
-            first = next(iter(out.values()))
-            raise TransientError(f"/json/: {problem}; REST: {first.message}")
-        return out
 
     async def _follow_up(self, items: list[tuple[Locator, str | None]]) -> dict[str, JobStatus]:
         """REST answers for drivers /json/ did not settle; at most :attr:`followup_limit` per poll, in turn.

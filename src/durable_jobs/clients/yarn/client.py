@@ -65,7 +65,7 @@ from durable_jobs.errors import (
     TransientError,
 )
 from durable_jobs.messages import cut
-from durable_jobs.status import JobState, JobStatus
+from durable_jobs.status import JobStatus
 from durable_jobs.transport.backoff import Backoff, retrying
 from durable_jobs.transport.base import Auth
 
@@ -231,13 +231,7 @@ class YarnClient(ResourceManagers, JobClient[YarnSpec]):
         if fallback:
             assert error is not None
             log.info("%s; asking at most %d applications one by one", error, self.status_concurrency)
-            some = await self.fallback_statuses(fallback)
-            if not out and all(st.state is JobState.UNKNOWN for st in some.values()):
-                # nothing answered: one failure for the poller to report (with its Retry-After)
-                if isinstance(error, TransientError):
-                    raise error
-                raise TransientError(str(error), status=getattr(error, "status", None))
-            out.update(some)
+            out.update(await self.fallback_statuses(fallback))
         return out
 
     async def _each(self, locators: Sequence[Locator]) -> dict[str, JobStatus]:
@@ -249,8 +243,6 @@ class YarnClient(ResourceManagers, JobClient[YarnSpec]):
                 return await self._isolated(loc)
 
         results = await asyncio.gather(*(one(loc) for loc in locators))
-        if len(results) > 1 and all(r.state is JobState.UNKNOWN for r in results):
-            raise TransientError(results[0].message)  # the endpoint is down for everyone: one failure, not N
         return {locator_key(loc): st for loc, st in zip(locators, results, strict=True)}
 
     async def _isolated(self, locator: Locator) -> JobStatus:
