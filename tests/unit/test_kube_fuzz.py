@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from durable_jobs.clients.kubernetes import KubeObject, KubernetesClient, KubernetesConfig, calls
+from durable_jobs.clients.kubernetes import KubeObject, KubernetesClient, KubernetesConfig
 from durable_jobs.clients.kubernetes.errors import api_error, parse_status
 from durable_jobs.clients.kubernetes.schemas import KubeStatus
 from durable_jobs.clients.kubernetes.status import projector
@@ -32,7 +32,7 @@ from durable_jobs.clients.kubernetes.watch import Informer
 from durable_jobs.errors import DurableJobError, MalformedAnswer
 from durable_jobs.status import JobState
 from durable_jobs.testing.transport import MockTransport, response
-from durable_jobs.transport.backoff import Backoff
+from durable_jobs.transport import retry
 from durable_jobs.transport.base import Request, Response
 from durable_jobs.transport.http import close_sessions, use_transport
 
@@ -46,10 +46,8 @@ LOC = {"kind": "Job", "namespace": "batch", "name": NAME, "uid": UID}
 @pytest.fixture(autouse=True, scope="module")
 def _no_retry_pauses() -> Any:
     """The client's retries of transient answers, without their pauses (the fuzzer answers instantly)."""
-    saved = calls._RETRY
-    calls._RETRY = Backoff(base=0.0, cap=0.0, max_retry_after=0.0)
-    yield
-    calls._RETRY = saved
+    with retry.instant_waits():
+        yield
 
 
 json_values = st.recursive(

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine
-from types import SimpleNamespace
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -34,7 +33,7 @@ from durable_jobs.clients.spark_standalone import (
 from durable_jobs.errors import DurableJobError, PermanentError
 from durable_jobs.status import JobState, JobStatus
 from durable_jobs.testing.transport import MockTransport, response
-from durable_jobs.transport import backoff
+from durable_jobs.transport import retry
 from durable_jobs.transport.base import Request, Response
 from durable_jobs.transport.http import use_transport
 
@@ -225,14 +224,10 @@ def run(transport: MockTransport, coro: Callable[[], Coroutine[Any, Any, Any]]) 
 
 
 @pytest.fixture(autouse=True)
-def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_backoff() -> Iterator[None]:
     """cancel() retries with a backoff; the fuzzer needs no real sleeps."""
-    real_sleep = asyncio.sleep
-
-    async def instant(delay: float, *args: Any) -> None:
-        await real_sleep(0)
-
-    monkeypatch.setattr(backoff, "asyncio", SimpleNamespace(sleep=instant))
+    with retry.instant_waits():
+        yield
 
 
 # --- the properties ------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from durable_jobs.errors import TransientError
-from durable_jobs.transport.backoff import Backoff, retrying
+from durable_jobs.transport.backoff import Backoff
 from durable_jobs.transport.http import Endpoint, close_sessions, open_sessions, parse_retry_after, request
 from tests.support.fake_spark import free_port
 
@@ -28,18 +28,6 @@ def test_retry_after_parses_seconds_and_http_dates():
     future = email.utils.formatdate(time.time() + 30, usegmt=True)
     assert 25 < (parse_retry_after(future) or 0) <= 31
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
-
-
-async def test_retrying_retries_transient_only_then_gives_up():
-    calls = []
-
-    async def flaky():
-        calls.append(1)
-        raise TransientError("nope", retry_after=0.01)
-
-    with pytest.raises(TransientError):
-        await retrying(flaky, attempts=3, backoff=Backoff(base=0.01, cap=0.02))
-    assert len(calls) == 3
 
 
 async def test_every_request_has_a_timeout_and_sessions_are_shared():

@@ -9,6 +9,7 @@ Import from the modules, not from this package (which imports nothing, so that a
 * :mod:`~durable_jobs.transport.default`: the aiohttp transport;
 * :mod:`~durable_jobs.transport.auth`, :mod:`~durable_jobs.transport.spnego`,
   :mod:`~durable_jobs.transport.kerberos`: credentials;
-* :mod:`~durable_jobs.transport.backoff`: retries;
+* :mod:`~durable_jobs.transport.retry`: the one retry policy (tenacity), its waits in
+  :mod:`~durable_jobs.transport.backoff`;
 * :mod:`~durable_jobs.transport.limits`: ``DEFAULT_MAX_BODY``.
 """

@@ -1,18 +1,9 @@
-"""Jittered exponential backoff that honours ``Retry-After``, and a small retry helper."""
+"""Jittered exponential backoff that honours ``Retry-After``: the waits of :mod:`durable_jobs.transport.retry`."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import random
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
-
-from durable_jobs.errors import TransientError
-
-T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,23 +23,3 @@ class Backoff:
         if retry_after is not None and retry_after > 0:
             delay = max(delay, min(retry_after, self.max_retry_after))
         return delay
-
-
-async def retrying(
-    call: Callable[[], Awaitable[T]],
-    *,
-    attempts: int = 3,
-    backoff: Backoff = Backoff(),
-    what: str = "request",
-) -> T:
-    """Run ``call`` and retry it on :class:`TransientError`, ``attempts`` times in all."""
-    for attempt in range(attempts):
-        try:
-            return await call()
-        except TransientError as exc:
-            if attempt + 1 >= attempts:
-                raise
-            delay = backoff.delay(attempt, exc.retry_after)
-            log.info("%s failed transiently (%s); retry %d/%d in %.1fs", what, exc, attempt + 1, attempts, delay)
-            await asyncio.sleep(delay)
-    raise AssertionError("unreachable")

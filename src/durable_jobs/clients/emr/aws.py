@@ -30,8 +30,9 @@ from durable_jobs.clients.emr.aws_decoding import page_schema
 from durable_jobs.clients.emr.aws_errors import Throttled, classify, endpoint_wide
 from durable_jobs.clients.emr.aws_pool import aws_client
 from durable_jobs.decoding import convert
-from durable_jobs.errors import AuthError, DurableJobError, MalformedAnswer, TransientError
+from durable_jobs.errors import AuthError, DurableJobError, MalformedAnswer
 from durable_jobs.status import JobStatus
+from durable_jobs.transport.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 SpecT = TypeVar("SpecT")
@@ -65,9 +66,8 @@ class AwsJobClient(JobClient[SpecT]):
     #: a handful at a time keeps that turn far below 50 ms
     max_in_flight: ClassVar[int] = 6
 
-    def __init__(self, config: AwsConfig, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(self, config: AwsConfig) -> None:
         self.config = config
-        self._sleep = sleep
         # AWS's clock minus ours, from the Date header of the last answer (None until one was read)
         self.clock_offset: float | None = None
         self._limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
@@ -145,23 +145,8 @@ class AwsJobClient(JobClient[SpecT]):
         (a submit checks whether the failed attempt was applied after all).
         """
         budget = self.config.retry_budget if budget is None else budget
-        deadline = time.monotonic() + budget
-        backoff = self.config.backoff
-        attempt = 0
-        while True:
-            try:
-                if attempt and before_retry is not None:
-                    done = await before_retry()
-                    if done is not None:
-                        return done
-                return await call()
-            except TransientError as exc:
-                delay = backoff.delay(attempt, exc.retry_after)
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("%s failed transiently (%s); retry %d in %.1fs", what, exc, attempt + 1, delay)
-                await self._sleep(delay)
-                attempt += 1
+        policy = RetryPolicy(attempts=None, budget=budget, backoff=self.config.backoff)
+        return await policy.call(call, what=what, before_retry=before_retry, level=logging.WARNING)
 
     async def pages(
         self,

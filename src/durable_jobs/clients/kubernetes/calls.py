@@ -8,7 +8,6 @@ apiserver's documented 404 (reason NotFound, naming the object asked for) means 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -16,31 +15,23 @@ from typing import TYPE_CHECKING, TypeVar
 from durable_jobs.clients.kubernetes.errors import KubeApiError, is_not_found
 from durable_jobs.clients.kubernetes.objects import Kind
 from durable_jobs.clients.kubernetes.schemas import decode
-from durable_jobs.errors import AnswerTooLarge, MalformedAnswer, RedirectRefused, TransientError
+from durable_jobs.errors import AnswerTooLarge, MalformedAnswer, RedirectRefused
 from durable_jobs.transport.backoff import Backoff
+from durable_jobs.transport.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from durable_jobs.clients.kubernetes.api import Connection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_RETRY = Backoff(base=0.5, cap=5.0, max_retry_after=10.0)
+_RETRY = RetryPolicy(
+    backoff=Backoff(base=0.5, cap=5.0, max_retry_after=10.0), never=(RedirectRefused, MalformedAnswer, AnswerTooLarge)
+)
 
 
 async def retry(call: Callable[[], Awaitable[T]], *, attempts: int, what: str) -> T:
     """``call()``, repeated on a transient error that may pass (not on a redirect or an answer that cannot be read)."""
-    for attempt in range(attempts):
-        try:
-            return await call()
-        except (RedirectRefused, MalformedAnswer, AnswerTooLarge):
-            raise
-        except TransientError as exc:
-            if attempt + 1 >= attempts:
-                raise
-            delay = _RETRY.delay(attempt, exc.retry_after)
-            log.info("%s failed transiently (%s); retry %d/%d in %.1fs", what, exc, attempt + 1, attempts, delay)
-            await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
+    return await _RETRY.replace(attempts=attempts).call(call, what=what)
 
 
 async def get_object(

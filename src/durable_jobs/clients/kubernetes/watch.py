@@ -55,6 +55,7 @@ from durable_jobs.clients.kubernetes.status import CachedObject
 from durable_jobs.errors import AnswerTooLarge, AuthError, MalformedAnswer, PermanentError, TransientError
 from durable_jobs.messages import cut
 from durable_jobs.status import JobState, JobStatus
+from durable_jobs.transport import retry
 from durable_jobs.transport.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,7 @@ class Informer:
                     delay = self._backoff.delay(failures)
                     failures += 1
                     log.warning("watch of %s: %s; listing again in %.1fs", self.source.describe(), exc, delay)
-                    await asyncio.sleep(delay)
+                    await retry.sleep(delay)  # the retry policy's seam: tests make it instant
                 except TransientError as exc:
                     self.stats.errors += 1
                     self.last_error = str(exc)
@@ -254,7 +255,7 @@ class Informer:
                         delay = min(exc.retry_after or 0.0, self._backoff.max_retry_after)
                     failures += 1
                     log.warning("watch of %s failed (%s); resuming in %.1fs", self.source.describe(), exc, delay)
-                    await asyncio.sleep(delay)
+                    await retry.sleep(delay)
                 except PermanentError as exc:
                     self.last_error = str(exc)
                     if exc.status == 403 and isinstance(exc, AuthError):
@@ -284,7 +285,7 @@ class Informer:
                         delay,
                         exc_info=True,
                     )
-                    await asyncio.sleep(delay)
+                    await retry.sleep(delay)
         finally:
             self._streaming = False
             self.stopped_at = time.monotonic()

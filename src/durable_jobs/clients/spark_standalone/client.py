@@ -59,9 +59,9 @@ from durable_jobs.errors import (
 from durable_jobs.messages import cut
 from durable_jobs.status import JobState, JobStatus
 from durable_jobs.transport.auth import BearerAuth
-from durable_jobs.transport.backoff import retrying
 from durable_jobs.transport.base import NO_AUTH, Auth
 from durable_jobs.transport.http import Endpoint, request
+from durable_jobs.transport.retry import DEFAULT as RETRY
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -242,9 +242,8 @@ class SparkStandaloneClient(DriverFinder, JobClient[SparkApplication]):
     async def cancel(self, locator: Locator) -> None:
         driver_id = validate_driver_id(locator["driver_id"])
         what = f"kill {driver_id}"
-        answer = await retrying(
+        answer = await RETRY.call(
             lambda: self._rest_call("POST", f"/v1/submissions/kill/{quote(driver_id, safe='')}", RestAnswer, what=what),
-            attempts=3,
             what=what,
         )
         if answer.success is None:

@@ -66,14 +66,22 @@ from durable_jobs.errors import (
 )
 from durable_jobs.messages import cut
 from durable_jobs.status import JobStatus
-from durable_jobs.transport.backoff import Backoff, retrying
+from durable_jobs.transport.backoff import Backoff
 from durable_jobs.transport.base import Auth
+from durable_jobs.transport.retry import DEFAULT as RETRY
+from durable_jobs.transport.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "yarn"
 # locators handled between two turns of the loop when many are watched
 _LOOP_SLICE = 1000
+# waits between two kills of an application the RM still says is stopping
+_KILL_BACKOFF = Backoff(base=0.2, cap=2.0)
+
+
+class _StillStopping(TransientError):
+    """The RM accepted the kill, and the application has not stopped yet."""
 
 
 class YarnClient(ResourceManagers, JobClient[YarnSpec]):
@@ -90,7 +98,6 @@ class YarnClient(ResourceManagers, JobClient[YarnSpec]):
     ) -> None:
         super().__init__(config, auth or make_auth(config))
         self.runner: CommandRunner = runner or run_command
-        self._kill_backoff = Backoff(base=0.2, cap=2.0)
         self._follow_cursor = 0
 
     @property
@@ -303,27 +310,27 @@ class YarnClient(ResourceManagers, JobClient[YarnSpec]):
     async def cancel(self, locator: Locator) -> None:
         """PUT KILLED until the RM answers 200 (idempotent: 200 for a finished app, 404 for a forgotten one)."""
         app_id = validate_app_id(locator["application_id"])
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.kill_wait
-        attempt = 0
-        while True:
-            status, state = await retrying(lambda: self.kill_app(app_id), attempts=3, what=f"kill {app_id}")
-            if status == 404:
-                log.info("%s is unknown to the ResourceManager: nothing to kill", app_id)
-                return
-            if status == 200:
-                log.info("%s is %s", app_id, cut(state, 100) or "stopped")
-                return
-            if loop.time() >= deadline:
-                log.warning(
-                    "%s: the kill was accepted but it is still %s after %.0fs",
-                    app_id,
-                    cut(state, 100),
-                    self.config.kill_wait,
-                )
-                return
-            await asyncio.sleep(self._kill_backoff.delay(attempt))
-            attempt += 1
+        what = f"kill {app_id}"
+
+        async def kill() -> tuple[int, str]:
+            status, state = await RETRY.call(lambda: self.kill_app(app_id), what=what)
+            if status not in (200, 404):
+                raise _StillStopping(f"{app_id} is still {cut(state, 100)}")
+            return status, state
+
+        # the kill is asked again while the RM says the application is stopping, for at most kill_wait seconds
+        until_stopped = RetryPolicy(
+            attempts=None, budget=self.config.kill_wait, backoff=_KILL_BACKOFF, only=(_StillStopping,)
+        )
+        try:
+            status, state = await until_stopped.call(kill, what=what, level=logging.DEBUG)
+        except _StillStopping as exc:
+            log.warning("%s: the kill was accepted but %s after %.0fs", app_id, exc, self.config.kill_wait)
+            return
+        if status == 404:
+            log.info("%s is unknown to the ResourceManager: nothing to kill", app_id)
+        else:
+            log.info("%s is %s", app_id, cut(state, 100) or "stopped")
 
     async def find(
         self, token: str, *, since: float, spec: YarnSpec, reserved: Locator | None = None
