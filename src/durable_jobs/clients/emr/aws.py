@@ -3,7 +3,8 @@
 A call goes through the loop's pooled aiobotocore client (:mod:`~durable_jobs.clients.emr.aws_pool`),
 its errors are classified (:mod:`~durable_jobs.clients.emr.aws_errors`) and its answer is checked against
 a schema (:mod:`~durable_jobs.clients.emr.aws_decoding`). On top: retries within a budget, paginated
-listings read page by page, grouped polling (one cluster or application per group) and console links.
+listings read page by page, grouped polling (one cluster or application per group), the poll of one
+group (active jobs listed, recently ended ones looked for, the rest fetched by id) and console links.
 
 Tokens: a job carries its token in its name (:func:`named`) and in a :data:`TOKEN_TAG` tag.
 
@@ -18,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Hashable, Mapping, Sequence
 from datetime import timezone
 from typing import Any, ClassVar, TypeVar
 
@@ -194,6 +196,32 @@ class AwsJobClient(JobClient[SpecT]):
             markers.add(marker)
             await asyncio.sleep(0)  # a fast server must not keep the loop through every page
         raise MalformedAnswer(f"{what}: more than {max_pages} pages; not reading further")
+
+    async def list_watched(
+        self,
+        read: Callable[[Mapping[str, Any], int | None], Awaitable[object]],
+        wanted: Sequence[str],
+        seen: Container[str],
+        *,
+        active: Mapping[str, Any],
+        ended: Callable[[list[str]], Mapping[str, Any]],
+        page_size: int,
+        look_back_over: int,
+    ) -> list[str]:
+        """The watched ids of one group that a batched poll must still fetch by id.
+
+        The one shape of every EMR poll: list the group's *active* jobs (``read(active, None)`` collects the
+        watched ones into ``seen``); watched jobs it did not show have just ended, and when more than
+        ``look_back_over`` did, a bounded look at the newest ended ones (``ended(missing)``: the listing's
+        parameters; as many pages as they fill, plus one) is cheaper than asking each. What is still
+        missing is returned, for the caller to fetch by id.
+        """
+        await read(active, None)
+        missing = [i for i in wanted if i not in seen]
+        if len(missing) > look_back_over:
+            await read(ended(missing), math.ceil(len(missing) / page_size) + 1)
+            missing = [i for i in missing if i not in seen]
+        return missing
 
     async def statuses_by_group(
         self,

@@ -28,7 +28,6 @@ its operations, fields, states and schemas, says how a listed run carries the to
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -386,27 +385,34 @@ class JobRunClient(AwsJobClient[SpecT]):
             return all(r in seen for r in wanted)
 
         base = {self.container_param: container, "maxResults": LIST_PAGE_SIZE}
+
+        def ended(ids: list[str]) -> dict[str, Any]:
+            # the runs that ended since the oldest of them was created, when known
+            params: dict[str, Any] = {**base, "states": list(self.ended_states)}
+            created = [self._created.get(rid) for rid in ids]
+            if all(created):
+                oldest = min(c for c in created if c)
+                params[self.created_after_param] = datetime.fromtimestamp(oldest - 1, tz=timezone.utc)
+            return params
+
         try:
-            await self._list_runs({**base, "states": list(self.active_states)}, what, collect)
-            ended = [rid for rid in wanted if rid not in seen]
-            if len(ended) > 2:
-                # several just ended: a bounded look at the runs that ended (since the oldest of them was
-                # created, when known) is cheaper than one request each
-                params: dict[str, Any] = {**base, "states": list(self.ended_states)}
-                created = [self._created.get(rid) for rid in ended]
-                if all(created):
-                    oldest = min(c for c in created if c)
-                    params[self.created_after_param] = datetime.fromtimestamp(oldest - 1, tz=timezone.utc)
-                await self._list_runs(params, what, collect, limit_pages=math.ceil(len(ended) / LIST_PAGE_SIZE) + 1)
+            missing = await self.list_watched(
+                lambda params, pages: self._list_runs(params, what, collect, limit_pages=pages),
+                list(wanted),
+                seen,
+                active={**base, "states": list(self.active_states)},
+                ended=ended,
+                page_size=LIST_PAGE_SIZE,
+                look_back_over=2,
+            )
         except AwsRequestError as exc:
             if not exc.denies(container):
                 raise
             # the container is gone: each run is confirmed on its own (get, then the history)
             return await self.fallback_statuses(locators)
         out = {locator_key(wanted[rid]): status for rid, status in seen.items()}
-        rest = [loc for rid, loc in wanted.items() if rid not in seen]  # not listed (yet): one request each, bounded
-        if rest:
-            out.update(await self.fallback_statuses(rest))
+        if missing:  # not listed (yet): one request each, bounded
+            out.update(await self.fallback_statuses([wanted[rid] for rid in missing]))
         return out
 
     async def _list_runs(

@@ -24,7 +24,6 @@ unknown.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -187,19 +186,19 @@ class StepReader(EmrClient):
         alike: dict[tuple[str, str, str, str], JobStatus] = {}
         seen: dict[str, JobStatus] = {}
         try:
-            if len(wanted) > STEP_IDS_PER_CALL:
+            ids = list(wanted)
+            if len(wanted) > STEP_IDS_PER_CALL:  # at most 10: one request by id is the whole poll
                 collect, _ = self._collector(cluster_id, wanted, url, alike, seen)
-                await self._list(cluster_id, {"StepStates": list(ACTIVE_STEP_STATES)}, collect)
-                ended = len(wanted) - len(seen)
-                if ended > STEP_IDS_PER_CALL:
-                    # many just ended: a bounded look at the newest ended steps is cheaper than asking by id
-                    await self._list(
-                        cluster_id,
-                        {"StepStates": list(ENDED_STEP_STATES)},
-                        collect,
-                        limit_pages=math.ceil(ended / LIST_PAGE_SIZE) + 1,
-                    )
-            missing = {sid: loc for sid, loc in wanted.items() if sid not in seen}
+                ids = await self.list_watched(
+                    lambda params, pages: self._list(cluster_id, params, collect, limit_pages=pages),
+                    ids,
+                    seen,
+                    active={"StepStates": list(ACTIVE_STEP_STATES)},
+                    ended=lambda _: {"StepStates": list(ENDED_STEP_STATES)},
+                    page_size=LIST_PAGE_SIZE,
+                    look_back_over=STEP_IDS_PER_CALL,
+                )
+            missing = {sid: wanted[sid] for sid in ids}
             complete = await self._by_ids(cluster_id, missing, url, alike, seen) if missing else True
         except AwsRequestError as exc:
             if not exc.denies(cluster_id):
