@@ -18,7 +18,6 @@ import functools
 import importlib
 import sys
 import time
-import weakref
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
@@ -26,14 +25,16 @@ from typing import Any, ClassVar, TypeVar
 from airflow.sdk import BaseHook
 
 from durable_jobs.clients.base import JobClient
+from durable_jobs.loop_local import LoopLocal, close_all
 
 T = TypeVar("T")
 
 # (hook class, conn_id) -> (expires at, fetched at, client); monotonic seconds
 _CACHE: dict[tuple[type[Any], str], tuple[float, float, JobClient[Any]]] = {}
-_INFLIGHT: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[type[Any], str], asyncio.Task[JobClient[Any]]]
-] = weakref.WeakKeyDictionary()
+# the fetches of a connection in flight on each loop: triggers of one connection wait for one fetch
+_INFLIGHT: LoopLocal[dict[tuple[type[Any], str], asyncio.Task[JobClient[Any]]]] = LoopLocal(
+    dict, name="connection fetches"
+)
 
 
 class DurableJobHook(BaseHook):  # type: ignore[misc]
@@ -96,7 +97,7 @@ class DurableJobHook(BaseHook):  # type: ignore[misc]
 
     @classmethod
     async def _fetch(cls, conn_id: str) -> JobClient[Any]:
-        inflight = _INFLIGHT.setdefault(asyncio.get_running_loop(), {})
+        inflight = _INFLIGHT.get()
         key = (cls, conn_id)
         task = inflight.get(key)
         if task is None:
@@ -128,12 +129,10 @@ class DurableJobHook(BaseHook):  # type: ignore[misc]
         """Run one client call from sync code (``test_connection``) on a private loop, closing its sessions."""
 
         async def run() -> T:
-            from durable_jobs.transport.http import close_sessions  # sync code only: never on the loop
-
             try:
                 return await call()
             finally:
-                await close_sessions()
+                await close_all()
 
         return asyncio.run(run())
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import weakref
 from typing import Any
 
 import aiohttp
 from aiohttp.http_exceptions import LineTooLong
 
 from durable_jobs.errors import AnswerTooLarge, PermanentError, TransientError
+from durable_jobs.loop_local import LoopLocal
 from durable_jobs.transport.base import Request, Response, Transport
 
 _CHUNK = 1 << 16
@@ -53,13 +53,13 @@ class AiohttpTransport(Transport):
     """Sessions per (event loop, endpoint pool key). Sessions die with their loop."""
 
     def __init__(self) -> None:
-        self._by_loop: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[Any, ...], aiohttp.ClientSession]
-        ] = weakref.WeakKeyDictionary()
+        self._sessions: LoopLocal[dict[tuple[Any, ...], aiohttp.ClientSession]] = LoopLocal(
+            dict, close=_close_sessions, name="HTTP sessions"
+        )
 
     def session(self, request: Request) -> aiohttp.ClientSession:
         ep = request.endpoint
-        sessions = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        sessions = self._sessions.get()
         session = sessions.get(ep.pool_key)
         if session is None or session.closed:
             ssl_ctx: ssl.SSLContext | bool
@@ -128,16 +128,15 @@ class AiohttpTransport(Transport):
         return Response(resp.status, resp.headers, body, str(resp.url), request)
 
     async def aclose_loop(self) -> None:
-        sessions = self._by_loop.pop(asyncio.get_running_loop(), {})
-        for session in sessions.values():
-            await session.close()
+        await self._sessions.close()
 
     def sessions(self) -> int:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return 0
-        return len(self._by_loop.get(loop, {}))
+        return len(self._sessions.peek() or ())
+
+
+async def _close_sessions(sessions: dict[tuple[Any, ...], aiohttp.ClientSession]) -> None:
+    for session in sessions.values():
+        await session.close()
 
 
 async def _read_bounded(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:

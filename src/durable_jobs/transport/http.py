@@ -27,14 +27,14 @@ import contextvars
 import http.cookies
 import json
 import ssl
-import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from yarl import URL
 
 from durable_jobs.errors import RedirectRefused
+from durable_jobs.loop_local import LoopLocal, close_all
 from durable_jobs.transport.base import (
     NO_AUTH,
     TRANSIENT_STATUSES,
@@ -170,13 +170,12 @@ def use_transport(transport: Transport) -> Iterator[Transport]:
 
 # --- cookies: per event loop, endpoint and identity ---------------------------------------------------------
 
-_JARS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], aiohttp.CookieJar]]
-_JARS = weakref.WeakKeyDictionary()
+_JARS: LoopLocal[dict[tuple[Any, ...], aiohttp.CookieJar]] = LoopLocal(dict, name="cookie jars")
 
 
 def cookie_jar(endpoint: Endpoint) -> aiohttp.CookieJar:
     """The cookies kept for ``endpoint`` and its identity on the running loop (e.g. Hadoop's ``hadoop.auth``)."""
-    jars = _JARS.setdefault(asyncio.get_running_loop(), {})
+    jars = _JARS.get()
     jar = jars.get(endpoint.pool_key)
     if jar is None:
         import aiohttp  # loaded by the first request already (in a thread, see _Default)
@@ -186,7 +185,7 @@ def cookie_jar(endpoint: Endpoint) -> aiohttp.CookieJar:
 
 
 def _with_cookies(req: Request) -> Request:
-    jar = _JARS.get(asyncio.get_running_loop(), {}).get(req.endpoint.pool_key)
+    jar = (_JARS.peek() or {}).get(req.endpoint.pool_key)
     if not jar:
         return req
     cookies = jar.filter_cookies(URL(req.url))
@@ -321,23 +320,11 @@ def _why_not(req: Request, resp: Response, hop: int) -> str:
 
 # --- pools ----------------------------------------------------------------------------------------------------
 
-# Per-loop pools of clients that do not send through this transport register their closer here, so that
-# every place that tears a loop down with close_sessions() closes them too.
-_LOOP_CLOSERS: list[Callable[[], Awaitable[None]]] = []
-
-
-def on_close_sessions(closer: Callable[[], Awaitable[None]]) -> None:
-    """Make :func:`close_sessions` also await ``closer()`` (idempotent)."""
-    if closer not in _LOOP_CLOSERS:
-        _LOOP_CLOSERS.append(closer)
-
 
 async def close_sessions() -> None:
-    """Close every session of the running loop, and the other registered pools (worker teardown, tests)."""
-    await DEFAULT_TRANSPORT.aclose_loop()
-    _JARS.pop(asyncio.get_running_loop(), None)
-    for closer in list(_LOOP_CLOSERS):
-        await closer()
+    """Close every resource of the running loop: its sessions, and every other :class:`LoopLocal` (the
+    apiserver connections, the AWS clients...). What a worker runs when its loop ends; tests."""
+    await close_all()
 
 
 def open_sessions() -> int:
@@ -354,7 +341,6 @@ __all__ = [
     "close_sessions",
     "cookie_jar",
     "current_transport",
-    "on_close_sessions",
     "open_sessions",
     "parse_retry_after",
     "request",

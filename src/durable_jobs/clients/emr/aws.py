@@ -21,7 +21,6 @@ import email.utils
 import logging
 import math
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Container, Hashable, Mapping, Sequence
 from datetime import timezone
 from typing import Any, ClassVar, TypeVar
@@ -33,6 +32,7 @@ from durable_jobs.clients.emr.aws_errors import Throttled, classify, endpoint_wi
 from durable_jobs.clients.emr.aws_pool import aws_client
 from durable_jobs.decoding import convert
 from durable_jobs.errors import AuthError, DurableJobError, MalformedAnswer
+from durable_jobs.loop_local import LoopLocal
 from durable_jobs.status import JobStatus
 from durable_jobs.transport.retry import RetryPolicy
 
@@ -72,8 +72,7 @@ class AwsJobClient(JobClient[SpecT]):
         self.config = config
         # AWS's clock minus ours, from the Date header of the last answer (None until one was read)
         self.clock_offset: float | None = None
-        self._limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
-        self._limits = weakref.WeakKeyDictionary()
+        self._limits = LoopLocal(lambda: asyncio.Semaphore(self.max_in_flight), name=f"{self.service} request limit")
 
     @property
     def key(self) -> Hashable:
@@ -88,11 +87,7 @@ class AwsJobClient(JobClient[SpecT]):
         return await aws_client(self.config, self.service)
 
     def _in_flight(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        sem = self._limits.get(loop)
-        if sem is None:
-            sem = self._limits[loop] = asyncio.Semaphore(self.max_in_flight)
-        return sem
+        return self._limits.get()
 
     async def _raw(self, operation: str, what: str, params: Mapping[str, Any]) -> Any:
         try:

@@ -1,12 +1,11 @@
 """The aiobotocore clients of the EMR clients, shared per event loop and closed with it.
 
 Per event loop, one :class:`~aiobotocore.session.AioSession` per credentials and one client per
-(service, endpoint, credentials, options), closed with the loop (:func:`close_aws_clients`, which this
-module registers with :func:`durable_jobs.transport.http.on_close_sessions`, so that every
-``close_sessions()`` closes them too); a rotated credential gets a new client and the two generations
-before it are closed once their calls had time to end. Every session shares one
-:class:`botocore.loaders.Loader` (service models are parsed once per process, in a worker thread), and
-every client gets the HTTP policy of :mod:`durable_jobs.clients.emr.aws_http`.
+(service, endpoint, credentials, options), held in a :class:`~durable_jobs.loop_local.LoopLocal` and
+closed with the loop's other resources (:func:`durable_jobs.loop_local.close_all`); a rotated credential
+gets a new client and the two generations before it are closed once their calls had time to end.
+Every session shares one :class:`botocore.loaders.Loader` (service models are parsed once per process, in
+a worker thread), and every client gets the HTTP policy of :mod:`durable_jobs.clients.emr.aws_http`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import weakref
 from typing import Any
 
 import botocore.exceptions as bex  # type: ignore[import-untyped]
@@ -26,7 +24,7 @@ from botocore.loaders import Loader, create_loader  # type: ignore[import-untype
 from durable_jobs.clients.emr.aws_config import AwsConfig
 from durable_jobs.clients.emr.aws_http import GuardedParserFactory, bounded_session_class, utc_timestamp
 from durable_jobs.errors import AuthError, PermanentError
-from durable_jobs.transport.http import on_close_sessions
+from durable_jobs.loop_local import LoopLocal
 
 _LOADER: Loader | None = None
 
@@ -52,7 +50,17 @@ class _LoopClients:
         self.created = 0
 
 
-_POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = weakref.WeakKeyDictionary()
+async def _close_pool(pool: _LoopClients) -> None:
+    for task in list(pool.closing):
+        task.cancel()
+    for context in pool.contexts.values():
+        with contextlib.suppress(Exception):
+            await context.__aexit__(None, None, None)
+    if pool.closing:
+        await asyncio.gather(*pool.closing, return_exceptions=True)
+
+
+_POOLS: LoopLocal[_LoopClients] = LoopLocal(_LoopClients, close=_close_pool, name="AWS clients")
 #: credential generations of one endpoint kept open (a rotation's old client still serves calls in flight)
 KEEP_GENERATIONS = 3
 
@@ -123,10 +131,7 @@ async def _session_for(pool: _LoopClients, config: AwsConfig) -> AioSession:
 
 async def aws_client(config: AwsConfig, service: str) -> Any:
     """The running loop's shared, open aiobotocore client for ``service`` with ``config``."""
-    loop = asyncio.get_running_loop()
-    pool = _POOLS.get(loop)
-    if pool is None:
-        pool = _POOLS[loop] = _LoopClients()
+    pool = _POOLS.get()
     key = config.pool_key(service)
     client = pool.clients.get(key)
     if client is not None:
@@ -184,26 +189,14 @@ async def _close_later(context: Any, delay: float) -> None:
 
 
 async def close_aws_clients() -> None:
-    """Close every AWS client of the running loop (worker teardown, tests)."""
-    pool = _POOLS.pop(asyncio.get_running_loop(), None)
-    if pool is None:
-        return
-    for task in list(pool.closing):
-        task.cancel()
-    for context in pool.contexts.values():
-        with contextlib.suppress(Exception):
-            await context.__aexit__(None, None, None)
-    if pool.closing:
-        await asyncio.gather(*pool.closing, return_exceptions=True)
+    """Close every AWS client of the running loop (worker teardown, tests; also run by ``close_all``)."""
+    await _POOLS.close()
 
 
 def clients_created() -> int:
     """How many clients the running loop has created (tests: sharing works)."""
-    pool = _POOLS.get(asyncio.get_running_loop())
+    pool = _POOLS.peek()
     return pool.created if pool else 0
-
-
-on_close_sessions(close_aws_clients)
 
 
 __all__ = ["aws_client", "clients_created", "close_aws_clients", "shared_loader"]

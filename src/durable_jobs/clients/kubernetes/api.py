@@ -25,7 +25,6 @@ import logging
 import os
 import ssl
 import time
-import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
@@ -38,8 +37,9 @@ from durable_jobs.clients.kubernetes.objects import WATCH_SELECTOR, Kind
 from durable_jobs.clients.kubernetes.status import projector
 from durable_jobs.clients.kubernetes.watch import Informer
 from durable_jobs.errors import PermanentError, TransientError
+from durable_jobs.loop_local import LoopLocal
 from durable_jobs.transport.base import Auth, Request, Response, Send
-from durable_jobs.transport.http import Endpoint, on_close_sessions, request
+from durable_jobs.transport.http import Endpoint, request
 
 log = logging.getLogger(__name__)
 
@@ -414,8 +414,14 @@ def _read_namespace_file(directory: str) -> str:
         return fh.read().strip()
 
 
-_CONNECTIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Connection]]
-_CONNECTIONS = weakref.WeakKeyDictionary()
+async def _close_connections(conns: dict[Hashable, Connection]) -> None:
+    for conn in conns.values():
+        await conn.close()
+
+
+_CONNECTIONS: LoopLocal[dict[Hashable, Connection]] = LoopLocal(
+    dict, close=_close_connections, name="Kubernetes connections"
+)
 _CLOSING: set[asyncio.Task[None]] = set()
 
 
@@ -425,7 +431,7 @@ def connection_for(config: KubernetesConfig) -> Connection:
     One per credential set: after a rotation the new credentials get a new connection, and the oldest ones of
     the same endpoint are closed once there are more than a few (their watches stop).
     """
-    conns = _CONNECTIONS.setdefault(asyncio.get_running_loop(), {})
+    conns = _CONNECTIONS.get()
     conn = conns.get(config.connection_key)
     if conn is None:
         same = [k for k, c in conns.items() if c.config.key == config.key]
@@ -438,16 +444,11 @@ def connection_for(config: KubernetesConfig) -> Connection:
 
 
 def forget_connection(config: KubernetesConfig, conn: Connection) -> None:
-    conns = _CONNECTIONS.get(asyncio.get_running_loop(), {})
+    conns = _CONNECTIONS.peek() or {}
     if conns.get(config.connection_key) is conn:
         del conns[config.connection_key]
 
 
 async def close_kube_connections() -> None:
-    """Close the running loop's connections and watches (worker teardown, tests; run by ``close_sessions``)."""
-    conns = _CONNECTIONS.pop(asyncio.get_running_loop(), {})
-    for conn in conns.values():
-        await conn.close()
-
-
-on_close_sessions(close_kube_connections)
+    """Close the running loop's connections and watches (worker teardown, tests; also run by ``close_all``)."""
+    await _CONNECTIONS.close()

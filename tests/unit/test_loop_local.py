@@ -1,0 +1,88 @@
+"""Resources kept per event loop: one registry, and close_all() closes the running loop's resources."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+from durable_jobs import loop_local
+from durable_jobs.loop_local import LoopLocal, close_all
+
+
+def test_each_loop_gets_its_own_value_and_a_gone_loop_takes_it_with_it():
+    ll: LoopLocal[list[int]] = LoopLocal(list)
+
+    async def value() -> list[int]:
+        return ll.get()
+
+    loop = asyncio.new_event_loop()
+    try:
+        first = loop.run_until_complete(value())
+        assert loop.run_until_complete(value()) is first  # the same loop: the same value
+    finally:
+        loop.close()
+    assert asyncio.run(value()) is not first  # another loop: another value
+    del loop
+    gc.collect()
+    assert len(ll._by_loop) == 0
+
+
+async def test_close_all_closes_every_registered_resource_of_the_running_loop_in_order():
+    closed: list[str] = []
+
+    async def closer(value: str) -> None:
+        closed.append(value)
+
+    sessions = LoopLocal(lambda: "sessions", close=closer)
+    connections = LoopLocal(lambda: "connections", close=closer)
+    untouched = LoopLocal(lambda: "never made", close=closer)
+    assert sessions.get() and connections.get() and untouched.peek() is None
+    await close_all()
+    assert closed == ["sessions", "connections"]  # in the order they were registered; nothing made: nothing closed
+    assert sessions.peek() is None and connections.peek() is None
+    await close_all()
+    assert closed == ["sessions", "connections"]  # closed once
+    assert sessions.get() == "sessions"  # the next use makes a new one
+
+
+async def test_one_failing_closer_does_not_stop_the_others(caplog):
+    closed: list[str] = []
+
+    async def broken(value: str) -> None:
+        raise RuntimeError("boom")
+
+    async def closer(value: str) -> None:
+        closed.append(value)
+
+    held = [LoopLocal(lambda: "a", close=broken, name="broken pool"), LoopLocal(lambda: "b", close=closer)]
+    for ll in held:
+        ll.get()
+    await close_all()
+    assert closed == ["b"] and "broken pool" in caplog.text
+
+
+def test_a_loop_local_of_an_object_leaves_the_registry_with_it():
+    class Client:
+        def __init__(self) -> None:
+            self.limit = LoopLocal(lambda: asyncio.Semaphore(self.n))
+            self.n = 2
+
+    before = len(loop_local._REGISTERED)
+    clients = [Client() for _ in range(5)]
+    assert len(loop_local._REGISTERED) == before + 5
+    del clients
+    gc.collect()
+    assert len(loop_local._REGISTERED) == before
+
+
+async def test_close_sessions_closes_the_http_sessions_and_the_other_pools():
+    """The transport no longer knows the other pools: close_sessions() is close_all()."""
+    from durable_jobs.clients.emr import aws_pool
+    from durable_jobs.clients.kubernetes import api
+    from durable_jobs.transport.http import close_sessions
+
+    kube = api._CONNECTIONS.get()
+    aws = aws_pool._POOLS.get()
+    assert kube == {} and aws is not None
+    await close_sessions()
+    assert api._CONNECTIONS.peek() is None and aws_pool._POOLS.peek() is None
