@@ -23,7 +23,6 @@ import base64
 import binascii
 import logging
 import time
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 from yarl import URL
 
 from durable_jobs.errors import AuthError
+from durable_jobs.loop_local import LoopLocal
 from durable_jobs.transport.base import Auth, Request, Response, Send
 from durable_jobs.transport.http import Endpoint, cookie_jar
 from durable_jobs.transport.kerberos import (
@@ -138,8 +138,7 @@ class SpnegoAuth(Auth):
         self.tickets = TicketSource(credentials, clock)
         # secret-free: principal and keytab path, or the ccache name (separates pools and cookie jars)
         self.identity = f"spnego:{service}:{credentials.identity}"
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Lock]]
-        self._locks = weakref.WeakKeyDictionary()
+        self._locks: LoopLocal[dict[tuple[Any, ...], asyncio.Lock]] = LoopLocal(dict, name="SPNEGO locks")
 
     def __repr__(self) -> str:
         return f"SpnegoAuth({self.identity!r}, hostname={self.hostname!r}, mutual={self.mutual})"
@@ -248,7 +247,7 @@ class SpnegoAuth(Auth):
             cookie_jar(endpoint).clear(lambda morsel: morsel.key == name)
 
     def _lock(self, endpoint: Endpoint) -> asyncio.Lock:
-        locks = self._locks.setdefault(asyncio.get_running_loop(), {})
+        locks = self._locks.get()
         return locks.setdefault(endpoint.pool_key, asyncio.Lock())
 
 
