@@ -127,6 +127,7 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
     :meth:`serialize` itself is left to it.
     """
 
+    #: the hook that builds the client; the operators deferring to this trigger take it from here too
     hook_class: ClassVar[type[DurableJobHook]]
     #: the subclass's own ``__init__`` keywords that :meth:`serialize` returns (computed, do not set)
     extra_kwargs: ClassVar[tuple[str, ...]] = ()
