@@ -43,7 +43,6 @@ from durable_jobs.errors import RecordError
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.messages import cut
 from durable_jobs.polling import log_info, wait_for_outcome
-from durable_jobs.record import TaskIdentity
 from durable_jobs.status import JobStatus
 from durable_jobs.watch import PollSettings
 
@@ -281,6 +280,8 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
         if ti is None:
             return None
         try:
+            from durable_jobs.record import TaskIdentity  # here: the module's import time is on the triggerer's loop
+
             who = TaskIdentity.from_ti(ti)
             value = await task_instance_state(who.dag_id, who.run_id, who.task_id, who.map_index)
         except Exception:
