@@ -180,6 +180,24 @@ def test_a_one_parameter_build_spec_written_for_0_1_0_still_works(monkeypatch, s
     assert LegacyStrict(task_id="t", conn_id="c", app="a").app == "a"
 
 
+def test_the_record_is_passed_the_way_build_spec_takes_it():
+    seen: list[Any] = []
+
+    class Keyword(_Op):
+        def build_spec(self, context: Any, *, record: JobRecord | None = None) -> dict[str, Any]:  # type: ignore[override]
+            seen.append(("keyword", record))
+            return {}
+
+    class Star(_Op):
+        def build_spec(self, *args: Any) -> dict[str, Any]:  # type: ignore[override]
+            seen.append(("star", args))
+            return {}
+
+    Keyword(task_id="k", conn_id="c")
+    Star(task_id="s", conn_id="c")
+    assert seen == [("keyword", None), ("star", (None, None))]
+
+
 def test_the_check_runs_once_after_the_outermost_init_even_through_a_mixin():
     calls: list[str] = []
 

@@ -68,15 +68,19 @@ def default_deferrable() -> bool:
     return as_bool(own, True)
 
 
-def _takes_record(build_spec: Callable[..., Any]) -> bool:
-    """Whether ``build_spec`` takes ``(self, context, record)``; one written for 0.1.0 takes ``(self, context)``."""
+def _record_passing(build_spec: Callable[..., Any]) -> str:
+    """How ``build_spec`` takes the record: ``"position"`` (``(self, context, record)``), ``"keyword"``
+    (``(self, context, *, record)``) or ``"no"`` (``(self, context)``, as written for 0.1.0)."""
     try:
         params = list(inspect.signature(build_spec).parameters.values())[1:]
     except (TypeError, ValueError):  # no signature to read: assume the current one
-        return True
-    if any(p.kind is p.VAR_POSITIONAL or p.name == "record" for p in params):
-        return True
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) >= 2
+        return "position"
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params):
+        return "position"
+    if any(p.name == "record" or p.kind is p.VAR_KEYWORD for p in params):
+        return "keyword"
+    return "no"
 
 
 def _init_owner(cls: type[Any]) -> type[Any]:
@@ -154,9 +158,9 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
     trigger_class: ClassVar[type[DurableJobTrigger]]
     #: the hook that builds the client on the worker: ``trigger_class.hook_class`` unless a class sets it
     hook_class: ClassVar[type[DurableJobHook]]
-    #: whether :meth:`build_spec` takes the record (computed per class; ``build_spec(self, context)``
-    #: overrides written for 0.1.0 keep working)
-    _spec_takes_record: ClassVar[bool] = True
+    #: how :meth:`build_spec` takes the record (computed per class: a ``build_spec(self, context)`` written
+    #: for 0.1.0 keeps working)
+    _record_passing: ClassVar[str] = "position"
     template_fields: Sequence[str] = ("conn_id",)
     ui_color = "#e8f1fb"
 
@@ -198,7 +202,7 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
                     "on the trigger (the operator takes its hook from there)"
                 )
             cls.hook_class = hook
-        cls._spec_takes_record = _takes_record(cls.build_spec)
+        cls._record_passing = _record_passing(cls.build_spec)
         if "__init__" in cls.__dict__ or not getattr(cls.__init__, "checks_spec", False):
             cls.__init__ = _checking_init(cls, cls.__init__)  # type: ignore[method-assign]
 
@@ -208,7 +212,7 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
     def build_spec(self, context: Any, record: JobRecord | None = None) -> Any:
         """The system's job spec, from this operator's fields; raise ``ValueError`` if they make no valid spec.
 
-        It is called three ways. When the operator is constructed, with ``context=None`` and ``record=None``,
+        It is called at two moments. When the operator is constructed, with ``context=None`` and ``record=None``,
         unless a template field still holds Jinja or an XComArg: a bad DAG fails when it is parsed. When the
         task runs, after Airflow rendered the fields, with the task's context and ``record``, the
         :class:`~durable_jobs.record.JobRecord` of the generation about to be submitted (or looked for after
@@ -222,8 +226,10 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
     # --- the spec ----------------------------------------------------------------------------------------
 
     def _build_spec(self, context: Any, record: JobRecord | None) -> Any:
-        if self._spec_takes_record:
+        if self._record_passing == "position":
             return self.build_spec(context, record)
+        if self._record_passing == "keyword":
+            return self.build_spec(context, record=record)
         return self.build_spec(context)
 
     def _check_literal_spec(self) -> None:
@@ -237,7 +243,7 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
         except ValueError:
             raise
         except Exception:
-            if self._spec_takes_record:
+            if self._record_passing != "no":
                 raise
             # a build_spec written for 0.1.0 was never called without a context: it is checked when the task runs
             self.log.debug("%s: spec not checked at parse time", self.task_id, exc_info=True)
