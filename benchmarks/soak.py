@@ -219,7 +219,7 @@ async def _soak(
             client=client,
             store=store.accessor(DAG_ID, RUN_ID, job.task_id),
             identity=TaskIdentity(DAG_ID, RUN_ID, job.task_id, -1, try_number, 0),
-            spec=lambda: spec_of(job),
+            spec=lambda _record: spec_of(job),
             run=on_loop,
             settings=ProtocolSettings(timeout=DAY),
             sleep=lambda s: None,

@@ -115,7 +115,11 @@ class ProtocolSettings:
 
 
 class JobProtocol:
-    """Runs the protocol for one task instance."""
+    """Runs the protocol for one task instance.
+
+    ``spec(record)`` builds the job's spec for the generation of ``record``: before that generation's intent
+    is written (so an invalid spec records nothing), and when a crashed try's job is looked for.
+    """
 
     def __init__(
         self,
@@ -123,7 +127,7 @@ class JobProtocol:
         client: JobClient[Any],
         store: StateStore,
         identity: TaskIdentity,
-        spec: Callable[[], Any],
+        spec: Callable[[JobRecord], Any],
         run: Callable[[Awaitable[Any]], Any],
         settings: ProtocolSettings = ProtocolSettings(),
         sleep: Callable[[float], None] = time.sleep,
@@ -253,13 +257,15 @@ class JobProtocol:
         return self._submit_generation(rec.next_generation(self.identity, self.settings.timeout))
 
     def _submit_generation(self, intent: JobRecord) -> Decision:
+        spec = self._spec(intent)  # a spec that is not valid (once rendered) fails here, before anything is written
         failpoints.failpoint(failpoints.BEFORE_INTENT)
         self.save(intent)
         failpoints.failpoint(failpoints.AFTER_INTENT)
-        return self._submit(intent)
+        return self._submit(intent, spec)
 
-    def _submit(self, rec: JobRecord) -> Decision:
-        spec = self._spec()
+    def _submit(self, rec: JobRecord, spec: Any = None) -> Decision:
+        if spec is None:
+            spec = self._spec(rec)
         if rec.job is None:
             try:
                 reserved = self._run(self.client.reserve(spec, rec.token))
@@ -290,7 +296,7 @@ class JobProtocol:
     def _find(self, rec: JobRecord) -> Locator | None:
         self.log.info("Intent recorded without a job: looking for a job with token %s", rec.token)
         try:
-            found = self._run(self.client.find(rec.token, since=rec.intent_at, spec=self._spec(), reserved=rec.job))
+            found = self._run(self.client.find(rec.token, since=rec.intent_at, spec=self._spec(rec), reserved=rec.job))
         except UndecidableError as exc:
             raise RetryLater(f"cannot tell yet whether token {rec.token} was submitted: {exc}") from exc
         except TransientError as exc:

@@ -104,6 +104,28 @@ class TaskIdentity:
     try_number: int = 1
     clear_number: int = 0
 
+    @classmethod
+    def from_ti(cls, ti: Any, *, clear_number: int = 0) -> TaskIdentity:
+        """The identity of an Airflow task instance (or a trigger's ``task_instance``).
+
+        The one place ``map_index`` is normalised: Airflow gives ``None`` or ``-1`` for an unmapped task.
+        """
+        map_index = getattr(ti, "map_index", -1)
+        return cls(
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=ti.task_id,
+            map_index=-1 if map_index is None else int(map_index),
+            try_number=int(getattr(ti, "try_number", 1) or 1),
+            clear_number=clear_number,
+        )
+
+    @classmethod
+    def from_context(cls, context: Any) -> TaskIdentity:
+        """The identity of the task instance an Airflow context belongs to (its ``ti`` and ``dag_run``)."""
+        dag_run = context.get("dag_run")
+        return cls.from_ti(context["ti"], clear_number=int(getattr(dag_run, "clear_number", 0) or 0))
+
     def token(self, generation: int) -> str:
         return make_token(self.dag_id, self.run_id, self.task_id, self.map_index, generation)
 

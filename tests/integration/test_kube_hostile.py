@@ -118,7 +118,7 @@ class Harness:
             client=self.client,
             store=task.store,
             identity=TaskIdentity(dag_id="hostile", run_id="run-1", task_id=task.task_id),
-            spec=lambda: spec,
+            spec=lambda _record: spec,
             run=lambda aw: asyncio.run_coroutine_threadsafe(aw, loop).result(60),
             settings=ProtocolSettings(lost_confirmations=3, confirm_delay=0.05),
         )

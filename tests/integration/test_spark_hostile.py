@@ -140,7 +140,7 @@ async def start_protocol(
         client=client,
         store=store,
         identity=identity(try_number, clear_number, run_id),
-        spec=lambda: APP,
+        spec=lambda _record: APP,
         run=run,
         settings=ProtocolSettings(confirm_delay=0.05, lost_confirmations=2, on_lost=on_lost),
         sleep=time.sleep,

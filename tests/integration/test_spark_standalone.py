@@ -174,7 +174,7 @@ def protocol(
         client=client,
         store=store,
         identity=TaskIdentity("it_dag", run_id, "spark_task", -1, try_number, 0),
-        spec=lambda: app,
+        spec=lambda _record: app,
         run=run,
         settings=ProtocolSettings(confirm_delay=0.2, on_lost=on_lost),
     )

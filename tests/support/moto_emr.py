@@ -526,7 +526,7 @@ def protocol(
         client=client,
         store=store,
         identity=TaskIdentity("emr_dag", "run1", "task", -1, try_number),
-        spec=lambda: spec,
+        spec=lambda _record: spec,
         run=run,
         settings=ProtocolSettings(confirm_delay=0.0, lost_confirmations=2),
         sleep=lambda s: None,

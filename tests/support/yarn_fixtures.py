@@ -224,7 +224,7 @@ def worker_protocol(
         client=client,
         store=store,
         identity=TaskIdentity("dag", "run1", task_id),
-        spec=lambda: spec,
+        spec=lambda _record: spec,
         run=run,
         settings=ProtocolSettings(**settings),
         sleep=lambda s: None,

@@ -14,7 +14,7 @@ from kubernetes_asyncio.client import V1Container, V1Pod, V1PodSpec
 from durable_jobs.clients.kubernetes import MANAGED_LABEL, TOKEN_LABEL, KubernetesClient
 from durable_jobs.hooks.kubernetes import KubernetesHook
 from durable_jobs.operators.kubernetes import KubernetesJobOperator, KubernetesPodOperator, SparkApplicationOperator
-from durable_jobs.record import STATE_KEY, make_token
+from durable_jobs.record import JobRecord, TaskIdentity, make_token
 from durable_jobs.triggers.kubernetes import KubernetesTrigger
 
 SECRET = "eyJhbGciOiJSUzI1NiIsImtpZCI6IiJ9.c2VjcmV0.signature-very-secret"
@@ -134,21 +134,17 @@ def test_trigger_round_trips_with_only_the_conn_id() -> None:
 # --- operators ----------------------------------------------------------------------------------------------
 
 
-class Store:
-    def __init__(self, record: Any = None) -> None:
-        self.record = record
-
-    def get(self, key: str, default: Any = None) -> Any:
-        assert key == STATE_KEY
-        return self.record if self.record is not None else default
-
-
-def context(generation: int | None = None, map_index: int = -1) -> dict[str, Any]:
+def context(map_index: int = -1) -> dict[str, Any]:
     ti = SimpleNamespace(
         dag_id="etl", run_id="manual__2026-01-01T00:00:00+00:00", task_id="load.part", map_index=map_index
     )
-    record = None if generation is None else {"generation": generation, "phase": "submitting"}
-    return {"ti": ti, "task_state_store": Store(record)}
+    return {"ti": ti}
+
+
+def record(generation: int, map_index: int = -1) -> JobRecord:
+    """The intent the protocol hands build_spec for the generation it is about to submit."""
+    who = TaskIdentity("etl", "manual__2026-01-01T00:00:00+00:00", "load.part", map_index)
+    return JobRecord.intent(system="kubernetes", identity=who, generation=generation, timeout=None)
 
 
 def test_job_operator_from_an_image_with_identity_labels_and_generation(monkeypatch) -> None:
@@ -165,7 +161,7 @@ def test_job_operator_from_an_image_with_identity_labels_and_generation(monkeypa
         labels={"team": "data"},
     )
     assert op.deferrable is True  # deferrable by default
-    spec = op.build_spec(context(generation=2, map_index=4))
+    spec = op.build_spec(context(map_index=4), record(2, map_index=4))
     assert spec.kind == "Job" and spec.namespace is None and spec.name == "load.part"
     token = make_token("etl", "manual__2026-01-01T00:00:00+00:00", "load.part", 4, 2)
     body = spec.render(token, "batch")
@@ -222,7 +218,7 @@ def test_pod_operator_with_a_model_and_restart_policy_rules() -> None:
 def test_spark_application_operator() -> None:
     app = {"type": "Scala", "mode": "cluster", "image": "spark:4.0.0", "mainClass": "org.apache.spark.examples.SparkPi"}
     op = SparkApplicationOperator(task_id="pi", application=app, namespace="spark")
-    spec = op.build_spec(context(generation=0))
+    spec = op.build_spec(context(), record(0))
     assert spec.kind == "SparkApplication" and spec.namespace == "spark"
     body = spec.render("dj" + "2" * 20, "spark")
     assert body["apiVersion"] == "sparkoperator.k8s.io/v1beta2" and body["spec"]["mainClass"].endswith("SparkPi")

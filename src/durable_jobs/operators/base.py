@@ -1,12 +1,15 @@
 """The generic durable operator: Airflow glue around :class:`durable_jobs.protocol.JobProtocol`.
 
-A system operator only builds its job spec; everything else (the record, adopt/reattach/resubmit,
-deferral with an absolute deadline, the non-deferrable worker path, XCom links) is here, once.
+A system operator only names its trigger and builds its job spec; everything else (the hook, the task
+identity, the spec check at parse time and once rendered, the record, adopt/reattach/resubmit, deferral
+with an absolute deadline, the non-deferrable worker path, XCom links) is here, once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import os
 import threading
 import time
@@ -15,13 +18,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import NEVER_EXPIRE, BaseOperator  # type: ignore[attr-defined]  # public; absent from the SDK stub
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from airflow.sdk.execution_time.context import NEVER_EXPIRE
 
 from durable_jobs.clients.base import JobClient
 from durable_jobs.errors import DurableJobError, RecordError
 from durable_jobs.hooks.base import DurableJobHook, as_bool
+from durable_jobs.operators.templated import is_templated
 from durable_jobs.protocol import ON_LOST_CHOICES, Decision, Defer, Finished, JobLost, JobProtocol, ProtocolSettings
 from durable_jobs.record import JobRecord, TaskIdentity
 from durable_jobs.transport.http import close_sessions
@@ -34,7 +37,7 @@ DEFAULT_JOB_TIMEOUT = timedelta(days=1)
 def default_on_lost() -> str:
     """``[durable_jobs] on_lost`` (or ``AIRFLOW__DURABLE_JOBS__ON_LOST``), else ``"fail"``."""
     try:
-        from airflow.sdk.configuration import conf
+        from airflow.sdk import conf
 
         value = conf.get("durable_jobs", "on_lost", fallback=None)
     except Exception:  # no usable config: keep our default
@@ -57,12 +60,45 @@ def default_deferrable() -> bool:
     if env is not None:
         return as_bool(env, True)
     try:
-        from airflow.sdk.configuration import conf
+        from airflow.sdk import conf
 
         own = conf.get("durable_jobs", "default_deferrable", fallback=None)
     except Exception:  # no usable config: keep our default
         own = None
     return as_bool(own, True)
+
+
+def _record_passing(build_spec: Callable[..., Any]) -> str:
+    """How ``build_spec`` takes the record: ``"position"`` (``(self, context, record)``), ``"keyword"``
+    (``(self, context, *, record)``) or ``"no"`` (``(self, context)``, as written for 0.1.0)."""
+    try:
+        params = list(inspect.signature(build_spec).parameters.values())[1:]
+    except (TypeError, ValueError):  # no signature to read: assume the current one
+        return "position"
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params):
+        return "position"
+    if any(p.name == "record" or p.kind is p.VAR_KEYWORD for p in params):
+        return "keyword"
+    return "no"
+
+
+def _init_owner(cls: type[Any]) -> type[Any]:
+    """The class whose ``__init__`` constructing a ``cls`` starts with."""
+    return next(k for k in cls.__mro__ if "__init__" in k.__dict__)
+
+
+def _checking_init(owner: type[Any], init: Callable[..., None]) -> Callable[..., None]:
+    """``init``, followed by the parse-time spec check once the outermost ``__init__`` has set every field."""
+
+    @functools.wraps(init)
+    def __init__(self: DurableJobOperator, **kwargs: Any) -> None:
+        init(self, **kwargs)
+        if _init_owner(type(self)) is owner:
+            self._check_literal_spec()
+
+    __init__.checks_spec = True  # type: ignore[attr-defined]
+    return __init__
 
 
 class _StoreForever:
@@ -111,10 +147,20 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
         does. ``"fail"`` (default, or ``[durable_jobs] on_lost``): the task fails without retry and the job
         is not rerun, because it may have succeeded; clearing the task runs it again. ``"resubmit"``: the
         next generation is submitted at once.
+
+    A system operator sets :attr:`trigger_class` and implements :meth:`build_spec`. Its spec is checked
+    when the operator is constructed (a bad DAG fails when it is parsed, not in a retry loop), unless a
+    template field still holds Jinja or an XComArg; then it is checked once rendered, before anything is
+    recorded or submitted.
     """
 
-    hook_class: ClassVar[type[DurableJobHook]]
+    #: the trigger that waits for the job; it names the hook, so the operator need not
     trigger_class: ClassVar[type[DurableJobTrigger]]
+    #: the hook that builds the client on the worker: ``trigger_class.hook_class`` unless a class sets it
+    hook_class: ClassVar[type[DurableJobHook]]
+    #: how :meth:`build_spec` takes the record (computed per class: a ``build_spec(self, context)`` written
+    #: for 0.1.0 keeps working)
+    _record_passing: ClassVar[str] = "position"
     template_fields: Sequence[str] = ("conn_id",)
     ui_color = "#e8f1fb"
 
@@ -146,14 +192,61 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
         self.lost_confirmations = int(lost_confirmations)
         self._watching: tuple[JobClient[Any], dict[str, Any]] | None = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "trigger_class" in cls.__dict__ and "hook_class" not in cls.__dict__:
+            hook = getattr(cls.trigger_class, "hook_class", None)
+            if hook is None:
+                raise TypeError(
+                    f"{cls.__qualname__}.trigger_class {cls.trigger_class.__qualname__} has no hook_class: set it "
+                    "on the trigger (the operator takes its hook from there)"
+                )
+            cls.hook_class = hook
+        cls._record_passing = _record_passing(cls.build_spec)
+        if "__init__" in cls.__dict__ or not getattr(cls.__init__, "checks_spec", False):
+            cls.__init__ = _checking_init(cls, cls.__init__)  # type: ignore[method-assign]
+
     # --- what a system operator provides ---------------------------------------------------------------
 
     @abstractmethod
-    def build_spec(self, context: Any) -> Any:
-        """The system's job spec, from this operator's (rendered) fields."""
+    def build_spec(self, context: Any, record: JobRecord | None = None) -> Any:
+        """The system's job spec, from this operator's fields; raise ``ValueError`` if they make no valid spec.
+
+        It is called at two moments. When the operator is constructed, with ``context=None`` and ``record=None``,
+        unless a template field still holds Jinja or an XComArg: a bad DAG fails when it is parsed. When the
+        task runs, after Airflow rendered the fields, with the task's context and ``record``, the
+        :class:`~durable_jobs.record.JobRecord` of the generation about to be submitted (or looked for after
+        a crash): before anything is recorded or submitted. A ``build_spec(self, context)`` written for
+        0.1.0 is still called with the context alone.
+        """
 
     def get_client(self) -> JobClient[Any]:
         return self.hook_class.get_client(self.conn_id)
+
+    # --- the spec ----------------------------------------------------------------------------------------
+
+    def _build_spec(self, context: Any, record: JobRecord | None) -> Any:
+        if self._record_passing == "position":
+            return self.build_spec(context, record)
+        if self._record_passing == "keyword":
+            return self.build_spec(context, record=record)
+        return self.build_spec(context)
+
+    def _check_literal_spec(self) -> None:
+        """The parse-time check, when every field the spec may read holds its final value."""
+        ext = tuple(self.template_ext or ())
+        for name in self.template_fields:
+            if name != "conn_id" and is_templated(getattr(self, name, None), ext):
+                return  # checked once rendered
+        try:
+            self._build_spec(None, None)
+        except ValueError:
+            raise
+        except Exception:
+            if self._record_passing != "no":
+                raise
+            # a build_spec written for 0.1.0 was never called without a context: it is checked when the task runs
+            self.log.debug("%s: spec not checked at parse time", self.task_id, exc_info=True)
 
     # --- Airflow entry points --------------------------------------------------------------------------
 
@@ -219,22 +312,11 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
                 "context['task_state_store'] is missing: durable_jobs needs Airflow 3.3+ and a task run by the "
                 "task runner (it is where the job id is kept across tries)"
             )
-        ti = context["ti"]
-        dag_run = context.get("dag_run")
-        map_index = getattr(ti, "map_index", -1)
-        identity = TaskIdentity(
-            dag_id=ti.dag_id,
-            run_id=ti.run_id,
-            task_id=ti.task_id,
-            map_index=-1 if map_index is None else int(map_index),
-            try_number=int(getattr(ti, "try_number", 1) or 1),
-            clear_number=int(getattr(dag_run, "clear_number", 0) or 0),
-        )
         return JobProtocol(
             client=self.get_client(),
             store=_StoreForever(accessor),
-            identity=identity,
-            spec=lambda: self.build_spec(context),
+            identity=TaskIdentity.from_context(context),
+            spec=lambda record: self._build_spec(context, record),
             run=loop.run,
             settings=ProtocolSettings(
                 timeout=self._job_timeout_seconds(),

@@ -29,8 +29,7 @@ from durable_jobs.clients.emr import EmrCluster, EmrClusterClient, EmrStep, vali
 from durable_jobs.clients.emr.eks import EmrEksJob
 from durable_jobs.clients.emr.serverless import EmrServerlessJob
 from durable_jobs.errors import DurableJobError, PermanentError, RecordError
-from durable_jobs.hooks.base import DurableJobHook
-from durable_jobs.hooks.emr import DurableAwsHook, EmrClusterHook, EmrEksHook, EmrServerlessHook, EmrStepHook
+from durable_jobs.hooks.emr import DurableAwsHook, EmrClusterHook
 from durable_jobs.operators.base import DurableJobOperator
 from durable_jobs.polling import wait_for_outcome
 from durable_jobs.record import JobRecord
@@ -40,16 +39,6 @@ from durable_jobs.triggers.emr import EmrClusterTrigger, EmrEksTrigger, EmrServe
 from durable_jobs.watch import PollSettings
 
 AWS_DEFAULT = DurableAwsHook.default_conn_name
-
-
-def _rendered(*values: Any) -> bool:
-    """True when no value is a template or an XComArg still to be resolved (then specs validate at parse time)."""
-    for value in values:
-        if isinstance(value, str) and "{{" in value:
-            return False
-        if value is not None and not isinstance(value, (str, int, float, bool, Mapping, Sequence)):
-            return False
-    return True
 
 
 class EmrStepOperator(DurableJobOperator):
@@ -64,7 +53,6 @@ class EmrStepOperator(DurableJobOperator):
     :param execution_role_arn: runtime role of the step (clusters with runtime roles enabled).
     """
 
-    hook_class: ClassVar[type[DurableJobHook]] = EmrStepHook
     trigger_class: ClassVar[type[DurableJobTrigger]] = EmrStepTrigger
     template_fields: Sequence[str] = (
         "conn_id",
@@ -100,10 +88,8 @@ class EmrStepOperator(DurableJobOperator):
         self.properties = dict(properties or {})
         self.action_on_failure = action_on_failure
         self.execution_role_arn = execution_role_arn
-        if _rendered(cluster_id, jar, main_class, execution_role_arn):
-            self.build_spec(None)  # a bad DAG fails at parse time, not in a retry loop
 
-    def build_spec(self, context: Any) -> EmrStep:
+    def build_spec(self, context: Any, record: JobRecord | None = None) -> EmrStep:
         if isinstance(self.args, str):
             raise ValueError("args must be a list of arguments, not one string")
         return EmrStep(
@@ -131,7 +117,6 @@ class EmrCreateClusterOperator(DurableJobOperator):
     :param name: cluster name (default: the task id); `` [<token>]`` is appended.
     """
 
-    hook_class: ClassVar[type[DurableJobHook]] = EmrClusterHook
     trigger_class: ClassVar[type[DurableJobTrigger]] = EmrClusterTrigger
     template_fields: Sequence[str] = ("conn_id", "name", "job_flow_overrides")
     template_fields_renderers: ClassVar[dict[str, str]] = {"job_flow_overrides": "json"}
@@ -148,10 +133,8 @@ class EmrCreateClusterOperator(DurableJobOperator):
         super().__init__(conn_id=conn_id, poll_interval=poll_interval, **kwargs)
         self.job_flow_overrides = job_flow_overrides
         self.name = name
-        if isinstance(job_flow_overrides, Mapping):
-            self.build_spec(None)
 
-    def build_spec(self, context: Any) -> EmrCluster:
+    def build_spec(self, context: Any, record: JobRecord | None = None) -> EmrCluster:
         return EmrCluster(name=self.name or self.task_id, job_flow=dict(self.job_flow_overrides))
 
     def execute(self, context: Any) -> Any:
@@ -267,7 +250,6 @@ class EmrServerlessJobOperator(DurableJobOperator):
     :param extra_request: further ``StartJobRun`` fields (``mode``, ``retryPolicy``...).
     """
 
-    hook_class: ClassVar[type[DurableJobHook]] = EmrServerlessHook
     trigger_class: ClassVar[type[DurableJobTrigger]] = EmrServerlessTrigger
     template_fields: Sequence[str] = (
         "conn_id",
@@ -303,10 +285,8 @@ class EmrServerlessJobOperator(DurableJobOperator):
         self.tags = dict(tags or {})
         self.execution_timeout_minutes = execution_timeout_minutes
         self.extra_request = dict(extra_request or {})
-        if _rendered(application_id, execution_role_arn, job_driver):
-            self.build_spec(None)
 
-    def build_spec(self, context: Any) -> EmrServerlessJob:
+    def build_spec(self, context: Any, record: JobRecord | None = None) -> EmrServerlessJob:
         return EmrServerlessJob(
             application_id=str(self.application_id).strip(),
             execution_role_arn=str(self.execution_role_arn).strip(),
@@ -333,7 +313,6 @@ class EmrEksJobOperator(DurableJobOperator):
         ``retryPolicyConfiguration``).
     """
 
-    hook_class: ClassVar[type[DurableJobHook]] = EmrEksHook
     trigger_class: ClassVar[type[DurableJobTrigger]] = EmrEksTrigger
     template_fields: Sequence[str] = (
         "conn_id",
@@ -370,10 +349,8 @@ class EmrEksJobOperator(DurableJobOperator):
         self.name = name
         self.tags = dict(tags or {})
         self.extra_request = dict(extra_request or {})
-        if _rendered(virtual_cluster_id, execution_role_arn, release_label, job_driver):
-            self.build_spec(None)
 
-    def build_spec(self, context: Any) -> EmrEksJob:
+    def build_spec(self, context: Any, record: JobRecord | None = None) -> EmrEksJob:
         return EmrEksJob(
             virtual_cluster_id=str(self.virtual_cluster_id).strip(),
             name=self.name or self.task_id,

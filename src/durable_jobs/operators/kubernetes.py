@@ -15,16 +15,14 @@ lost, which by default (``on_lost="fail"``) fails the task without running the J
 
 from __future__ import annotations
 
-import json
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from durable_jobs.clients.kubernetes import KubeObject, identity_metadata, to_wire
-from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.kubernetes import KubernetesHook
 from durable_jobs.operators.base import DurableJobOperator
-from durable_jobs.record import STATE_KEY
+from durable_jobs.record import JobRecord, TaskIdentity
 from durable_jobs.triggers.base import DurableJobTrigger
 from durable_jobs.triggers.kubernetes import KubernetesTrigger
 
@@ -42,11 +40,6 @@ def _container(
     return container
 
 
-def _templated(*values: Any) -> bool:
-    """True when a value still holds Jinja (validated when rendered, not at parse time)."""
-    return "{{" in json.dumps([to_wire(v) for v in values], default=str)
-
-
 class KubernetesObjectOperator(DurableJobOperator):
     """Base of the Kubernetes operators: a subclass says which kind it creates and builds the manifest.
 
@@ -57,7 +50,6 @@ class KubernetesObjectOperator(DurableJobOperator):
     """
 
     kind: ClassVar[str]
-    hook_class: ClassVar[type[DurableJobHook]] = KubernetesHook
     trigger_class: ClassVar[type[DurableJobTrigger]] = KubernetesTrigger
     template_fields: Sequence[str] = ("conn_id", "namespace", "name", "labels", "annotations")
 
@@ -81,12 +73,7 @@ class KubernetesObjectOperator(DurableJobOperator):
     def build_manifest(self, context: Any) -> Any:
         """The object (dict or kubernetes model), with or without apiVersion/kind, or only its spec."""
 
-    def _validate_now(self) -> None:
-        # a bad manifest fails at parse time rather than in a retry loop (unless Jinja fills it in later)
-        if not _templated(*(getattr(self, f) for f in self.template_fields)):
-            self.build_spec(None)
-
-    def build_spec(self, context: Any) -> KubeObject:
+    def build_spec(self, context: Any, record: JobRecord | None = None) -> KubeObject:
         manifest = to_wire(self.build_manifest(context))
         if not isinstance(manifest, dict):
             raise ValueError(f"{type(self).__name__}: the manifest must be a mapping or a kubernetes model")
@@ -94,14 +81,13 @@ class KubernetesObjectOperator(DurableJobOperator):
             manifest = {"spec": manifest}  # only the spec was given
         labels, annotations = dict(self.labels), dict(self.annotations)
         if context is not None:
-            ti = context["ti"]
-            map_index = getattr(ti, "map_index", -1)
+            who = TaskIdentity.from_context(context)
             own_labels, own_annotations = identity_metadata(
-                dag_id=ti.dag_id,
-                task_id=ti.task_id,
-                run_id=ti.run_id,
-                map_index=-1 if map_index is None else int(map_index),
-                generation=self._generation(context),
+                dag_id=who.dag_id,
+                task_id=who.task_id,
+                run_id=who.run_id,
+                map_index=who.map_index,
+                generation=None if record is None else record.generation,
             )
             labels.update(own_labels)
             annotations.update(own_annotations)
@@ -113,17 +99,6 @@ class KubernetesObjectOperator(DurableJobOperator):
             labels=labels,
             annotations=annotations,
         )
-
-    @staticmethod
-    def _generation(context: Any) -> int | None:
-        """The generation being submitted: the protocol records its intent before it builds the spec."""
-        store = context.get("task_state_store") if hasattr(context, "get") else None
-        try:
-            record = store.get(STATE_KEY) if store is not None else None
-        except Exception:  # a label is not worth failing the submission for
-            return None
-        generation = record.get("generation") if isinstance(record, dict) else None
-        return generation if isinstance(generation, int) and not isinstance(generation, bool) else None
 
 
 class KubernetesJobOperator(KubernetesObjectOperator):
@@ -173,7 +148,6 @@ class KubernetesJobOperator(KubernetesObjectOperator):
         self.container_name = container_name
         self.backoff_limit = backoff_limit
         self.active_deadline_seconds = active_deadline_seconds
-        self._validate_now()
 
     def build_manifest(self, context: Any) -> Any:
         if self.job is not None:
@@ -237,7 +211,6 @@ class KubernetesPodOperator(KubernetesObjectOperator):
         self.arguments = list(arguments) if arguments else None
         self.env_vars = dict(env_vars) if env_vars else None
         self.container_name = container_name
-        self._validate_now()
 
     def build_manifest(self, context: Any) -> Any:
         if self.pod is not None:
@@ -263,7 +236,6 @@ class SparkApplicationOperator(KubernetesObjectOperator):
     def __init__(self, *, application: Mapping[str, Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.application = application
-        self._validate_now()
 
     def build_manifest(self, context: Any) -> Any:
         return self.application

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from durable_jobs.clients.spark_standalone.specs import SparkApplication
-from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
 from durable_jobs.operators.base import DurableJobOperator
+from durable_jobs.record import JobRecord
 from durable_jobs.triggers.base import DurableJobTrigger
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
 
@@ -27,7 +27,6 @@ class SparkStandaloneOperator(DurableJobOperator):
     :param driver_cores: shortcut for ``spark.driver.cores``.
     """
 
-    hook_class: ClassVar[type[DurableJobHook]] = SparkStandaloneHook
     trigger_class: ClassVar[type[DurableJobTrigger]] = SparkStandaloneTrigger
     template_fields: Sequence[str] = (
         "conn_id",
@@ -67,10 +66,8 @@ class SparkStandaloneOperator(DurableJobOperator):
             self.conf["spark.driver.cores"] = str(driver_cores)
         self.py_files = list(py_files)
         self.env_vars = dict(env_vars or {})
-        # validate now, so a bad DAG fails at parse time rather than in a retry loop
-        self.build_spec(None)
 
-    def build_spec(self, context: Any) -> SparkApplication:
+    def build_spec(self, context: Any, record: JobRecord | None = None) -> SparkApplication:
         return SparkApplication(
             app_resource=self.application,
             main_class=self.main_class,

@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from durable_jobs.clients.yarn.specs import SparkSubmitApplication, YarnApplication
-from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.yarn import YarnHook
 from durable_jobs.operators.base import DurableJobOperator
+from durable_jobs.record import JobRecord
 from durable_jobs.triggers.base import DurableJobTrigger
 from durable_jobs.triggers.yarn import YarnTrigger
 
@@ -43,7 +43,6 @@ class YarnApplicationOperator(DurableJobOperator):
     Jinja expressions. ``name``, ``yarn_queue`` and ``tags`` are templated.
     """
 
-    hook_class: ClassVar[type[DurableJobHook]] = YarnHook
     trigger_class: ClassVar[type[DurableJobTrigger]] = YarnTrigger
     template_fields: Sequence[str] = ("conn_id", "name", "yarn_queue", "tags")
 
@@ -78,9 +77,8 @@ class YarnApplicationOperator(DurableJobOperator):
         self.max_app_attempts = max_app_attempts
         self.priority = priority
         self.submission_context = dict(submission_context or {})
-        self.build_spec(None)  # a bad DAG fails at parse time, not in a retry loop
 
-    def build_spec(self, context: Any) -> YarnApplication:
+    def build_spec(self, context: Any, record: JobRecord | None = None) -> YarnApplication:
         return YarnApplication(
             name=self.name or self.task_id,
             command=self.command,
@@ -115,7 +113,6 @@ class SparkOnYarnOperator(DurableJobOperator):
     :param driver_memory, executor_memory, executor_cores, num_executors: shortcuts for their properties.
     """
 
-    hook_class: ClassVar[type[DurableJobHook]] = YarnHook
     trigger_class: ClassVar[type[DurableJobTrigger]] = YarnTrigger
     template_fields: Sequence[str] = (
         "conn_id",
@@ -172,9 +169,8 @@ class SparkOnYarnOperator(DurableJobOperator):
         self.files = list(files)
         self.archives = list(archives)
         self.tags = list(tags)
-        self.build_spec(None)
 
-    def build_spec(self, context: Any) -> SparkSubmitApplication:
+    def build_spec(self, context: Any, record: JobRecord | None = None) -> SparkSubmitApplication:
         return SparkSubmitApplication(
             application=self.application,
             main_class=self.main_class,

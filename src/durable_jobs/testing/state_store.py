@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+from durable_jobs.airflow_compat import SUPERVISOR_COMMS_TARGET, supervisor_messages, task_state_store_accessor
+
 
 @dataclass
 class InMemoryStateStore:
@@ -25,21 +27,16 @@ class InMemoryStateStore:
 
     def accessor(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
         """A real accessor for a new try of this task instance."""
-        from airflow.sdk.execution_time.context import TaskStateStoreAccessor
-        from airflow.sdk.state import TaskScope
-
         ti_id = uuid.uuid4()
         scope = (dag_id, run_id, task_id, map_index)
         self.scope_of[ti_id] = scope
         self.rows.setdefault(scope, {})
-        return TaskStateStoreAccessor(
-            ti_id=ti_id, scope=TaskScope(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index)
-        )
+        return task_state_store_accessor(ti_id, dag_id, run_id, task_id, map_index)
 
     def send(self, msg: Any) -> Any:
         from airflow.sdk.exceptions import ErrorType
-        from airflow.sdk.execution_time import comms
 
+        comms = supervisor_messages()
         name = type(msg).__name__
         if name in ("GetTaskStateStore", "SetTaskStateStore", "DeleteTaskStateStore", "ClearTaskStateStore"):
             row = self.rows[self.scope_of[msg.ti_id]]
@@ -67,5 +64,5 @@ class InMemoryStateStore:
         """Patch the task runner's supervisor channel so accessors talk to this store."""
         comms_mock = mock.Mock(spec=["send"])
         comms_mock.send.side_effect = self.send
-        with mock.patch("airflow.sdk.execution_time.task_runner.SUPERVISOR_COMMS", comms_mock, create=True):
+        with mock.patch(SUPERVISOR_COMMS_TARGET, comms_mock, create=True):
             yield self

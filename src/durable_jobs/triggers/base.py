@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 import structlog
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from durable_jobs.airflow_compat import task_instance_state, uses_default_logger
 from durable_jobs.clients.base import JobClient, KeyedLocator
 from durable_jobs.errors import RecordError
 from durable_jobs.hooks.base import DurableJobHook
@@ -125,6 +126,7 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
     :meth:`serialize` itself is left to it.
     """
 
+    #: the hook that builds the client; the operators deferring to this trigger take it from here too
     hook_class: ClassVar[type[DurableJobHook]]
     #: the subclass's own ``__init__`` keywords that :meth:`serialize` returns (computed, do not set)
     extra_kwargs: ClassVar[tuple[str, ...]] = ()
@@ -195,7 +197,7 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
         Which task a line belongs to comes from the triggerer's log context, not from the logger object, so
         the lines are the same. A logger set on the instance, or a custom logger name, is used as before.
         """
-        if self._log is not None or self._logger_name is not None or self._log_config_logger_name is not None:
+        if not uses_default_logger(self):
             return super().log
         cls = type(self)
         shared = _CLASS_LOGGERS.get(cls)
@@ -278,23 +280,10 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
         if ti is None:
             return None
         try:
-            from airflow.sdk.execution_time import task_runner
-            from airflow.sdk.execution_time.comms import GetTaskStates
+            from durable_jobs.record import TaskIdentity  # here: the module's import time is on the triggerer's loop
 
-            comms = task_runner.SUPERVISOR_COMMS
-            map_index = getattr(ti, "map_index", -1)
-            map_index = -1 if map_index is None else int(map_index)
-            resp = await comms.asend(
-                GetTaskStates(
-                    dag_id=ti.dag_id,
-                    run_ids=[ti.run_id],
-                    task_ids=[ti.task_id],
-                    map_index=None if map_index < 0 else map_index,
-                )
-            )
-            states = (getattr(resp, "task_states", None) or {}).get(ti.run_id, {})
-            key = ti.task_id if map_index < 0 else f"{ti.task_id}_{map_index}"
-            value = states.get(key)
+            who = TaskIdentity.from_ti(ti)
+            value = await task_instance_state(who.dag_id, who.run_id, who.task_id, who.map_index)
         except Exception:
             logging.getLogger(__name__).warning("reading the task instance state failed", exc_info=True)
             return None
