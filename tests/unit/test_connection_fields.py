@@ -19,7 +19,7 @@ import pytest
 
 from durable_jobs.get_provider_info import get_provider_info
 from durable_jobs.hooks.base import DurableJobHook
-from durable_jobs.hooks.fields import Connection, Field
+from durable_jobs.hooks.fields import Connection, Field, read_fields
 from durable_jobs.systems import declared
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -218,3 +218,42 @@ def test_empty_values_mean_the_default_and_bad_values_name_the_field() -> None:
     ]:
         with pytest.raises(ValueError, match=f"connection 'drift': {message}"):
             conn.read(_conn(conn, extra))
+
+
+def test_each_kind_reads_what_a_form_or_a_json_extra_holds() -> None:
+    fields = (
+        Field("n", "N", "integer", 5),
+        Field("ratio", "R", "number", 1.0),
+        Field("urls", "U", "list"),
+        Field("size", "S", "bytes", 10),
+        Field("new_name", "New", aliases=("old_name",)),
+        Field("opts", "O", "object", fields=(Field("depth", "D", "integer", 1),)),
+    )
+    extra = {"n": "12", "ratio": 2, "urls": "a, b,,c", "size": "2KiB", "old_name": "x", "opts": {"depth": "3"}}
+    assert read_fields(fields, extra) == {
+        "n": 12,
+        "ratio": 2.0,
+        "urls": ("a", "b", "c"),
+        "size": 2048,
+        "new_name": "x",
+        "opts": {"depth": 3},
+    }
+    assert read_fields(fields, {}) == {
+        "n": 5,
+        "ratio": 1.0,
+        "urls": None,
+        "size": 10,
+        "new_name": None,
+        "opts": {"depth": 1},
+    }
+    assert read_fields(fields[:1], {"extra__old__n": 7}, prefixes=("extra__old__",)) == {"n": 7}
+    assert read_fields(fields[:1], {"n": 8, "extra__old__n": 7}, prefixes=("extra__old__",)) == {"n": 8}
+    for bad, message in [
+        ({"n": "1.5"}, "extra n: expected an integer"),
+        ({"opts": "deep"}, "extra opts must be a JSON object"),
+        ({"opts": {"depth": "x"}}, "extra opts.depth: could not convert"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            read_fields(fields, bad)
+    with pytest.raises(ValueError, match="unknown kind"):
+        Field("f", "F", "date")

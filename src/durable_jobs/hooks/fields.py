@@ -37,8 +37,8 @@ _FORM_TYPES = {
 class Field:
     """One key of a connection's extra: how the form shows it and how the hook reads it.
 
-    A plain class with slots (not a dataclass or a NamedTuple, both several times slower to define):
-    provider info builds every declaration in each process that lists providers.
+    A plain class with slots, like :class:`Connection`: every process that lists providers builds the
+    declarations, and should not pay for importing dataclasses.
     """
 
     __slots__ = (
