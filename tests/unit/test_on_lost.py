@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from durable_jobs.hooks.base import DurableJobHook, byte_size
+from durable_jobs.hooks.base import DurableJobHook
+from durable_jobs.hooks.convert import byte_size
 from durable_jobs.protocol import Defer, JobLost, ProtocolSettings
 from durable_jobs.record import STATE_KEY
 from durable_jobs.status import JobState

@@ -15,6 +15,8 @@ The connection is the one the amazon provider defines (conn_type ``aws``), read 
 * extra ``durable_jobs``: this library's knobs, ``{"retry_budget": 300, "backoff_base": 1,
   "backoff_cap": 30, "step_cancellation_option": "SEND_INTERRUPT"}``.
 
+Every field and its default is declared once, in :mod:`durable_jobs.systems.emr`.
+
 Credentials are read here, on the worker or inside the triggerer, and never enter trigger kwargs. The
 client's poller key is the connection and endpoint, not the credentials: after the keys of the connection
 are rotated, the first refused call makes the running poller fetch the connection again (once for all its
@@ -27,42 +29,25 @@ import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from durable_jobs.hooks.base import DurableJobHook, as_bool, byte_size, extra_of
-from durable_jobs.transport.limits import DEFAULT_MAX_BODY
+from durable_jobs.hooks.base import DurableJobHook
+from durable_jobs.hooks.fields import Connection
+from durable_jobs.systems.emr import CONNECTION
 
 if TYPE_CHECKING:
     from durable_jobs.clients.emr.aws import AwsJobClient
     from durable_jobs.clients.emr.aws_config import AwsConfig
     from durable_jobs.clients.emr.steps import EmrStepClient
 
-CONN_TYPE = "aws"
-
-
-def _verify(value: Any) -> bool | str:
-    if value is None or value == "":
-        return True
-    if isinstance(value, bool):
-        return value
-    try:
-        return as_bool(value, True)
-    except ValueError:
-        return str(value).strip()  # a CA bundle path
-
-
-def _mapping(value: Any, name: str, conn_id: str) -> Mapping[str, Any]:
-    if value in (None, ""):
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError(f"connection {conn_id!r}: extra {name} must be a JSON object")
-    return value
+CONN_TYPE = CONNECTION.conn_type
 
 
 class DurableAwsHook(DurableJobHook):
     """Base of the EMR hooks: an ``aws`` connection -> :class:`AwsConfig` -> a flavour's client."""
 
-    conn_type: ClassVar[str] = CONN_TYPE
-    default_conn_name: ClassVar[str] = "aws_default"
-    hook_name: ClassVar[str] = "Amazon Web Services (durable_jobs)"
+    connection: ClassVar[Connection] = CONNECTION
+    conn_type: ClassVar[str] = CONNECTION.conn_type
+    default_conn_name: ClassVar[str] = CONNECTION.default_conn_name
+    hook_name: ClassVar[str] = CONNECTION.hook_name
     client_class_name: ClassVar[str]  # in client_module
 
     @classmethod
@@ -75,34 +60,29 @@ class DurableAwsHook(DurableJobHook):
         from durable_jobs.clients.emr.aws_config import AwsConfig
 
         conn_id = str(getattr(conn, "conn_id", "") or "aws")
-        extra = extra_of(conn)
-        method = extra.get("assume_role_method") or "assume_role"
-        if method != "assume_role":
-            raise ValueError(f"connection {conn_id!r}: assume_role_method {method!r} is not supported (assume_role)")
-        services = _mapping(extra.get("service_config"), "service_config", conn_id)
+        extra = CONNECTION.read(conn)
         endpoints = {
             str(svc): str(cfg["endpoint_url"])
-            for svc, cfg in services.items()
+            for svc, cfg in extra["service_config"].items()
             if isinstance(cfg, Mapping) and cfg.get("endpoint_url")
         }
-        own = _mapping(extra.get("durable_jobs"), "durable_jobs", conn_id)
-        botocore_config = _mapping(extra.get("config_kwargs") or extra.get("botocore_config"), "config_kwargs", conn_id)
+        own = extra["durable_jobs"]
         return AwsConfig(
-            region_name=extra.get("region_name") or None,
-            endpoint_url=extra.get("endpoint_url") or None,
+            region_name=extra["region_name"],
+            endpoint_url=extra["endpoint_url"],
             service_endpoints=endpoints,
-            aws_access_key_id=conn.login or extra.get("aws_access_key_id") or None,
-            aws_secret_access_key=conn.password or extra.get("aws_secret_access_key") or None,
-            aws_session_token=extra.get("aws_session_token") or None,
-            profile_name=extra.get("profile_name") or None,
-            role_arn=extra.get("role_arn") or None,
-            assume_role_kwargs=_mapping(extra.get("assume_role_kwargs"), "assume_role_kwargs", conn_id),
-            verify=_verify(extra.get("verify")),
-            max_body=byte_size(extra.get("max_response_bytes"), DEFAULT_MAX_BODY),
-            botocore_config={k: v for k, v in botocore_config.items() if k != "retries"},
-            retry_budget=float(own.get("retry_budget", 300.0)),
-            backoff_base=float(own.get("backoff_base", 1.0)),
-            backoff_cap=float(own.get("backoff_cap", 30.0)),
+            aws_access_key_id=conn.login or extra["aws_access_key_id"],
+            aws_secret_access_key=conn.password or extra["aws_secret_access_key"],
+            aws_session_token=extra["aws_session_token"],
+            profile_name=extra["profile_name"],
+            role_arn=extra["role_arn"],
+            assume_role_kwargs=extra["assume_role_kwargs"],
+            verify=extra["verify"],
+            max_body=extra["max_response_bytes"],
+            botocore_config={k: v for k, v in extra["config_kwargs"].items() if k != "retries"},
+            retry_budget=own["retry_budget"],
+            backoff_base=own["backoff_base"],
+            backoff_cap=own["backoff_cap"],
             label=conn_id,
         )
 
@@ -135,8 +115,7 @@ class EmrStepHook(DurableAwsHook):
     def client_from_connection(cls, conn: Any) -> EmrStepClient:
         from durable_jobs.clients.emr.steps import EmrStepClient
 
-        own = _mapping(extra_of(conn).get("durable_jobs"), "durable_jobs", str(getattr(conn, "conn_id", "")))
-        option = str(own.get("step_cancellation_option") or "SEND_INTERRUPT")
+        option = CONNECTION.read(conn)["durable_jobs"]["step_cancellation_option"]
         return EmrStepClient(cls.config_from_connection(conn), cancellation_option=option)
 
 

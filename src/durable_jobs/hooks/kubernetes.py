@@ -10,13 +10,11 @@ The extras use the names of the cncf-kubernetes provider's ``kubernetes`` connec
 * host (the apiserver URL) with password (a bearer token) and extra ``ca_data``/``ca_file``;
 * none of them: ``$KUBECONFIG`` or ``~/.kube/config``.
 
-Also: ``namespace`` (default namespace), ``disable_verify_ssl``, ``timeout`` (seconds per request, 30),
-``watch`` (false: one GET per job per poll instead of the shared watch), ``watch_timeout``,
-``resync_interval``, ``delete_propagation_policy`` (``Background``, ``Foreground`` or ``Orphan``; what
-cancelling deletes), ``delete_grace_period_seconds``, ``log_tail_lines`` (log lines in a failure message,
-50), ``console_url`` (a link template with ``{namespace}``, ``{name}``, ``{kind}``, ``{plural}``, ``{uid}``),
-``max_response_bytes`` (the largest answer read whole: a list page, a watch event; default 16 MiB, an int or
-``"64MiB"``).
+Also: ``namespace``, ``disable_verify_ssl``, ``timeout``, ``watch`` (false: one GET per job per poll instead
+of the shared watch), ``watch_timeout``, ``resync_interval``, ``delete_propagation_policy`` (what cancelling
+deletes), ``delete_grace_period_seconds``, ``log_tail_lines``, ``console_url`` (a link template with
+``{namespace}``, ``{name}``, ``{kind}``, ``{plural}``, ``{uid}``), ``max_response_bytes``. Every field, its
+default and its old prefix are declared once in :mod:`durable_jobs.systems.kubernetes`.
 
 Exec-plugin kubeconfigs (EKS, GKE) work: the token is renewed before it expires and after any 401. A rotated
 static token (the password) reaches running triggers through the poller's refetch of the connection after a
@@ -31,21 +29,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml  # type: ignore[import-untyped]
 
-from durable_jobs.hooks.base import DurableJobHook, as_bool, byte_size, extra_of
-from durable_jobs.transport.limits import DEFAULT_MAX_BODY
+from durable_jobs.hooks.base import DurableJobHook
+from durable_jobs.hooks.fields import Connection
+from durable_jobs.systems.kubernetes import CONNECTION
 
 if TYPE_CHECKING:
     from durable_jobs.clients.kubernetes import KubernetesClient, KubernetesConfig
 
-CONN_TYPE = "kubernetes_durable"
-_OLD_PREFIX = "extra__kubernetes__"
-
-
-def _extras(conn: Any) -> dict[str, Any]:
-    raw = extra_of(conn)
-    out = {k[len(_OLD_PREFIX) :]: v for k, v in raw.items() if k.startswith(_OLD_PREFIX)}
-    out.update({k: v for k, v in raw.items() if not k.startswith(_OLD_PREFIX)})
-    return {k: v for k, v in out.items() if v not in (None, "")}
+CONN_TYPE = CONNECTION.conn_type
 
 
 def _kubeconfig_content(value: Any, conn_id: str) -> dict[str, Any]:
@@ -60,15 +51,11 @@ def _kubeconfig_content(value: Any, conn_id: str) -> dict[str, Any]:
     return data
 
 
-def _number(extra: dict[str, Any], key: str, default: float) -> float:
-    value = extra.get(key)
-    return default if value is None else float(value)
-
-
 class KubernetesHook(DurableJobHook):
-    conn_type: ClassVar[str] = CONN_TYPE
-    default_conn_name: ClassVar[str] = "kubernetes_default"
-    hook_name: ClassVar[str] = "Kubernetes (durable jobs)"
+    connection: ClassVar[Connection] = CONNECTION
+    conn_type: ClassVar[str] = CONNECTION.conn_type
+    default_conn_name: ClassVar[str] = CONNECTION.default_conn_name
+    hook_name: ClassVar[str] = CONNECTION.hook_name
     client_module: ClassVar[str] = "durable_jobs.clients.kubernetes"
 
     @classmethod
@@ -81,34 +68,33 @@ class KubernetesHook(DurableJobHook):
     def config_from_connection(cls, conn: Any) -> KubernetesConfig:
         from durable_jobs.clients.kubernetes import KubernetesConfig
 
-        extra = _extras(conn)
+        extra = CONNECTION.read(conn)
         conn_id = getattr(conn, "conn_id", "?")
         host = (conn.host or "").strip() or None
         if host and "://" not in host:
             host = f"https://{host}" + (f":{conn.port}" if conn.port else "")
-        kube_config = extra.get("kube_config")
-        grace = extra.get("delete_grace_period_seconds")
+        kube_config = extra["kube_config"]
         try:
             return KubernetesConfig(
-                in_cluster=as_bool(extra.get("in_cluster"), False),
+                in_cluster=extra["in_cluster"],
                 kubeconfig=_kubeconfig_content(kube_config, conn_id) if kube_config is not None else None,
-                kubeconfig_path=extra.get("kube_config_path"),
-                context=extra.get("cluster_context"),
+                kubeconfig_path=extra["kube_config_path"],
+                context=extra["cluster_context"],
                 host=host,
                 token=conn.password or None,
-                ca_file=extra.get("ca_file"),
-                ca_data=extra.get("ca_data"),
-                verify_ssl=not as_bool(extra.get("disable_verify_ssl"), False),
-                namespace=extra.get("namespace"),
-                timeout=_number(extra, "timeout", 30.0),
-                watch=as_bool(extra.get("watch"), True),
-                watch_timeout=int(_number(extra, "watch_timeout", 300)),
-                resync_interval=_number(extra, "resync_interval", 600.0),
-                delete_propagation_policy=str(extra.get("delete_propagation_policy") or "Background"),
-                delete_grace_period_seconds=None if grace is None else int(grace),
-                log_tail_lines=int(_number(extra, "log_tail_lines", 50)),
-                console_url=extra.get("console_url"),
-                max_response_bytes=byte_size(extra.get("max_response_bytes"), DEFAULT_MAX_BODY),
+                ca_file=extra["ca_file"],
+                ca_data=extra["ca_data"],
+                verify_ssl=not extra["disable_verify_ssl"],
+                namespace=extra["namespace"],
+                timeout=extra["timeout"],
+                watch=extra["watch"],
+                watch_timeout=extra["watch_timeout"],
+                resync_interval=extra["resync_interval"],
+                delete_propagation_policy=extra["delete_propagation_policy"],
+                delete_grace_period_seconds=extra["delete_grace_period_seconds"],
+                log_tail_lines=extra["log_tail_lines"],
+                console_url=extra["console_url"],
+                max_response_bytes=extra["max_response_bytes"],
             )
         except ValueError as exc:
             raise ValueError(f"connection {conn_id!r}: {exc}") from None

@@ -23,7 +23,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from durable_jobs.clients.base import JobClient
 from durable_jobs.errors import DurableJobError, RecordError
-from durable_jobs.hooks.base import DurableJobHook, as_bool
+from durable_jobs.hooks.base import DurableJobHook
+from durable_jobs.hooks.convert import as_bool
 from durable_jobs.operators.templated import is_templated
 from durable_jobs.protocol import ON_LOST_CHOICES, Decision, Defer, Finished, JobLost, JobProtocol, ProtocolSettings
 from durable_jobs.record import JobRecord, TaskIdentity
