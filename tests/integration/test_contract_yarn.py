@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from durable_jobs.clients.base import JobClient, Locator
-from durable_jobs.clients.yarn import YarnApplication
+from durable_jobs.clients.yarn import SparkSubmitApplication, YarnApplication
 from durable_jobs.status import JobState
 from durable_jobs.testing.contract import JobClientContract
-from tests.support.fake_yarn import FakeYarnRM
+from tests.support.fake_yarn import FakeSparkSubmit, FakeYarnRM
 from tests.support.yarn_fixtures import simple_client
 
 END_STATES = {JobState.SUCCEEDED: "SUCCEEDED", JobState.FAILED: "FAILED"}
@@ -49,3 +49,28 @@ class TestYarnContract(JobClientContract):
             yield
         finally:
             await self.rm.start()
+
+
+class TestYarnSparkSubmitContract(TestYarnContract):
+    """Spark on YARN through ``spark-submit``: no reservation, the application found by its tag."""
+
+    @pytest.fixture(autouse=True)
+    def _spark_submit(self, _rm: None) -> None:
+        self.runner = FakeSparkSubmit(self.rm.cluster)
+
+    async def make_client(self) -> JobClient[Any]:
+        client = simple_client(self.rm, timeout=2.0)
+        client.runner = self.runner
+        return client
+
+    def make_spec(self) -> SparkSubmitApplication:  # type: ignore[override]
+        return SparkSubmitApplication(application="/apps/job.jar", main_class="demo.Main", name="contract")
+
+    @contextlib.asynccontextmanager
+    async def unreachable(self) -> AsyncIterator[None]:
+        self.runner.register = False  # spark-submit cannot reach the RM either
+        try:
+            async with super().unreachable():
+                yield
+        finally:
+            self.runner.register = True
