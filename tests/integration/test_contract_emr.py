@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar
 from unittest import mock
 
@@ -27,7 +28,7 @@ from durable_jobs.clients.emr import (
     EmrStepClient,
 )
 from durable_jobs.status import JobState
-from durable_jobs.testing.contract import JobClientContract
+from durable_jobs.testing.contract import JobClientContract, endpoint_down
 from tests.support.moto_emr import EKS_RELEASE, ROLE_ARN, MotoEmr, moto, moto_server  # noqa: F401
 
 STEP_STATES = {JobState.SUCCEEDED: "COMPLETED", JobState.FAILED: "FAILED"}
@@ -93,13 +94,8 @@ class AwsContract(JobClientContract):
     def aws_config(self) -> Any:
         return self.moto.config(endpoint_url=self.relay.url, retry_budget=0.5, connect_timeout=2.0, read_timeout=5.0)
 
-    @contextlib.asynccontextmanager
-    async def unreachable(self) -> AsyncIterator[None]:
-        await self.relay.close()
-        try:
-            yield
-        finally:
-            await self.relay.open()
+    def unreachable(self) -> AbstractAsyncContextManager[None]:
+        return endpoint_down(self.relay.close, self.relay.open)
 
 
 class TestEmrStepContract(AwsContract):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.clients.spark_standalone import SparkApplication, SparkStandaloneClient, SparkStandaloneConfig
 from durable_jobs.status import JobState
-from durable_jobs.testing.contract import JobClientContract
+from durable_jobs.testing.contract import JobClientContract, endpoint_down
 from tests.support.fake_spark import FakeSparkMaster
 
 END_STATES = {JobState.SUCCEEDED: "FINISHED", JobState.FAILED: "FAILED"}
@@ -41,10 +41,5 @@ class TestSparkStandaloneContract(JobClientContract):
     async def vanish(self, locator: Locator) -> None:
         del self.master.drivers[locator["driver_id"]]  # forgotten by the REST server and /json/ alike
 
-    @contextlib.asynccontextmanager
-    async def unreachable(self) -> AsyncIterator[None]:
-        await self.master.stop()
-        try:
-            yield
-        finally:
-            await self.master.start()
+    def unreachable(self) -> AbstractAsyncContextManager[None]:
+        return endpoint_down(self.master.stop, self.master.start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.clients.yarn import SparkSubmitApplication, YarnApplication
 from durable_jobs.status import JobState
-from durable_jobs.testing.contract import JobClientContract
+from durable_jobs.testing.contract import JobClientContract, endpoint_down
 from tests.support.fake_yarn import FakeSparkSubmit, FakeYarnRM
 from tests.support.yarn_fixtures import simple_client
 
@@ -42,13 +43,8 @@ class TestYarnContract(JobClientContract):
     async def vanish(self, locator: Locator) -> None:
         del self.rm.apps[locator["application_id"]]  # as yarn.resourcemanager.max-completed-applications does
 
-    @contextlib.asynccontextmanager
-    async def unreachable(self) -> AsyncIterator[None]:
-        await self.rm.stop()
-        try:
-            yield
-        finally:
-            await self.rm.start()
+    def unreachable(self) -> AbstractAsyncContextManager[None]:
+        return endpoint_down(self.rm.stop, self.rm.start)
 
 
 class TestYarnSparkSubmitContract(TestYarnContract):

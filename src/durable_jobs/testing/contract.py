@@ -28,13 +28,8 @@ suite's tests under the subclass's name. Every built-in client passes the same s
         async def vanish(self, locator):  # the system forgets the job, as after a TTL or an eviction
             self.server.forget(locator["job_id"])
 
-        @contextlib.asynccontextmanager
-        async def unreachable(self):  # connections refused while inside
-            await self.server.stop()
-            try:
-                yield
-            finally:
-                await self.server.start()
+        def unreachable(self):  # connections refused while inside; back on the same port after
+            return endpoint_down(self.server.stop, self.server.start)
 
 The tests are coroutines (pytest-asyncio; marked, so its strict mode runs them too). pytest is imported
 only when a subclass is defined, so the library does not depend on it. A hook's change may take time to
@@ -44,10 +39,11 @@ show (a cached listing, an eventually consistent API): checks wait up to :attr:`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, TypeVar
 
@@ -63,6 +59,16 @@ T = TypeVar("T")
 UNSAFE_SUFFIXES = ("/../x", "/x", "?x=1", "#x", "%2F..", " x", "\nx", "\r\n", "\x00", "\n")
 # values of the wrong type for any field of a flat JSON locator
 WRONG_TYPES: tuple[Any, ...] = (1.5, True, [], ["x"], {"x": "y"})
+
+
+@contextlib.asynccontextmanager
+async def endpoint_down(stop: Callable[[], Awaitable[Any]], start: Callable[[], Awaitable[Any]]) -> AsyncIterator[None]:
+    """For :meth:`JobClientContract.unreachable`: ``stop()`` on entry, ``start()`` on exit, whatever happened."""
+    await stop()
+    try:
+        yield
+    finally:
+        await start()
 
 
 class JobClientContract:
@@ -413,4 +419,4 @@ class JobClientContract:
         await self._with_client(test)
 
 
-__all__ = ["JobClientContract"]
+__all__ = ["JobClientContract", "endpoint_down"]
