@@ -170,8 +170,10 @@ class JobClientContract:
         """A crash after the intent, before the submit (and after the reservation, where there is one)."""
 
         async def test(client: JobClient[Any]) -> None:
+            other = await self._submit(client, self.token())  # another task's job, submitted just before
             token, since = self.token(), time.time()
-            assert await self._find(client, token, since) is None, "find must say None: nothing was submitted"
+            found = await self._find(client, token, since)
+            assert found is None, f"find must say None: nothing carries this token (it found {found}, other {other})"
             reserved = await client.reserve(self.make_spec(), token)
             if reserved is not None:
                 reserved = client.validate_locator(reserved)
