@@ -9,7 +9,7 @@ suite's tests under the subclass's name. Every built-in client passes the same s
 ::
 
     import pytest
-    from durable_jobs.testing.contract import JobClientContract
+    from durable_jobs.testing.contract import JobClientContract, endpoint_down
 
     class TestMyClientContract(JobClientContract):
         @pytest.fixture(autouse=True)
