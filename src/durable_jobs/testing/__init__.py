@@ -5,10 +5,13 @@
 * :class:`InMemoryStateStore` (:mod:`durable_jobs.testing.state_store`): Airflow's real task state store
   accessor over a dict, so an operator runs its protocol without a metadata database;
 * :class:`MockTransport` (:mod:`durable_jobs.testing.transport`): a function in place of the network, for
-  the HTTP clients.
+  the HTTP clients;
+* :class:`JobClientContract` (:mod:`durable_jobs.testing.contract`): the ``JobClient`` contract as a pytest
+  suite, for a system's client (the built-in job clients pass it).
 
 ``ScriptedClient``, ``FakeJob`` and ``InMemoryStateStore`` are importable from here (they import neither
-Airflow nor an HTTP client); ``MockTransport`` from :mod:`durable_jobs.testing.transport`.
+Airflow nor an HTTP client); ``MockTransport`` from :mod:`durable_jobs.testing.transport`, and
+``JobClientContract`` from :mod:`durable_jobs.testing.contract`.
 """
 
 from __future__ import annotations

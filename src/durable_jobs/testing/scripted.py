@@ -16,6 +16,7 @@ It keeps the contract of :class:`~durable_jobs.clients.base.JobClient` (an idemp
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -23,6 +24,8 @@ from typing import Any, ClassVar
 from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.errors import RecordError, TransientError, UndecidableError
 from durable_jobs.status import JobState, JobStatus
+
+_JOB_ID = re.compile(r"job-[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass
@@ -36,10 +39,12 @@ class FakeJob:
     polls: int = 0
     cancelled: bool = False
 
+    def peek(self) -> JobState:
+        """The state the next status call returns, without moving along the script."""
+        return JobState.CANCELLED if self.cancelled else self.script[min(self.polls, len(self.script) - 1)]
+
     def state(self) -> JobState:
-        if self.cancelled:
-            return JobState.CANCELLED
-        st = self.script[min(self.polls, len(self.script) - 1)]
+        st = self.peek()
         self.polls += 1
         return st
 
@@ -64,7 +69,7 @@ class ScriptedClient(JobClient[dict[str, Any]]):
 
     def validate_locator(self, locator: Mapping[str, Any]) -> Locator:
         jid = locator.get("id") if isinstance(locator, Mapping) else None
-        if not isinstance(jid, str) or not jid.startswith("job-") or "/" in jid:
+        if not isinstance(jid, str) or not _JOB_ID.fullmatch(jid):
             raise RecordError(f"invalid scripted job id {jid!r}")
         return {"id": jid}
 
@@ -97,7 +102,7 @@ class ScriptedClient(JobClient[dict[str, Any]]):
     async def cancel(self, locator: Locator) -> None:
         self._check("cancel")
         job = self.jobs.get(locator["id"])
-        if job is not None:
+        if job is not None and not job.peek().is_terminal:  # an ended job stays as it ended
             job.cancelled = True
 
     async def find(

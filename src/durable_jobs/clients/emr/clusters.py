@@ -156,8 +156,8 @@ class EmrClusterClient(EmrClient):
     system: ClassVar[str] = CLUSTER_SYSTEM
 
     def validate_locator(self, locator: Mapping[str, Any]) -> Locator:
-        if set(locator) != {"cluster_id"}:
-            raise RecordError(f"an EMR cluster locator has exactly one field, cluster_id; got {dict(locator)!r}")
+        if not isinstance(locator, Mapping) or set(locator) != {"cluster_id"}:
+            raise RecordError(f"an EMR cluster locator has exactly one field, cluster_id; got {locator!r}")
         return {"cluster_id": validate_cluster_id(locator["cluster_id"])}
 
     def describe(self, locator: Locator) -> str:

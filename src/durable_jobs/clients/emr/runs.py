@@ -45,7 +45,7 @@ from durable_jobs.status import JobState, JobStatus
 
 log = logging.getLogger(__name__)
 
-RUN_ID_RE = re.compile(r"^[0-9a-z]{1,64}$")
+RUN_ID_RE = re.compile(r"^[0-9a-z]{1,64}\Z")
 LIST_PAGE_SIZE = 50
 #: pages of ListJobRuns read to confirm that a run is gone (50 runs each; beyond, the run stays unknown)
 RUN_HISTORY_PAGES = 400
@@ -176,9 +176,9 @@ class JobRunClient(AwsJobClient[SpecT]):
         return tuple(raw for raw, state in self.states.items() if state.is_terminal)
 
     def validate_locator(self, locator: Mapping[str, Any]) -> Locator:
-        if set(locator) != {self.container_field, "job_run_id"}:
+        if not isinstance(locator, Mapping) or set(locator) != {self.container_field, "job_run_id"}:
             raise RecordError(
-                f"an {self.kind} locator has exactly {self.container_field} and job_run_id; got {dict(locator)!r}"
+                f"an {self.kind} locator has exactly {self.container_field} and job_run_id; got {locator!r}"
             )
         return {
             self.container_field: validate_id(locator[self.container_field], f"{self.container_kind} id"),

@@ -17,8 +17,8 @@ import msgspec
 from durable_jobs.clients.emr.aws_decoding import epoch
 from durable_jobs.errors import MalformedAnswer, RecordError
 
-CLUSTER_ID_RE = re.compile(r"^j-[A-Z0-9]{1,64}$")
-STEP_ID_RE = re.compile(r"^s-[A-Z0-9]{1,64}$")
+CLUSTER_ID_RE = re.compile(r"^j-[A-Z0-9]{1,64}\Z")
+STEP_ID_RE = re.compile(r"^s-[A-Z0-9]{1,64}\Z")
 
 
 class _Schema(msgspec.Struct, rename="pascal", frozen=True, gc=False):

@@ -86,8 +86,8 @@ class EmrStepClient(StepReader):
         self.cancellation_option = cancellation_option
 
     def validate_locator(self, locator: Mapping[str, Any]) -> Locator:
-        if set(locator) != {"cluster_id", "step_id"}:
-            raise RecordError(f"an EMR step locator has exactly cluster_id and step_id; got {dict(locator)!r}")
+        if not isinstance(locator, Mapping) or set(locator) != {"cluster_id", "step_id"}:
+            raise RecordError(f"an EMR step locator has exactly cluster_id and step_id; got {locator!r}")
         return {
             "cluster_id": validate_cluster_id(locator["cluster_id"]),
             "step_id": validate_step_id(locator["step_id"]),

@@ -107,8 +107,8 @@ class SparkStandaloneClient(DriverFinder, JobClient[SparkApplication]):
         return "Spark master " + ",".join(self.config.rest_urls)
 
     def validate_locator(self, locator: Mapping[str, Any]) -> Locator:
-        if set(locator) != {"driver_id"}:
-            raise RecordError(f"a Spark standalone locator has exactly one field, driver_id; got {dict(locator)!r}")
+        if not isinstance(locator, Mapping) or set(locator) != {"driver_id"}:
+            raise RecordError(f"a Spark standalone locator has exactly one field, driver_id; got {locator!r}")
         return {"driver_id": validate_driver_id(locator["driver_id"])}
 
     def describe(self, locator: Locator) -> str:

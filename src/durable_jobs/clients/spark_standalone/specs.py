@@ -24,7 +24,7 @@ PYTHON_RUNNER = "org.apache.spark.deploy.PythonRunner"
 CLIENT_SPARK_VERSION = "4.3.0"
 # Spark's default is driver-<yyyyMMddHHmmss>-<counter>; spark.deploy.driverIdPattern may change it,
 # so accept any id made of URL-safe characters and nothing else.
-DRIVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+DRIVER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 
 
 def validate_driver_id(driver_id: Any) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 
 from durable_jobs.errors import RecordError
 
-APP_ID_RE = re.compile(r"^application_\d+_\d+$")
-TOKEN_TAG_RE = re.compile(r"^dj[0-9a-f]{20}$")
+APP_ID_RE = re.compile(r"^application_\d+_\d+\Z")
+TOKEN_TAG_RE = re.compile(r"^dj[0-9a-f]{20}\Z")
 MAX_TAGS = 10  # YarnConfiguration: at most 10 tags of at most 100 ASCII characters each
 MAX_TAG_LENGTH = 100
 
