@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from durable_jobs.hooks.base import DurableJobHook, base_urls, extra_of
+from durable_jobs.hooks.base import DurableJobHook
+from durable_jobs.hooks.convert import base_urls, extra_of
 from durable_jobs.transport.auth import BearerAuth
 from durable_jobs.transport.base import NO_AUTH
 

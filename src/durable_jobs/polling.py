@@ -213,7 +213,8 @@ class StatusPoller:
         if offered and unknown == offered and sample is not None:
             # nothing known about any job (the batch source and its fallback failed, or an empty answer): a
             # failed poll, for every system alike. The jobs already hold this round's unknown statuses
-            return self._failed(TransientError(sample.message or "no status could be read"))
+            retry_after = sample.extra.get("retry_after")  # a server's Retry-After, kept by JobStatus.unknown_from
+            return self._failed(TransientError(sample.message or "no status could be read", retry_after=retry_after))
         self.polls += 1
         self._healthy()
         return self.interval

@@ -310,7 +310,7 @@ class JobProtocol:
         try:
             status: JobStatus = self._run(self.client.status(locator))
         except TransientError as exc:
-            return JobStatus.unknown(str(exc))
+            return JobStatus.unknown_from(exc)
         return status
 
     def _confirmed_status(self, locator: Locator) -> JobStatus:

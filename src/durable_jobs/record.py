@@ -71,7 +71,7 @@ HISTORY_LIMIT = 20
 #: the largest record, in bytes of JSON: a record is a handful of fields, never a store for data
 RECORD_LIMIT = 64 * 1024
 TOKEN_PREFIX = "dj"
-_TOKEN_RE = re.compile(r"^dj[0-9a-f]{20}$")
+_TOKEN_RE = re.compile(r"^dj[0-9a-f]{20}\Z")
 
 
 class Phase(str, enum.Enum):

@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from durable_jobs.errors import DurableJobError
 from durable_jobs.messages import MESSAGE_LIMIT, cut
 
 RAW_STATE_LIMIT = 100
@@ -94,4 +95,13 @@ class JobStatus:
 
     @classmethod
     def unknown(cls, message: str) -> JobStatus:
+        return cls(state=JobState.UNKNOWN, message=message)
+
+    @classmethod
+    def unknown_from(cls, exc: BaseException) -> JobStatus:
+        """Unknown because of ``exc``; a server's ``Retry-After`` on it stays with the status, for the poller."""
+        message = str(exc) if isinstance(exc, DurableJobError) and str(exc) else f"{type(exc).__name__}: {exc}"
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, (int, float)) and not isinstance(retry_after, bool) and retry_after > 0:
+            return cls(state=JobState.UNKNOWN, message=message, extra={"retry_after": float(retry_after)})
         return cls(state=JobState.UNKNOWN, message=message)

@@ -334,6 +334,30 @@ async def test_retry_after_from_the_server_is_honoured():
     assert polled[1] - polled[0] >= 0.55
 
 
+async def test_retry_after_survives_an_answer_with_nothing_known():
+    """A client that turned a throttled answer into unknown statuses (JobStatus.unknown_from) keeps its
+    Retry-After: the poller waits for it as it would after a poll that raised."""
+    polled: list[float] = []
+    throttled = TransientError("HTTP 429 Too Many Requests", status=429, retry_after=0.6)
+
+    async def fn(locators: Sequence[Locator]) -> dict[str, JobStatus]:
+        polled.append(time.monotonic())
+        if len(polled) == 1:
+            return await every(JobStatus.unknown_from(throttled))(locators)
+        return await every(OK)(locators)
+
+    assert await wait_all(FnClient(fn), 2, poll_settings=settings(0.05)) == ["succeeded"] * 2
+    assert polled[1] - polled[0] >= 0.55
+
+
+def test_unknown_from_keeps_the_message_and_only_a_usable_retry_after():
+    assert JobStatus.unknown_from(TransientError("HTTP 503", retry_after=2)).extra == {"retry_after": 2.0}
+    assert JobStatus.unknown_from(TransientError("HTTP 503")).extra == {}
+    assert JobStatus.unknown_from(TransientError("x", retry_after=-1)).extra == {}
+    assert JobStatus.unknown_from(ValueError("bad")).message == "ValueError: bad"
+    assert JobStatus.unknown_from(TransientError("HTTP 503")).message == "HTTP 503"
+
+
 async def test_one_jobs_error_reaches_that_job_only():
     class PerJob(FnClient):
         async def statuses(self, locators: Sequence[Locator]) -> dict[str, JobStatus]:

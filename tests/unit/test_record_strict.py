@@ -59,6 +59,7 @@ def test_a_good_record_round_trips():
         ({"history": [1]}, "'history[0]'"),
         ({"history": [{"generation": True, "token": "x"}]}, "'history[0]'.generation"),
         ({"history": [{"generation": 0, "token": "nope"}]}, "'history[0]'.token"),
+        ({"history": [{"generation": 0, "token": IDENT.token(0) + "\n"}]}, "'history[0]'.token"),
         ({"history": [{"generation": 0, "token": IDENT.token(0), "outcome": "meh"}]}, "'history[0]'.outcome"),
         ({"token": None}, "'token'"),
     ],

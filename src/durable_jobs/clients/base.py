@@ -181,10 +181,10 @@ class JobClient(ABC, Generic[SpecT]):
                         raise  # about the endpoint and our credentials, not this job
                     if isinstance(exc, TransientError) and not isinstance(exc, MalformedAnswer):
                         unreachable += 1
-                    found[i] = JobStatus.unknown(str(exc))
+                    found[i] = JobStatus.unknown_from(exc)
                 except Exception as exc:  # a bug or an unforeseen answer: unknown for this job only
                     log.warning("status of %s failed unexpectedly", self.describe(locators[i]), exc_info=True)
-                    found[i] = JobStatus.unknown(f"{type(exc).__name__}: {exc}")
+                    found[i] = JobStatus.unknown_from(exc)
 
         await asyncio.gather(*(worker() for _ in range(min(self.status_concurrency, len(locators)))))
         return [found[i] for i in range(len(locators))], unreachable

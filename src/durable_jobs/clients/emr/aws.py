@@ -251,7 +251,7 @@ class AwsJobClient(JobClient[SpecT]):
                         raise
                     if not isinstance(exc, DurableJobError):
                         log.warning("polling %s of %s failed unexpectedly", group, self.system, exc_info=True)
-                    unknown = JobStatus.unknown(f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
+                    unknown = JobStatus.unknown_from(exc)
                     for loc in locs:
                         out[locator_key(loc)] = unknown
                     if not isinstance(exc, Throttled) and not (asked_directly is not None and asked_directly(locs)):

@@ -88,7 +88,7 @@ NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "NotFoundException"})
 #: the codes under which EMR, EMR Serverless and EMR on EKS say an id does not exist
 ABSENCE_CODES = frozenset({"InvalidRequestException", "ValidationException", *NOT_FOUND_CODES})
 _ABSENCE_WORDS = re.compile(r"(?i)\b(not valid|not found|does not exist|doesn't exist|cannot be found|no such)\b")
-_CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,99}$")
+_CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,99}\Z")
 
 
 class AwsRequestError(PermanentError):

@@ -381,7 +381,7 @@ class JobRunClient(AwsJobClient[SpecT]):
                 try:
                     seen[rid] = self._status(wanted[rid], decode_item(item, self.summary_schema, what=what))
                 except MalformedAnswer as exc:
-                    seen[rid] = JobStatus.unknown(str(exc))
+                    seen[rid] = JobStatus.unknown_from(exc)
             return all(r in seen for r in wanted)
 
         base = {self.container_param: container, "maxResults": LIST_PAGE_SIZE}

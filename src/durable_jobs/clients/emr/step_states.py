@@ -166,7 +166,7 @@ class StepReader(EmrClient):
                 try:
                     step = decode_item(item, StepView, what=f"list steps of EMR cluster {cluster_id}")
                 except MalformedAnswer as exc:
-                    seen[sid] = JobStatus.unknown(str(exc))
+                    seen[sid] = JobStatus.unknown_from(exc)
                     continue
                 seen[sid] = step_status(step, url, alike)
             return all(s in seen for s in wanted)
@@ -226,11 +226,11 @@ class StepReader(EmrClient):
                 except AwsRequestError as exc:
                     if exc.denies(loc["step_id"], loc["cluster_id"]):
                         return lost_step(loc, url, f"the step history does not list it; DescribeStep: {exc}")
-                    return JobStatus.unknown(str(exc))
+                    return JobStatus.unknown_from(exc)
                 except DurableJobError as exc:
                     if endpoint_wide(exc):
                         raise
-                    return JobStatus.unknown(str(exc))
+                    return JobStatus.unknown_from(exc)
                 return step_status(step, url, alike)  # described but not listed: the listing lagged
 
         results = await asyncio.gather(*(one(loc) for loc in absent))

@@ -283,12 +283,12 @@ class KubernetesClient(JobClient[KubeObject]):
                     if exc.status == 401 or endpoint_wide:
                         refused.append(exc)
                         return
-                    status = JobStatus.unknown(str(exc))
+                    status = JobStatus.unknown_from(exc)
                 except (TransientError, PermanentError, RecordError) as exc:
-                    status = JobStatus.unknown(str(exc))
+                    status = JobStatus.unknown_from(exc)
                 except Exception as exc:  # a bug or an unforeseen answer: unknown for this job only
                     log.warning("status of %s failed unexpectedly", self.describe(loc), exc_info=True)
-                    status = JobStatus.unknown(f"{type(exc).__name__}: {exc}")
+                    status = JobStatus.unknown_from(exc)
                 out[locator_key(loc)] = status
 
         await asyncio.gather(*(worker() for _ in range(min(self.status_concurrency, len(pairs)))))

@@ -346,7 +346,7 @@ class SparkStandaloneClient(DriverFinder, JobClient[SparkApplication]):
             if not out:
                 raise next(iter(refused.values()))  # refused for every driver: about our credentials
             for key, exc in refused.items():
-                out[key] = JobStatus.unknown(str(exc))
+                out[key] = JobStatus.unknown_from(exc)
         return out
 
     async def _follow_up_one(self, driver_id: str, listed: str | None) -> JobStatus:
@@ -361,12 +361,12 @@ class SparkStandaloneClient(DriverFinder, JobClient[SparkApplication]):
                 # a 4xx will not go away, and /json/ says how the driver ended: only the REST detail is missing
                 st = self._from_listing(driver_id, listed)
                 return JobStatus(st.state, st.raw_state, f"{st.message}; REST: {exc}", st.tracking_url)
-            return JobStatus.unknown(str(exc))
+            return JobStatus.unknown_from(exc)
         except DurableJobError as exc:
-            return JobStatus.unknown(str(exc))
+            return JobStatus.unknown_from(exc)
         except Exception as exc:  # a bug or an unforeseen answer: unknown for this driver only
             log.warning("status of %s failed unexpectedly", driver_id, exc_info=True)
-            return JobStatus.unknown(f"{type(exc).__name__}: {exc}")
+            return JobStatus.unknown_from(exc)
         # both sources agree that the master does not know it (or /json/ still shows how it ended)
         return self._from_listing(driver_id, listed)
 

@@ -258,10 +258,10 @@ class YarnClient(ResourceManagers, JobClient[YarnSpec]):
         except AuthError:
             raise  # refused for everything (status() checked): the poller fetches fresh credentials
         except DurableJobError as exc:
-            return JobStatus.unknown(str(exc))
+            return JobStatus.unknown_from(exc)
         except Exception as exc:  # a bug or an unforeseen answer: unknown for this application only
             log.warning("status of %s failed unexpectedly", self.describe(locator), exc_info=True)
-            return JobStatus.unknown(f"{type(exc).__name__}: {exc}")
+            return JobStatus.unknown_from(exc)
 
     async def _refused_everything(self, locator: Locator) -> bool:
         """After a 401/403 about one application: are our credentials refused for other requests too? (One
@@ -302,10 +302,10 @@ class YarnClient(ResourceManagers, JobClient[YarnSpec]):
                 return lost(app_id, f"the applications tagged {tag}")
             return await self._not_found(app_id, tag)
         except DurableJobError as exc:
-            return JobStatus.unknown(str(exc))
+            return JobStatus.unknown_from(exc)
         except Exception as exc:  # a bug or an unforeseen answer: unknown for this application only
             log.warning("status of %s failed unexpectedly", app_id, exc_info=True)
-            return JobStatus.unknown(f"{type(exc).__name__}: {exc}")
+            return JobStatus.unknown_from(exc)
 
     async def cancel(self, locator: Locator) -> None:
         """PUT KILLED until the RM answers 200 (idempotent: 200 for a finished app, 404 for a forgotten one)."""

@@ -92,7 +92,7 @@ def status_or_unknown(app: AppInfo, tag: str | None) -> JobStatus:
     try:
         return status_with_tag(app, tag)
     except MalformedAnswer as exc:
-        return JobStatus.unknown(str(exc))
+        return JobStatus.unknown_from(exc)
 
 
 def lost(app_id: str, source: str) -> JobStatus:
