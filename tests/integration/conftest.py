@@ -19,7 +19,7 @@ from durable_jobs.clients.spark_standalone import SparkStandaloneClient, SparkSt
 from durable_jobs.testing.spark_cluster import SparkCluster, TestApps, build_test_apps, new_jwt_secret
 from durable_jobs.transport.http import close_sessions
 
-# Cheap driver JVMs: the machine has 2 cores and every driver is a full JVM.
+# Cheap driver JVMs: every driver is a full JVM, and the suite starts many.
 DRIVER_CONF: dict[str, str] = {
     "spark.driver.memory": "512m",
     "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",

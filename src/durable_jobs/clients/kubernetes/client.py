@@ -344,14 +344,3 @@ class KubernetesClient(JobClient[KubeObject]):
         conn = await self.connection()
         reply = await conn.call("GET", "/version", what="read /version")
         return asdict(decode(reply.body, Version, what="read /version"))
-
-    async def watch_stats(self) -> dict[str, Any]:
-        """What the shared watches of this configuration cost so far (tests, benchmark)."""
-        conn = await self.connection()
-        return {
-            "requests": dict(conn.requests),
-            "watches": {
-                f"{kind}/{ns}": dataclasses.asdict(inf.stats) | {"objects": len(inf.objects), "running": inf.running}
-                for (kind, ns), inf in conn.informers.items()
-            },
-        }
