@@ -6,18 +6,18 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup test unit integration lint demo demo-ui e2e bench bench-poll-profile bench-triggerer bench-kube bench-emr bench-listings bench-answers soak clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml harness/pyproject.toml
 	@command -v javac >/dev/null || { echo "javac (JDK 17+) is required; the Debian packages are listed in .ci/apt-packages.txt"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev]" -e ./harness
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests examples scripts benchmarks
-	$(VENV)/bin/ruff format --check src tests examples scripts benchmarks
+	$(VENV)/bin/ruff check src harness tests examples scripts benchmarks
+	$(VENV)/bin/ruff format --check src harness tests examples scripts benchmarks
 	$(VENV)/bin/mypy
 
 unit: setup

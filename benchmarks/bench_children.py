@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 from bench_probe import Control, System, configure_triggerer_logging, end_offsets, run_phases  # noqa: E402
 

@@ -52,9 +52,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(HERE))
 
 OUT = ROOT / "build" / "bench" / "poll_profile.json"
 CALLERS = ("durable_jobs", "structlog", "airflow", "bench_children", "bench_probe")

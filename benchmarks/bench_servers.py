@@ -3,7 +3,7 @@ are not the trigger process's.
 
 One process serves every system, each on its own 127.0.0.1 port, and a control app:
 
-* **spark**: the project's fake Spark master (``tests.support.fake_spark.FakeSparkMaster``: REST status and
+* **spark**: the project's fake Spark master (``durable_jobs_harness.fake_spark.FakeSparkMaster``: REST status and
   ``/json/``), its ``/json/`` shaped like a real master's;
 * **livy**: a fake Livy with the two calls ``LivyTrigger`` makes (``GET /batches/{id}/state`` every poll and
   ``GET /batches/{id}/log`` once at the end);
@@ -39,13 +39,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from aiohttp import web
+from bench_probe import end_offsets
 
-from aiohttp import web  # noqa: E402
-from bench_probe import end_offsets  # noqa: E402
-from tests.support.fake_kube import (  # noqa: E402
+from durable_jobs_harness.fake_kube import (
     MANUAL,
     FakeKubeApiServer,
     TlsMaterial,
@@ -53,7 +50,7 @@ from tests.support.fake_kube import (  # noqa: E402
     realistic_pod,
     write_kubeconfig,
 )
-from tests.support.fake_spark import FakeSparkMaster  # noqa: E402
+from durable_jobs_harness.fake_spark import FakeSparkMaster
 
 SPARK_SUBMIT_DATE = "Sat Nov 21 10:02:36 UTC 2026"
 MANAGED_LABEL = "durable-jobs.io/managed"  # what the library's pod watch selects on
@@ -426,7 +423,7 @@ def pod_size(i: int, low: int, high: int) -> int:
 
 
 def _pod(name: str, i: int, size: int, *, managed: bool = True) -> dict[str, Any]:
-    """A pod as a user's workload creates it: ``size`` bytes of JSON all told (tests.support's realistic pod)."""
+    """A pod as a user's workload creates it: ``size`` bytes of JSON all told (``fake_kube.realistic_pod``)."""
     pod = realistic_pod(name, "", size, managed=managed, seed=i)
     pod["metadata"].pop("namespace", None)
     pod.pop("status", None)  # the fake's kubelet sets it (below, by hand: MANUAL)
@@ -464,7 +461,7 @@ class Servers:
         self.kube_namespaces = 0
 
     async def start(self) -> dict[str, str]:
-        from tests.support.fake_spark import free_port
+        from durable_jobs_harness.fake_spark import free_port
 
         self.spark = BenchSparkMaster()
         self.spark.tally = self.tallies["spark"]

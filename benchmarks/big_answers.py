@@ -20,13 +20,11 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loop_probe import LoopProbe, ms, print_rows, write_report  # noqa: E402
 
@@ -137,8 +135,7 @@ async def measure_all(port: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    sys.path.insert(0, str(ROOT / "src"))
-    from durable_jobs.testing.spark_cluster import free_port
+    from durable_jobs_harness.spark_cluster import free_port
 
     port = free_port()
     ready = multiprocessing.Event()

@@ -17,21 +17,18 @@ import argparse
 import asyncio
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.support.moto_emr import ROLE_ARN, MotoEmr  # noqa: E402
 
 from durable_jobs.clients.emr import EmrStepClient  # noqa: E402
 from durable_jobs.clients.emr.serverless import EmrServerlessClient, EmrServerlessJob  # noqa: E402
 from durable_jobs.polling import PollSettings, wait_for_outcome  # noqa: E402
 from durable_jobs.record import make_token  # noqa: E402
 from durable_jobs.transport.http import close_sessions  # noqa: E402
+from durable_jobs_harness.moto_emr import ROLE_ARN, MotoEmr  # noqa: E402
 
 
 async def watch(

@@ -1,6 +1,6 @@
 """What does waiting for 1,000 Kubernetes Jobs cost in one triggerer process: watch connections, requests, memory?
 
-The contract fake apiserver runs in its own process (``python -m tests.support.fake_kube``, so its memory and CPU
+The contract fake apiserver runs in its own process (``python -m durable_jobs_harness.fake_kube``, so its memory and CPU
 are not measured), over TLS, with its simulated Job controller and kubelet running each Job's ``sleep``. This
 process does what a triggerer does: N ``KubernetesTrigger.run()`` on one event loop, each resolving the
 connection ``AIRFLOW_CONN_*`` through the hook, sharing one ApiClient and one poller. For each mode it reports
@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp  # noqa: E402
 from bench_probe import rss_kb, stop_child  # noqa: E402
@@ -50,7 +48,7 @@ class FakeProcess:
 
     def __init__(self, directory: Path, time_scale: float) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.fake_kube", str(directory), "--time-scale", str(time_scale)],
+            [sys.executable, "-m", "durable_jobs_harness.fake_kube", str(directory), "--time-scale", str(time_scale)],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

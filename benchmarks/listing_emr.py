@@ -1,6 +1,6 @@
 """Does a huge EMR listing stall the event loop? Poll, find, links and the lost check over N steps and runs.
 
-A fake EMR (``tests.support.moto_emr.FakeEmr``: awsJson1_1 for ``ElasticMapReduce.*``, REST-JSON for EMR
+A fake EMR (``durable_jobs_harness.moto_emr.FakeEmr``: awsJson1_1 for ``ElasticMapReduce.*``, REST-JSON for EMR
 Serverless and EMR on EKS, pages of 50 like AWS) runs in a **separate process** on 127.0.0.1 with a
 history of N steps on one cluster, N clusters, and N runs on one Serverless application and one EKS
 virtual cluster. In this process the real clients (aiobotocore, botocore's parse, the typed decoding)
@@ -30,19 +30,14 @@ import contextlib
 import json
 import multiprocessing
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loop_probe import PERIOD, GcPauses, LoopProbe, ms, percentile, print_rows, write_report  # noqa: E402
-from tests.support.moto_emr import EKS_RELEASE, ROLE_ARN, FakeEmr  # noqa: E402
 
 from durable_jobs.clients.emr import EmrCluster, EmrClusterClient, EmrStep, EmrStepClient  # noqa: E402
 from durable_jobs.clients.emr.eks import EmrEksClient, EmrEksJob  # noqa: E402
@@ -50,6 +45,7 @@ from durable_jobs.clients.emr.runs import JobRunClient  # noqa: E402
 from durable_jobs.clients.emr.serverless import EmrServerlessClient, EmrServerlessJob  # noqa: E402
 from durable_jobs.record import make_token  # noqa: E402
 from durable_jobs.transport.http import close_sessions  # noqa: E402
+from durable_jobs_harness.moto_emr import EKS_RELEASE, ROLE_ARN, FakeEmr  # noqa: E402
 
 TOKEN = make_token("bench", "run", "oldest", -1, 0)
 ABSENT = make_token("bench", "run", "absent", -1, 0)

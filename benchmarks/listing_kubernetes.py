@@ -1,6 +1,6 @@
 """Does a namespace of 10,000 realistic pods stall the event loop? (issue 11: no call may block it > 50 ms)
 
-The TLS contract fake apiserver runs in a second process (``python -m tests.support.fake_kube``) on 127.0.0.1,
+The TLS contract fake apiserver runs in a second process (``python -m durable_jobs_harness.fake_kube``) on 127.0.0.1,
 seeded with N Running pods labelled for the shared watch, each 5-20 KB of JSON shaped like a real pod
 (managedFields, env, conditions, a last-applied annotation), and N/5 unwatched pods of the same size in the same
 namespace (the apiserver filters them out by the label selector). This process runs the real
@@ -35,9 +35,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp  # noqa: E402
 import yaml  # noqa: E402
@@ -144,7 +141,7 @@ async def scenario(n: int) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="kube-listing-") as tmp,
         child_process(
-            [sys.executable, "-m", "tests.support.fake_kube", tmp, "--time-scale", "0.02"],
+            [sys.executable, "-m", "durable_jobs_harness.fake_kube", tmp, "--time-scale", "0.02"],
             what="the fake apiserver",
             stop_timeout=30,
             cwd=ROOT,

@@ -29,8 +29,6 @@ from typing import Any
 import msgspec
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loop_probe import (  # noqa: E402
     GcPauses,
@@ -226,9 +224,8 @@ def _single_shot(body: bytes) -> dict[str, float]:
 def measure(n: int = 100_000, rounds: int = 3) -> dict[str, Any]:
     """Serve a listing of ``n`` drivers from another process; the longest loop block of each call."""
     load = os.getloadavg()[0]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     server = [sys.executable, __file__, "--serve", str(n)]
-    with child_process(server, what="the listing server", stop_timeout=10, env=env) as info:
+    with child_process(server, what="the listing server", stop_timeout=10) as info:
         figures = asyncio.run(_measure(info["url"], n, rounds))
         import urllib.request
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loop_probe import (  # noqa: E402
     PERIOD,
@@ -191,8 +190,7 @@ async def _measure(url: str, runs: int, max_body: int) -> dict[str, Any]:
 def measure(n: int = 10_000, runs: int = 5) -> dict[str, Any]:
     """Serve ``n`` applications from a separate process and time statuses()/find()/links() with a lag probe."""
     server = [sys.executable, __file__, "--serve", "--apps", str(n)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    with child_process(server, what="the RM process", stop_timeout=20, env=env) as rm:
+    with child_process(server, what="the RM process", stop_timeout=20) as rm:
         list_bytes, app_bytes = rm["list_bytes"], rm["app_bytes"]
         max_body = max(16 * 1024 * 1024, 2 * max(list_bytes, app_bytes))
         results = asyncio.run(_measure(rm["url"], runs, max_body))
@@ -242,7 +240,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         serve(args.apps)
         return 0
-    sys.path.insert(0, str(ROOT / "src"))
     report = measure(args.apps, args.runs)
     print_report(report)
     write_report(args.out, report)

@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import bench_probe  # beside this file: the benchmark scripts put their folder first on sys.path
+import bench_probe  # beside this file, in the folder of the benchmark script that runs
 
 PERIOD = 0.005  # the probe's sleep: 5 ms
 

@@ -38,7 +38,6 @@ Writes ``build/bench/real_triggerer.json``, prints a table and writes ``docs/per
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import math
@@ -57,9 +56,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 from bench_probe import end_offsets, percentile  # noqa: E402
 
@@ -172,13 +172,13 @@ class Servers:
 
 
 class Database:
-    """The metadata DB: a private PostgreSQL cluster (durable_jobs.testing.airflow_env.PostgresServer) or SQLite."""
+    """The metadata DB: a private PostgreSQL cluster (durable_jobs_harness.airflow_env.PostgresServer) or SQLite."""
 
     def __init__(self, kind: str, home: Path) -> None:
         self.kind = kind
         self.pg: Any = None
         if kind == "postgres":
-            from durable_jobs.testing.airflow_env import PostgresServer
+            from durable_jobs_harness.airflow_env import PostgresServer
 
             self.pg = PostgresServer().start()
             self.url = self.pg.url
@@ -242,8 +242,14 @@ class Airflow:
         self.probe_dir.mkdir()
         self.site = work / "site"
         self.site.mkdir()
+        probe_file = str(HERE / "real_triggerer_probe.py")
         (self.site / "sitecustomize.py").write_text(
-            f"import sys\nsys.path.append({str(HERE)!r})\nimport real_triggerer_probe\nreal_triggerer_probe.install()\n"
+            # the probe loaded from its file (the triggerer may run in the providers' venv, without our packages)
+            "import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('real_triggerer_probe', {probe_file!r})\n"
+            "probe = sys.modules['real_triggerer_probe'] = importlib.util.module_from_spec(spec)\n"
+            "spec.loader.exec_module(probe)\n"
+            "probe.install()\n"
         )
         self.db = Database(db_kind, self.home)
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "DURABLE_JOBS_FAILPOINTS"))}
@@ -254,7 +260,7 @@ class Airflow:
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db.url,
             "AIRFLOW__LOGGING__LOGGING_LEVEL": args.log_level,
             "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",

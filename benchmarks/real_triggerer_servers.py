@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
 from aiohttp import web  # noqa: E402
 from bench_servers import BenchSparkMaster, Servers, Tally, _spark_kind, counting  # noqa: E402
@@ -79,7 +78,7 @@ class RealTriggererServers(Servers):
         app.router.add_get("/_hist", self._hist)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        from tests.support.fake_spark import free_port
+        from durable_jobs_harness.fake_spark import free_port
 
         await web.TCPSite(runner, "127.0.0.1", port := free_port()).start()
         return {"control": f"http://127.0.0.1:{port}", **info}

@@ -3,7 +3,7 @@
     python benchmarks/soak.py --phase-seconds 15            # the CI length (tests/integration/test_soak.py)
     python benchmarks/soak.py --phase-seconds 300 --jobs 200  # `make soak`
 
-What runs, on one event loop, against the fault-injecting fake master of tests/support/fault_master.py
+What runs, on one event loop, against the fault-injecting fake master of durable_jobs_harness.fault_master
 (two real ports on 127.0.0.1):
 
 1. ``--jobs`` tasks each run ``JobProtocol.start()`` (the operator's submit-once path, with an in-memory
@@ -51,14 +51,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # tests.support.fault_master
 # keep Airflow away from ~/airflow when run as a script
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="durable-jobs-soak-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")  # a line per sickness, not per retry
-
-from tests.support.fault_master import FaultMaster  # noqa: E402
 
 from durable_jobs.clients.spark_standalone import SparkApplication  # noqa: E402
 from durable_jobs.errors import TransientError  # noqa: E402
@@ -70,6 +66,7 @@ from durable_jobs.testing.state_store import InMemoryStateStore  # noqa: E402
 from durable_jobs.transport.base import Request, Response, Transport  # noqa: E402
 from durable_jobs.transport.http import close_sessions, current_transport, use_transport  # noqa: E402
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger  # noqa: E402
+from durable_jobs_harness.fault_master import FaultMaster  # noqa: E402
 
 FAULTS = ("down", "503", "429", "reset")
 DAG_ID = "soak"

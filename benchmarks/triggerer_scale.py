@@ -246,7 +246,7 @@ def measure(servers: Servers, python: Path, case: Case, args: argparse.Namespace
     env = dict(os.environ)
     env.setdefault("AIRFLOW_HOME", str(tmp / "airflow-home"))
     env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = case.log_level
-    env["PYTHONPATH"] = str(ROOT) if case.system in OURS else ""
+    env.pop("PYTHONPATH", None)  # ours are installed in this venv; the providers' venv must not see them
     load_before = os.getloadavg()
     started = time.monotonic()
     proc = subprocess.run(
@@ -708,7 +708,6 @@ def write_doc(report: dict[str, Any], path: Path) -> None:
 
 
 def main() -> int:
-    sys.path.insert(0, str(HERE))
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
         "--jobs", type=int, nargs="+", help="N values (with --systems: a plain grid instead of the matrix)"

@@ -40,8 +40,8 @@ from urllib.parse import quote
 
 from durable_jobs.clients.spark_standalone import TOKEN_PROPERTY
 from durable_jobs.record import STATE_KEY
-from durable_jobs.testing.airflow_env import FINISHED_RUN_STATES, AirflowEnv
-from durable_jobs.testing.spark_cluster import SparkCluster, build_test_apps
+from durable_jobs_harness.airflow_env import FINISHED_RUN_STATES, AirflowEnv
+from durable_jobs_harness.spark_cluster import SparkCluster, build_test_apps
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from durable_jobs.testing.airflow_env import AirflowEnv
-from durable_jobs.testing.spark_cluster import SparkCluster, TestApps, build_test_apps
+from durable_jobs_harness.airflow_env import AirflowEnv
+from durable_jobs_harness.spark_cluster import SparkCluster, TestApps, build_test_apps
 
 from .observe import Row
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from durable_jobs.clients.spark_standalone import TOKEN_PROPERTY
 from durable_jobs.record import STATE_KEY, make_token
-from durable_jobs.testing.airflow_env import AirflowEnv, wait_until
-from durable_jobs.testing.spark_cluster import SparkCluster
+from durable_jobs_harness.airflow_env import AirflowEnv, wait_until
+from durable_jobs_harness.spark_cluster import SparkCluster
 
 TOKEN_RE = re.compile(rf"-D{re.escape(TOKEN_PROPERTY)}=(dj[0-9a-f]{{20}})")
 ACTIVE_DRIVER_STATES = frozenset({"SUBMITTED", "RUNNING", "RELAUNCHING", "UNKNOWN"})

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from durable_jobs import failpoints
-from durable_jobs.testing.airflow_env import AirflowEnv, wait_until
-from durable_jobs.testing.spark_cluster import SparkCluster
+from durable_jobs_harness.airflow_env import AirflowEnv, wait_until
+from durable_jobs_harness.spark_cluster import SparkCluster
 
 from .conftest import Report
 from .observe import (

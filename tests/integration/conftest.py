@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from durable_jobs.clients.spark_standalone import SparkStandaloneClient, SparkStandaloneConfig
-from durable_jobs.testing.spark_cluster import SparkCluster, TestApps, build_test_apps, new_jwt_secret
 from durable_jobs.transport.http import close_sessions
+from durable_jobs_harness.spark_cluster import SparkCluster, TestApps, build_test_apps, new_jwt_secret
 
 # Cheap driver JVMs: every driver is a full JVM, and the suite starts many.
 DRIVER_CONF: dict[str, str] = {

@@ -18,8 +18,8 @@ from durable_jobs.hooks.emr import EmrStepHook
 from durable_jobs.polling import PollSettings, wait_for_outcome
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
-from tests.support import moto_emr
-from tests.support.moto_emr import ACCOUNT, MotoEmr
+from durable_jobs_harness import moto_emr
+from durable_jobs_harness.moto_emr import ACCOUNT, MotoEmr
 
 moto_server, moto = moto_emr.moto_server, moto_emr.moto  # the shared server's fixtures
 

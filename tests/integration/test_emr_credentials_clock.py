@@ -24,8 +24,8 @@ from durable_jobs.record import STATE_KEY, make_token
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.base import DurableJobTrigger
 from durable_jobs.triggers.emr import EmrClusterTrigger, EmrEksTrigger, EmrServerlessTrigger, EmrStepTrigger
+from durable_jobs_harness.moto_emr import REGION, DictStore, FakeEmr, eventually, protocol
 from tests.integration.test_emr_hostile import FLAVOURS, Flavour, fake_loop
-from tests.support.moto_emr import REGION, DictStore, FakeEmr, eventually, protocol
 
 OLD_KEY, OLD_SECRET = "AKIAROTATEOLD0000001", "old-secret-0123456789abcdefghijklmnopqrs"
 NEW_KEY, NEW_SECRET = "AKIAROTATENEW0000002", "new-secret-0123456789abcdefghijklmnopqrs"

@@ -26,8 +26,8 @@ from durable_jobs.operators.emr import (
 )
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.transport.http import close_sessions
-from tests.support import moto_emr
-from tests.support.moto_emr import MotoEmr
+from durable_jobs_harness import moto_emr
+from durable_jobs_harness.moto_emr import MotoEmr
 
 moto_server, moto = moto_emr.moto_server, moto_emr.moto  # the shared server's fixtures
 

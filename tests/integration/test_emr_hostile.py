@@ -32,7 +32,7 @@ from durable_jobs.protocol import Defer, JobLost, RetryLater
 from durable_jobs.record import STATE_KEY
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
-from tests.support.moto_emr import (
+from durable_jobs_harness.moto_emr import (
     EKS_RELEASE,
     ROLE_ARN,
     Call,

@@ -23,8 +23,8 @@ from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.base import DurableJobTrigger
 from durable_jobs.triggers.emr import EmrEksTrigger, EmrServerlessTrigger
-from tests.support import moto_emr
-from tests.support.moto_emr import EKS_RELEASE, FOREIGN_ROLE_ARN, ROLE_ARN, MotoEmr, eventually, watch_until
+from durable_jobs_harness import moto_emr
+from durable_jobs_harness.moto_emr import EKS_RELEASE, FOREIGN_ROLE_ARN, ROLE_ARN, MotoEmr, eventually, watch_until
 
 moto_server, moto = moto_emr.moto_server, moto_emr.moto  # the shared server's fixtures
 

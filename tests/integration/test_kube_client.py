@@ -1,7 +1,7 @@
 """The Kubernetes client over TLS against the contract fake apiserver (and a real cluster when configured).
 
 Every test goes through the real kubeconfig loader, TLS verification and bearer tokens. Tests taking ``kube``
-also run against a real cluster with DURABLE_JOBS_KUBE_REAL=1 (see tests/support/kube_fixtures.py); tests
+also run against a real cluster with DURABLE_JOBS_KUBE_REAL=1 (see durable_jobs_harness.kube_fixtures); tests
 taking ``kube_fake`` use the fake's hooks (evictions, injected errors, token rotation).
 """
 
@@ -29,9 +29,9 @@ from durable_jobs.errors import AuthError, TransientError
 from durable_jobs.polling import PollSettings, WaitResult, wait_for_outcome
 from durable_jobs.status import JobState, JobStatus
 from durable_jobs.transport.http import open_sessions
-from tests.support.fake_kube import TlsMaterial, kubeconfig_dict, write_kubeconfig
-from tests.support.kube_fixtures import *  # noqa: F403
-from tests.support.kube_fixtures import KubeTarget, eventually, fake_target
+from durable_jobs_harness.fake_kube import TlsMaterial, kubeconfig_dict, write_kubeconfig
+from durable_jobs_harness.kube_fixtures import *  # noqa: F403
+from durable_jobs_harness.kube_fixtures import KubeTarget, eventually, fake_target
 
 pytestmark = pytest.mark.usefixtures("kube_loop_cleanup")
 

@@ -18,8 +18,8 @@ from durable_jobs.operators.kubernetes import (
     SparkApplicationOperator,
 )
 from durable_jobs.testing.state_store import InMemoryStateStore
-from tests.support.kube_fixtures import *  # noqa: F403
-from tests.support.kube_fixtures import CONN_ID, KubeTarget
+from durable_jobs_harness.kube_fixtures import *  # noqa: F403
+from durable_jobs_harness.kube_fixtures import CONN_ID, KubeTarget
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DAG_IDS = {"durable_kubernetes_job", "durable_kubernetes_pod", "durable_spark_on_kubernetes"}

@@ -24,9 +24,9 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.watch import Watch
 
-from tests.support.fake_kube import TlsMaterial
-from tests.support.kube_fixtures import *  # noqa: F403
-from tests.support.kube_fixtures import KubeTarget, eventually, fake_target
+from durable_jobs_harness.fake_kube import TlsMaterial
+from durable_jobs_harness.kube_fixtures import *  # noqa: F403
+from durable_jobs_harness.kube_fixtures import KubeTarget, eventually, fake_target
 
 MANUAL = {"fake.durable-jobs.io/controller": "manual"}
 SPARK = ("sparkoperator.k8s.io", "v1beta2")

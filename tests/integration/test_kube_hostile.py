@@ -39,9 +39,9 @@ from durable_jobs.errors import DurableJobError
 from durable_jobs.protocol import Defer, JobProtocol, ProtocolSettings
 from durable_jobs.record import STATE_KEY, TaskIdentity
 from durable_jobs.triggers.kubernetes import KubernetesTrigger
-from tests.support.fake_kube import RawJSON, free_port
-from tests.support.kube_fixtures import *  # noqa: F403
-from tests.support.kube_fixtures import KubeTarget
+from durable_jobs_harness.fake_kube import RawJSON, free_port
+from durable_jobs_harness.kube_fixtures import *  # noqa: F403
+from durable_jobs_harness.kube_fixtures import KubeTarget
 
 pytestmark = pytest.mark.usefixtures("kube_loop_cleanup")
 MANUAL = {"fake.durable-jobs.io/controller": "manual"}

@@ -25,8 +25,8 @@ from durable_jobs.record import STATE_KEY, make_token
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.kubernetes import KubernetesTrigger
-from tests.support.kube_fixtures import *  # noqa: F403
-from tests.support.kube_fixtures import CONN_ID, TEST_RUN_LABEL, KubeTarget
+from durable_jobs_harness.kube_fixtures import *  # noqa: F403
+from durable_jobs_harness.kube_fixtures import CONN_ID, TEST_RUN_LABEL, KubeTarget
 
 T = TypeVar("T")
 RUN_ID = "manual__2026-11-21T10:00:00+00:00"

@@ -22,9 +22,9 @@ from durable_jobs.clients.kubernetes import KubeObject, KubernetesClient
 from durable_jobs.hooks.kubernetes import KubernetesHook
 from durable_jobs.polling import active_pollers
 from durable_jobs.triggers.kubernetes import KubernetesTrigger
-from tests.support.fake_kube import TlsMaterial
-from tests.support.kube_fixtures import *  # noqa: F403
-from tests.support.kube_fixtures import KubeTarget, eventually
+from durable_jobs_harness.fake_kube import TlsMaterial
+from durable_jobs_harness.kube_fixtures import *  # noqa: F403
+from durable_jobs_harness.kube_fixtures import KubeTarget, eventually
 
 pytestmark = pytest.mark.usefixtures("kube_loop_cleanup")
 CONN = "kube_rotating"

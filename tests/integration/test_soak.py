@@ -2,7 +2,7 @@
 503, then 429, then resets connections (15 s each), then recovers; the jobs finish.
 
 It runs benchmarks/soak.py (the harness behind `make soak`) in-process, against the fault-injecting fake
-master of tests/support/fault_master.py on real sockets, and asserts on its report: no failure event, no
+master of durable_jobs_harness.fault_master on real sockets, and asserts on its report: no failure event, no
 second submission, every event within one interval + 1 s of the later of the recovery and the job's end,
 a bounded number of requests per poll interval while the master is sick, and a new try during the outage
 that defers to the recorded job instead of submitting.

@@ -3,7 +3,7 @@
 Every answer a proxy, a buggy or overloaded master or an outage really produces (wrong JSON types in every
 field the client reads, nesting, truncated / empty / huge bodies, HTML pages, redirects to other hosts and
 paths, 401 pages that echo our headers, hangs, resets, ``success:false`` for live drivers, unknown states)
-is served by :class:`tests.support.fake_spark.FakeSparkMaster` to the real client, poller and protocol.
+is served by :class:`durable_jobs_harness.fake_spark.FakeSparkMaster` to the real client, poller and protocol.
 For each: no crash, no hang, the deadline still fires, only the affected driver is touched (two drivers
 watched on one master), never LOST, and never a second submission (the protocol on the same answers).
 
@@ -35,7 +35,7 @@ from durable_jobs.protocol import Decision, Defer, Finished, JobLost, JobProtoco
 from durable_jobs.record import STATE_KEY, JobRecord, TaskIdentity
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
-from tests.support.fake_spark import (
+from durable_jobs_harness.fake_spark import (
     FakeSparkMaster,
     Fault,
     echo_headers_401,

@@ -31,9 +31,9 @@ from durable_jobs.polling import PollSettings, WaitResult, poller_for, wait_for_
 from durable_jobs.protocol import Defer, JobLost, JobProtocol, ProtocolSettings, RetryLater
 from durable_jobs.record import STATE_KEY, TaskIdentity
 from durable_jobs.status import JobState, JobStatus
-from durable_jobs.testing.spark_cluster import SparkCluster, TestApps, make_jwt, new_jwt_secret
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
+from durable_jobs_harness.spark_cluster import SparkCluster, TestApps, make_jwt, new_jwt_secret
 from tests.integration.conftest import DRIVER_CONF, make_client
 
 pytestmark = pytest.mark.spark

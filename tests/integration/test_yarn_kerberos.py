@@ -18,12 +18,12 @@ import pytest
 from durable_jobs.clients.yarn import YarnApplication, YarnClient
 from durable_jobs.errors import AuthError, TransientError
 from durable_jobs.status import JobState
-from durable_jobs.testing.kdc import MitKdc
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.transport.kerberos import KerberosCredentials
 from durable_jobs.transport.spnego import SpnegoAuth, cookie_expiry, negotiate_token
-from tests.support.fake_yarn import FakeYarnRM
-from tests.support.yarn_fixtures import (
+from durable_jobs_harness.fake_yarn import FakeYarnRM
+from durable_jobs_harness.kdc import MitKdc
+from durable_jobs_harness.yarn_fixtures import (
     SHORT_LIFE,
     KdcSetup,
     kdc,
@@ -286,7 +286,7 @@ async def test_an_unreachable_kdc_is_transient(tmp_path: Path, monkeypatch):
 
 
 async def test_ha_failover_behind_kerberos_follows_the_active_rm(krb_env):
-    from tests.support.fake_yarn import YarnClusterState
+    from durable_jobs_harness.fake_yarn import YarnClusterState
 
     cluster = YarnClusterState()
     rm1 = await FakeYarnRM(auth="kerberos", cluster=cluster).start()

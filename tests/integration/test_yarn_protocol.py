@@ -26,9 +26,9 @@ from durable_jobs.record import STATE_KEY
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.yarn import YarnTrigger
-from tests.support.airflow_ctx import run_until_deferred, task_context
-from tests.support.fake_yarn import FakeSparkSubmit, FakeYarnRM, ThreadedFakeYarnRM
-from tests.support.yarn_fixtures import (
+from durable_jobs_harness.airflow_ctx import run_until_deferred, task_context
+from durable_jobs_harness.fake_yarn import FakeSparkSubmit, FakeYarnRM, ThreadedFakeYarnRM
+from durable_jobs_harness.yarn_fixtures import (
     KdcSetup,
     crash_after_id_recorded,
     crash_after_new_application,

@@ -23,8 +23,8 @@ from durable_jobs.errors import PermanentError
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.transport.kerberos import KerberosCredentials
-from tests.support.fake_yarn import FakeYarnRM
-from tests.support.yarn_fixtures import real_rm_url
+from durable_jobs_harness.fake_yarn import FakeYarnRM
+from durable_jobs_harness.yarn_fixtures import real_rm_url
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -27,8 +27,8 @@ from durable_jobs.polling import active_pollers
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.transport.spnego import SpnegoAuth
 from durable_jobs.triggers.yarn import YarnTrigger
-from tests.support.fake_yarn import FakeYarnRM
-from tests.support.yarn_fixtures import KdcSetup, kdc, krb_env, kvno, rotate_keytab
+from durable_jobs_harness.fake_yarn import FakeYarnRM
+from durable_jobs_harness.yarn_fixtures import KdcSetup, kdc, krb_env, kvno, rotate_keytab
 
 __all__ = ["kdc", "krb_env"]
 

@@ -14,10 +14,10 @@ from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
 from durable_jobs.operators.base import DurableJobOperator
 from durable_jobs.record import JobRecord
+from durable_jobs.testing.scripted import ScriptedClient
 from durable_jobs.triggers.base import BASE_KWARGS, DurableJobTrigger
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
-from tests.support.airflow_ctx import run_until_deferred, task_context
-from tests.support.scripted import ScriptedClient
+from durable_jobs_harness.airflow_ctx import run_until_deferred, task_context
 
 BASE = {"job": {"id": "job-1"}, "conn_id": "c", "token": "dj0123456789abcdef0123", "generation": 0}
 

@@ -22,7 +22,7 @@ from durable_jobs.clients.kubernetes.watch import Informer
 from durable_jobs.errors import AuthError, PermanentError, TransientError
 from durable_jobs.status import JobState
 from durable_jobs.transport.backoff import Backoff
-from tests.support.kube_fixtures import eventually
+from durable_jobs_harness.kube_fixtures import eventually
 
 FAST = Backoff(base=0.01, cap=0.05)
 

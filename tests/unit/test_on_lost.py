@@ -12,7 +12,7 @@ from durable_jobs.hooks.convert import byte_size
 from durable_jobs.protocol import Defer, JobLost, ProtocolSettings
 from durable_jobs.record import STATE_KEY
 from durable_jobs.status import JobState
-from tests.support.scripted import ScriptedClient
+from durable_jobs.testing.scripted import ScriptedClient
 from tests.unit.test_protocol import DictStore, proto
 
 R = JobState.RUNNING

@@ -16,8 +16,8 @@ from durable_jobs.operators.spark_standalone import SparkStandaloneOperator
 from durable_jobs.record import STATE_KEY
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
-from tests.support.airflow_ctx import FakeTI, task_context
-from tests.support.fake_spark import ThreadedFakeSparkMaster
+from durable_jobs_harness.airflow_ctx import FakeTI, task_context
+from durable_jobs_harness.fake_spark import ThreadedFakeSparkMaster
 
 SECRET = "eyJhbGciOiJIUzI1NiJ9.e30.very-secret-signature"
 

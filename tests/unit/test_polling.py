@@ -9,7 +9,7 @@ from typing import Any
 
 from durable_jobs.polling import MIN_GAP, WAKE_BATCH, PollSettings, active_pollers, poller_for, wait_for_outcome
 from durable_jobs.status import JobState
-from tests.support.scripted import ScriptedClient
+from durable_jobs.testing.scripted import ScriptedClient
 
 TOKEN = "dj0123456789abcdef0123"
 

@@ -12,7 +12,7 @@ from durable_jobs.errors import RecordError
 from durable_jobs.protocol import Defer, Finished, JobFailed, JobProtocol, ProtocolSettings, RetryLater
 from durable_jobs.record import STATE_KEY, JobRecord, Outcome, Phase, TaskIdentity, make_token
 from durable_jobs.status import JobState
-from tests.support.scripted import ScriptedClient
+from durable_jobs.testing.scripted import ScriptedClient
 
 R, S, F, C = JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED
 

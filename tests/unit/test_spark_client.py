@@ -28,7 +28,7 @@ from durable_jobs.errors import (
 )
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
-from tests.support.fake_spark import FakeSparkMaster, free_port, html, json_body, raw_body
+from durable_jobs_harness.fake_spark import FakeSparkMaster, free_port, html, json_body, raw_body
 
 APP = SparkApplication(app_resource="file:/apps/a.jar", main_class="demo.Main", name="n")
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from durable_jobs.errors import TransientError
 from durable_jobs.transport.backoff import Backoff
 from durable_jobs.transport.http import Endpoint, close_sessions, open_sessions, parse_retry_after, request
-from tests.support.fake_spark import free_port
+from durable_jobs_harness.fake_spark import free_port
 
 
 def test_backoff_is_jittered_capped_and_honours_retry_after():

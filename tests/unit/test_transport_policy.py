@@ -19,7 +19,7 @@ from durable_jobs.testing.transport import MockTransport, json_response, respons
 from durable_jobs.transport.auth import BearerAuth, SimpleAuth
 from durable_jobs.transport.base import Request
 from durable_jobs.transport.http import Endpoint, close_sessions, request, use_transport
-from tests.support.fake_spark import free_port
+from durable_jobs_harness.fake_spark import free_port
 
 SECRET = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmF0dXJlLXNlY3JldA"
 

@@ -14,10 +14,10 @@ from airflow.sdk.module_loading import import_string
 from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
 from durable_jobs.polling import PollSettings, poller_for, wait_for_outcome
 from durable_jobs.status import JobState
+from durable_jobs.testing.scripted import ScriptedClient
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
-from tests.support.fake_spark import FakeSparkMaster
-from tests.support.scripted import ScriptedClient
+from durable_jobs_harness.fake_spark import FakeSparkMaster
 
 SECRET = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.signature-very-secret"
 

@@ -19,8 +19,8 @@ from durable_jobs.clients.yarn import (
 from durable_jobs.errors import AuthError, MalformedAnswer, PermanentError, RecordError, TransientError
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
-from tests.support.fake_yarn import FakeYarnRM, YarnClusterState, free_port
-from tests.support.yarn_fixtures import rm, simple_client
+from durable_jobs_harness.fake_yarn import FakeYarnRM, YarnClusterState, free_port
+from durable_jobs_harness.yarn_fixtures import rm, simple_client
 
 __all__ = ["rm"]  # the fixture, imported explicitly (one conftest per directory)
 

@@ -22,9 +22,9 @@ from durable_jobs.record import STATE_KEY
 from durable_jobs.status import JobState
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.triggers.yarn import YarnTrigger
-from tests.support.airflow_ctx import run_until_deferred, task_context
-from tests.support.fake_yarn import FakeSparkSubmit, FakeYarnRM, ThreadedFakeYarnRM
-from tests.support.yarn_fixtures import crash_after_id_recorded, crash_after_new_application, threaded_rm
+from durable_jobs_harness.airflow_ctx import run_until_deferred, task_context
+from durable_jobs_harness.fake_yarn import FakeSparkSubmit, FakeYarnRM, ThreadedFakeYarnRM
+from durable_jobs_harness.yarn_fixtures import crash_after_id_recorded, crash_after_new_application, threaded_rm
 
 ROW = ("dag", "run1", "yarn_task", -1)
 

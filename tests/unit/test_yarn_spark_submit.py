@@ -14,14 +14,16 @@ import sys
 import textwrap
 import time
 
+import psutil
 import pytest
 
 from durable_jobs.clients.yarn import SparkSubmitApplication, YarnClient, YarnConfig, run_command
 from durable_jobs.errors import PermanentError, TransientError
 from durable_jobs.status import JobState
 from durable_jobs.transport.kerberos import KerberosCredentials
-from tests.support.fake_yarn import FakeSparkSubmit
-from tests.support.yarn_fixtures import rm, simple_client
+from durable_jobs_harness.fake_yarn import FakeSparkSubmit
+from durable_jobs_harness.waiting import wait_until
+from durable_jobs_harness.yarn_fixtures import rm, simple_client
 
 __all__ = ["rm"]
 
@@ -187,17 +189,23 @@ def test_spark_submit_dies_with_a_crashed_worker(tmp_path):
     worker = subprocess.Popen([sys.executable, "-c", script])
     child = 0
     try:
-        deadline = time.monotonic() + 30
-        while not (pid_file.exists() and pid_file.read_text().strip()):
-            assert time.monotonic() < deadline, "the child never started"
-            time.sleep(0.05)
+        wait_until(
+            "the child to start",
+            lambda: pid_file.exists() and pid_file.read_text().strip(),
+            timeout=30,
+            interval=0.05,
+            error=AssertionError,
+        )
         child = int(pid_file.read_text())
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(10)
-        deadline = time.monotonic() + 10
-        while _alive(child):
-            assert time.monotonic() < deadline, "spark-submit outlived its worker"
-            time.sleep(0.05)
+        wait_until(
+            "spark-submit to die with its worker",
+            lambda: not _alive(child),
+            timeout=10,
+            interval=0.05,
+            error=AssertionError,
+        )
     finally:
         if worker.poll() is None:
             worker.kill()
@@ -208,7 +216,6 @@ def test_spark_submit_dies_with_a_crashed_worker(tmp_path):
 
 def _alive(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False

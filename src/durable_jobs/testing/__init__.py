@@ -1,4 +1,4 @@
-"""Helpers for testing durable_jobs and DAGs that use it, and for testing a system added to it.
+"""Helpers for users testing DAGs that use durable_jobs, or a system they add to it.
 
 * :class:`ScriptedClient` (:mod:`durable_jobs.testing.scripted`): an in-memory system whose jobs follow
   scripts, with failure injection;
@@ -12,6 +12,10 @@
 ``ScriptedClient``, ``FakeJob`` and ``InMemoryStateStore`` are importable from here (they import neither
 Airflow nor an HTTP client); ``MockTransport`` from :mod:`durable_jobs.testing.transport`, and
 ``JobClientContract`` from :mod:`durable_jobs.testing.contract`.
+
+The project's own development harness (launchers of a real Airflow, Spark standalone cluster and KDC, and the
+contract fakes of Spark, YARN, Kubernetes and EMR) is not part of this package nor of the wheel: it is the
+separate ``durable_jobs_harness`` package in the repository's ``harness/`` folder.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Fixtures of the YARN suite: a real MIT KDC, fake RMs (simple or SPNEGO), clients for them.
 
-Import the fixtures you use into the test module explicitly (``from tests.support.yarn_fixtures import
+Import the fixtures you use into the test module explicitly (``from durable_jobs_harness.yarn_fixtures import
 kdc, krb_env``): each directory has one conftest.py, owned by the Spark suite.
 
 Kerberos state is per test: ``krb_env`` points ``KRB5_CONFIG``/``KRB5_KDC_PROFILE`` at the module's KDC,
@@ -27,11 +27,11 @@ from durable_jobs.failpoints import SimulatedCrash
 from durable_jobs.hooks.yarn import YarnHook
 from durable_jobs.protocol import JobProtocol, ProtocolSettings
 from durable_jobs.record import TaskIdentity
-from durable_jobs.testing.kdc import MitKdc
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.transport.kerberos import KerberosCredentials
 from durable_jobs.transport.spnego import SpnegoAuth
-from tests.support.fake_yarn import FakeYarnRM, ThreadedFakeYarnRM
+from durable_jobs_harness.fake_yarn import FakeYarnRM, ThreadedFakeYarnRM
+from durable_jobs_harness.kdc import MitKdc
 
 REALM = "EXAMPLE.TEST"
 ALICE_PW = "alice-pw"

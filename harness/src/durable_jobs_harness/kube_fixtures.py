@@ -6,7 +6,7 @@ also run against the cluster of ``$KUBECONFIG`` (marked ``kube_real``; namespace
 ``busybox:1.36``). Nothing skips: ``DURABLE_JOBS_KUBE_REAL=1`` without ``KUBECONFIG`` fails. Tests that need the
 fake's hooks (compaction, dropped streams, evictions) take ``kube_fake`` instead.
 
-Import the fixtures into a test module with ``from tests.support.kube_fixtures import *``.
+Import the fixtures into a test module with ``from durable_jobs_harness.kube_fixtures import *``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import asyncio
 import contextlib
 import json
 import os
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,8 @@ import pytest
 from durable_jobs.clients.kubernetes import KubernetesClient, KubernetesConfig
 from durable_jobs.hooks.kubernetes import KubernetesHook
 from durable_jobs.transport.http import close_sessions
-from tests.support.fake_kube import KubeApiServerThread, TlsMaterial, kubeconfig_dict, write_kubeconfig
+from durable_jobs_harness.fake_kube import KubeApiServerThread, TlsMaterial, kubeconfig_dict, write_kubeconfig
+from durable_jobs_harness.waiting import eventually
 
 REAL = os.environ.get("DURABLE_JOBS_KUBE_REAL") == "1"
 NAMESPACE = "durable"
@@ -144,7 +144,7 @@ async def _delete_test_objects(target: KubeTarget) -> None:
                     query=[("labelSelector", f"{TEST_RUN_LABEL}={target.run_id}")],
                     what="list test objects",
                 )
-            except Exception:  # e.g. no spark-operator CRD on this cluster
+            except Exception:  # noqa: S112 - e.g. no spark-operator CRD on this cluster
                 continue
             for item in reply.json().get("items") or ():
                 name = item["metadata"]["name"]
@@ -184,24 +184,6 @@ async def kube_loop_cleanup() -> AsyncIterator[None]:
     """Close the test loop's Kubernetes connections and watches (and HTTP sessions) after an async test."""
     yield
     await close_sessions()
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]] | Callable[[], Any], *, timeout: float, what: str, interval: float = 0.05
-) -> Any:
-    """Wait for ``check()`` to return something truthy, with a deadline (sync or async check)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        last = value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-        await asyncio.sleep(interval)
 
 
 __all__ = [

@@ -5,28 +5,18 @@
 ``spark-class``, bound to 127.0.0.1 on free ports, with the REST submission server enabled (and
 optionally protected by Spark's ``JWSFilter``), waits until the worker has registered, and tears
 everything down again, including orphaned PySpark python processes that a killed driver leaves behind.
-
-:func:`build_test_apps` compiles a tiny "sleep, then exit with code C or throw" Java driver and writes
-the equivalent Python script; :func:`make_jwt` signs HS256 tokens for the ``JWSFilter``.
-
-Only the standard library is used, so this module can be imported without Airflow or aiohttp.
+Only processes it started are signalled, by PID (found with psutil: its own daemons, and processes whose
+working directory lies in its worker's work dir).
 """
 
 from __future__ import annotations
 
-import argparse
 import atexit
-import base64
 import contextlib
-import hashlib
-import hmac
 import importlib.util
 import json
 import os
-import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,17 +29,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, cast
 
-__all__ = [
-    "SparkCluster",
-    "SparkClusterError",
-    "SparkPorts",
-    "TestApps",
-    "build_test_apps",
-    "free_port",
-    "make_jwt",
-    "new_jwt_secret",
-    "spark_home",
-]
+import psutil
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from durable_jobs_harness.logs import tail
+from durable_jobs_harness.ports import free_ports
+from durable_jobs_harness.waiting import wait_until
+
+__all__ = ["SparkCluster", "SparkClusterError", "SparkPorts", "spark_home"]
 
 _DAEMON_MARKER = "org.apache.spark.deploy."
 _MASTER_CLASS = "org.apache.spark.deploy.master.Master"
@@ -60,7 +47,7 @@ _STOP_GRACE = 10.0
 _HTTP_TIMEOUT = 2.0
 
 _LOG4J2 = """\
-# Written by durable_jobs.testing.spark_cluster
+# Written by durable_jobs_harness.spark_cluster
 rootLogger.level = info
 rootLogger.appenderRef.stderr.ref = console
 appender.console.type = Console
@@ -90,103 +77,28 @@ def spark_home() -> Path:
     return home
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _free_ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
 # ---------------------------------------------------------------------------------------------------
-# JWT (HS256) for Spark's org.apache.spark.ui.JWSFilter
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text: str) -> bytes:
-    text = text.strip()
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def new_jwt_secret() -> str:
-    """A fresh ``JWSFilter`` secret: 33 random bytes as base64url without padding."""
-    return _b64url(secrets.token_bytes(33))
-
-
-def make_jwt(secret_b64url: str, *, subject: str = "durable-jobs", ttl_seconds: int | None = 3600) -> str:
-    """An HS256 JWT signed with the base64url-decoded ``secret_b64url``.
-
-    ``ttl_seconds=None`` omits ``exp`` (the filter accepts that by default); a negative value gives an
-    already expired token.
-    """
-    key = _b64url_decode(secret_b64url)
-    if len(key) < 32:
-        raise ValueError(f"HS256 needs a key of at least 32 bytes, got {len(key)}")
-    now = int(time.time())
-    claims: dict[str, Any] = {"sub": subject, "iat": now}
-    if ttl_seconds is not None:
-        claims["exp"] = now + ttl_seconds
-    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
-    signing_input = f"{header}.{payload}".encode("ascii")
-    signature = hmac.new(key, signing_input, hashlib.sha256).digest()
-    return f"{header}.{payload}.{_b64url(signature)}"
-
-
-# ---------------------------------------------------------------------------------------------------
-# /proc helpers (Linux); elsewhere they degrade to "unknown"
+# Processes (psutil)
 
 
 def _cmdline(pid: int) -> str | None:
+    """The command line of ``pid``, or None when it is gone or unreadable."""
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
         return None
-    return raw.replace(b"\0", b" ").decode("utf-8", "replace")
 
 
-def _pids_with_cwd_under(directory: Path) -> list[int]:
+def _processes_with_cwd_under(directory: Path) -> list[psutil.Process]:
+    """Processes (other than this one) whose working directory is ``directory`` or lies inside it."""
     root = str(directory.resolve())
-    found: list[int] = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
     me = os.getpid()
-    for entry in entries:
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-        except OSError:
-            continue  # gone, zombie or not ours
-        cwd = cwd.removesuffix(" (deleted)")
-        if cwd == root or cwd.startswith(root + os.sep):
-            found.append(int(entry))
+    found: list[psutil.Process] = []
+    for proc in psutil.process_iter(["cwd"]):
+        cwd = proc.info.get("cwd")  # None: gone, a zombie or not ours to read
+        if proc.pid != me and cwd and (cwd == root or cwd.startswith(root + os.sep)):
+            found.append(proc)
     return found
-
-
-def _tail(path: Path, lines: int = 40, max_bytes: int = 16384) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read()
-    except OSError as exc:
-        return f"<cannot read {path}: {exc}>"
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -306,7 +218,7 @@ class SparkCluster:
             run_dir.mkdir(parents=True, exist_ok=True)
         else:
             run_dir = Path(tempfile.mkdtemp(prefix="durable-jobs-spark-")).resolve()
-        master, rest, master_ui, worker, worker_ui = _free_ports(5)
+        master, rest, master_ui, worker, worker_ui = free_ports(5)
         self._run_dir = run_dir
         self._ports = SparkPorts(master, rest, master_ui, worker, worker_ui)
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -420,7 +332,7 @@ class SparkCluster:
 
     def logs_tail(self, lines: int = 40) -> str:
         """The last lines of every daemon log, for error messages."""
-        parts = [f"--- {name} log ({path}) ---\n{_tail(path, lines)}" for name, path in self.log_files.items()]
+        parts = [f"--- {name} log ({path}) ---\n{tail(path, lines, 16384)}" for name, path in self.log_files.items()]
         return "\n".join(parts)
 
     # -- internals ----------------------------------------------------------------------------------
@@ -489,11 +401,10 @@ class SparkCluster:
         return proc
 
     def _is_our_daemon(self, proc: subprocess.Popen[bytes]) -> bool:
+        # an unreaped child's PID cannot have been reused; the marker rules out a spark-class that never exec'd
         if proc.poll() is not None:
             return False
         cmdline = _cmdline(proc.pid)
-        if cmdline is None and not Path("/proc/self").exists():
-            return True  # no procfs: an unreaped child PID cannot have been reused
         return cmdline is not None and _DAEMON_MARKER in cmdline
 
     def _signal_daemon(self, proc: subprocess.Popen[bytes] | None, sig: signal.Signals) -> None:
@@ -513,34 +424,42 @@ class SparkCluster:
                 proc.wait(_STOP_GRACE)
 
     def _kill_orphans(self) -> None:
-        # Orphaned PySpark python children (and dying driver JVMs) keep their cwd in work/<driverId>.
+        """SIGKILL what still runs in the work dir (orphaned PySpark children, dying driver JVMs), until nothing
+        does or the grace period is over."""
         work_dir = self.work_dir
-        deadline = time.monotonic() + _STOP_GRACE
-        while True:
-            pids = _pids_with_cwd_under(work_dir)
-            if not pids or time.monotonic() > deadline:
-                return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.1)
+
+        def kill_round() -> list[psutil.Process]:
+            orphans = _processes_with_cwd_under(work_dir)
+            for orphan in orphans:
+                with contextlib.suppress(psutil.Error):
+                    orphan.kill()  # psutil refuses a PID that was reused since it was listed
+            return orphans
+
+        Retrying(
+            stop=stop_after_delay(_STOP_GRACE),
+            wait=wait_fixed(0.1),
+            retry=retry_if_result(bool),
+            retry_error_callback=lambda _: None,
+        )(kill_round)
 
     def _wait_for(self, what: str, ready: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
+        def check() -> bool:
             for name, proc in (("master", self._master), ("worker", self._worker)):
                 if proc is not None and proc.poll() is not None:
                     raise SparkClusterError(
                         f"the Spark {name} exited with code {proc.returncode} while waiting for {what}\n"
                         + self.logs_tail()
                     )
-            if ready():
-                return
-            if time.monotonic() > deadline:
-                raise SparkClusterError(
-                    f"timed out after {self.startup_timeout:.0f}s waiting for {what}\n" + self.logs_tail()
-                )
-            time.sleep(_POLL_INTERVAL)
+            return ready()
+
+        wait_until(
+            what,
+            check,
+            timeout=self.startup_timeout,
+            interval=_POLL_INTERVAL,
+            on_timeout=self.logs_tail,
+            error=SparkClusterError,
+        )
 
     def _try_json_state(self) -> dict[str, Any] | None:
         try:
@@ -566,157 +485,3 @@ class SparkCluster:
     def _worker_registered(self) -> bool:
         state = self._try_json_state()
         return state is not None and int(state.get("aliveworkers", 0)) >= 1
-
-
-# ---------------------------------------------------------------------------------------------------
-# Test applications
-
-_SLEEP_EXIT_JAVA = """\
-package demo;
-
-/** args: seconds to sleep (float), exit code, mode ("ok" exits with the code, "throw" throws). */
-public final class SleepExit {
-  public static void main(String[] args) throws Exception {
-    double seconds = args.length > 0 ? Double.parseDouble(args[0]) : 0.0;
-    int code = args.length > 1 ? Integer.parseInt(args[1]) : 0;
-    String mode = args.length > 2 ? args[2] : "ok";
-    System.out.println("SleepExit: sleeping " + seconds + "s, then mode=" + mode + " code=" + code);
-    System.out.flush();
-    Thread.sleep((long) (seconds * 1000.0));
-    if ("throw".equals(mode)) {
-      throw new IllegalStateException("boom");
-    }
-    if (!"ok".equals(mode)) {
-      throw new IllegalArgumentException("unknown mode: " + mode);
-    }
-    System.exit(code);
-  }
-}
-"""
-
-_SLEEP_EXIT_PY = '''\
-"""args: seconds to sleep (float), exit code, mode ("ok" exits with the code, "throw" raises).
-
-Deliberately does not import pyspark, so it starts fast.
-"""
-
-import sys
-import time
-
-
-def main(argv: list[str]) -> None:
-    seconds = float(argv[0]) if len(argv) > 0 else 0.0
-    code = int(argv[1]) if len(argv) > 1 else 0
-    mode = argv[2] if len(argv) > 2 else "ok"
-    print(f"sleep_exit: sleeping {seconds}s, then mode={mode} code={code}", flush=True)
-    time.sleep(seconds)
-    if mode == "throw":
-        raise RuntimeError("boom")
-    if mode != "ok":
-        raise ValueError(f"unknown mode: {mode}")
-    sys.exit(code)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
-'''
-
-
-@dataclass(frozen=True)
-class TestApps:
-    """Driver programs for tests: ``jar`` with ``main_class``, and ``python_script``.
-
-    Both take the arguments ``<sleep seconds> <exit code> <ok|throw>``.
-    """
-
-    __test__ = False  # not a pytest test class
-
-    jar: Path
-    main_class: str
-    python_script: Path
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    # Keep the mtime (and so the jar cache) when nothing changed; replace atomically otherwise.
-    if path.is_file() and path.read_text("utf-8") == text:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, "utf-8")
-    os.replace(tmp, path)
-
-
-def _java_tool(name: str) -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home:
-        candidate = Path(java_home) / "bin" / name
-        if candidate.is_file():
-            return str(candidate)
-    found = shutil.which(name)
-    if found is None:
-        raise SparkClusterError(f"`{name}` not found on PATH or in $JAVA_HOME/bin; install a JDK 17+")
-    return found
-
-
-def build_test_apps(dest: Path) -> TestApps:
-    """Write and compile the test drivers into ``dest`` (cached: the jar is rebuilt only when stale)."""
-    dest = dest.resolve()
-    source = dest / "demo" / "SleepExit.java"
-    jar = dest / "sleep-exit.jar"
-    script = dest / "sleep_exit.py"
-    _write_if_changed(source, _SLEEP_EXIT_JAVA)
-    _write_if_changed(script, _SLEEP_EXIT_PY)
-    if not (jar.is_file() and jar.stat().st_mtime >= source.stat().st_mtime):
-        # Build in a private directory, then move the jar into place (parallel test workers).
-        with tempfile.TemporaryDirectory(dir=dest, prefix=".build-") as tmp:
-            classes = Path(tmp) / "classes"
-            new_jar = Path(tmp) / "sleep-exit.jar"
-            for cmd in (
-                [_java_tool("javac"), "--release", "17", "-d", str(classes), str(source)],
-                [_java_tool("jar"), "cf", str(new_jar), "-C", str(classes), "."],
-            ):
-                result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if result.returncode != 0:
-                    raise SparkClusterError(f"{' '.join(cmd)} failed:\n{result.stdout}{result.stderr}")
-            os.replace(new_jar, jar)
-    return TestApps(jar=jar, main_class="demo.SleepExit", python_script=script)
-
-
-# ---------------------------------------------------------------------------------------------------
-# CLI (manual checking only)
-
-
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m durable_jobs.testing.spark_cluster")
-    sub = parser.add_subparsers(dest="command", required=True)
-    smoke = sub.add_parser("smoke", help="start a cluster, build the test apps, print URLs, stop")
-    smoke.add_argument("--run-dir", type=Path, default=None)
-    smoke.add_argument("--jwt", action="store_true", help="protect REST with a JWSFilter")
-    args = parser.parse_args(argv)
-
-    secret = new_jwt_secret() if args.jwt else None
-    started = time.monotonic()
-    with SparkCluster(args.run_dir, jwt_secret=secret) as cluster:
-        print(f"cluster ready in {time.monotonic() - started:.1f}s (spark home {spark_home()})")
-        apps = build_test_apps(cluster.run_dir / "apps")
-        for label, value in (
-            ("master_url", cluster.master_url),
-            ("rest_url", cluster.rest_url),
-            ("master_ui_url", cluster.master_ui_url),
-            ("worker_ui_url", cluster.worker_ui_url),
-            ("run_dir", cluster.run_dir),
-            ("work_dir", cluster.work_dir),
-            ("jar", f"{apps.jar} ({apps.main_class})"),
-            ("python_script", apps.python_script),
-        ):
-            print(f"{label:14} {value}")
-        if secret is not None:
-            print(f"{'jwt':14} {make_jwt(secret)}")
-        state = cluster.json_state()
-        print(f"{'status':14} {state.get('status')}, aliveworkers={state.get('aliveworkers')}")
-    print("stopped")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

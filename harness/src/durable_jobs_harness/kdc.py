@@ -7,7 +7,7 @@ Everything lives in one directory: ``krb5.conf`` and ``kdc.conf`` (selected thro
 
 Only the MIT tools are needed (Debian: ``krb5-kdc``, ``krb5-admin-server``, ``krb5-user``); they are
 looked up on ``PATH`` and in ``/usr/sbin``. A missing tool raises: tests that need a KDC fail, never skip.
-The standard library only, so this module imports without Airflow, aiohttp or gssapi.
+No Airflow, aiohttp or gssapi needed.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from durable_jobs_harness.ports import free_tcp_udp_port
+from durable_jobs_harness.waiting import wait_until
 
 __all__ = ["KdcError", "MitKdc", "find_tool"]
 
@@ -43,21 +45,6 @@ def find_tool(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 (the KDC listens on both)."""
-    for _ in range(50):
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise KdcError("no port free for both TCP and UDP on 127.0.0.1")
-
-
 @dataclass
 class MitKdc:
     """One realm, one KDC process. Use as a context manager, or :meth:`start` / :meth:`stop`.
@@ -70,7 +57,7 @@ class MitKdc:
     realm: str = "EXAMPLE.TEST"
     max_life: str = "1h"
     max_renewable_life: str = "7d"
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_tcp_udp_port)
     startup_timeout: float = 30.0
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -165,14 +152,25 @@ class MitKdc:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + self.startup_timeout
-        while not self._listening():
-            if self._proc.poll() is not None:
-                raise KdcError(f"krb5kdc exited with code {self._proc.returncode}: {self.logs_tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise KdcError(f"krb5kdc did not listen on 127.0.0.1:{self.port} in time: {self.logs_tail()}")
-            time.sleep(0.05)
+        proc = self._proc
+
+        def listening() -> bool:
+            if proc.poll() is not None:
+                raise KdcError(f"krb5kdc exited with code {proc.returncode}: {self.logs_tail()}")
+            return self._listening()
+
+        try:
+            wait_until(
+                f"krb5kdc to listen on 127.0.0.1:{self.port}",
+                listening,
+                timeout=self.startup_timeout,
+                interval=0.05,
+                on_timeout=self.logs_tail,
+                error=KdcError,
+            )
+        except KdcError:
+            self.stop()
+            raise
         return self
 
     def _listening(self) -> bool:

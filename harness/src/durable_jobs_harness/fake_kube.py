@@ -52,7 +52,6 @@ import json
 import re
 import secrets
 import shlex
-import socket
 import ssl
 import threading
 import uuid
@@ -69,6 +68,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from durable_jobs_harness.ports import free_port as free_port
+
 MANUAL = "fake.durable-jobs.io/controller"  # annotation value "manual": no simulated controller or kubelet
 DRIVER_SCRIPT = "fake.durable-jobs.io/driver-script"  # a SparkApplication's driver, as an sh -c script
 BODY_LIMIT = 3 * 1024 * 1024
@@ -77,12 +78,6 @@ _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def now_rfc3339() -> str:
@@ -373,21 +368,14 @@ def parse_label_selector(text: str) -> Callable[[dict[str, str]], bool]:
             continue
         if m := re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", part):
             key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
-            if op == "in":
-                reqs.append(lambda lb, k=key, vs=values: lb.get(k) in vs)
-            else:
-                reqs.append(lambda lb, k=key, vs=values: lb.get(k) not in vs)
+            reqs.append(_label_in(key, values, op == "in"))
         elif m := re.fullmatch(r"([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)", part):
             key, op, value = m.groups()
-            if op == "!=":
-                reqs.append(lambda lb, k=key, v=value: lb.get(k) != v)
-            else:
-                reqs.append(lambda lb, k=key, v=value: lb.get(k) == v)
+            reqs.append(_label_in(key, {value}, op != "!="))
         elif m := re.fullmatch(r"!([\w./-]+)", part):
-            absent = m.group(1)
-            reqs.append(lambda lb, k=absent: k not in lb)
+            reqs.append(_label_present(m.group(1), False))
         elif re.fullmatch(r"[\w./-]+", part):
-            reqs.append(lambda lb, k=part: k in lb)
+            reqs.append(_label_present(part, True))
         else:
             raise ApiError(400, "BadRequest", f"unable to parse requirement: {part!r}")
     return lambda labels: all(r(labels) for r in reqs)
@@ -407,18 +395,30 @@ def parse_field_selector(text: str, res: Resource) -> Callable[[dict[str, Any]],
             raise ApiError(
                 400, "BadRequest", f'"{name}" is not a known field selector: only "{", ".join(sorted(fields))}"'
             )
-
-        def get(obj: dict[str, Any], path: str = name) -> Any:
-            cur: Any = obj
-            for p in path.split("."):
-                cur = (cur or {}).get(p)
-            return cur
-
-        if op == "!=":
-            reqs.append(lambda o, g=get, v=value: g(o) != v)
-        else:
-            reqs.append(lambda o, g=get, v=value: g(o) == v)
+        reqs.append(_field_is(name, value, op != "!="))
     return lambda obj: all(r(obj) for r in reqs)
+
+
+def _label_in(key: str, values: set[str], inside: bool) -> Callable[[dict[str, str]], bool]:
+    """``key in (values)`` (``inside``) or ``key notin (values)``; ``=``/``!=`` are the one-value cases."""
+    return lambda labels: (labels.get(key) in values) is inside
+
+
+def _label_present(key: str, present: bool) -> Callable[[dict[str, str]], bool]:
+    """``key`` (``present``) or ``!key``."""
+    return lambda labels: (key in labels) is present
+
+
+def _field_is(path: str, value: str, equal: bool) -> Callable[[dict[str, Any]], bool]:
+    """``path=value`` (``equal``) or ``path!=value``, ``path`` dotted (``status.phase``)."""
+
+    def matches(obj: dict[str, Any]) -> bool:
+        cur: Any = obj
+        for part in path.split("."):
+            cur = (cur or {}).get(part)
+        return (cur == value) is equal
+
+    return matches
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -945,7 +945,7 @@ class FakeKubeApiServer:
                     if fault.count <= 0:
                         self.faults.remove(fault)
                     headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-                    raise ApiError(fault.status, fault.reason, fault.message, **headers)
+                    raise ApiError(fault.status, fault.reason, fault.message, None, **headers)
             response: web.StreamResponse = await handler(request)
             return response
         except ApiError as exc:
@@ -1831,7 +1831,7 @@ class FakeKubeApiServer:
             )
             return
         pod = self.objects.get(("pods", namespace, driver)) or {}
-        term = next(
+        term: dict[str, Any] = next(
             (
                 cs.get("state", {}).get("terminated")
                 for cs in pod.get("status", {}).get("containerStatuses") or ()
@@ -1973,9 +1973,9 @@ class KubeApiServerThread:
         return self.call(getattr, server, name)
 
     def objects_named(self, plural: str, namespace: str) -> list[str]:
-        return sorted(
-            n for (p, ns, n) in self.call(lambda: list(self.server.objects)) if p == plural and ns == namespace
-        )  # type: ignore[union-attr]
+        server = self.server
+        assert server is not None, "not started"
+        return sorted(n for (p, ns, n) in self.call(lambda: list(server.objects)) if p == plural and ns == namespace)
 
     def iter_requests(self) -> Iterator[tuple[str, str]]:
         return iter(self.call(lambda: list(self.server.requests)))  # type: ignore[union-attr]

@@ -37,7 +37,6 @@ import itertools
 import json
 import re
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -47,6 +46,7 @@ from typing import Any
 from aiohttp import web
 
 from durable_jobs.clients.yarn import CommandResult
+from durable_jobs_harness.ports import free_port as free_port
 
 STATES = ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING", "FINISHED", "FAILED", "KILLED")
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
@@ -70,12 +70,6 @@ _STATUS_OF = {
     "ForbiddenException": 403,
     "AuthorizationException": 401,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def remote_exception(exception: str, message: str, status: int | None = None) -> web.Response:

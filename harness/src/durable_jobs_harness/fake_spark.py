@@ -23,13 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
+from durable_jobs_harness.ports import free_port as free_port
+
 Fault = Callable[[web.Request], Awaitable[web.StreamResponse | None] | web.StreamResponse | None]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

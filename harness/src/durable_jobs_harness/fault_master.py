@@ -2,7 +2,7 @@
 
 Two ports on 127.0.0.1, like a real master: the REST submission server (``/v1/submissions/create``,
 ``status/<id>``, ``kill/<id>``, ``readyz``) and the master UI (``/json/``, and ``/log/`` standing in for the
-worker's log page). The answers have the shapes Spark 4.3.0 gives (see tests/support/fake_spark.py and
+worker's log page). The answers have the shapes Spark 4.3.0 gives (see durable_jobs_harness.fake_spark and
 docs/spark-standalone.md): ``/json/`` is ``ALIVE`` with driver entries ``{id, starttime (string ms), state, cores,
 memory, submitdate, worker, mainclass}``.
 
@@ -32,6 +32,8 @@ from typing import Any
 
 from aiohttp import web
 
+from durable_jobs_harness.ports import free_port
+
 PHASES = ("healthy", "down", "503", "429", "reset")
 SPARK_VERSION = "4.3.0"
 TOKEN_PROPERTY = "spark.durable_jobs.submission_tag"
@@ -40,12 +42,6 @@ _HTML_503 = (
     "<table><tr><th>URI:</th><td>/</td></tr><tr><th>STATUS:</th><td>503</td></tr></table>"
     "<hr/><a href='https://jetty.org/'>Powered by Jetty:// 10.0.20</a></body></html>"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -56,6 +56,7 @@ from durable_jobs.clients.emr.aws_config import AwsConfig
 from durable_jobs.protocol import JobProtocol, ProtocolSettings
 from durable_jobs.record import TaskIdentity
 from durable_jobs.transport.http import close_sessions
+from durable_jobs_harness import waiting
 
 T = TypeVar("T")
 
@@ -226,8 +227,8 @@ class MotoEmr:
                 shared.stop()
 
     def reset(self) -> None:
-        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST", data=b"")
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        req = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST", data=b"")  # noqa: S310
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - the local moto server
             assert resp.status == 200
         self.requests.clear()
         self.faults.clear()
@@ -255,7 +256,7 @@ class MotoEmr:
             return original_call_action(response)
 
         backend = emr_models.ElasticMapReduceBackend
-        patches = [
+        patches: list[Any] = [
             mock.patch.object(BaseResponse, "call_action", call_action),
             mock.patch.object(ElasticMapReduceResponse, "cancel_steps", _cancel_steps, create=True),
             mock.patch.object(emr_models.Step, "status", _patched_step_status(emr_models.Step.status)),
@@ -324,7 +325,7 @@ class MotoEmr:
             region_name=REGION,
             endpoint_url=self.endpoint,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
         )
 
     def config(self, **overrides: Any) -> AwsConfig:
@@ -549,12 +550,7 @@ async def watch_until(watch: Any, predicate: Callable[[Any], bool], timeout: flo
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
     """Wait (with a deadline) until ``predicate()`` holds, checking every 10 ms."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what} not met within {timeout}s")
-        await asyncio.sleep(0.01)
+    await waiting.eventually(predicate, timeout=timeout, what=what, interval=0.01)
 
 
 # --- a fake EMR speaking the wire protocols, for hostile answers and big listings --------------------------
@@ -852,6 +848,10 @@ class FakeEmr:
             raise _FakeError("InvalidRequestException", f"Cluster id '{cluster_id}' is not valid.")
         return cluster
 
+    def _cluster_id(self, cluster_id: Any) -> str:
+        """``cluster_id`` once it is known to name a cluster."""
+        return str(self._cluster(cluster_id)["Id"])
+
     def _emr_DescribeCluster(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"Cluster": self._cluster(p.get("ClusterId"))}
 
@@ -875,22 +875,19 @@ class FakeEmr:
         return {}
 
     def _emr_AddJobFlowSteps(self, p: dict[str, Any]) -> dict[str, Any]:
-        cid = p.get("JobFlowId")
-        self._cluster(cid)
+        cid = self._cluster_id(p.get("JobFlowId"))
         ids = [self.add_step(cid, s.get("Name", ""), state="PENDING") for s in p.get("Steps") or ()]
         return {"StepIds": ids}
 
     def _emr_DescribeStep(self, p: dict[str, Any]) -> dict[str, Any]:
-        cid, sid = p.get("ClusterId"), p.get("StepId")
-        self._cluster(cid)
+        cid, sid = self._cluster_id(p.get("ClusterId")), p.get("StepId")
         for step in self.steps[cid]:
             if step["Id"] == sid:
                 return {"Step": step}
         raise _FakeError("InvalidRequestException", f"Step id '{sid}' is not valid.")
 
     def _emr_ListSteps(self, p: dict[str, Any]) -> dict[str, Any]:
-        cid = p.get("ClusterId")
-        self._cluster(cid)
+        cid = self._cluster_id(p.get("ClusterId"))
         ids, states = p.get("StepIds"), p.get("StepStates")
         if ids and len(ids) > 10:
             raise _FakeError("ValidationException", "You can specify a maximum of 10 step IDs.")
@@ -903,8 +900,7 @@ class FakeEmr:
         return self._page(found, p.get("Marker"), "Steps", "Marker")
 
     def _emr_CancelSteps(self, p: dict[str, Any]) -> dict[str, Any]:
-        cid = p.get("ClusterId")
-        self._cluster(cid)
+        cid = self._cluster_id(p.get("ClusterId"))
         infos = []
         for sid in p.get("StepIds") or ():
             step = next((s for s in self.steps[cid] if s["Id"] == sid), None)
