@@ -20,11 +20,12 @@ lint: setup
 	$(VENV)/bin/ruff format --check src harness tests examples scripts benchmarks
 	$(VENV)/bin/mypy
 
+# Tests are laid out by system (tests/<system>/, tests/core/); the real-server tiers are markers.
 unit: setup
-	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests --ignore=tests/e2e -q -m "not (spark or kdc or moto or airflow or airflow_db)"
 
 integration: setup
-	$(PY) -m pytest tests/integration -q
+	$(PY) -m pytest tests --ignore=tests/e2e -q -m "spark or kdc or moto or airflow or airflow_db"
 
 # The test command (README, CI): lint, then every test (unit, integration, the real-Airflow crash matrix);
 # nothing can skip. The last step fails if the crash matrix report shows a duplicate or an orphan.
@@ -84,7 +85,7 @@ bench-answers: setup
 # The fault soak (issue 11), long: 200 waiting jobs on one Spark master that is down, then answers 503, then 429,
 # then resets connections, 5 minutes each (about 21 minutes in all); then the jobs finish. Writes
 # build/soak-report.json and ends with `soak: ... failures=0 resubmissions=0 late_events=0 ...` (CI runs 15 s phases
-# in tests/integration/test_soak.py).
+# in tests/core/test_soak.py).
 soak: setup
 	$(PY) benchmarks/soak.py --phase-seconds 300 --jobs 200
 

@@ -1,6 +1,6 @@
 """The fault soak of issue 11: many waiting jobs outlast a sick Spark master, and nothing fails or reruns.
 
-    python benchmarks/soak.py --phase-seconds 15            # the CI length (tests/integration/test_soak.py)
+    python benchmarks/soak.py --phase-seconds 15            # the CI length (tests/core/test_soak.py)
     python benchmarks/soak.py --phase-seconds 300 --jobs 200  # `make soak`
 
 What runs, on one event loop, against the fault-injecting fake master of durable_jobs_harness.fault_master

@@ -13,6 +13,31 @@ import pytest
 from durable_jobs import failpoints
 from durable_jobs.testing.state_store import InMemoryStateStore
 
+# The harness's fixtures, for every test directory: the systems' real servers and contract fakes.
+pytest_plugins = (
+    "durable_jobs_harness.spark_fixtures",
+    "durable_jobs_harness.yarn_fixtures",
+    "durable_jobs_harness.kube_fixtures",
+    "durable_jobs_harness.moto_emr",
+)
+
+# The real-server tiers, marked from the fixtures a test uses (`pytest -m "not spark"` and so on).
+_TIERS = {
+    "spark": "spark",
+    "spark_jwt": "spark",
+    "spark_own": "spark",
+    "spark_apps": "spark",
+    "kdc": "kdc",
+    "moto_server": "moto",
+    "airflow": "airflow",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for tier in {_TIERS[name] for name in getattr(item, "fixturenames", ()) if name in _TIERS}:
+            item.add_marker(tier)
+
 
 @pytest.fixture(autouse=True)
 def _no_failpoints() -> Iterator[None]:

@@ -24,7 +24,7 @@ stack (kubeconfig loader, TLS, bearer token, typed models, ``Watch``) speaks (``
   ``ttlSecondsAfterFinished`` is deleted with its pods (its events stay, as on a cluster, until
   ``forget_events``).
 
-**Hostile answers** for the hostile suite (tests/integration/test_kube_hostile.py): ``hostile(...)`` makes the
+**Hostile answers** for the hostile suite (tests/kubernetes/test_kube_hostile.py): ``hostile(...)`` makes the
 requests that match answer with a chosen status and body (an HTML page, garbage, an empty body), a body cut
 short of its ``Content-Length``, a huge chunked body, a redirect, a 401 page that echoes the request's headers,
 a reset connection or a hang; ``corrupt(plural, namespace, name, fn)`` changes one object in every answer that

@@ -1,7 +1,7 @@
 """A small fake of the Spark master REST server and ``/json/``, for error shapes a real master
 produces only in rare situations (HTML 500 pages, standby masters, outages on demand), and for hostile
 answers (wrong types, truncated bodies, redirects, hangs, resets) served over real sockets.
-The real-master behaviour is covered by tests/integration against Spark itself.
+The real-master behaviour is covered by tests/spark_standalone against Spark itself.
 
 Hostile answers are injected per request kind (``create``, ``status``, ``kill``, ``json``, ``log``,
 ``readyz``) with :attr:`FakeSparkMaster.faults`: a function of the request that returns a response to send

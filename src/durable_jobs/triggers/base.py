@@ -13,7 +13,7 @@ budget; the operator re-checks and defers again) or ``error`` (the endpoint refu
 ``durable_jobs.triggers.<module>.<Class>`` with the kwargs of :meth:`~DurableJobTrigger.serialize`, and
 rebuilds it from them in the triggerer, possibly after an upgrade. Every classpath a release could store
 must keep importing (a move leaves the old name importable), and every kwarg it stored must still be
-accepted; ``tests/unit/test_compat_010.py`` holds those of 0.1.0.
+accepted; ``tests/core/test_compat_010.py`` holds those of 0.1.0.
 
 A subclass may take constructor arguments of its own (see :class:`DurableJobTrigger`): the triggerer
 rebuilds a trigger as ``cls(**kwargs)`` from what :meth:`~DurableJobTrigger.serialize` returned, so

@@ -12,8 +12,7 @@ from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.clients.kubernetes import KINDS, KubeObject
 from durable_jobs.status import JobState
 from durable_jobs.testing.contract import JobClientContract
-from tests.support.kube_fixtures import *  # noqa: F403
-from tests.support.kube_fixtures import KubeTarget
+from durable_jobs_harness.kube_fixtures import KubeTarget
 
 PHASES = {JobState.SUCCEEDED: "Succeeded", JobState.FAILED: "Failed"}
 

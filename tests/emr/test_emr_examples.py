@@ -26,10 +26,7 @@ from durable_jobs.operators.emr import (
 )
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.transport.http import close_sessions
-from durable_jobs_harness import moto_emr
 from durable_jobs_harness.moto_emr import MotoEmr
-
-moto_server, moto = moto_emr.moto_server, moto_emr.moto  # the shared server's fixtures
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DAG_ID = "durable_emr_cluster_step"

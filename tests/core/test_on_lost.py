@@ -13,7 +13,7 @@ from durable_jobs.protocol import Defer, JobLost, ProtocolSettings
 from durable_jobs.record import STATE_KEY
 from durable_jobs.status import JobState
 from durable_jobs.testing.scripted import ScriptedClient
-from tests.unit.test_protocol import DictStore, proto
+from tests.core.test_protocol import DictStore, proto
 
 R = JobState.RUNNING
 

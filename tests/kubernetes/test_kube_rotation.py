@@ -23,7 +23,6 @@ from durable_jobs.hooks.kubernetes import KubernetesHook
 from durable_jobs.polling import active_pollers
 from durable_jobs.triggers.kubernetes import KubernetesTrigger
 from durable_jobs_harness.fake_kube import TlsMaterial
-from durable_jobs_harness.kube_fixtures import *  # noqa: F403
 from durable_jobs_harness.kube_fixtures import KubeTarget, eventually
 
 pytestmark = pytest.mark.usefixtures("kube_loop_cleanup")

@@ -23,10 +23,7 @@ from durable_jobs.record import make_token
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.emr import EmrClusterTrigger, EmrStepTrigger
-from durable_jobs_harness import moto_emr
 from durable_jobs_harness.moto_emr import MotoEmr, eventually, watch_until
-
-moto_server, moto = moto_emr.moto_server, moto_emr.moto  # the shared server's fixtures
 
 TOKEN = make_token("dag", "run", "step", -1, 0)
 FAST = PollSettings(interval=0.02, lost_confirmations=2)

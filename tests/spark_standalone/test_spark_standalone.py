@@ -34,7 +34,7 @@ from durable_jobs.status import JobState, JobStatus
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
 from durable_jobs_harness.spark_cluster import SparkCluster, TestApps, make_jwt, new_jwt_secret
-from tests.integration.conftest import DRIVER_CONF, make_client
+from durable_jobs_harness.spark_fixtures import DRIVER_CONF, make_client
 
 pytestmark = pytest.mark.spark
 
@@ -126,7 +126,7 @@ async def run_to_end(client: SparkStandaloneClient, app: SparkApplication) -> tu
 
 
 class DictStore:
-    """The task state store, in memory (as in tests/unit/test_protocol.py)."""
+    """The task state store, in memory (as in tests/core/test_protocol.py)."""
 
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}

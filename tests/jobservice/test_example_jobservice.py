@@ -26,7 +26,7 @@ from durable_jobs.status import JobState
 from durable_jobs.testing.contract import JobClientContract
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.transport.http import close_sessions
-from tests.support.airflow_ctx import run_until_deferred, task_context
+from durable_jobs_harness.airflow_ctx import run_until_deferred, task_context
 
 T = TypeVar("T")
 SECRET = "example-service-token"

@@ -29,7 +29,7 @@ from durable_jobs.clients.emr import (
 )
 from durable_jobs.status import JobState
 from durable_jobs.testing.contract import JobClientContract, endpoint_down
-from tests.support.moto_emr import EKS_RELEASE, ROLE_ARN, MotoEmr, moto, moto_server  # noqa: F401
+from durable_jobs_harness.moto_emr import EKS_RELEASE, ROLE_ARN, MotoEmr, moto, moto_server  # noqa: F401
 
 STEP_STATES = {JobState.SUCCEEDED: "COMPLETED", JobState.FAILED: "FAILED"}
 

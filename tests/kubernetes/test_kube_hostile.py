@@ -40,7 +40,6 @@ from durable_jobs.protocol import Defer, JobProtocol, ProtocolSettings
 from durable_jobs.record import STATE_KEY, TaskIdentity
 from durable_jobs.triggers.kubernetes import KubernetesTrigger
 from durable_jobs_harness.fake_kube import RawJSON, free_port
-from durable_jobs_harness.kube_fixtures import *  # noqa: F403
 from durable_jobs_harness.kube_fixtures import KubeTarget
 
 pytestmark = pytest.mark.usefixtures("kube_loop_cleanup")

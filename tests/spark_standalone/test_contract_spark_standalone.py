@@ -12,7 +12,7 @@ from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.clients.spark_standalone import SparkApplication, SparkStandaloneClient, SparkStandaloneConfig
 from durable_jobs.status import JobState
 from durable_jobs.testing.contract import JobClientContract, endpoint_down
-from tests.support.fake_spark import FakeSparkMaster
+from durable_jobs_harness.fake_spark import FakeSparkMaster
 
 END_STATES = {JobState.SUCCEEDED: "FINISHED", JobState.FAILED: "FAILED"}
 

@@ -18,7 +18,6 @@ from durable_jobs.operators.kubernetes import (
     SparkApplicationOperator,
 )
 from durable_jobs.testing.state_store import InMemoryStateStore
-from durable_jobs_harness.kube_fixtures import *  # noqa: F403
 from durable_jobs_harness.kube_fixtures import CONN_ID, KubeTarget
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

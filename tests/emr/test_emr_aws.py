@@ -18,10 +18,7 @@ from durable_jobs.hooks.emr import EmrStepHook
 from durable_jobs.polling import PollSettings, wait_for_outcome
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
-from durable_jobs_harness import moto_emr
 from durable_jobs_harness.moto_emr import ACCOUNT, MotoEmr
-
-moto_server, moto = moto_emr.moto_server, moto_emr.moto  # the shared server's fixtures
 
 
 async def test_one_client_per_service_endpoint_and_credentials_sharing_one_loader(moto: MotoEmr):

@@ -25,7 +25,7 @@ from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.base import DurableJobTrigger
 from durable_jobs.triggers.emr import EmrClusterTrigger, EmrEksTrigger, EmrServerlessTrigger, EmrStepTrigger
 from durable_jobs_harness.moto_emr import REGION, DictStore, FakeEmr, eventually, protocol
-from tests.integration.test_emr_hostile import FLAVOURS, Flavour, fake_loop
+from tests.emr.test_emr_hostile import FLAVOURS, Flavour, fake_loop
 
 OLD_KEY, OLD_SECRET = "AKIAROTATEOLD0000001", "old-secret-0123456789abcdefghijklmnopqrs"
 NEW_KEY, NEW_SECRET = "AKIAROTATENEW0000002", "new-secret-0123456789abcdefghijklmnopqrs"

@@ -30,7 +30,6 @@ from durable_jobs.polling import PollSettings, WaitResult, wait_for_outcome
 from durable_jobs.status import JobState, JobStatus
 from durable_jobs.transport.http import open_sessions
 from durable_jobs_harness.fake_kube import TlsMaterial, kubeconfig_dict, write_kubeconfig
-from durable_jobs_harness.kube_fixtures import *  # noqa: F403
 from durable_jobs_harness.kube_fixtures import KubeTarget, eventually, fake_target
 
 pytestmark = pytest.mark.usefixtures("kube_loop_cleanup")

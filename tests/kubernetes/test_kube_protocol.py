@@ -1,6 +1,6 @@
 """The submit-once protocol over Kubernetes: the operators on a (simulated) worker, against the fake or a cluster.
 
-Airflow's real TaskStateStoreAccessor over an in-memory store (tests/unit/test_operator.py does the same for
+Airflow's real TaskStateStoreAccessor over an in-memory store (tests/core/test_operator.py does the same for
 Spark); the cluster is the TLS contract fake (or a real one with DURABLE_JOBS_KUBE_REAL=1). A crash at every
 protocol point, then a retry, leaves exactly one object per generation.
 """
@@ -25,7 +25,6 @@ from durable_jobs.record import STATE_KEY, make_token
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.kubernetes import KubernetesTrigger
-from durable_jobs_harness.kube_fixtures import *  # noqa: F403
 from durable_jobs_harness.kube_fixtures import CONN_ID, TEST_RUN_LABEL, KubeTarget
 
 T = TypeVar("T")

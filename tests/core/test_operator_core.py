@@ -35,7 +35,7 @@ from durable_jobs.triggers.emr import EmrClusterTrigger, EmrEksTrigger, EmrServe
 from durable_jobs.triggers.kubernetes import KubernetesTrigger
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
 from durable_jobs.triggers.yarn import YarnTrigger
-from tests.support.airflow_ctx import task_context
+from durable_jobs_harness.airflow_ctx import task_context
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "durable_jobs"
 ROW = ("dag", "run1", "spark", -1)

@@ -25,7 +25,6 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.watch import Watch
 
 from durable_jobs_harness.fake_kube import TlsMaterial
-from durable_jobs_harness.kube_fixtures import *  # noqa: F403
 from durable_jobs_harness.kube_fixtures import KubeTarget, eventually, fake_target
 
 MANUAL = {"fake.durable-jobs.io/controller": "manual"}

@@ -14,8 +14,8 @@ from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.clients.yarn import SparkSubmitApplication, YarnApplication
 from durable_jobs.status import JobState
 from durable_jobs.testing.contract import JobClientContract, endpoint_down
-from tests.support.fake_yarn import FakeSparkSubmit, FakeYarnRM
-from tests.support.yarn_fixtures import simple_client
+from durable_jobs_harness.fake_yarn import FakeSparkSubmit, FakeYarnRM
+from durable_jobs_harness.yarn_fixtures import simple_client
 
 END_STATES = {JobState.SUCCEEDED: "SUCCEEDED", JobState.FAILED: "FAILED"}
 

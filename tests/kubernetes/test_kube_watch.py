@@ -22,7 +22,6 @@ from durable_jobs.clients.kubernetes import KubeObject, KubernetesClient
 from durable_jobs.polling import PollSettings, poller_for, wait_for_outcome
 from durable_jobs.status import JobState
 from durable_jobs_harness.fake_kube import TlsMaterial
-from durable_jobs_harness.kube_fixtures import *  # noqa: F403
 from durable_jobs_harness.kube_fixtures import KubeTarget, eventually, fake_target
 
 pytestmark = pytest.mark.usefixtures("kube_loop_cleanup")

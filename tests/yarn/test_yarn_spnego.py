@@ -1,6 +1,6 @@
 """The pieces of the SPNEGO transport that need no KDC: headers, cookies, credentials, identities.
 
-Negotiation itself, tickets and renewal run against a real MIT KDC in tests/integration/test_yarn_kerberos.py.
+Negotiation itself, tickets and renewal run against a real MIT KDC in tests/yarn/test_yarn_kerberos.py.
 """
 
 from __future__ import annotations

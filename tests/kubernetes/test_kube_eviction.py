@@ -24,9 +24,8 @@ from durable_jobs.operators.kubernetes import KubernetesJobOperator
 from durable_jobs.status import JobState
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.transport.http import close_sessions
-from durable_jobs_harness.kube_fixtures import *  # noqa: F403
 from durable_jobs_harness.kube_fixtures import CONN_ID, KubeTarget, eventually
-from tests.integration.test_kube_protocol import ctx, record, trigger_event
+from tests.kubernetes.test_kube_protocol import ctx, record, trigger_event
 
 
 @pytest.fixture

@@ -30,10 +30,7 @@ from durable_jobs.record import STATE_KEY, Outcome, TaskIdentity
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.base import DurableJobTrigger
-from durable_jobs_harness import moto_emr
 from durable_jobs_harness.moto_emr import EKS_RELEASE, ROLE_ARN, DictStore, MotoEmr, protocol, worker_loop
-
-moto_server, moto = moto_emr.moto_server, moto_emr.moto  # the shared server's fixtures
 
 JOB_FLOW = {
     "ReleaseLabel": "emr-7.1.0",

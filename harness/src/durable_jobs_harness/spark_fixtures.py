@@ -1,4 +1,4 @@
-"""Fixtures for the integration tests: real Spark standalone clusters started from the pyspark package.
+"""Fixtures of real Spark standalone clusters started from the pyspark package (registered by ``tests/conftest.py``).
 
 Nothing here skips: a missing pyspark, java or javac makes the fixtures raise, so the tests fail.
 """
