@@ -1,5 +1,6 @@
 """The contract suite itself: the in-memory ScriptedClient passes it, and each rule it states fails a client that
-breaks that rule (so no test of the suite passes whatever the client does)."""
+breaks that rule (so no test of the suite passes whatever the client does). The same for its variant where a success
+is a live resource that cancel releases (``cancel_ends_success_as``, as for an EMR cluster)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,23 @@ class TestScriptedContract(JobClientContract):
             yield
         finally:
             self.client.down -= METHODS
+
+
+class LiveSuccessClient(ScriptedClient):
+    """A success is a live resource, like a cluster that is up: cancel releases it, and the job ends cancelled."""
+
+    async def cancel(self, locator: Locator) -> None:
+        self._check("cancel")
+        job = self.jobs.get(locator["id"])
+        if job is not None and (not job.peek().is_terminal or job.peek() is JobState.SUCCEEDED):
+            job.cancelled = True
+
+
+class TestScriptedLiveSuccessContract(TestScriptedContract):
+    """The whole suite again, on a system whose successes cancel releases."""
+
+    cancel_ends_success_as = (JobState.CANCELLED,)
+    client_class = LiveSuccessClient
 
 
 # --- clients that each break one rule ------------------------------------------------------------------------
@@ -107,6 +125,44 @@ class SubmitsBlindly(ScriptedClient):
         return await super().submit(spec, token, reserved=reserved)
 
 
+class LiveEndsSuccessFailed(LiveSuccessClient):
+    async def cancel(self, locator: Locator) -> None:
+        job = self.jobs[locator["id"]]
+        if job.peek() is JobState.SUCCEEDED:
+            job.script, job.polls = [JobState.FAILED], 0
+        else:
+            await super().cancel(locator)
+
+
+class LiveSecondCancelChangesIt(LiveSuccessClient):
+    async def cancel(self, locator: Locator) -> None:
+        job = self.jobs[locator["id"]]
+        if job.cancelled:  # "terminating a terminated cluster" marks it failed
+            job.cancelled, job.script, job.polls = False, [JobState.FAILED], 0
+        else:
+            await super().cancel(locator)
+
+
+class LiveCancelsFailures(LiveSuccessClient):
+    async def cancel(self, locator: Locator) -> None:
+        self.jobs[locator["id"]].cancelled = True  # even a failed job: it becomes cancelled
+
+
+class LiveCancelRestarts(LiveSuccessClient):
+    """Cancel of a success releases it and starts another job under its token, which find then adopts."""
+
+    async def cancel(self, locator: Locator) -> None:
+        job = self.jobs[locator["id"]]
+        restart = job.peek() is JobState.SUCCEEDED
+        await super().cancel(locator)
+        if restart:
+            await self.submit(job.spec, job.token)
+
+    async def find(self, token: str, **kwargs: Any) -> Locator | None:
+        mine = [j.job_id for j in self.jobs.values() if j.token == token]
+        return {"id": mine[-1]} if mine else None  # the newest
+
+
 Test = Callable[[JobClientContract], Awaitable[None]]
 C = JobClientContract
 
@@ -124,6 +180,7 @@ C = JobClientContract
         (CancelRefusesEnded, C.test_cancel_of_an_ended_job_changes_nothing),
         (CancelResubmits, C.test_cancel_is_idempotent),
         (SubmitsBlindly, C.test_an_unreachable_endpoint_proves_nothing),
+        (LiveSuccessClient, C.test_cancel_of_an_ended_job_changes_nothing),  # by default a success is an end
     ],
     ids=lambda v: v.__name__,
 )
@@ -141,3 +198,38 @@ async def test_the_same_tests_pass_the_scripted_client() -> None:
         suite = TestScriptedContract()
         suite.client = ScriptedClient()
         await test(suite)
+
+
+@pytest.mark.parametrize(
+    ("client_class", "test"),
+    [
+        (ScriptedClient, C.test_cancel_of_an_ended_job_changes_nothing),  # cancel leaves a success up
+        (LiveEndsSuccessFailed, C.test_cancel_of_an_ended_job_changes_nothing),
+        (LiveSecondCancelChangesIt, C.test_cancel_of_an_ended_job_changes_nothing),
+        (LiveCancelsFailures, C.test_cancel_of_an_ended_job_changes_nothing),
+        (LiveCancelRestarts, C.test_cancel_of_an_ended_job_changes_nothing),
+        (CancelResubmits, C.test_cancel_is_idempotent),
+    ],
+    ids=lambda v: v.__name__,
+)
+async def test_a_live_success_suite_fails_a_client_that_breaks_its_rule(
+    client_class: type[ScriptedClient], test: Test
+) -> None:
+    suite = TestScriptedLiveSuccessContract()
+    suite.client = client_class()
+    with pytest.raises((AssertionError, RuntimeError)):
+        await test(suite)
+
+
+async def test_the_same_tests_pass_a_client_whose_cancel_releases_a_success() -> None:
+    tests = {t for _, t in test_a_live_success_suite_fails_a_client_that_breaks_its_rule.pytestmark[0].args[1]}
+    for test in tests:
+        suite = TestScriptedLiveSuccessContract()
+        suite.client = LiveSuccessClient()
+        await test(suite)
+
+
+def test_a_success_cannot_be_cancelled_into_a_success_or_an_active_state() -> None:
+    for states in ((JobState.SUCCEEDED,), (JobState.CANCELLED, JobState.RUNNING)):
+        with pytest.raises(TypeError, match="cancel_ends_success_as"):
+            type("TestWrong", (JobClientContract,), {"cancel_ends_success_as": states})

@@ -1,4 +1,5 @@
-"""The EMR clients pass the JobClient contract suite, against moto (EMR on EC2 steps, EMR Serverless, EMR on EKS).
+"""The EMR clients pass the JobClient contract suite, against moto (EMR on EC2 steps and clusters, EMR Serverless,
+EMR on EKS).
 
 The moto server is shared by the session, so "unreachable" is a TCP relay in front of it that stops listening and
 drops its connections (connections refused), then listens again on the same port.
@@ -14,12 +15,15 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar
 from unittest import mock
 
+import moto.emr.models as emr_models
 import moto.emrserverless.exceptions as serverless_errors
 import moto.emrserverless.models as serverless_models
 import pytest
 
 from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.clients.emr import (
+    EmrCluster,
+    EmrClusterClient,
     EmrEksClient,
     EmrEksJob,
     EmrServerlessClient,
@@ -32,6 +36,12 @@ from durable_jobs.testing.contract import JobClientContract, endpoint_down
 from durable_jobs_harness.moto_emr import EKS_RELEASE, ROLE_ARN, MotoEmr, moto, moto_server  # noqa: F401
 
 STEP_STATES = {JobState.SUCCEEDED: "COMPLETED", JobState.FAILED: "FAILED"}
+JOB_FLOW = {
+    "ReleaseLabel": "emr-7.1.0",
+    "Instances": {"InstanceCount": 1, "MasterInstanceType": "m5.xlarge"},
+    "JobFlowRole": "EMR_EC2_DefaultRole",
+    "ServiceRole": "EMR_DefaultRole",
+}
 
 
 class Relay:
@@ -128,6 +138,59 @@ class TestEmrStepContract(AwsContract):
     async def vanish(self, locator: Locator) -> None:
         cluster = self.moto.cluster(locator["cluster_id"])
         cluster.steps = [s for s in cluster.steps if s.id != locator["step_id"]]
+
+
+class TestEmrClusterContract(AwsContract):
+    """A cluster's job succeeds once the cluster is up (``WAITING``/``RUNNING``), and cancel terminates it: a success
+    is a live resource that cancel releases, ending ``TERMINATED`` by ``USER_REQUEST`` (cancelled)."""
+
+    cancel_ends_success_as = (JobState.CANCELLED,)
+    ended: ClassVar[dict[JobState, tuple[str, str]]] = {
+        JobState.SUCCEEDED: ("WAITING", ""),
+        JobState.FAILED: ("TERMINATED_WITH_ERRORS", "BOOTSTRAP_FAILURE"),
+    }
+
+    @pytest.fixture(autouse=True)
+    async def _like_aws(self, _aws: None) -> AsyncIterator[None]:
+        """Three gaps of moto's EMR closed as AWS behaves: a new cluster is ``STARTING`` (moto: ``WAITING`` at once),
+        terminating it goes through ``TERMINATING`` (moto: ``TERMINATED`` at once; a task here ends it, as EMR
+        does), and terminating a cluster that has already terminated changes nothing (moto terminates it again)."""
+        cluster = emr_models.Cluster
+        terminated = cluster.terminate  # the harness's: TERMINATED by USER_REQUEST, its steps cancelled
+
+        def terminating(self: Any) -> None:
+            if self.state not in ("TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"):
+                self.state = "TERMINATING"
+
+        async def emr_terminates() -> None:
+            while True:
+                for c in list(self.moto.emr.clusters.values()):
+                    if c.state == "TERMINATING":
+                        terminated(c)
+                await asyncio.sleep(0.1)
+
+        with (
+            mock.patch.object(cluster, "run_bootstrap_actions", lambda self: None),
+            mock.patch.object(cluster, "terminate", terminating),
+        ):
+            task = asyncio.get_running_loop().create_task(emr_terminates())
+            try:
+                yield
+            finally:
+                task.cancel()
+
+    async def make_client(self) -> JobClient[Any]:
+        return EmrClusterClient(self.aws_config())
+
+    def make_spec(self) -> EmrCluster:
+        return EmrCluster(name="contract", job_flow=JOB_FLOW)
+
+    async def end_job(self, locator: Locator, state: JobState) -> None:
+        raw, code = self.ended[state]
+        self.moto.set_cluster(locator["cluster_id"], raw, code=code)
+
+    async def vanish(self, locator: Locator) -> None:
+        del self.moto.emr.clusters[locator["cluster_id"]]
 
 
 class RunContract(AwsContract):

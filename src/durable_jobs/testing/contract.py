@@ -83,9 +83,19 @@ class JobClientContract:
     settle_timeout: ClassVar[float] = 15.0
     #: seconds between two looks while waiting for a change to show
     settle_interval: ClassVar[float] = 0.2
+    #: Empty (the default): a success is an end, which cancel leaves as it is. Where a success is a long-lived
+    #: resource that cancel releases (an EMR cluster job succeeds once the cluster is up, and cancel terminates
+    #: it), the states such a cancel ends in, e.g. ``(JobState.CANCELLED,)``: terminal, never SUCCEEDED. Then
+    #: :meth:`test_cancel_of_an_ended_job_changes_nothing` checks that cancel of a success ends it in one of
+    #: them for good (a second cancel changes nothing, no job is created), and takes a job that ended in
+    #: failure as the ended job that cancel leaves as it is.
+    cancel_ends_success_as: ClassVar[tuple[JobState, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        wrong = [s for s in cls.cancel_ends_success_as if not s.is_terminal or s is JobState.SUCCEEDED]
+        if wrong:
+            raise TypeError(f"{cls.__name__}.cancel_ends_success_as: {wrong} are no end of a cancel")
         import pytest  # only under pytest: the library itself does not depend on it
 
         marks = getattr(cls, "pytestmark", [])
@@ -407,7 +417,15 @@ class JobClientContract:
         await self._with_client(test)
 
     async def test_cancel_of_an_ended_job_changes_nothing(self) -> None:
-        """No error, and no other outcome: a success stays a success (or is gone, where cancel deletes)."""
+        """No error, and no other outcome: a success stays a success (or is gone, where cancel deletes).
+
+        Where a success is a resource that cancel releases (:attr:`cancel_ends_success_as`), the ended job is
+        one that failed, which stays failed (or is gone); and cancel of a success ends it as that attribute
+        says, for good: a second cancel changes nothing, and no job is created.
+        """
+        if self.cancel_ends_success_as:
+            await self._with_client(self._cancel_of_a_failure_and_of_a_live_success)
+            return
 
         async def test(client: JobClient[Any]) -> None:
             job = await self._submit(client, self.token())
@@ -419,6 +437,29 @@ class JobClientContract:
             assert st.state in (JobState.SUCCEEDED, JobState.LOST), f"cancelling a success changed it to {st}"
 
         await self._with_client(test)
+
+    async def _cancel_of_a_failure_and_of_a_live_success(self, client: JobClient[Any]) -> None:
+        failed = await self._submit(client, self.token())
+        await self.end_job(failed, JobState.FAILED)
+        await self._state(client, failed, JobState.FAILED)
+        await client.cancel(failed)
+        await client.cancel(failed)
+        st = await client.status(failed)
+        assert st.state in (JobState.FAILED, JobState.LOST), f"cancelling a failed job changed it to {st}"
+
+        token, since = self.token(), time.time()
+        job = await self._submit(client, token)
+        await self.end_job(job, JobState.SUCCEEDED)
+        await self._state(client, job, JobState.SUCCEEDED)
+        await client.cancel(job)
+        ended = await self._state(client, job, *self.cancel_ends_success_as)
+        await client.cancel(job)
+        for _ in range(3):
+            st = await client.status(job)
+            assert st.state is ended.state, f"a cancelled success was {ended}, then (after a second cancel) {st}"
+        found = await self._find(client, token, since)
+        kept = (None, job) if ended.state is JobState.LOST else (job,)  # a cancel that deletes leaves nothing
+        assert found in kept, f"cancel must not create or replace a job: find gave {found}, not {job}"
 
 
 __all__ = ["JobClientContract", "endpoint_down"]
