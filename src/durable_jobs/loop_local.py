@@ -70,14 +70,37 @@ _REGISTERED: dict[int, weakref.ref[LoopLocal[Any]]] = {}
 _NUMBERS = itertools.count()
 
 
+#: how long one kind of resource may take to close before close_all() gives up on it and goes on
+CLOSE_TIMEOUT = 30.0
+
+
 async def close_all() -> None:
-    """Close the running loop's resources of every :class:`LoopLocal`; one that fails does not stop the rest."""
+    """Close the running loop's resources of every :class:`LoopLocal`; one that fails or hangs (past
+    :data:`CLOSE_TIMEOUT`) does not stop the rest, and a worker's shutdown never waits on a sick endpoint."""
     alive = [ll for ref in list(_REGISTERED.values()) if (ll := ref()) is not None]
     for ll in alive:
         try:
-            await ll.close()
+            await asyncio.wait_for(ll.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.warning("closing %s of this event loop took over %.0fs: left to the loop's end", ll.name, CLOSE_TIMEOUT)
         except Exception:
             log.warning("closing %s of this event loop failed", ll.name, exc_info=True)
 
 
-__all__ = ["LoopLocal", "close_all"]
+async def cancel_and_wait(task: asyncio.Task[Any], *, what: str, patience: float = 10.0) -> None:
+    """Cancel ``task`` and wait until it ends, cancelling it again each second: a cancellation that a
+    library's timeout turned into its own error (then retried) must not keep a close waiting forever.
+    After ``patience`` seconds it is left running, with a warning."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=min(1.0, max(0.0, deadline - loop.time())))
+        if loop.time() >= deadline and not task.done():
+            log.warning("%s did not end when cancelled: left running", what)
+            return
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("%s ended with an error while stopping", what, exc_info=task.exception())
+
+
+__all__ = ["CLOSE_TIMEOUT", "LoopLocal", "cancel_and_wait", "close_all"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 
 from durable_jobs import loop_local
-from durable_jobs.loop_local import LoopLocal, close_all
+from durable_jobs.loop_local import LoopLocal, cancel_and_wait, close_all
 
 
 def test_each_loop_gets_its_own_value_and_a_gone_loop_takes_it_with_it():
@@ -67,6 +68,7 @@ def test_a_loop_local_of_an_object_leaves_the_registry_with_it():
             self.limit = LoopLocal(lambda: asyncio.Semaphore(self.n))
             self.n = 2
 
+    gc.collect()  # what earlier tests left is gone first
     before = len(loop_local._REGISTERED)
     clients = [Client() for _ in range(5)]
     assert len(loop_local._REGISTERED) == before + 5
@@ -86,3 +88,58 @@ async def test_close_sessions_closes_the_http_sessions_and_the_other_pools():
     assert kube == {} and aws is not None
     await close_sessions()
     assert api._CONNECTIONS.peek() is None and aws_pool._POOLS.peek() is None
+
+
+async def test_a_closer_that_hangs_does_not_stop_close_all(monkeypatch, caplog):
+    """A resource whose close never ends (a sick endpoint) is given up after CLOSE_TIMEOUT; the rest close."""
+    monkeypatch.setattr(loop_local, "CLOSE_TIMEOUT", 0.2)
+    closed: list[str] = []
+
+    async def hang(_value: object) -> None:
+        await asyncio.Event().wait()
+
+    async def close(value: list[str]) -> None:
+        closed.append("after")
+
+    stuck: LoopLocal[object] = LoopLocal(object, close=hang, name="stuck")
+    after: LoopLocal[list[str]] = LoopLocal(list, close=close, name="after")
+    stuck.get(), after.get()
+    await asyncio.wait_for(close_all(), 5)
+    assert closed == ["after"]
+    assert any("stuck" in r.getMessage() and "took over" in r.getMessage() for r in caplog.records)
+
+
+async def test_cancel_and_wait_cancels_again_a_task_that_swallowed_its_cancellation():
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1  # as a library's timeout may turn a cancellation into its own error, once
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait(task, what="stubborn", patience=5), 4)
+    assert task.cancelled() and swallowed == 1
+
+
+async def test_cancel_and_wait_gives_up_after_its_patience(caplog):
+    alive = True
+
+    async def immortal() -> None:
+        while alive:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(immortal())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait(task, what="immortal", patience=0.3), 4)
+    assert not task.done()
+    assert any("immortal did not end" in r.getMessage() for r in caplog.records)
+    alive = False  # let it end, so the test's loop closes cleanly
+    await asyncio.wait_for(task, 2)

@@ -53,6 +53,7 @@ from durable_jobs.clients.kubernetes.schemas import (
 )
 from durable_jobs.clients.kubernetes.status import CachedObject
 from durable_jobs.errors import AnswerTooLarge, AuthError, MalformedAnswer, PermanentError, TransientError
+from durable_jobs.loop_local import cancel_and_wait
 from durable_jobs.messages import cut
 from durable_jobs.status import JobState, JobStatus
 from durable_jobs.transport import retry
@@ -168,9 +169,7 @@ class Informer:
             self._idle_timer.cancel()
         task, self._task = self._task, None
         if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task, what=f"the watch of {self.source.describe()}")
 
     def touch(self) -> None:
         """A reader used the cache: keep watching (an informer nobody reads stops after ``idle_timeout``)."""
