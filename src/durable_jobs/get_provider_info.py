@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from durable_jobs import __version__
+from durable_jobs.system import LINK_CLASS
 from durable_jobs.systems import declared
 
 
@@ -25,4 +26,5 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [system.modules_entry("triggers") for system in systems],
         "hooks": [system.modules_entry("hooks") for system in systems],
         "connection-types": [entry for system in systems for entry in system.connection_types()],
+        "extra-links": sorted({LINK_CLASS for system in systems if system.links}),
     }

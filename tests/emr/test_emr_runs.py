@@ -310,9 +310,17 @@ async def test_links_and_status_carry_the_s3_logs(moto: MotoEmr, flavour: Flavou
         if flavour.name == "serverless"
         else f"runs/{container}/jobs/{loc['job_run_id']}/"
     )
+    console = "https://console.aws.amazon.com/emr/home?region=us-east-1#/" + (
+        f"serverless-applications/{container}/job-runs/{loc['job_run_id']}"
+        if flavour.name == "serverless"
+        else f"eks/clusters/{container}"
+    )
+    logs = f"https://console.aws.amazon.com/s3/buckets/my-logs?region=us-east-1&prefix={prefix}"
     links = await client.links(loc)
     assert links == {
+        "emr_console_url": console,
         "log_uri": f"s3://my-logs/{prefix}",
-        "logs_url": f"https://console.aws.amazon.com/s3/buckets/my-logs?region=us-east-1&prefix={prefix}",
+        "emr_logs_url": logs,
+        "logs_url": logs,
     }
     assert (await client.status(loc)).extra["log_uri"] == links["log_uri"]

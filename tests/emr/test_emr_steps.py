@@ -331,8 +331,10 @@ async def test_links_point_at_the_console_and_the_step_logs(moto: MotoEmr, steps
     cid = moto.create_cluster(log_uri="s3://my-logs/emr/")
     loc = await steps.submit(spec(cid), TOKEN)
     links = await steps.links(loc)
+    console = f"https://console.aws.amazon.com/emr/home?region=us-east-1#/clusterDetails/{cid}"
     assert links == {
-        "emr_cluster_url": f"https://console.aws.amazon.com/emr/home?region=us-east-1#/clusterDetails/{cid}",
+        "emr_console_url": console,
+        "emr_cluster_url": console,
         "emr_logs_uri": f"s3://my-logs/emr/{cid}/steps/{loc['step_id']}/",
         "emr_logs_url": f"https://console.aws.amazon.com/s3/buckets/my-logs?region=us-east-1&prefix=emr/{cid}/steps/"
         f"{loc['step_id']}/",

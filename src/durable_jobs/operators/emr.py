@@ -30,9 +30,11 @@ from durable_jobs.clients.emr.eks import EmrEksJob
 from durable_jobs.clients.emr.serverless import EmrServerlessJob
 from durable_jobs.errors import DurableJobError, PermanentError, RecordError
 from durable_jobs.hooks.emr import DurableAwsHook, EmrClusterHook
+from durable_jobs.links import system_links
 from durable_jobs.operators.base import DurableJobOperator
 from durable_jobs.polling import wait_for_outcome
 from durable_jobs.record import JobRecord
+from durable_jobs.systems.emr import SYSTEM
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.base import DurableJobTrigger
 from durable_jobs.triggers.emr import EmrClusterTrigger, EmrEksTrigger, EmrServerlessTrigger, EmrStepTrigger
@@ -54,6 +56,7 @@ class EmrStepOperator(DurableJobOperator):
     """
 
     trigger_class: ClassVar[type[DurableJobTrigger]] = EmrStepTrigger
+    operator_extra_links = system_links(SYSTEM)
     template_fields: Sequence[str] = (
         "conn_id",
         "cluster_id",
@@ -118,6 +121,7 @@ class EmrCreateClusterOperator(DurableJobOperator):
     """
 
     trigger_class: ClassVar[type[DurableJobTrigger]] = EmrClusterTrigger
+    operator_extra_links = system_links(SYSTEM)
     template_fields: Sequence[str] = ("conn_id", "name", "job_flow_overrides")
     template_fields_renderers: ClassVar[dict[str, str]] = {"job_flow_overrides": "json"}
 
@@ -251,6 +255,7 @@ class EmrServerlessJobOperator(DurableJobOperator):
     """
 
     trigger_class: ClassVar[type[DurableJobTrigger]] = EmrServerlessTrigger
+    operator_extra_links = system_links(SYSTEM)
     template_fields: Sequence[str] = (
         "conn_id",
         "application_id",
@@ -314,6 +319,7 @@ class EmrEksJobOperator(DurableJobOperator):
     """
 
     trigger_class: ClassVar[type[DurableJobTrigger]] = EmrEksTrigger
+    operator_extra_links = system_links(SYSTEM)
     template_fields: Sequence[str] = (
         "conn_id",
         "virtual_cluster_id",

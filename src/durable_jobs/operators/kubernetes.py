@@ -21,8 +21,10 @@ from typing import Any, ClassVar
 
 from durable_jobs.clients.kubernetes import KubeObject, identity_metadata, to_wire
 from durable_jobs.hooks.kubernetes import KubernetesHook
+from durable_jobs.links import system_links
 from durable_jobs.operators.base import DurableJobOperator
 from durable_jobs.record import JobRecord, TaskIdentity
+from durable_jobs.systems.kubernetes import SYSTEM
 from durable_jobs.triggers.base import DurableJobTrigger
 from durable_jobs.triggers.kubernetes import KubernetesTrigger
 
@@ -51,6 +53,7 @@ class KubernetesObjectOperator(DurableJobOperator):
 
     kind: ClassVar[str]
     trigger_class: ClassVar[type[DurableJobTrigger]] = KubernetesTrigger
+    operator_extra_links = system_links(SYSTEM)
     template_fields: Sequence[str] = ("conn_id", "namespace", "name", "labels", "annotations")
 
     def __init__(

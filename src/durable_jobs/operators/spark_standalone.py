@@ -7,8 +7,10 @@ from typing import Any, ClassVar
 
 from durable_jobs.clients.spark_standalone.specs import SparkApplication
 from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
+from durable_jobs.links import system_links
 from durable_jobs.operators.base import DurableJobOperator
 from durable_jobs.record import JobRecord
+from durable_jobs.systems.spark_standalone import SYSTEM
 from durable_jobs.triggers.base import DurableJobTrigger
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
 
@@ -28,6 +30,7 @@ class SparkStandaloneOperator(DurableJobOperator):
     """
 
     trigger_class: ClassVar[type[DurableJobTrigger]] = SparkStandaloneTrigger
+    operator_extra_links = system_links(SYSTEM)
     template_fields: Sequence[str] = (
         "conn_id",
         "application",

@@ -17,8 +17,10 @@ from typing import Any, ClassVar
 
 from durable_jobs.clients.yarn.specs import SparkSubmitApplication, YarnApplication
 from durable_jobs.hooks.yarn import YarnHook
+from durable_jobs.links import system_links
 from durable_jobs.operators.base import DurableJobOperator
 from durable_jobs.record import JobRecord
+from durable_jobs.systems.yarn import SYSTEM
 from durable_jobs.triggers.base import DurableJobTrigger
 from durable_jobs.triggers.yarn import YarnTrigger
 
@@ -44,6 +46,7 @@ class YarnApplicationOperator(DurableJobOperator):
     """
 
     trigger_class: ClassVar[type[DurableJobTrigger]] = YarnTrigger
+    operator_extra_links = system_links(SYSTEM)
     template_fields: Sequence[str] = ("conn_id", "name", "yarn_queue", "tags")
 
     def __init__(
@@ -114,6 +117,7 @@ class SparkOnYarnOperator(DurableJobOperator):
     """
 
     trigger_class: ClassVar[type[DurableJobTrigger]] = YarnTrigger
+    operator_extra_links = system_links(SYSTEM)
     template_fields: Sequence[str] = (
         "conn_id",
         "application",

@@ -10,7 +10,7 @@ from typing import Any
 
 from durable_jobs.hooks.convert import as_bool
 from durable_jobs.hooks.fields import MAX_RESPONSE_BYTES, Connection, Field
-from durable_jobs.system import System
+from durable_jobs.system import Link, System
 
 
 def _verify(value: Any) -> bool | str:
@@ -82,4 +82,7 @@ SYSTEM = System(
         "EmrTerminateClusterOperator",
     ),
     tags=("aws",),
+    # the console page of the cluster (a step's cluster), Serverless application run or EMR on EKS virtual
+    # cluster; the S3 console at the job's logs when it writes logs to S3
+    links=(Link("EMR console", "emr_console_url"), Link("EMR logs", "emr_logs_url")),
 )

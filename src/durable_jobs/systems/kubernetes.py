@@ -7,7 +7,7 @@ The extras have the names of the cncf-kubernetes provider's ``kubernetes`` conne
 from __future__ import annotations
 
 from durable_jobs.hooks.fields import CA_FILE, MAX_RESPONSE_BYTES, TIMEOUT, Connection, Field
-from durable_jobs.system import System
+from durable_jobs.system import Link, System
 
 CONNECTION = Connection(
     conn_type="kubernetes_durable",
@@ -68,4 +68,5 @@ SYSTEM = System(
         "KubernetesPodOperator",
         "SparkApplicationOperator",
     ),
+    links=(Link("Kubernetes object", "console_url"),),  # only with the connection's console_url template
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from durable_jobs.hooks.fields import CA_FILE, MAX_RESPONSE_BYTES, TIMEOUT, VERIFY_SSL, Connection, Field
-from durable_jobs.system import System
+from durable_jobs.system import Link, System
 
 REST_PORT = 6066
 UI_PORT = 8080  # a master's web UI, where /json/ is read
@@ -54,4 +54,5 @@ SYSTEM = System(
     connections=(CONNECTION,),
     triggers=("SparkStandaloneTrigger",),
     operators=("SparkStandaloneOperator",),
+    links=(Link("Spark master UI", "master_ui_url"), Link("Spark driver UI", "driver_ui_url")),
 )

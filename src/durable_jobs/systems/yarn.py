@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from durable_jobs.hooks.fields import CA_FILE, MAX_RESPONSE_BYTES, TIMEOUT, VERIFY_SSL, Connection, Field
-from durable_jobs.system import System
+from durable_jobs.system import Link, System
 
 RM_PORT = 8088
 RM_HTTPS_PORT = 8090
@@ -66,4 +66,6 @@ SYSTEM = System(
     connections=(CONNECTION,),
     triggers=("YarnTrigger",),
     operators=("YarnApplicationOperator", "SparkOnYarnOperator"),
+    # the RM's page of the application, and its tracking URL (the Spark UI through the proxy) once the RM has one
+    links=(Link("YARN application", "rm_app_url"), Link("YARN tracking URL", "tracking_url")),
 )

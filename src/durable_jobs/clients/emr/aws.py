@@ -265,9 +265,10 @@ class AwsJobClient(JobClient[SpecT]):
             out.update(await self.fallback_statuses(retry_one_by_one))
         return out
 
-    def console_url(self, fragment: str) -> str:
+    def console_url(self, fragment: str, **fields: str) -> str:
+        """The console page ``fragment``, its ``{region}`` and ``fields`` (ids the locator checked) filled in."""
         region = self.config.region_name or "us-east-1"
-        return f"https://{self.config.console_domain()}/{fragment.format(region=region)}"
+        return f"https://{self.config.console_domain()}/{fragment.format(region=region, **fields)}"
 
     def s3_console_url(self, s3_uri: str) -> str | None:
         """The S3 console page of an ``s3://bucket/prefix/`` URI."""

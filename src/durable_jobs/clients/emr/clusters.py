@@ -106,7 +106,7 @@ class EmrClient(AwsJobClient[Any]):
     service: ClassVar[str] = "emr"
 
     def cluster_url(self, cluster_id: str) -> str:
-        return self.console_url("emr/home?region={region}#/clusterDetails/" + cluster_id)
+        return self.console_url("emr/home?region={region}#/clusterDetails/{cluster_id}", cluster_id=cluster_id)
 
     async def describe_cluster(self, cluster_id: str, *, budget: float | None = None) -> ClusterView:
         cluster_id = validate_cluster_id(cluster_id)
@@ -132,7 +132,9 @@ class EmrClient(AwsJobClient[Any]):
             log.info("%s: EMR does not know the cluster any more; nothing to terminate", what)
 
     async def _cluster_links(self, cluster_id: str, *, step_id: str | None = None) -> dict[str, str]:
-        out = {"emr_cluster_url": self.cluster_url(cluster_id)}
+        # a step's page is its cluster's (the console lists the steps there); emr_cluster_url: as in 0.1
+        page = self.cluster_url(cluster_id)
+        out = {"emr_console_url": page, "emr_cluster_url": page}
         try:
             cluster = await self.describe_cluster(cluster_id, budget=min(5.0, self.config.retry_budget))
         except DurableJobError as exc:  # links are a courtesy: never fail nor hold a task

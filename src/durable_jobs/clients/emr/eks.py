@@ -126,6 +126,7 @@ class EmrEksClient(JobRunClient[EmrEksJob]):
     kind: ClassVar[str] = "EMR on EKS job run"
     container_kind: ClassVar[str] = "virtual cluster"
     log_path: ClassVar[tuple[str, ...]] = ("{virtual_cluster_id}", "jobs", "{job_run_id}")
+    console_page: ClassVar[str] = "emr/home?region={region}#/eks/clusters/{virtual_cluster_id}"  # lists its runs
     states: ClassVar[Mapping[str, JobState]] = {
         "PENDING": JobState.PENDING,
         "SUBMITTED": JobState.PENDING,

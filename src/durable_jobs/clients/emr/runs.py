@@ -166,6 +166,8 @@ class JobRunClient(AwsJobClient[SpecT]):
     start_schema: ClassVar[type[StartAnswer]]
     #: where a run's logs are under its S3 log base: fixed parts and locator fields in braces
     log_path: ClassVar[tuple[str, ...]]
+    #: the run's AWS console page: ``{region}`` and locator fields in braces
+    console_page: ClassVar[str]
 
     def __init__(self, config: AwsConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -440,12 +442,13 @@ class JobRunClient(AwsJobClient[SpecT]):
             raise PermanentError(f"{what}: {exc}") from None
 
     async def links(self, locator: Locator) -> dict[str, str]:
-        status = await self.status(locator)
-        out: dict[str, str] = {}
+        loc = self.validate_locator(locator)
+        out = {"emr_console_url": self.console_url(self.console_page, **loc)}
+        status = await self.status(loc)
         if status.extra.get("log_uri"):
             out["log_uri"] = str(status.extra["log_uri"])
         if status.tracking_url:
-            out["logs_url"] = status.tracking_url
+            out["emr_logs_url"] = out["logs_url"] = status.tracking_url  # logs_url: as in 0.1
         return out
 
 

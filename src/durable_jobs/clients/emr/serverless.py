@@ -113,6 +113,9 @@ class EmrServerlessClient(JobRunClient[EmrServerlessJob]):
     kind: ClassVar[str] = "EMR Serverless job run"
     container_kind: ClassVar[str] = "application"
     log_path: ClassVar[tuple[str, ...]] = ("applications", "{application_id}", "jobs", "{job_run_id}")
+    console_page: ClassVar[str] = (
+        "emr/home?region={region}#/serverless-applications/{application_id}/job-runs/{job_run_id}"
+    )
     states: ClassVar[Mapping[str, JobState]] = {
         "SUBMITTED": JobState.PENDING,
         "PENDING": JobState.PENDING,
