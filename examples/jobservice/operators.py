@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from durable_jobs.links import XComLink
 from durable_jobs.operators.base import DurableJobOperator
 from durable_jobs.record import JobRecord
 from durable_jobs.triggers.base import DurableJobTrigger
@@ -20,6 +21,7 @@ class JobServiceOperator(DurableJobOperator):
     """
 
     trigger_class: ClassVar[type[DurableJobTrigger]] = JobServiceTrigger  # the hook is the trigger's
+    operator_extra_links = (XComLink(name="Job service", key="job_url"),)  # a URL the client's links() pushes
     template_fields = ("conn_id", "command")
 
     def __init__(
