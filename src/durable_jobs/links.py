@@ -4,8 +4,9 @@ Each system declares its links (a label and an XCom key, :class:`durable_jobs.sy
 turns a declaration into Airflow links, once, for every operator. Airflow 3 serializes a link as its name
 and :attr:`~XComLink.xcom_key`, and the api-server answers the task page with that XCom's value, so a link
 shows as soon as the operator pushed its URL (before it defers, on either path) and shows nothing while
-the XCom is missing. :meth:`XComLink.get_link` runs on the worker when a try ends (Airflow pushes its
-answer to the same key): it returns the pushed URL unchanged.
+the XCom is missing. :meth:`XComLink.get_link` runs on the worker whenever a try ends, the deferral included,
+and Airflow pushes its answer to the same key: it must return the pushed URL unchanged (an empty answer would
+remove the button while the task is deferred), and "" where none was pushed (which leaves an empty XCom).
 """
 
 from __future__ import annotations

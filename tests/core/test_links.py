@@ -115,7 +115,7 @@ def test_get_link_returns_the_pushed_url_or_nothing(monkeypatch: pytest.MonkeyPa
 # --- through Airflow's api-server ------------------------------------------------------------------------------
 
 
-def push(dag_id: str, task_id: str, key: str, value: Any) -> None:
+def push(dag_id: str, task_id: str, key: str, value: Any, map_index: int = -1) -> None:
     """An XCom as a task's ``xcom_push`` stores it: serialized by the SDK, written by the Execution API's route."""
     from airflow.models.xcom import XComModel
 
@@ -125,6 +125,7 @@ def push(dag_id: str, task_id: str, key: str, value: Any) -> None:
         dag_id=dag_id,
         task_id=task_id,
         run_id=RUN_ID,
+        map_index=map_index,
         serialize=False,
     )
 
@@ -141,20 +142,23 @@ def clear_xcoms() -> None:
 class Api:
     """The api-server's app over the example DAGs, each with one dag run whose tasks are all deferred."""
 
-    def __init__(self, client: Any, tasks: dict[tuple[str, str], Any]) -> None:
+    def __init__(self, client: Any, tasks: dict[tuple[str, str], Any], tis: list[tuple[str, str, int]]) -> None:
         self.client = client
-        self.tasks = tasks  # (dag_id, task_id) -> the task as the DAG file defines it
+        self.tasks = tasks  # (dag_id, task_id) -> the task as the DAG file defines it (a mapped one too)
+        self.tis = tis  # (dag_id, task_id, map_index) of every task instance of the runs
 
-    def links(self, dag_id: str, task_id: str) -> dict[str, str | None]:
-        reply = self.client.get(f"/dags/{dag_id}/dagRuns/{RUN_ID}/taskInstances/{task_id}/links")
+    def links(self, dag_id: str, task_id: str, map_index: int = -1) -> dict[str, str | None]:
+        path = f"/dags/{dag_id}/dagRuns/{RUN_ID}/taskInstances/{task_id}/links"
+        reply = self.client.get(path, params={"map_index": map_index})
         assert reply.status_code == 200, reply.text
         body = reply.json()
         assert body["total_entries"] == len(body["extra_links"])
         links: dict[str, str | None] = body["extra_links"]
         return links
 
-    def state(self, dag_id: str, task_id: str) -> str:
-        reply = self.client.get(f"/dags/{dag_id}/dagRuns/{RUN_ID}/taskInstances/{task_id}")
+    def state(self, dag_id: str, task_id: str, map_index: int = -1) -> str:
+        path = f"/dags/{dag_id}/dagRuns/{RUN_ID}/taskInstances/{task_id}" + (f"/{map_index}" if map_index >= 0 else "")
+        reply = self.client.get(path)
         assert reply.status_code == 200, reply.text
         state: str = reply.json()["state"]
         return state
@@ -201,6 +205,7 @@ def api(metadata_db: None) -> Iterator[Api]:
         assert not bag.import_errors, bag.import_errors
         sync_bag_to_db(bag, "dags-folder", None)  # what the dag processor writes
         now = pendulum.now("UTC")
+        tis: list[tuple[str, str, int]] = []
         with create_session() as session:
             for dag_id in bag.dags:
                 run = SerializedDagModel.get_dag(dag_id, session=session).create_dagrun(
@@ -215,10 +220,11 @@ def api(metadata_db: None) -> Iterator[Api]:
                 )
                 for ti in run.get_task_instances(session=session):
                     ti.state = TaskInstanceState.DEFERRED
+                    tis.append((ti.dag_id, ti.task_id, ti.map_index))
         tasks = {(dag.dag_id, task.task_id): task for dag in bag.dags.values() for task in dag.tasks}
         try:
             with TestClient(create_app(apps="core"), base_url="http://testserver/api/v2") as client:
-                yield Api(client, tasks)
+                yield Api(client, tasks, tis)
         finally:
             purge_cached_app()
 
@@ -227,21 +233,31 @@ def api(metadata_db: None) -> Iterator[Api]:
 def test_every_example_task_shows_its_links_while_deferred_and_none_without_xcom(api: Api) -> None:
     clear_xcoms()
     systems = {f"durable_jobs.operators.{system.module}": system for system in declared()}
-    durable = {key: task for key, task in api.tasks.items() if isinstance(task, DurableJobOperator)}
-    assert {type(task).__module__ for task in durable.values()} >= set(systems)
-    for (dag_id, task_id), task in durable.items():
-        assert api.state(dag_id, task_id) == "deferred"
-        system = systems.get(type(task).__module__)
+    checked: list[tuple[str, str, int]] = []
+    modules: set[str] = set()
+    for dag_id, task_id, map_index in api.tis:
+        task = api.tasks[(dag_id, task_id)]
+        cls = getattr(task, "operator_class", type(task))  # a mapped task's class is its operator's
+        if not (isinstance(cls, type) and issubclass(cls, DurableJobOperator)):
+            continue  # EmrTerminateClusterOperator: not a durable job
+        assert api.state(dag_id, task_id, map_index) == "deferred"
+        system = systems.get(cls.__module__)
         # the keys the system's clients push (an extension's operator, examples/jobservice, sets its own)
-        links = system.links if system else task.operator_extra_links
+        links = system.links if system else cls.operator_extra_links
         declared_links = {link.name: link.xcom_key for link in links}
-        assert api.links(dag_id, task_id) == dict.fromkeys(declared_links), (dag_id, task_id)
         assert declared_links, (dag_id, task_id)
+        assert api.links(dag_id, task_id, map_index) == dict.fromkeys(declared_links), (dag_id, task_id)
         *pushed, missing = declared_links.items()
+        url = f"https://{task_id}.example/{map_index}/{{key}}?a=1&b=2"
         for _, key in pushed:
-            push(dag_id, task_id, key, f"https://{task_id}.example/{key}?a=1&b=2")
-        expected = {name: f"https://{task_id}.example/{key}?a=1&b=2" for name, key in pushed}
-        assert api.links(dag_id, task_id) == {**expected, missing[0]: None}, (dag_id, task_id)
+            push(dag_id, task_id, key, url.format(key=key), map_index)
+        expected = {name: url.format(key=key) for name, key in pushed}
+        assert api.links(dag_id, task_id, map_index) == {**expected, missing[0]: None}, (dag_id, task_id)
+        checked.append((dag_id, task_id, map_index))
+        modules.add(cls.__module__)
+    assert modules >= set(systems)  # every system's operators are in the examples
+    mapped = {(dag_id, task_id) for dag_id, task_id, map_index in checked if map_index >= 0}
+    assert len(mapped) == 3, checked  # the examples' mapped Spark, Kubernetes and EMR Serverless tasks
     clear_xcoms()
 
 
