@@ -83,3 +83,15 @@ def supervisor_messages() -> Any:
     from airflow.sdk.execution_time import comms
 
     return comms
+
+
+def xcom_value(ti_key: Any, key: str) -> Any:
+    """A task instance's XCom ``key``, read through the deployment's XCom backend (None when it has none).
+
+    Relies on ``airflow.sdk.execution_time.xcom.XCom``, the configured backend class (Airflow 3.0+; what the
+    providers' links read through ``airflow.providers.common.compat.sdk.XCom``), and its public
+    ``get_value(ti_key=, key=)``.
+    """
+    from airflow.sdk.execution_time.xcom import XCom
+
+    return XCom.get_value(ti_key=ti_key, key=key)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from airflow.sdk import BaseOperatorLink
 
+from durable_jobs.airflow_compat import xcom_value
 from durable_jobs.system import LINK_CLASS, System
 
 if TYPE_CHECKING:
@@ -34,9 +35,7 @@ class XComLink(BaseOperatorLink):  # type: ignore[misc]
         return self.key
 
     def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom  # the deployment's XCom backend, as the task wrote with
-
-        value = XCom.get_value(ti_key=ti_key, key=self.key)
+        value = xcom_value(ti_key, self.key)
         return value if isinstance(value, str) else ""
 
 
