@@ -35,6 +35,7 @@ from durable_jobs.systems import declared
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs_harness.airflow_ctx import FakeTI, task_context
 from durable_jobs_harness.fake_spark import ThreadedFakeSparkMaster
+from tests.core.test_provider import airflow_json
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RUN_ID = "links_run"
@@ -72,9 +73,11 @@ def test_the_links_each_system_declares() -> None:
     }
 
 
-def test_provider_info_registers_the_one_link_class() -> None:
+def test_provider_info_registers_the_one_link_class(tmp_path: Path) -> None:
     assert get_provider_info()["extra-links"] == [LINK_CLASS]
     assert import_string(LINK_CLASS) is XComLink
+    rows = airflow_json(tmp_path, "providers", "links")  # Airflow's provider manager imports it
+    assert [row["extra_link_class_name"] for row in rows if row["extra_link_class_name"] == LINK_CLASS] == [LINK_CLASS]
 
 
 def test_airflow_serializes_each_link_as_its_name_and_xcom_key() -> None:
