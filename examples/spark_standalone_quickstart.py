@@ -40,6 +40,6 @@ with DAG(
             "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
         },
         retries=2,
-        poll_interval=2,
+        poll_interval=2,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(minutes=10),
     )

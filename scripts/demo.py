@@ -29,10 +29,8 @@ import argparse
 import json
 import re
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ from durable_jobs.clients.spark_standalone import TOKEN_PROPERTY
 from durable_jobs.record import STATE_KEY
 from durable_jobs_harness.airflow_env import FINISHED_RUN_STATES, AirflowEnv
 from durable_jobs_harness.spark_cluster import SparkCluster, build_test_apps
+from durable_jobs_harness.waiting import wait_for_interrupt
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -153,14 +152,6 @@ def summary(dag_id: str, drivers: list[dict[str, str]], tis: list[Any], state: s
     driver_ids = ",".join(d["id"] for d in drivers) or "none"
     tries = max((int(ti["try_number"]) for ti in tis), default=0)
     return f"demo: dag={dag_id} driver={driver_ids} submissions={len(drivers)} tries={tries} state={state}"
-
-
-def wait_for_interrupt() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        pass
 
 
 class Outcome:
