@@ -13,21 +13,25 @@ from __future__ import annotations
 from durable_jobs_harness.ports import free_port
 from durable_jobs_harness.spark_cluster.apps import TestApps, build_test_apps
 from durable_jobs_harness.spark_cluster.cluster import (
+    LOCAL_APPS_DIR,
     LOCAL_PORTS,
     SparkCluster,
     SparkClusterError,
     SparkPorts,
+    connection_command,
     spark_home,
 )
 from durable_jobs_harness.spark_cluster.tokens import make_jwt, new_jwt_secret
 
 __all__ = [
+    "LOCAL_APPS_DIR",
     "LOCAL_PORTS",
     "SparkCluster",
     "SparkClusterError",
     "SparkPorts",
     "TestApps",
     "build_test_apps",
+    "connection_command",
     "free_port",
     "make_jwt",
     "new_jwt_secret",

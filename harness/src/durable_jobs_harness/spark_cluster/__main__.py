@@ -12,31 +12,20 @@ URLs, stop.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
 from pathlib import Path
 
 from durable_jobs_harness.spark_cluster.apps import TestApps, build_test_apps
-from durable_jobs_harness.spark_cluster.cluster import LOCAL_PORTS, SparkCluster, spark_home
+from durable_jobs_harness.spark_cluster.cluster import (
+    LOCAL_APPS_DIR,
+    LOCAL_PORTS,
+    SparkCluster,
+    connection_command,
+    spark_home,
+)
 from durable_jobs_harness.spark_cluster.tokens import make_jwt, new_jwt_secret
 from durable_jobs_harness.waiting import wait_for_interrupt
-
-SERVE_APPS_DIR = Path("/tmp/spark-apps")  # noqa: S108 - the README's quickstart DAG names this jar
-CONN_ID = "spark_standalone_default"
-
-
-def connection_command(cluster: SparkCluster, jwt: str | None = None) -> str:
-    """The ``airflow connections add`` command of a ``spark_standalone_rest`` connection to ``cluster``."""
-    args = [
-        "airflow", "connections", "add", CONN_ID, "--conn-type", "spark_standalone_rest",
-        "--conn-host", "127.0.0.1", "--conn-port", str(cluster.ports.rest),
-        "--conn-extra", json.dumps({"master_ui_urls": cluster.master_ui_url}),
-    ]  # fmt: skip
-    if jwt is not None:
-        args += ["--conn-password", jwt]
-    return shlex.join(args)
 
 
 def _describe(cluster: SparkCluster, apps: TestApps, jwt: str | None) -> None:
@@ -61,7 +50,7 @@ def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m durable_jobs_harness.spark_cluster")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="start a cluster on fixed ports and keep it running until Ctrl-C")
-    serve.add_argument("--apps-dir", type=Path, default=SERVE_APPS_DIR, help=f"default {SERVE_APPS_DIR}")
+    serve.add_argument("--apps-dir", type=Path, default=LOCAL_APPS_DIR, help=f"default {LOCAL_APPS_DIR}")
     serve.add_argument("--free-ports", action="store_true", help="free ports instead of REST 6066, UI 8090")
     smoke = sub.add_parser("smoke", help="start a cluster, build the test apps, print URLs, stop")
     for command in (serve, smoke):
@@ -82,7 +71,7 @@ def _main(argv: list[str] | None = None) -> int:
         _describe(cluster, apps, jwt)
         if keep:
             print("\nthe Airflow connection to it:\n")
-            print(f"  {connection_command(cluster, jwt)}\n")
+            print(f"  {connection_command(cluster.ports, jwt)}\n")
             print("running; Ctrl-C stops the master and the worker", flush=True)
             wait_for_interrupt()
     finally:

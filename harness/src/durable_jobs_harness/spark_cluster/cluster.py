@@ -16,6 +16,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -121,6 +122,22 @@ class SparkPorts:
 #: default too (and the worker UI to 8081, its fallback); 18080 is Spark's history server. Free ports, which
 #: tests and the demo use, come from the kernel's ephemeral range and never hit these.
 LOCAL_PORTS = SparkPorts(master=7077, rest=6066, master_ui=8090, worker=7078, worker_ui=8091)
+
+#: where ``serve`` builds the test apps: the README's quickstart DAG names the jar there
+LOCAL_APPS_DIR = Path("/tmp/spark-apps")  # noqa: S108 - a fixed path a user can type
+CONN_ID = "spark_standalone_default"
+
+
+def connection_command(ports: SparkPorts, jwt: str | None = None) -> str:
+    """The ``airflow connections add`` command of a ``spark_standalone_rest`` connection to a local cluster."""
+    args = [
+        "airflow", "connections", "add", CONN_ID, "--conn-type", "spark_standalone_rest",
+        "--conn-host", "127.0.0.1", "--conn-port", str(ports.rest),
+        "--conn-extra", json.dumps({"master_ui_urls": f"http://127.0.0.1:{ports.master_ui}"}),
+    ]  # fmt: skip
+    if jwt is not None:
+        args += ["--conn-password", jwt]
+    return shlex.join(args)
 
 
 class SparkCluster:
