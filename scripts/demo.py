@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """``make demo``: a real Airflow 3.3 and a real Spark cluster, and a worker killed in the worst place.
 
-What it does, all local and self-contained (nothing outside a temporary directory is touched):
+What it does, all local and self-contained (nothing outside a temporary directory is touched; every server
+listens on 127.0.0.1 on a free port from the kernel's ephemeral range, so an Airflow or Spark already running
+on its default ports, 8080 for both UIs, is left alone):
 
 1. starts a Spark standalone Master + Worker from the ``pyspark`` wheel and builds the test jar;
 2. starts Airflow 3.3 in a temporary ``AIRFLOW_HOME`` (SQLite, LocalExecutor) as four processes:

@@ -97,7 +97,10 @@ async def eventually(
 def wait_for_interrupt() -> None:
     """Block until SIGINT (Ctrl-C) or SIGTERM, so that the caller's ``finally`` stops what it started."""
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        pass
+    before = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
