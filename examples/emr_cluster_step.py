@@ -62,7 +62,7 @@ with DAG(
         cluster_id=CLUSTER_ID,
         args=["spark-submit", "--deploy-mode", "cluster", "/usr/lib/spark/examples/src/main/python/pi.py", "100"],
         retries=2,
-        poll_interval=30,
+        poll_interval=30,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(hours=2),  # the step is cancelled when it passes
     )
     terminate_cluster = EmrTerminateClusterOperator(

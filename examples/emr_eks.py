@@ -45,5 +45,6 @@ with DAG(
         },
         tags={"team": "data"},
         retries=2,
+        poll_interval=30,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(hours=1),
     )

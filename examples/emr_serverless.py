@@ -44,6 +44,7 @@ with DAG(
         },
         configuration_overrides=MONITORING,  # the S3 log links are pushed to XCom before deferring
         retries=2,
+        poll_interval=30,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(hours=1),
     )
     EmrServerlessJobOperator.partial(

@@ -42,7 +42,7 @@ with DAG(
         env_vars={"TABLE": "events"},
         backoff_limit=1,  # one pod retry inside the Job; the task's retries come after that
         retries=2,
-        poll_interval=10,
+        poll_interval=10,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(minutes=30),  # absolute: the Job is deleted if it is still running then
     )
 
@@ -75,7 +75,7 @@ with DAG(
             },
         },
         retries=1,
-        poll_interval=10,
+        poll_interval=10,  # seconds between status polls (default 30 s)
     )
 
     count >> report

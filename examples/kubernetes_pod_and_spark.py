@@ -35,7 +35,7 @@ with DAG(
         image=IMAGE,
         cmds=["sh", "-c", "echo hello from a durable pod"],
         retries=2,
-        poll_interval=5,
+        poll_interval=5,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(minutes=10),
     )
     per_shard = KubernetesPodOperator.partial(
@@ -44,7 +44,7 @@ with DAG(
         image=IMAGE,
         cmds=["sh", "-c"],
         retries=2,
-        poll_interval=5,
+        poll_interval=5,  # seconds between status polls (default 30 s)
     ).expand(arguments=[["echo shard 0; sleep 2"], ["echo shard 1; sleep 2"], ["echo shard 2; sleep 2"]])
     hello >> per_shard
 
@@ -74,6 +74,6 @@ with DAG(
             "executor": {"cores": 1, "instances": 2, "memory": "512m"},
         },
         retries=1,
-        poll_interval=15,
+        poll_interval=15,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(hours=1),
     )

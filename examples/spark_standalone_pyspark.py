@@ -37,7 +37,7 @@ with DAG(
         application=SCRIPT,
         application_args=["1", "0", "ok"],
         conf=DRIVER_CONF,
-        poll_interval=2,
+        poll_interval=2,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(minutes=10),
     )
 
@@ -46,7 +46,7 @@ with DAG(
         conn_id="spark_standalone_default",
         application=SCRIPT,
         conf=DRIVER_CONF,
-        poll_interval=2,
+        poll_interval=2,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(minutes=10),
     ).expand(application_args=[["1", "0", "ok"], ["2", "0", "ok"]])
 

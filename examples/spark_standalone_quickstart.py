@@ -10,7 +10,9 @@ token, adopts it, and waits for it. A retry after the driver *failed* submits a 
 
 Set up a connection ``spark_standalone_default`` of type ``spark_standalone_rest`` (host: the
 master, port: its REST port, 6066 by default), and point ``DURABLE_JOBS_EXAMPLE_JAR`` at a jar that
-the Spark workers can read. ``make demo`` runs this DAG against a throwaway local cluster.
+the Spark workers can read. ``make demo`` runs this DAG against a throwaway local cluster;
+``python -m durable_jobs_harness.spark_cluster serve`` keeps one running (REST 6066, master UI 8090) and
+builds the jar into ``/tmp/spark-apps/``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,6 @@ with DAG(
             "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
         },
         retries=2,
-        poll_interval=2,
+        poll_interval=2,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(minutes=10),
     )

@@ -60,6 +60,6 @@ with DAG(
         tags=["example"],
         max_app_attempts=1,
         retries=2,
-        poll_interval=15,
+        poll_interval=15,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(hours=1),
     )

@@ -40,7 +40,7 @@ with DAG(
         num_executors=2,
         conf={"spark.dynamicAllocation.enabled": "false"},
         tags=["example"],
-        poll_interval=15,
+        poll_interval=15,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(hours=1),
     )
 
@@ -50,6 +50,6 @@ with DAG(
         application=os.environ.get("DURABLE_JOBS_EXAMPLE_SPARK_PY", "hdfs:///apps/etl.py"),
         application_args=["--day", "{{ ds }}"],
         py_files=[os.environ.get("DURABLE_JOBS_EXAMPLE_SPARK_PY_DEPS", "hdfs:///apps/deps.zip")],
-        poll_interval=15,
+        poll_interval=15,  # seconds between status polls (default 30 s)
         job_timeout=timedelta(hours=2),
     )

@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """``make demo``: a real Airflow 3.3 and a real Spark cluster, and a worker killed in the worst place.
 
-What it does, all local and self-contained (nothing outside a temporary directory is touched):
+What it does, all local and self-contained (nothing outside a temporary directory is touched; every server
+listens on 127.0.0.1 on a free port from the kernel's ephemeral range, so an Airflow or Spark already running
+on its default ports, 8080 for both UIs, is left alone):
 
 1. starts a Spark standalone Master + Worker from the ``pyspark`` wheel and builds the test jar;
 2. starts Airflow 3.3 in a temporary ``AIRFLOW_HOME`` (SQLite, LocalExecutor) as four processes:
@@ -29,10 +31,8 @@ import argparse
 import json
 import re
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from durable_jobs.clients.spark_standalone import TOKEN_PROPERTY
 from durable_jobs.record import STATE_KEY
 from durable_jobs_harness.airflow_env import FINISHED_RUN_STATES, AirflowEnv
 from durable_jobs_harness.spark_cluster import SparkCluster, build_test_apps
+from durable_jobs_harness.waiting import wait_for_interrupt
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -153,14 +154,6 @@ def summary(dag_id: str, drivers: list[dict[str, str]], tis: list[Any], state: s
     driver_ids = ",".join(d["id"] for d in drivers) or "none"
     tries = max((int(ti["try_number"]) for ti in tis), default=0)
     return f"demo: dag={dag_id} driver={driver_ids} submissions={len(drivers)} tries={tries} state={state}"
-
-
-def wait_for_interrupt() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        pass
 
 
 class Outcome:

@@ -2,12 +2,15 @@
 
 :func:`wait_until` blocks (launchers, the end-to-end tests); :func:`eventually` awaits (tests on an event loop).
 Both call ``check`` until it returns something truthy and return that value; when the time is up they raise,
-naming what was awaited and the last answer or error.
+naming what was awaited and the last answer or error. :func:`wait_for_interrupt` waits for the user instead
+(the launchers left running for a person: ``make demo-ui``, the local Spark cluster).
 """
 
 from __future__ import annotations
 
 import inspect
+import signal
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -22,7 +25,7 @@ from tenacity import (
 )
 from tenacity import Future as Attempt
 
-__all__ = ["eventually", "wait_until"]
+__all__ = ["eventually", "wait_for_interrupt", "wait_until"]
 
 T = TypeVar("T")
 
@@ -89,3 +92,15 @@ async def eventually(
         return await retrying(attempt)
     except RetryError as exc:
         raise AssertionError(_message(what, timeout, exc.last_attempt, None)) from None
+
+
+def wait_for_interrupt() -> None:
+    """Block until SIGINT (Ctrl-C) or SIGTERM, so that the caller's ``finally`` stops what it started."""
+    stop = threading.Event()
+    before = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

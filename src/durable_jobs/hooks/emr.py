@@ -1,6 +1,8 @@
 """Airflow ``aws`` connections -> the EMR clients (:mod:`durable_jobs.clients.emr`), without the amazon provider.
 
-The connection is the one the amazon provider defines (conn_type ``aws``), read with its field names:
+The connection is the one the amazon provider defines (conn_type ``aws``), read with its field names (without
+that provider installed, this package registers the ``aws`` type itself, with :class:`DurableAwsHook`: see
+:mod:`durable_jobs.systems.emr`):
 
 * login / password: access key id / secret access key (or extra ``aws_access_key_id`` /
   ``aws_secret_access_key``); none of them: botocore's default chain (environment, profile, instance or

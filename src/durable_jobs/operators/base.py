@@ -52,21 +52,22 @@ def default_on_lost() -> str:
 def default_deferrable() -> bool:
     """Deferrable unless the deployment explicitly says otherwise.
 
-    Airflow writes ``[operators] default_deferrable = false`` into every generated ``airflow.cfg``, so a
-    value in the file cannot be told from Airflow's default. Honoured, in order: the environment variable
-    ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` (always explicit), ``[durable_jobs] default_deferrable``,
-    and ``[operators] default_deferrable = true``; otherwise True.
+    Honoured, first found wins: ``[durable_jobs] default_deferrable`` (or
+    ``AIRFLOW__DURABLE_JOBS__DEFAULT_DEFERRABLE``), this library's own and so the more specific; then the
+    environment variable ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE``; otherwise True. ``[operators]
+    default_deferrable`` in ``airflow.cfg`` is not read, whatever its value: Airflow writes ``false`` there in
+    every generated file, so a value in the file cannot be told from Airflow's shipped default (and ``true``
+    is this default anyway).
     """
-    env = os.environ.get("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE")
-    if env is not None:
-        return as_bool(env, True)
     try:
         from airflow.sdk import conf
 
         own = conf.get("durable_jobs", "default_deferrable", fallback=None)
-    except Exception:  # no usable config: keep our default
+    except Exception:  # no usable config: the environment and our default
         own = None
-    return as_bool(own, True)
+    if own not in (None, ""):
+        return as_bool(own, True)
+    return as_bool(os.environ.get("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"), True)
 
 
 def _record_passing(build_spec: Callable[..., Any]) -> str:
@@ -135,15 +136,21 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
     """Submit a job once, persist it, defer; on any retry reattach, return, or resubmit after a failure.
 
     :param conn_id: the system's Airflow connection.
-    :param deferrable: wait in the triggerer (default True unless ``[operators] default_deferrable`` is set).
-    :param poll_interval: seconds between status polls.
+    :param deferrable: wait in the triggerer; ``False`` waits on the worker under the same protocol. Default:
+        True, unless ``[durable_jobs] default_deferrable`` or the environment variable
+        ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` says otherwise (see :func:`default_deferrable`; the
+        ``[operators]`` value in ``airflow.cfg`` is not read).
+    :param poll_interval: seconds between status polls (default 30): a job's end reaches the task within
+        about one interval. The tasks waiting on one endpoint with the same interval share one poll per
+        interval, so a shorter one costs requests per endpoint, not per job.
     :param job_timeout: deadline of each job, anchored on the try that submitted it (default: the
         task's ``execution_timeout``, else one day). When it passes the job is cancelled and the task fails.
     :param rerun_on_clear: when a task whose job succeeded is cleared, submit a new job (default: return the
         recorded result without running anything).
-    :param unknown_budget: seconds the trigger tolerates an unreachable endpoint before handing back to the
-        worker, which re-checks and defers again (never fails, never resubmits).
-    :param lost_confirmations: how many times in a row the system must deny knowing the job before it is lost.
+    :param unknown_budget: seconds (default 1800) the trigger tolerates an unreachable endpoint before handing
+        back to the worker, which re-checks and defers again (never fails, never resubmits).
+    :param lost_confirmations: how many times in a row (default 3) the system must deny knowing the job before
+        it is lost.
     :param on_lost: what a confirmed lost job (one the system no longer knows: evicted, removed by a TTL)
         does. ``"fail"`` (default, or ``[durable_jobs] on_lost``): the task fails without retry and the job
         is not rerun, because it may have succeeded; clearing the task runs it again. ``"resubmit"``: the

@@ -118,6 +118,8 @@ class EmrCreateClusterOperator(DurableJobOperator):
         ``Applications``, ``JobFlowRole``, ``ServiceRole``, ``LogUri``, ``Tags``...).
         ``Instances.KeepJobFlowAliveWhenNoSteps`` defaults to True.
     :param name: cluster name (default: the task id); `` [<token>]`` is appended.
+    :param poll_interval: seconds between status polls: 60 by default here (30 for the other operators), as a
+        cluster takes minutes to start.
     """
 
     trigger_class: ClassVar[type[DurableJobTrigger]] = EmrClusterTrigger
@@ -174,9 +176,17 @@ class EmrCreateClusterOperator(DurableJobOperator):
 class EmrTerminateClusterOperator(BaseOperator):  # type: ignore[misc]
     """Terminate an EMR cluster (``TerminateJobFlows``; idempotent). Meant for ``trigger_rule="all_done"``.
 
-    An empty ``cluster_id`` (the create task never got one) is nothing to terminate.
+    An empty ``cluster_id`` (the create task never got one) is nothing to terminate. Not deferrable: it
+    returns ``{"cluster_id", "state"}`` (``None`` when there was nothing to terminate) once AWS took the
+    request, or, with ``wait_for_termination``, once the cluster is terminated.
 
+    :param cluster_id: the cluster (``j-...``); templated, e.g.
+        ``EmrCreateClusterOperator.cluster_id_template("create_cluster")``.
+    :param conn_id: the ``aws`` connection (default ``aws_default``).
     :param wait_for_termination: poll on the worker until the cluster is terminated (default False).
+    :param poll_interval: seconds between those polls (default 30).
+    :param wait_timeout: seconds to wait for the termination (default 3600); an unreachable or throttled
+        API until then is waited out, not a failure. Past it the task fails (and is retried).
     """
 
     template_fields: Sequence[str] = ("conn_id", "cluster_id")

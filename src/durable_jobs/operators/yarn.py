@@ -31,7 +31,7 @@ class YarnApplicationOperator(DurableJobOperator):
     :param command: the AM container's command, e.g. ``"{{JAVA_HOME}}/bin/java ... 1><LOG_DIR>/stdout"``.
     :param name: application name (default: the task id).
     :param yarn_queue: the YARN queue (not ``queue``, which is Airflow's executor queue).
-    :param memory_mb: AM container memory; ``vcores``: its virtual cores.
+    :param memory_mb: AM container memory in MB (default 1024); ``vcores``: its virtual cores (default 1).
     :param environment: the AM container's environment.
     :param local_resources: name -> ``{"resource", "type", "visibility", "size", "timestamp"}``.
     :param application_type: YARN application type (the RM's default is ``YARN``).

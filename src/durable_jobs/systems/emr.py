@@ -1,11 +1,17 @@
-"""Amazon EMR, declared: the fields read from the amazon provider's ``aws`` connection, and the public classes.
+"""Amazon EMR, declared: the ``aws`` connection with the amazon provider's field names, and the public classes.
 
-The amazon provider owns the ``aws`` type and its form, so provider info lists no connection type for it;
-the fields are declared all the same, for the hooks to read them with these names and defaults.
+The ``aws`` type is the amazon provider's. With that provider installed, it owns the type and its form, and
+provider info lists no connection type here (Airflow keeps the first provider registering a type, in the
+order of package names, so listing ``aws`` beside it would take the type away from it). Without it, nobody
+registers ``aws``: ``airflow connections add --conn-type aws`` would store the connection as ``generic``,
+which ``airflow connections test`` cannot test. So then this package registers ``aws`` itself, with this
+form and :class:`~durable_jobs.hooks.emr.DurableAwsHook`, whose ``test_connection`` asks STS who the
+credentials are. The fields are the same either way, so a connection made under one works under the other.
 """
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any
 
 from durable_jobs.hooks.convert import as_bool
@@ -23,12 +29,29 @@ def _verify(value: Any) -> bool | str:
         return str(value).strip()
 
 
+#: the distribution that owns the ``aws`` connection type when it is installed
+AMAZON_PROVIDER = "apache-airflow-providers-amazon"
+
+
+def amazon_provider_installed() -> bool:
+    """Whether the amazon provider is installed (its metadata is looked up; nothing is imported)."""
+    try:
+        metadata.distribution(AMAZON_PROVIDER)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 CONNECTION = Connection(
     conn_type="aws",
     hook_class="DurableAwsHook",
     hook_name="Amazon Web Services (durable_jobs)",
     default_conn_name="aws_default",
-    own_form=False,
+    own_form=not amazon_provider_installed(),
+    # the form as the amazon provider lays it out, for when it is ours
+    hidden=("host", "schema", "port"),
+    relabel={"login": "AWS Access Key ID", "password": "AWS Secret Access Key"},
+    placeholders={"extra": '{"region_name": "eu-west-1", "role_arn": "arn:aws:iam::123456789012:role/airflow-emr"}'},
     fields=(
         Field("aws_access_key_id", "Access key id", secret=True, description="when the login is empty"),
         Field("aws_secret_access_key", "Secret access key", secret=True, description="when the password is empty"),

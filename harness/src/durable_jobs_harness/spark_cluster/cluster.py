@@ -2,11 +2,11 @@
 
 ``pip install pyspark`` ships a complete Spark distribution (``bin/spark-class`` and all jars) but no
 ``start-master.sh``/``start-worker.sh``.  :class:`SparkCluster` starts both daemons straight through
-``spark-class``, bound to 127.0.0.1 on free ports, with the REST submission server enabled (and
-optionally protected by Spark's ``JWSFilter``), waits until the worker has registered, and tears
-everything down again, including orphaned PySpark python processes that a killed driver leaves behind.
-Only processes it started are signalled, by PID (found with psutil: its own daemons, and processes whose
-working directory lies in its worker's work dir).
+``spark-class``, bound to 127.0.0.1 on free ports (or the fixed :data:`LOCAL_PORTS`), with the REST
+submission server enabled (and optionally protected by Spark's ``JWSFilter``), waits until the worker has
+registered, and tears everything down again, including orphaned PySpark python processes that a killed
+driver leaves behind. Only processes it started are signalled, by PID (found with psutil: its own daemons,
+and processes whose working directory lies in its worker's work dir).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -116,6 +117,29 @@ class SparkPorts:
     worker_ui: int
 
 
+#: Fixed ports for a cluster a user talks to by hand (``python -m durable_jobs_harness.spark_cluster serve``):
+#: Spark's defaults, except the web UIs. Spark's master UI defaults to 8080, which is Airflow's api-server's
+#: default too (and the worker UI to 8081, its fallback); 18080 is Spark's history server. Free ports, which
+#: tests and the demo use, come from the kernel's ephemeral range and never hit these.
+LOCAL_PORTS = SparkPorts(master=7077, rest=6066, master_ui=8090, worker=7078, worker_ui=8091)
+
+#: where ``serve`` builds the test apps: the README's quickstart DAG names the jar there
+LOCAL_APPS_DIR = Path("/tmp/spark-apps")  # noqa: S108 - a fixed path a user can type
+CONN_ID = "spark_standalone_default"
+
+
+def connection_command(ports: SparkPorts, jwt: str | None = None) -> str:
+    """The ``airflow connections add`` command of a ``spark_standalone_rest`` connection to a local cluster."""
+    args = [
+        "airflow", "connections", "add", CONN_ID, "--conn-type", "spark_standalone_rest",
+        "--conn-host", "127.0.0.1", "--conn-port", str(ports.rest),
+        "--conn-extra", json.dumps({"master_ui_urls": f"http://127.0.0.1:{ports.master_ui}"}),
+    ]  # fmt: skip
+    if jwt is not None:
+        args += ["--conn-password", jwt]
+    return shlex.join(args)
+
+
 class SparkCluster:
     """A local Spark standalone Master + Worker started from the pyspark package.
 
@@ -138,8 +162,10 @@ class SparkCluster:
         retained_drivers: int | None = None,
         pyspark_python: str | None = None,
         startup_timeout: float = 90.0,
+        ports: SparkPorts | None = None,
     ) -> None:
         self._run_dir_arg = run_dir
+        self._ports_arg = ports  # None: free ports, picked at each start
         self.jwt_secret = jwt_secret
         self.worker_cores = worker_cores
         self.worker_memory = worker_memory
@@ -218,9 +244,8 @@ class SparkCluster:
             run_dir.mkdir(parents=True, exist_ok=True)
         else:
             run_dir = Path(tempfile.mkdtemp(prefix="durable-jobs-spark-")).resolve()
-        master, rest, master_ui, worker, worker_ui = free_ports(5)
         self._run_dir = run_dir
-        self._ports = SparkPorts(master, rest, master_ui, worker, worker_ui)
+        self._ports = self._ports_arg or SparkPorts(*free_ports(5))
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._write_conf()
         if not self._atexit_registered:
