@@ -54,9 +54,9 @@ RUN_TIMEOUT = 420.0
 AFTER_CRASH = {
     "crash_before_intent": "No job recorded for",
     "crash_after_intent": "No job carries token",
-    "crash_after_submit": "Adopted {'driver_id'",
-    "crash_after_persist": "Recorded job: generation 0, phase submitted",
-    "crash_before_outcome": "Recorded job: generation 0, phase submitted",
+    "crash_after_submit": "Adopted Spark driver driver-",
+    "crash_after_persist": "Found Spark driver driver-",
+    "crash_before_outcome": "Found Spark driver driver-",
 }
 
 
@@ -210,7 +210,7 @@ def test_clear_while_deferred(
     assert any("invoking on_kill" in e for e in old), old
     assert any("not cancelling it" in e for e in old), old
     assert "Trigger fired event" not in old, old
-    assert any(e.startswith("Recorded job: generation 0, phase submitted") for e in log_events(airflow, run, "job", 2))
+    assert any(e.startswith("Found Spark driver driver-") for e in log_events(airflow, run, "job", 2))
     assert row.events == 1, row
 
 
@@ -263,7 +263,10 @@ def test_failed_job_starts_the_next_generation_once(
     assert_clean(row, submissions=2)
     assert sorted((d["generation"], d["state"]) for d in row.drivers) == [(0, "FAILED"), (1, "FINISHED")], row
     assert row.events == 2, row
-    assert any(e.startswith("Generation 0 ended") for e in log_events(airflow, run, "job", 2))
+    assert any(
+        e.startswith("Spark driver driver-") and "(generation 0) ended FAILED" in e and "submitting generation 1" in e
+        for e in log_events(airflow, run, "job", 2)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
