@@ -48,7 +48,8 @@ Tags = Mapping[str, str]
 
 _stats: Any = None  # the backend module once imported; False when there is none
 _URL_HOST = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/\s]*@)?([^/\s,?#@]+)")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.:+-]")
+# a tag or a name keeps these characters: StatsD lines split on ":", "|", "@" and "#", InfluxDB tags on "," and "="
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 
 
 def _backend() -> Any:
@@ -103,13 +104,14 @@ def decision(name: str, system: str) -> None:
 
 
 def endpoint_tag(client: Any) -> str:
-    """The ``endpoint`` tag of a client: the hosts (and ports) of its URLs, never a user or a password.
+    """The ``endpoint`` tag of a client: the hosts and ports of its URLs (``m1.example_6066``), never a user
+    or a password.
 
-    Taken from the client's ``endpoint_name``; a name without a URL gives the client's system.
+    Taken from the client's ``endpoint_name``; a name without a URL gives the client's system. The hosts of
+    one HA endpoint are joined with ``+``.
     """
     name = str(getattr(client, "endpoint_name", "") or "")
     hosts = dict.fromkeys(_URL_HOST.findall(name))
-    # StatsD's InfluxDB tags refuse "," and "=": hosts of one HA endpoint are joined with "+"
     return _UNSAFE.sub("_", "+".join(hosts))[:200] if hosts else str(client.system)
 
 

@@ -408,25 +408,28 @@ class JobProtocol:
         return status
 
     def _check(self, rec: JobRecord, adopted: bool = False) -> Decision:
-        """Look at the recorded job once and act on its status: wait, return, move on, or handle a loss."""
+        """Look at the recorded job once and act on its status: wait, return, move on, or handle a loss.
+
+        ``adopted``: the job was just found by its token, submitted by a try that ended before recording it.
+        """
         assert rec.job is not None
         status = self._confirmed_status(rec.job)
         what = self.client.describe(rec.job)
         self.log.debug("Status of %s: %s %s", what, status.state, status.message)
         state = _state_words(status)
-        found = (
-            f"Adopted {what} (generation {rec.generation}, token {rec.token}), submitted by {self._try_of(rec)} "
-            "before it could record it; it"
-            if adopted
-            else f"Found {what} from {self._try_of(rec)}; it"
-        )
+        if adopted:
+            found = f"Adopted {what} from {self._try_of(rec)}, which ended before recording it; it"
+            tail = f" (generation {rec.generation}, token {rec.token})"  # last: the story fits one line's start
+        else:
+            found, tail = f"Found {what} from {self._try_of(rec)}; it", ""
         decision = metrics.ADOPTED if adopted else None
         if status.state is JobState.SUCCEEDED:
             self._decided(
                 decision or metrics.RETURNED,
-                "%s already %s: returning its result without running anything",
+                "%s already %s: returning its result without running anything%s",
                 found,
                 state,
+                tail,
             )
             return self._record_success(rec, status)
         if status.state is JobState.LOST:
@@ -436,22 +439,24 @@ class JobProtocol:
             self.save(rec)
             self._decided(
                 decision or metrics.NEXT_GENERATION,
-                "%s ended %s%s: submitting generation %d",
+                "%s ended %s%s: submitting generation %d%s",
                 found,
                 state,
                 f" ({cut(status.message, 300)})" if status.message else "",
                 rec.generation + 1,
+                tail,
             )
             return self._next_generation(rec)
         if status.state is JobState.UNKNOWN:
             self._decided(
                 decision or metrics.REATTACHED,
-                "%s cannot be seen now (%s): re-attaching; the wait goes on until the endpoint answers",
+                "%s cannot be seen now (%s): re-attaching; the wait goes on until the endpoint answers%s",
                 found,
                 cut(status.message, 300),
+                tail,
             )
         else:
-            self._decided(decision or metrics.REATTACHED, "%s is still %s: re-attaching", found, state)
+            self._decided(decision or metrics.REATTACHED, "%s is still %s: re-attaching%s", found, state, tail)
         return Defer(rec, status, adopted=adopted)
 
     def _record_success(self, rec: JobRecord, status: JobStatus | None) -> Finished:

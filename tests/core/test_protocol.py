@@ -377,8 +377,8 @@ def test_each_decision_is_one_info_line_in_words(caplog: pytest.LogCaptureFixtur
     for point, line in (
         (
             failpoints.AFTER_SUBMIT,
-            f"Adopted id=job-1 (generation 0, token {t0}), submitted by try 1 before it could record it; it is "
-            "still RUNNING: re-attaching",
+            "Adopted id=job-1 from try 1, which ended before recording it; it is still RUNNING: re-attaching "
+            f"(generation 0, token {t0})",
         ),
         (
             failpoints.AFTER_INTENT,

@@ -249,6 +249,8 @@ def test_deadline_cancels_the_job(
     # the task's error says why, with the job's final state
     (text,) = [t for p, t in airflow.task_logs(run.dag_id, run.run_id, "job").items() if p.name == "attempt=1.log"]
     assert "deadline passed; job cancelled (final state KILLED)" in text
+    # retries=0: the error says no retry follows, and what a clear does
+    assert "This task has no retries left, so nothing is resubmitted; clearing the task submits generation 1." in text
 
 
 def test_failed_job_starts_the_next_generation_once(
@@ -267,6 +269,10 @@ def test_failed_job_starts_the_next_generation_once(
         e.startswith("Spark driver driver-") and "(generation 0) ended FAILED" in e and "submitting generation 1" in e
         for e in log_events(airflow, run, "job", 2)
     )
+    # retries=1: try 1's error names the driver's log and the retry that follows
+    (text,) = [t for p, t in airflow.task_logs(run.dag_id, run.run_id, "job").items() if p.name == "attempt=1.log"]
+    assert "(generation 0) ended FAILED" in text and "Driver log: http" in text
+    assert "A retry (try 2 of 2) submits generation 1." in text
 
 
 # ---------------------------------------------------------------------------------------------------
