@@ -299,17 +299,7 @@ class JobProtocol:
         what = self.client.describe(rec.job)
         if rec.outcome is Outcome.SUCCEEDED:
             if self.settings.rerun_on_clear and rec.clear_number != self.identity.clear_number:
-                self._decided(
-                    metrics.NEXT_GENERATION,
-                    "%s (generation %d) succeeded, and the run was cleared since (clear_number %d -> %d) with "
-                    "rerun_on_clear set: submitting generation %d",
-                    what,
-                    rec.generation,
-                    rec.clear_number,
-                    self.identity.clear_number,
-                    rec.generation + 1,
-                )
-                return self._next_generation(rec)
+                return self._rerun_after_clear(rec, "SUCCEEDED", "rerun_on_clear is set")
             self._decided(
                 metrics.RETURNED,
                 "%s from generation %d already SUCCEEDED: returning its result without running anything",
@@ -326,6 +316,23 @@ class JobProtocol:
             rec.generation,
             _upper(rec.outcome),
             f" ({cut(rec.message, 300)})" if rec.message else "",
+            rec.generation + 1,
+        )
+        return self._next_generation(rec)
+
+    def _rerun_after_clear(self, rec: JobRecord, ended: str, why: str) -> Decision:
+        """The task was cleared since ``rec``'s outcome was recorded, and ``why`` that means running it again."""
+        assert rec.job is not None
+        self._decided(
+            metrics.NEXT_GENERATION,
+            "%s (generation %d) %s, and the task was cleared since (clear_number %d -> %d): %s, so submitting "
+            "generation %d",
+            self.client.describe(rec.job),
+            rec.generation,
+            ended,
+            rec.clear_number,
+            self.identity.clear_number,
+            why,
             rec.generation + 1,
         )
         return self._next_generation(rec)
@@ -486,17 +493,7 @@ class JobProtocol:
             )
             return self._next_generation(rec)
         if rec.clear_number != self.identity.clear_number:
-            self._decided(
-                metrics.NEXT_GENERATION,
-                "%s (generation %d) was LOST, and the task was cleared since (clear_number %d -> %d): a clear "
-                "asks to run it again, so submitting generation %d",
-                what,
-                rec.generation,
-                rec.clear_number,
-                self.identity.clear_number,
-                rec.generation + 1,
-            )
-            return self._next_generation(rec)
+            return self._rerun_after_clear(rec, "was LOST", "a clear asks to run it again")
         self._decided(
             metrics.LOST,
             "%s (generation %d) is LOST (%s): not submitting it again; failing the task (on_lost='fail')",

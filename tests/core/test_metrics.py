@@ -18,10 +18,10 @@ from airflow.sdk.observability.metrics import stats_utils
 
 from durable_jobs import failpoints, metrics
 from durable_jobs.polling import IN_TRIGGERER, PollSettings, active_pollers, poller_for, wait_for_outcome
-from durable_jobs.protocol import Defer, Finished, JobFailed, JobLost, JobProtocol, ProtocolSettings
-from durable_jobs.record import TaskIdentity
+from durable_jobs.protocol import Defer, Finished, JobFailed, JobLost
 from durable_jobs.status import JobState
 from durable_jobs.testing.scripted import ScriptedClient
+from tests.core.test_protocol import DictStore, proto
 
 R, S, F = JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED
 # StatsD line: <prefix>.<name>[,tag=value...]:<value>|<type> (tags appended by statsd_influxdb_enabled)
@@ -85,30 +85,6 @@ def statsd() -> Iterator[StatsdServer]:
         # back to what the environment configures (no metrics in the tests)
         stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
         server.sock.close()
-
-
-class DictStore:
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.data[key] = value
-
-
-def proto(client: ScriptedClient, store: DictStore, try_number: int = 1) -> JobProtocol:
-    loop = asyncio.new_event_loop()
-    return JobProtocol(
-        client=client,
-        store=store,
-        identity=TaskIdentity("dag", "run1", f"task{id(store)}", -1, try_number, 0),
-        spec=lambda _record: {"app": "x"},
-        run=loop.run_until_complete,
-        settings=ProtocolSettings(confirm_delay=0.0),
-        sleep=lambda s: None,
-    )
 
 
 def test_every_resume_decision_and_submission_is_counted(statsd: StatsdServer):

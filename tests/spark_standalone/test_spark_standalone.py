@@ -8,6 +8,8 @@ are the tiny ``SleepExit`` jar and ``sleep_exit.py`` script from :func:`build_te
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import secrets
 import time
@@ -234,37 +236,28 @@ async def test_nonzero_exit_is_failed(spark: SparkCluster, spark_apps: TestApps,
 
 def test_a_failed_driver_names_its_log_and_whether_a_retry_resubmits(spark: SparkCluster, spark_apps: TestApps) -> None:
     """The task's error for a failed driver: the driver, its log page on the worker, and what comes next."""
-    run = LoopRunner()
-    try:
-        client = make_client(spark)
-        store = DictStore()
+    client = make_client(spark)
+    with contextlib.closing(LoopRunner()) as run:
         app = jar_app(spark_apps, ["0.5", "3", "ok"], "it-fail-message")
-        run_id = f"fail-{uuid.uuid4().hex[:8]}"
-        first = protocol(client, store, run, app, run_id=run_id, try_number=1).start()
+        task = functools.partial(protocol, client, DictStore(), run, app, run_id=f"fail-{uuid.uuid4().hex[:8]}")
+        first = task(try_number=1).start()
         assert isinstance(first, Defer) and first.record.job is not None
         driver = first.record.job["driver_id"]
         result = run(wait_for_outcome(client, first.record.job, FAST, deadline=time.time() + RUN_LIMIT))
         assert result.status == "failed" and result.last is not None, (result, diag(spark, driver))
-        event = {
-            "status": result.status,
-            "job": first.record.job,
-            "message": result.message,
-            "details": {"last": result.last.to_json()},
-        }
+        event = {"status": "failed", "job": first.record.job, "message": result.message}
         with pytest.raises(JobFailed) as failed:  # retries=0: Airflow's ti.max_tries is 0
-            protocol(client, store, run, app, run_id=run_id, try_number=1, max_tries=0).complete(event)
-        message = str(failed.value)
-        assert message.startswith(f"Spark driver {driver} (generation 0) ended FAILED: "), message
-        assert message.endswith(
-            "This task has no retries left, so nothing is resubmitted; clearing the task submits generation 1."
-        ), message
-        log_url = message.split("Driver log: ", 1)[1].split(". ", 1)[0]
-        assert f"driverId={driver}" in log_url and "logType=stderr" in log_url, message
-        # the link is the worker's page of the driver's stderr, which starts with the launch command
-        with urllib.request.urlopen(log_url, timeout=10) as page:
-            assert "Launch Command" in page.read().decode(), log_url
-    finally:
-        run.close()
+            task(try_number=1, max_tries=0).complete({**event, "details": {"last": result.last.to_json()}})
+    message = str(failed.value)
+    assert message.startswith(f"Spark driver {driver} (generation 0) ended FAILED: "), message
+    assert message.endswith(
+        "This task has no retries left, so nothing is resubmitted; clearing the task submits generation 1."
+    ), message
+    log_url = message.split("Driver log: ", 1)[1].split(". ", 1)[0]
+    assert f"driverId={driver}" in log_url and "logType=stderr" in log_url, message
+    # the link is the worker's page of the driver's stderr, which starts with the launch command
+    with urllib.request.urlopen(log_url, timeout=10) as page:
+        assert "Launch Command" in page.read().decode(), log_url
 
 
 async def test_exception_is_failed(spark: SparkCluster, spark_apps: TestApps, client: SparkStandaloneClient) -> None:
