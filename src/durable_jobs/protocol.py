@@ -235,6 +235,11 @@ class JobProtocol:
         last = JobStatus.from_json(details["last"]) if isinstance(details.get("last"), dict) else None
         message = str(event.get("message") or (last.message if last else ""))
         if kind == JobState.SUCCEEDED.value:
+            self.log.info(
+                "%s %s: recording the outcome and returning its result",
+                self.client.describe(rec.job),
+                _state_words(last) if last is not None and last.state is JobState.SUCCEEDED else "SUCCEEDED",
+            )
             return self._record_success(rec, last)
         if kind == JobState.LOST.value:
             return self._record_loss(rec, message)

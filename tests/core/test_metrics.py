@@ -17,10 +17,11 @@ from airflow.sdk.observability import stats
 from airflow.sdk.observability.metrics import stats_utils
 
 from durable_jobs import failpoints, metrics
-from durable_jobs.polling import IN_TRIGGERER, PollSettings, active_pollers, poller_for, wait_for_outcome
+from durable_jobs.polling import PollSettings, active_pollers, wait_for_outcome
 from durable_jobs.protocol import Defer, Finished, JobFailed, JobLost
 from durable_jobs.status import JobState
 from durable_jobs.testing.scripted import ScriptedClient
+from durable_jobs.triggers.base import DurableJobTrigger
 from tests.core.test_protocol import DictStore, proto
 
 R, S, F = JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED
@@ -139,17 +140,25 @@ def test_every_resume_decision_and_submission_is_counted(statsd: StatsdServer):
 
 async def test_the_poller_sends_polls_unknown_time_jobs_watched_and_event_latency(statsd: StatsdServer):
     client = ScriptedClient(scripts=[[R, S], [R]])
-    ends, stays = await client.submit({}, "dj0123456789abcdef0123"), await client.submit({}, "dj0123456789abcdef0124")
-    settings = PollSettings(interval=0.02)
+    tokens = ("dj0123456789abcdef0123", "dj0123456789abcdef0124")
+    ends, stays = [await client.submit({}, token) for token in tokens]
     client.down.add("status")  # the endpoint is down: the first polls fail
 
-    async def watch(loc: dict[str, Any], deadline: float | None = None) -> str:
-        IN_TRIGGERER.set(True)  # as DurableJobTrigger.run() does in the triggerer
-        return (await wait_for_outcome(client, loc, settings, deadline=deadline)).status
+    class ScriptedTrigger(DurableJobTrigger):
+        async def get_client(self) -> ScriptedClient:
+            return client
 
-    done = asyncio.create_task(watch(ends))
-    other = asyncio.create_task(watch(stays, deadline=time.time() + 600))
-    poller = poller_for(client, settings.interval)
+    async def run(job: dict[str, Any], token: str) -> str:
+        """The trigger as the triggerer runs it: its run(), to its one event."""
+        trigger = ScriptedTrigger(job=job, conn_id="scripted", token=token, generation=0, poll_interval=0.02)
+        events = [event async for event in trigger.run()]
+        return str(events[0].payload["status"])
+
+    done = asyncio.create_task(run(ends, tokens[0]))
+    other = asyncio.create_task(run(stays, tokens[1]))
+    while not active_pollers():
+        await asyncio.sleep(0.01)
+    (poller,) = active_pollers()
     while poller.polls < 3:
         await asyncio.sleep(0.01)
     assert len(poller) == 2 and poller.sick_since is not None

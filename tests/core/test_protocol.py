@@ -352,7 +352,7 @@ def info_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_each_decision_is_one_info_line_in_words(caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.DEBUG, logger="durable_jobs.protocol")
     t0, t1 = ident().token(0), ident().token(1)
-    client, store = ScriptedClient(scripts=[[R, F], [S]]), DictStore()
+    client, store = ScriptedClient(scripts=[[R, F], [R]]), DictStore()
     proto(client, store).start()
     assert info_lines(caplog) == [
         "No job recorded for dag.task run run1: submitting generation 0",
@@ -365,10 +365,11 @@ def test_each_decision_is_one_info_line_in_words(caplog: pytest.LogCaptureFixtur
         "Found id=job-1 from try 1; it ended FAILED (boom): submitting generation 1",
         f"Submitted id=job-2 (generation 1, token {t1})",
     ]
-    proto(client, store, try_number=4).start()
-    assert info_lines(caplog) == [
-        "Found id=job-2 from try 3; it already SUCCEEDED: returning its result without running anything"
-    ]
+    d = proto(client, store, try_number=4).start()
+    assert info_lines(caplog) == ["Found id=job-2 from try 3; it is still RUNNING: re-attaching"]
+    last = {"state": "succeeded", "raw_state": "FINISHED"}
+    proto(client, store, try_number=4).complete({"status": "succeeded", "job": d.record.job, "details": {"last": last}})
+    assert info_lines(caplog) == ["id=job-2 SUCCEEDED (FINISHED): recording the outcome and returning its result"]
     proto(client, store, try_number=5).start()
     assert info_lines(caplog) == [
         "id=job-2 from generation 1 already SUCCEEDED: returning its result without running anything"
