@@ -269,7 +269,7 @@ class JobProtocol:
     def _try_of(self, rec: JobRecord) -> str:
         """Which try wrote this generation's intent, in words."""
         if not rec.submitted_try:
-            return "an earlier try"  # a record written before 0.2 does not say
+            return "an earlier try"  # a record without submitted_try does not say which
         if rec.submitted_try == self.identity.try_number:
             return f"this try ({rec.submitted_try})"
         return f"try {rec.submitted_try}"

@@ -129,6 +129,9 @@ def test_every_resume_decision_and_submission_is_counted(statsd: StatsdServer):
         "durable_jobs.resume.not_found": 1,
         "durable_jobs.resume.lost": 1,
     }
+    assert {k for k in counts if k.startswith("durable_jobs.resume.")} == {
+        f"durable_jobs.resume.{d}" for d in metrics.DECISIONS
+    }  # every decision the docs list, and no other
     # one submission per job created: 1 + 2 + 1 (adopted) + 1 (not found, submitted by try 2) + 1
     assert counts["durable_jobs.submissions"] == 6
     assert {d["type"] for d in got} == {"c"}
