@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
 import socket
@@ -70,6 +71,8 @@ class StatsdServer:
 @pytest.fixture
 def statsd() -> Iterator[StatsdServer]:
     """Airflow's Stats configured as a deployment would (``[metrics] statsd_on``), sending to our socket."""
+    # without the statsd package Airflow quietly sends nothing: say so instead of a puzzling empty socket
+    assert importlib.util.find_spec("statsd") is not None, "the statsd package is missing (pyproject's dev extra)"
     server = StatsdServer()
     env = {
         "AIRFLOW__METRICS__STATSD_ON": "True",
