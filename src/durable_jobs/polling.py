@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Any
 
+from durable_jobs import metrics
 from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.errors import AuthError, TransientError
 from durable_jobs.status import JobState, JobStatus
@@ -59,6 +61,10 @@ MIN_GAP = 0.25
 MAX_RETRY_AFTER = 300.0
 
 Refresh = Callable[[], Awaitable[JobClient[Any]]]
+
+#: True in a trigger's ``run()`` (set by :class:`~durable_jobs.triggers.base.DurableJobTrigger`): the pollers
+#: it joins count toward the triggerer's ``durable_jobs.jobs_watched``, and a worker's own wait does not
+IN_TRIGGERER: contextvars.ContextVar[bool] = contextvars.ContextVar("durable_jobs_in_triggerer", default=False)
 
 
 class StatusPoller:
@@ -86,9 +92,12 @@ class StatusPoller:
         self._nap: asyncio.Future[None] | None = None
         self._version = 0  # bumped when a watch comes or goes: the poll's key and locator lists are rebuilt
         self._snapshot: tuple[int, list[str], list[Locator]] | None = None
+        self._count = 0  # watches, kept as they come and go: counting them would cost a pass over the jobs
+        self.in_triggerer = False  # a trigger watches through this poller: it counts in durable_jobs.jobs_watched
+        self._tags: tuple[JobClient[Any], dict[str, str]] | None = None  # the metric tags, and of which client
 
     def __len__(self) -> int:
-        return sum(len(ws) for ws in self._watches.values())
+        return self._count
 
     def add(
         self,
@@ -111,6 +120,9 @@ class StatusPoller:
         watch = Watch(locator, settings, deadline)
         self._watches[watch.key] = (*self._watches.get(watch.key, ()), watch)
         self._version += 1
+        self._count += 1
+        if not self.in_triggerer and IN_TRIGGERER.get():
+            self.in_triggerer = True
         if deadline is not None and deadline < self._earliest:
             self._earliest = deadline
             self._arm_alarm()
@@ -121,6 +133,7 @@ class StatusPoller:
         ws = self._watches.get(watch.key)
         if ws is not None and watch in ws:
             self._version += 1
+            self._count -= 1
             rest = tuple(w for w in ws if w is not watch)
             if rest:
                 self._watches[watch.key] = rest
@@ -182,6 +195,7 @@ class StatusPoller:
             reg = _registry()
             if not self._watches and reg.get(self._registry_key) is self:
                 del reg[self._registry_key]
+            self._report_watched()
 
     # --- one poll ----------------------------------------------------------------------------------------
 
@@ -202,7 +216,7 @@ class StatusPoller:
             for k in keys:
                 for w in self._watches.get(k, ()):
                     w.fail(str(exc))
-            self.polls += 1
+            self._polled(failed=True)
             return self.interval
         except Exception as exc:  # any class: unknown for every job of this poll, never a dead poller
             delay = self._failed(exc)
@@ -215,13 +229,37 @@ class StatusPoller:
             # failed poll, for every system alike. The jobs already hold this round's unknown statuses
             retry_after = sample.extra.get("retry_after")  # a server's Retry-After, kept by JobStatus.unknown_from
             return self._failed(TransientError(sample.message or "no status could be read", retry_after=retry_after))
-        self.polls += 1
+        self._polled(failed=False)
         self._healthy()
         return self.interval
 
+    def _polled(self, *, failed: bool) -> None:
+        """Count one poll, and send the poll's metrics: a few per poll, whatever the number of jobs."""
+        self.polls += 1
+        tags = self._metric_tags()
+        metrics.incr("poll.requests", tags)
+        if failed:
+            metrics.incr("poll.failed", tags)
+        self._report_watched()
+
+    def _metric_tags(self) -> dict[str, str]:
+        """``system`` and ``endpoint`` tags, made again only when the client changes (fresh credentials)."""
+        if self._tags is None or self._tags[0] is not self.client:
+            self._tags = (self.client, metrics.client_tags(self.client))
+        return self._tags[1]
+
+    def _report_watched(self) -> None:
+        """The triggerer's ``durable_jobs.jobs_watched``: the jobs its triggers watch, over every endpoint."""
+        if self.in_triggerer:
+            reg = _POLLERS.get(asyncio.get_running_loop(), {})
+            watched = sum(len(p) for p in reg.values() if p.in_triggerer)
+            if reg.get(self._registry_key) is not self:
+                watched += len(self)  # a poller that just left the registry still counts what it holds
+            metrics.gauge("jobs_watched", watched, {"hostname": metrics.hostname()})
+
     def _failed(self, exc: Exception) -> float:
         """Count a failed poll (its problem logged once while it lasts); the delay until the next one."""
-        self.polls += 1
+        self._polled(failed=True)
         delay = self.interval
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, (int, float)) and retry_after > delay:
@@ -321,12 +359,9 @@ class StatusPoller:
 
     def _healthy(self) -> None:
         if self.sick_since is not None:
-            log.warning(
-                "%s: %s answers again after %.0fs",
-                self.client.system,
-                self._endpoint(),
-                time.monotonic() - self.sick_since,
-            )
+            unknown_for = time.monotonic() - self.sick_since
+            log.warning("%s: %s answers again after %.0fs", self.client.system, self._endpoint(), unknown_for)
+            metrics.timing("endpoint.unknown_seconds", unknown_for, self._metric_tags())
             self.sick_since = None
             self.last_problem = ""
 
@@ -451,6 +486,9 @@ async def wait_for_outcome(
             if status is None:
                 continue
             if status.state.is_terminal:
+                if watch.changed_at is not None:
+                    # from the answer that showed the end to the event: what waking many waiters in slices costs
+                    metrics.timing("event_latency", time.monotonic() - watch.changed_at, {"system": client.system})
                 return WaitResult(status.state.value, status, status.message)
             # state changes of a waiting job are DEBUG: at INFO a trigger writes two lines in its life
             log_at(

@@ -17,15 +17,17 @@ It is plain Python (no Airflow): the operator hands it a task state store (anyth
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
-from durable_jobs import failpoints
+from durable_jobs import failpoints, metrics
 from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.errors import DurableJobError, RecordError, TransientError, UndecidableError
+from durable_jobs.messages import cut
 from durable_jobs.record import STATE_KEY, JobRecord, Outcome, Phase, TaskIdentity
 from durable_jobs.status import JobState, JobStatus
 
@@ -108,6 +110,8 @@ class ProtocolSettings:
     confirm_delay: float = 2.0
     cancel_wait: float = 30.0
     on_lost: str = "fail"  # "fail": a forgotten job is not rerun unless the user asks; "resubmit": rerun it
+    # the task's max_tries (Airflow's ``ti.max_tries``): a failure says whether a retry follows. None: not known
+    max_tries: int | None = None
 
     def __post_init__(self) -> None:
         if self.on_lost not in ON_LOST_CHOICES:
@@ -168,10 +172,14 @@ class JobProtocol:
     # --- worker entry points ---------------------------------------------------------------------------
 
     def start(self) -> Decision:
-        """``execute()``: decide between adopting, reattaching, returning and submitting."""
+        """``execute()``: decide between adopting, reattaching, returning and submitting.
+
+        Each decision is one INFO line of the task's log (:meth:`_decided`) and one count of
+        ``durable_jobs.resume.<decision>``.
+        """
         rec = self.load()
         if rec is None:
-            self.log.info("No job recorded for %s: submitting generation 0", self.identity.describe())
+            self._decided(metrics.FRESH, "No job recorded for %s: submitting generation 0", self.identity.describe())
             return self._submit_generation(
                 JobRecord.intent(
                     system=self.client.system,
@@ -180,40 +188,30 @@ class JobProtocol:
                     timeout=self.settings.timeout,
                 )
             )
-        self.log.info(
+        self.log.debug(
             "Recorded job: generation %d, phase %s, job %s, outcome %s",
             rec.generation,
-            rec.phase.value,
+            rec.phase,
             rec.job,
-            rec.outcome.value if rec.outcome else None,
+            rec.outcome,
         )
         if rec.phase is Phase.FINISHED:
-            if rec.outcome is Outcome.SUCCEEDED:
-                if self.settings.rerun_on_clear and rec.clear_number != self.identity.clear_number:
-                    self.log.info(
-                        "The run was cleared (clear_number %d -> %d) and rerun_on_clear is set: new generation",
-                        rec.clear_number,
-                        self.identity.clear_number,
-                    )
-                    return self._next_generation(rec)
-                self.log.info("Generation %d already succeeded: returning its result, no new job", rec.generation)
-                return Finished(rec, None)
-            if rec.outcome is Outcome.LOST:
-                return self._after_loss(rec)
-            self.log.info(
-                "Generation %d ended %s: submitting the next generation",
-                rec.generation,
-                rec.outcome.value if rec.outcome else None,
-            )
-            return self._next_generation(rec)
+            return self._after_outcome(rec)
         if rec.phase is Phase.SUBMITTING:
             found = self._find(rec)
             if found is None:
-                self.log.info("No job carries token %s: a crashed try did not submit; submitting", rec.token)
+                self._decided(
+                    metrics.NOT_FOUND,
+                    "No job carries token %s (generation %d, intent written by %s): that try ended before "
+                    "submitting; submitting generation %d",
+                    rec.token,
+                    rec.generation,
+                    self._try_of(rec),
+                    rec.generation,
+                )
                 return self._submit(rec)
             rec = rec.submitted(found)
             self.save(rec)
-            self.log.info("Adopted %s, submitted by a crashed try with token %s", found, rec.token)
             return self._check(rec, adopted=True)
         return self._check(rec)
 
@@ -237,6 +235,11 @@ class JobProtocol:
         last = JobStatus.from_json(details["last"]) if isinstance(details.get("last"), dict) else None
         message = str(event.get("message") or (last.message if last else ""))
         if kind == JobState.SUCCEEDED.value:
+            self.log.info(
+                "%s %s: recording the outcome and returning its result",
+                self.client.describe(rec.job),
+                _state_words(last) if last is not None and last.state is JobState.SUCCEEDED else "SUCCEEDED",
+            )
             return self._record_success(rec, last)
         if kind == JobState.LOST.value:
             return self._record_loss(rec, message)
@@ -245,13 +248,99 @@ class JobProtocol:
         if kind == "timeout":
             return self._cancel_after_deadline(rec, message)
         if kind == "error":
-            raise JobError(f"watching {self.client.describe(rec.job)} failed: {message}")
+            what = self.client.describe(rec.job)
+            raise JobError(
+                f"watching {what} failed: {_sentence(message)}{self._links_text(rec.job, last)} The record is "
+                "untouched. "
+                + self._next_try("looks at the same job again (nothing is resubmitted)", "nothing looks at it again")
+            )
         if kind == JobState.UNKNOWN.value:
             self.log.warning("The trigger could not learn the job's status (%s); re-checking", message)
             return self._check(rec)
         raise JobError(f"unexpected trigger event {dict(event)!r}")
 
+    # --- what is said -------------------------------------------------------------------------------------
+
+    def _decided(self, decision: str, msg: str, *args: Any) -> None:
+        """The one INFO line a decision writes to the task's log, and its count."""
+        self.log.info(msg, *args)
+        metrics.decision(decision, self.client.system)
+
+    def _try_of(self, rec: JobRecord) -> str:
+        """Which try wrote this generation's intent, in words."""
+        if not rec.submitted_try:
+            return "an earlier try"  # a record without submitted_try does not say which
+        if rec.submitted_try == self.identity.try_number:
+            return f"this try ({rec.submitted_try})"
+        return f"try {rec.submitted_try}"
+
+    def _next_try(self, then: str, otherwise: str) -> str:
+        """What comes after this try fails, from the task's real retries: ``then`` is what the next try does,
+        ``otherwise`` what happens when none comes."""
+        max_tries, this = self.settings.max_tries, self.identity.try_number
+        if max_tries is None:
+            return f"A retry of the task, if it has one left, {then}."
+        if this <= max_tries:
+            return f"A retry (try {this + 1} of {max_tries + 1}) {then}."
+        return f"This task has no retries left, so {otherwise}; clearing the task {then}."
+
+    def _links_text(self, job: Locator, status: JobStatus | None = None) -> str:
+        """`` Driver log: <url>.`` from the client's links; empty when it has none. Never raises: a failure
+        message is not lost to a link that cannot be had."""
+        links: dict[str, str] = {}
+        try:
+            links = dict(self._run(asyncio.wait_for(self.client.links(job), LINKS_TIMEOUT)))
+        except Exception:
+            self.log.debug("Could not compute links for %s", job, exc_info=True)
+        if not links and status is not None and status.tracking_url:
+            links = {"tracking_url": status.tracking_url}
+        return "".join(f" {label}: {url}." for label, url in _shown_links(links))
+
     # --- steps -----------------------------------------------------------------------------------------
+
+    def _after_outcome(self, rec: JobRecord) -> Decision:
+        """A record with its outcome: return the success, or move on after a failure or a loss."""
+        assert rec.job is not None
+        what = self.client.describe(rec.job)
+        if rec.outcome is Outcome.SUCCEEDED:
+            if self.settings.rerun_on_clear and rec.clear_number != self.identity.clear_number:
+                return self._rerun_after_clear(rec, "SUCCEEDED", "rerun_on_clear is set")
+            self._decided(
+                metrics.RETURNED,
+                "%s from generation %d already SUCCEEDED: returning its result without running anything",
+                what,
+                rec.generation,
+            )
+            return Finished(rec, None)
+        if rec.outcome is Outcome.LOST:
+            return self._after_loss(rec)
+        self._decided(
+            metrics.NEXT_GENERATION,
+            "%s (generation %d) ended %s%s: submitting generation %d",
+            what,
+            rec.generation,
+            _upper(rec.outcome),
+            f" ({cut(rec.message, 300)})" if rec.message else "",
+            rec.generation + 1,
+        )
+        return self._next_generation(rec)
+
+    def _rerun_after_clear(self, rec: JobRecord, ended: str, why: str) -> Decision:
+        """The task was cleared since ``rec``'s outcome was recorded, and ``why`` that means running it again."""
+        assert rec.job is not None
+        self._decided(
+            metrics.NEXT_GENERATION,
+            "%s (generation %d) %s, and the task was cleared since (clear_number %d -> %d): %s, so submitting "
+            "generation %d",
+            self.client.describe(rec.job),
+            rec.generation,
+            ended,
+            rec.clear_number,
+            self.identity.clear_number,
+            why,
+            rec.generation + 1,
+        )
+        return self._next_generation(rec)
 
     def _next_generation(self, rec: JobRecord) -> Decision:
         return self._submit_generation(rec.next_generation(self.identity, self.settings.timeout))
@@ -270,7 +359,10 @@ class JobProtocol:
             try:
                 reserved = self._run(self.client.reserve(spec, rec.token))
             except TransientError as exc:
-                raise RetryLater(f"reserving a job id for token {rec.token} failed transiently: {exc}") from exc
+                raise RetryLater(
+                    f"reserving a job id for token {rec.token} failed transiently: {exc}. Nothing was submitted. "
+                    + self._next_try("reserves it again", "nothing is submitted")
+                ) from exc
             if reserved is not None:
                 # the id is known before the job exists: record it first, so a crash leaves nothing to guess
                 rec = replace(rec, job=self.client.validate_locator(reserved))
@@ -281,8 +373,10 @@ class JobProtocol:
         except TransientError as exc:
             raise RetryLater(
                 f"submitting generation {rec.generation} (token {rec.token}) failed transiently: {exc}. "
-                "The intent is recorded, so the next try looks for the job before submitting again."
+                "The intent is recorded. "
+                + self._next_try("looks for the job with that token before submitting again", "nothing is submitted")
             ) from exc
+        metrics.incr("submissions", metrics.client_tags(self.client))  # counted once the system took it
         failpoints.failpoint(failpoints.AFTER_SUBMIT)
         locator = self.client.validate_locator(locator)
         rec = rec.submitted(locator)
@@ -294,15 +388,18 @@ class JobProtocol:
         return Defer(rec, None)
 
     def _find(self, rec: JobRecord) -> Locator | None:
-        self.log.info("Intent recorded without a job: looking for a job with token %s", rec.token)
+        self.log.debug("Intent recorded without a job: looking for a job with token %s", rec.token)
         try:
             found = self._run(self.client.find(rec.token, since=rec.intent_at, spec=self._spec(rec), reserved=rec.job))
         except UndecidableError as exc:
-            raise RetryLater(f"cannot tell yet whether token {rec.token} was submitted: {exc}") from exc
+            raise RetryLater(
+                f"cannot tell yet whether token {rec.token} was submitted: {exc}. Not submitting blindly. "
+                + self._next_try("looks again", "nothing is submitted")
+            ) from exc
         except TransientError as exc:
             raise RetryLater(
-                f"cannot look for the job with token {rec.token}: {exc}. Not submitting blindly; "
-                "the next try looks again."
+                f"cannot look for the job with token {rec.token}: {exc}. Not submitting blindly. "
+                + self._next_try("looks again", "nothing is submitted")
             ) from exc
         return None if found is None else self.client.validate_locator(found)
 
@@ -323,20 +420,55 @@ class JobProtocol:
         return status
 
     def _check(self, rec: JobRecord, adopted: bool = False) -> Decision:
+        """Look at the recorded job once and act on its status: wait, return, move on, or handle a loss.
+
+        ``adopted``: the job was just found by its token, submitted by a try that ended before recording it.
+        """
         assert rec.job is not None
         status = self._confirmed_status(rec.job)
-        self.log.info("Status of %s: %s %s", self.client.describe(rec.job), status.state.value, status.message)
+        what = self.client.describe(rec.job)
+        self.log.debug("Status of %s: %s %s", what, status.state, status.message)
+        state = _state_words(status)
+        if adopted:
+            found = f"Adopted {what} from {self._try_of(rec)}, which ended before recording it; it"
+            tail = f" (generation {rec.generation}, token {rec.token})"  # last: the story fits one line's start
+        else:
+            found, tail = f"Found {what} from {self._try_of(rec)}; it", ""
+        decision = metrics.ADOPTED if adopted else None
         if status.state is JobState.SUCCEEDED:
+            self._decided(
+                decision or metrics.RETURNED,
+                "%s already %s: returning its result without running anything%s",
+                found,
+                state,
+                tail,
+            )
             return self._record_success(rec, status)
         if status.state is JobState.LOST:
             return self._record_loss(rec, status.message)
         if status.state.is_terminal:
             rec = rec.finished(_OUTCOME_OF[status.state], status.message, clear_number=self.identity.clear_number)
             self.save(rec)
-            self.log.warning(
-                "Generation %d ended %s: submitting the next generation", rec.generation, status.state.value
+            self._decided(
+                decision or metrics.NEXT_GENERATION,
+                "%s ended %s%s: submitting generation %d%s",
+                found,
+                state,
+                f" ({cut(status.message, 300)})" if status.message else "",
+                rec.generation + 1,
+                tail,
             )
             return self._next_generation(rec)
+        if status.state is JobState.UNKNOWN:
+            self._decided(
+                decision or metrics.REATTACHED,
+                "%s cannot be seen now (%s): re-attaching; the wait goes on until the endpoint answers%s",
+                found,
+                cut(status.message, 300),
+                tail,
+            )
+        else:
+            self._decided(decision or metrics.REATTACHED, "%s is still %s: re-attaching%s", found, state, tail)
         return Defer(rec, status, adopted=adopted)
 
     def _record_success(self, rec: JobRecord, status: JobStatus | None) -> Finished:
@@ -356,22 +488,30 @@ class JobProtocol:
         assert rec.job is not None
         what = self.client.describe(rec.job)
         if self.settings.on_lost == "resubmit":
-            self.log.warning("%s is lost (%s); on_lost='resubmit': submitting the next generation", what, rec.message)
-            return self._next_generation(rec)
-        if rec.clear_number != self.identity.clear_number:
-            self.log.warning(
-                "%s was lost, and the task was cleared since (clear_number %d -> %d): a clear asks to run it "
-                "again, so submitting the next generation",
+            self._decided(
+                metrics.NEXT_GENERATION,
+                "%s (generation %d) is LOST (%s); on_lost='resubmit': submitting generation %d",
                 what,
-                rec.clear_number,
-                self.identity.clear_number,
+                rec.generation,
+                rec.message or "not found",
+                rec.generation + 1,
             )
             return self._next_generation(rec)
+        if rec.clear_number != self.identity.clear_number:
+            return self._rerun_after_clear(rec, "was LOST", "a clear asks to run it again")
+        self._decided(
+            metrics.LOST,
+            "%s (generation %d) is LOST (%s): not submitting it again; failing the task (on_lost='fail')",
+            what,
+            rec.generation,
+            rec.message or "not found",
+        )
         raise JobLost(
             f"The outcome of {what} (generation {rec.generation}, token {rec.token}) is unknown: the system no "
-            f"longer knows the job ({rec.message or 'not found'}). It was not submitted again, because a job "
-            "the system forgot may have succeeded. To run it again, clear this task (a clear counts as asking), "
-            "or set on_lost='resubmit' on the operator (deployment-wide: [durable_jobs] on_lost = resubmit).",
+            f"longer knows the job ({rec.message or 'not found'}).{self._links_text(rec.job)} It was not submitted "
+            "again, because a job the system forgot may have succeeded, and this failure is not retried. To run it "
+            "again, clear this task (a clear counts as asking), or set on_lost='resubmit' on the operator "
+            "(deployment-wide: [durable_jobs] on_lost = resubmit).",
             rec,
         )
 
@@ -381,34 +521,97 @@ class JobProtocol:
         self.save(rec)
         assert rec.job is not None
         raise JobFailed(
-            f"{self.client.describe(rec.job)} ended {outcome.value}"
-            + (f": {message}" if message else "")
-            + f" (generation {rec.generation}; a retry submits generation {rec.generation + 1})",
+            f"{self.client.describe(rec.job)} (generation {rec.generation}) ended {_upper(outcome)}"
+            + (f": {_sentence(message)}" if message else ".")
+            + self._links_text(rec.job, status)
+            + " "
+            + self._next_try(f"submits generation {rec.generation + 1}", "nothing is resubmitted"),
             rec,
             status,
         )
 
     def _cancel_after_deadline(self, rec: JobRecord, message: str) -> Decision:
-        assert rec.job is not None
-        what = self.client.describe(rec.job)
+        job = rec.job
+        assert job is not None
+        what = self.client.describe(job)
         self.log.warning("Deadline passed: cancelling %s", what)
         try:
-            self._run(self.client.cancel(rec.job))
+            self._run(self.client.cancel(job))
         except TransientError as exc:
-            raise RetryLater(f"deadline passed but cancelling {what} failed ({exc}); the retry cancels again") from exc
+            raise RetryLater(
+                f"deadline passed but cancelling {what} failed ({exc}). "
+                + self._next_try("cancels it again", "it is not cancelled again")
+            ) from exc
         waited = 0.0
-        status = self._status(rec.job)
+        status = self._status(job)
         while not status.state.is_terminal and waited < self.settings.cancel_wait:
             self._sleep(self.settings.confirm_delay)
             waited += self.settings.confirm_delay
-            status = self._status(rec.job)
+            status = self._status(job)
         if not status.state.is_terminal:
-            raise RetryLater(f"deadline passed; {what} was asked to stop but is still {status.state.value}")
+            raise RetryLater(
+                f"deadline passed; {what} was asked to stop but is still {_upper(status.state)}. "
+                + self._next_try("cancels it again", "it is not cancelled again")
+            )
         if status.state is JobState.SUCCEEDED:
             self.log.info("%s succeeded just before it could be cancelled", what)
             return self._record_success(rec, status)
         failpoints.failpoint(failpoints.BEFORE_OUTCOME)
-        deadline_msg = f"deadline passed; job cancelled (final state {status.raw_state or status.state.value})"
+        deadline_msg = f"deadline passed; job cancelled (final state {status.raw_state or _upper(status.state)})"
         rec = rec.finished(Outcome.CANCELLED, deadline_msg, clear_number=self.identity.clear_number)
         self.save(rec)
-        raise JobFailed(f"{what}: {deadline_msg}. {message}".strip(), rec, status)
+        raise JobFailed(
+            f"{what} (generation {rec.generation}): {deadline_msg}. {_sentence(message) if message else ''}".rstrip()
+            + self._links_text(job, status)
+            + " "
+            + self._next_try(f"submits generation {rec.generation + 1}", "nothing is resubmitted"),
+            rec,
+            status,
+        )
+
+
+#: the longest wait for a job's links when a failure message is written
+LINKS_TIMEOUT = 20.0
+#: which of a client's links a failure message shows, best first, and how it calls them
+_LINK_LABELS = {
+    "driver_ui_url": "Driver log",
+    "emr_logs_url": "Logs",
+    "logs_url": "Logs",
+    "tracking_url": "Tracking UI",
+    "rm_app_url": "ResourceManager page",
+    "console_url": "Console",
+    "emr_cluster_url": "EMR console",
+    "log_uri": "Logs",
+    "emr_logs_uri": "Logs",
+    "master_ui_url": "Master UI",
+}
+_LINKS_SHOWN = 2
+
+
+def _shown_links(links: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The links a message shows: the best :data:`_LINKS_SHOWN` of them, each with its label."""
+    ranked = sorted(
+        (k for k, v in links.items() if isinstance(v, str) and v),
+        key=lambda k: list(_LINK_LABELS).index(k) if k in _LINK_LABELS else len(_LINK_LABELS),
+    )
+    return [(_LINK_LABELS.get(k) or k.removesuffix("_url").replace("_", " ").capitalize(), links[k]) for k in ranked][
+        :_LINKS_SHOWN
+    ]
+
+
+def _upper(word: Any) -> str:
+    """A state or an outcome as the log lines and messages write it: ``FAILED``."""
+    return str(word).upper()
+
+
+def _state_words(status: JobStatus) -> str:
+    """``RUNNING``, with the system's own word when it differs (``SUCCEEDED (FINISHED)``)."""
+    word = _upper(status.state)
+    raw = status.raw_state.strip()
+    return f"{word} ({raw})" if raw and raw.upper() != word else word
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with one full stop."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."

@@ -63,6 +63,7 @@ from typing import Any, TypeVar
 
 from durable_jobs.errors import RecordError
 from durable_jobs.messages import cut
+from durable_jobs.status import Word
 
 #: the task state store key of the record. Permanent: renaming it makes in-flight tries forget their jobs
 STATE_KEY = "durable_jobs.job"
@@ -74,13 +75,13 @@ TOKEN_PREFIX = "dj"
 _TOKEN_RE = re.compile(r"^dj[0-9a-f]{20}\Z")
 
 
-class Phase(str, enum.Enum):
+class Phase(Word):
     SUBMITTING = "submitting"  # intent written; the job may or may not exist
     SUBMITTED = "submitted"  # the locator is known
     FINISHED = "finished"  # the outcome is recorded
 
 
-class Outcome(str, enum.Enum):
+class Outcome(Word):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"

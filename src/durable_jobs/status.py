@@ -17,7 +17,14 @@ RAW_STATE_LIMIT = 100
 URL_LIMIT = 2048
 
 
-class JobState(str, enum.Enum):
+class Word(str, enum.Enum):
+    """A string enum that prints as its word (``failed``), never as ``JobState.FAILED``, wherever it is formatted."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class JobState(Word):
     """Normalized job state."""
 
     PENDING = "pending"

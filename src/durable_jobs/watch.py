@@ -48,6 +48,7 @@ class Watch:
         "_changed",
         "_waiter",
         "budget_spent",
+        "changed_at",
         "deadline",
         "error",
         "expired",
@@ -72,6 +73,7 @@ class Watch:
         self.unknown_since: float | None = None
         self.budget_spent = False
         self.error: str | None = None
+        self.changed_at: float | None = None  # monotonic time of the answer that last changed ``latest``
         self._changed = False
         self._waiter: asyncio.Future[None] | None = None
 
@@ -105,6 +107,7 @@ class Watch:
         self.unknown = None
         if not status.same_as(self.latest):
             self.latest = status
+            self.changed_at = now
             self._wake()
             return True
         return False

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
 
 from durable_jobs import failpoints
 from durable_jobs.errors import RecordError
-from durable_jobs.protocol import Defer, Finished, JobFailed, JobProtocol, ProtocolSettings, RetryLater
+from durable_jobs.protocol import Defer, Finished, JobFailed, JobLost, JobProtocol, ProtocolSettings, RetryLater
 from durable_jobs.record import STATE_KEY, JobRecord, Outcome, Phase, TaskIdentity, make_token
 from durable_jobs.status import JobState
 from durable_jobs.testing.scripted import ScriptedClient
@@ -337,3 +338,143 @@ def test_reserved_id_is_recorded_before_submit_and_settles_find(point: str):
         # the intent held the id before the job existed
         assert phases[:2] == [("submitting", None), ("submitting", {"id": "job-1"})]
         assert d.record.job == {"id": "job-1"}
+
+
+# --- what the task log and the failure say ---------------------------------------------------------------
+
+
+def info_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    lines = [r.getMessage() for r in caplog.records if r.name == "durable_jobs.protocol" and r.levelno == logging.INFO]
+    caplog.clear()
+    return lines
+
+
+def test_each_decision_is_one_info_line_in_words(caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG, logger="durable_jobs.protocol")
+    t0, t1 = ident().token(0), ident().token(1)
+    client, store = ScriptedClient(scripts=[[R, F], [R]]), DictStore()
+    proto(client, store).start()
+    assert info_lines(caplog) == [
+        "No job recorded for dag.task run run1: submitting generation 0",
+        f"Submitted id=job-1 (generation 0, token {t0})",
+    ]
+    proto(client, store, try_number=2).start()
+    assert info_lines(caplog) == ["Found id=job-1 from try 1; it is still RUNNING: re-attaching"]
+    proto(client, store, try_number=3).start()
+    assert info_lines(caplog) == [
+        "Found id=job-1 from try 1; it ended FAILED (boom): submitting generation 1",
+        f"Submitted id=job-2 (generation 1, token {t1})",
+    ]
+    d = proto(client, store, try_number=4).start()
+    assert info_lines(caplog) == ["Found id=job-2 from try 3; it is still RUNNING: re-attaching"]
+    last = {"state": "succeeded", "raw_state": "FINISHED"}
+    proto(client, store, try_number=4).complete({"status": "succeeded", "job": d.record.job, "details": {"last": last}})
+    assert info_lines(caplog) == ["id=job-2 SUCCEEDED (FINISHED): recording the outcome and returning its result"]
+    proto(client, store, try_number=5).start()
+    assert info_lines(caplog) == [
+        "id=job-2 from generation 1 already SUCCEEDED: returning its result without running anything"
+    ]
+    # a crashed try's job, adopted; a crashed try that never submitted
+    for point, line in (
+        (
+            failpoints.AFTER_SUBMIT,
+            "Adopted id=job-1 from try 1, which ended before recording it; it is still RUNNING: re-attaching "
+            f"(generation 0, token {t0})",
+        ),
+        (
+            failpoints.AFTER_INTENT,
+            f"No job carries token {t0} (generation 0, intent written by try 1): that try ended before submitting; "
+            "submitting generation 0",
+        ),
+    ):
+        client, store = ScriptedClient(), DictStore()
+        failpoints.configure(f"{point}=raise")
+        with pytest.raises(failpoints.SimulatedCrash):
+            proto(client, store).start()
+        failpoints.configure("")
+        caplog.clear()
+        proto(client, store, try_number=2).start()
+        assert info_lines(caplog)[0] == line
+    # forgotten by the system: lost
+    client, store = ScriptedClient(), DictStore()
+    proto(client, store).start()
+    client.forget.add("job-1")
+    caplog.clear()
+    with pytest.raises(JobLost):
+        proto(client, store, try_number=2).start()
+    assert info_lines(caplog) == [
+        "id=job-1 (generation 0) is LOST (job-1 unknown): not submitting it again; failing the task (on_lost='fail')"
+    ]
+
+
+class LinkedClient(ScriptedClient):
+    """A client whose jobs have a driver log and a master page, like Spark standalone's."""
+
+    async def links(self, locator: dict[str, Any]) -> dict[str, str]:
+        return {"master_ui_url": "http://master:8080", "driver_ui_url": f"http://worker:8081/log?id={locator['id']}"}
+
+
+@pytest.mark.parametrize(
+    ("max_tries", "try_number", "then"),
+    [
+        (2, 1, "A retry (try 2 of 3) submits generation 1."),
+        (2, 2, "A retry (try 3 of 3) submits generation 1."),
+        (2, 3, "This task has no retries left, so nothing is resubmitted; clearing the task submits generation 1."),
+        (0, 1, "This task has no retries left, so nothing is resubmitted; clearing the task submits generation 1."),
+        (None, 1, "A retry of the task, if it has one left, submits generation 1."),
+    ],
+)
+def test_a_failure_names_the_job_its_log_and_what_a_retry_does(max_tries: int | None, try_number: int, then: str):
+    client, store = LinkedClient(), DictStore()
+    d = proto(client, store).start()
+    with pytest.raises(JobFailed) as failed:
+        proto(client, store, try_number=try_number, max_tries=max_tries).complete(
+            {"status": "failed", "job": d.record.job, "message": "exit code 1"}
+        )
+    assert str(failed.value) == (
+        "id=job-1 (generation 0) ended FAILED: exit code 1. Driver log: http://worker:8081/log?id=job-1. "
+        f"Master UI: http://master:8080. {then}"
+    )
+
+
+def test_a_links_error_never_masks_the_failure():
+    class Broken(ScriptedClient):
+        async def links(self, locator: dict[str, Any]) -> dict[str, str]:
+            raise RuntimeError("links exploded")
+
+    client, store = Broken(), DictStore()
+    d = proto(client, store).start()
+    last = {"state": "cancelled", "raw_state": "KILLED", "tracking_url": "http://ui/job-1"}
+    with pytest.raises(JobFailed) as failed:
+        proto(client, store, max_tries=0).complete(
+            {"status": "cancelled", "job": d.record.job, "message": "", "details": {"last": last}}
+        )
+    # the status's own tracking URL stands in for the links
+    assert str(failed.value) == (
+        "id=job-1 (generation 0) ended CANCELLED. Tracking UI: http://ui/job-1. This task has no retries left, so "
+        "nothing is resubmitted; clearing the task submits generation 1."
+    )
+    assert store.data[STATE_KEY]["outcome"] == "cancelled"
+
+
+def test_a_retryable_refusal_says_whether_a_retry_comes():
+    client, store = ScriptedClient(), DictStore()
+    client.down = {"submit"}
+    with pytest.raises(RetryLater) as later:
+        proto(client, store, max_tries=1).start()
+    assert str(later.value).endswith(
+        "The intent is recorded. A retry (try 2 of 2) looks for the job with that token before submitting again."
+    )
+    with pytest.raises(RetryLater) as last:
+        proto(client, store, try_number=2, max_tries=1).start()
+    assert str(last.value).endswith(
+        "This task has no retries left, so nothing is submitted; clearing the task looks for the job with that token "
+        "before submitting again."
+    )
+
+
+def test_states_outcomes_and_phases_print_as_words():
+    as_logged = logging.LogRecord("x", logging.INFO, "", 0, "%s %s %s", (Outcome.LOST, Phase.FINISHED, F), None)
+    assert as_logged.getMessage() == "lost finished failed"
+    assert f"{JobState.FAILED}" == "failed" and str(Phase.SUBMITTED) == "submitted"
+    assert [f"{o}" for o in Outcome] == [o.value for o in Outcome]

@@ -54,9 +54,9 @@ RUN_TIMEOUT = 420.0
 AFTER_CRASH = {
     "crash_before_intent": "No job recorded for",
     "crash_after_intent": "No job carries token",
-    "crash_after_submit": "Adopted {'driver_id'",
-    "crash_after_persist": "Recorded job: generation 0, phase submitted",
-    "crash_before_outcome": "Recorded job: generation 0, phase submitted",
+    "crash_after_submit": "Adopted Spark driver driver-",
+    "crash_after_persist": "Found Spark driver driver-",
+    "crash_before_outcome": "Found Spark driver driver-",
 }
 
 
@@ -210,7 +210,7 @@ def test_clear_while_deferred(
     assert any("invoking on_kill" in e for e in old), old
     assert any("not cancelling it" in e for e in old), old
     assert "Trigger fired event" not in old, old
-    assert any(e.startswith("Recorded job: generation 0, phase submitted") for e in log_events(airflow, run, "job", 2))
+    assert any(e.startswith("Found Spark driver driver-") for e in log_events(airflow, run, "job", 2))
     assert row.events == 1, row
 
 
@@ -249,6 +249,8 @@ def test_deadline_cancels_the_job(
     # the task's error says why, with the job's final state
     (text,) = [t for p, t in airflow.task_logs(run.dag_id, run.run_id, "job").items() if p.name == "attempt=1.log"]
     assert "deadline passed; job cancelled (final state KILLED)" in text
+    # retries=0: the error says no retry follows, and what a clear does
+    assert "This task has no retries left, so nothing is resubmitted; clearing the task submits generation 1." in text
 
 
 def test_failed_job_starts_the_next_generation_once(
@@ -263,7 +265,14 @@ def test_failed_job_starts_the_next_generation_once(
     assert_clean(row, submissions=2)
     assert sorted((d["generation"], d["state"]) for d in row.drivers) == [(0, "FAILED"), (1, "FINISHED")], row
     assert row.events == 2, row
-    assert any(e.startswith("Generation 0 ended") for e in log_events(airflow, run, "job", 2))
+    assert any(
+        e.startswith("Spark driver driver-") and "(generation 0) ended FAILED" in e and "submitting generation 1" in e
+        for e in log_events(airflow, run, "job", 2)
+    )
+    # retries=1: try 1's error names the driver's log and the retry that follows
+    (text,) = [t for p, t in airflow.task_logs(run.dag_id, run.run_id, "job").items() if p.name == "attempt=1.log"]
+    assert "(generation 0) ended FAILED" in text and "Driver log: http" in text
+    assert "A retry (try 2 of 2) submits generation 1." in text
 
 
 # ---------------------------------------------------------------------------------------------------

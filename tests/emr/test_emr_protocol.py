@@ -185,7 +185,7 @@ def test_confirmed_failure_starts_the_next_generation_with_a_new_token(moto: Mot
     with worker_loop() as run:
         first = protocol(setup.client, store, setup.spec, run).start()
         assert isinstance(first, Defer)
-        with pytest.raises(Exception, match="ended failed"):
+        with pytest.raises(Exception, match="ended FAILED"):
             protocol(setup.client, store, setup.spec, run).complete(
                 {"status": "failed", "job": first.record.job, "message": "boom"}
             )

@@ -159,7 +159,7 @@ def test_a_failed_job_fails_the_task_and_the_retry_submits_the_next_generation(
     op = JobServiceOperator(task_id="fails", command="false", seconds=0.2, poll_interval=0.1, deferrable=True)
     event = wait_in_the_triggerer(run_until_deferred(op, task_context(store, row)).trigger)
     assert event["status"] == "failed"
-    with pytest.raises(AirflowException, match="ended failed: exit code 1"):
+    with pytest.raises(AirflowException, match="ended FAILED: exit code 1"):
         op.execute_complete(task_context(store, row), event=event)
     run_until_deferred(op, task_context(store, row, try_number=2))
     assert len(jobservice.service.submissions) == 2 and len(set(jobservice.service.submissions)) == 2

@@ -191,7 +191,7 @@ def test_a_failure_raises_with_the_pod_logs_and_the_retry_runs_generation_1(kube
     with pytest.raises(AirflowException) as failed:
         job_op(kube, "flaky", script).execute_complete(ctx(store, "flaky"), event=event)
     message = str(failed.value)
-    assert "ended failed" in message and "BackoffLimitExceeded" in message and "exit code 4" in message
+    assert "ended FAILED" in message and "BackoffLimitExceeded" in message and "exit code 4" in message
     assert "ValueError: bad row 17" in message  # the failed pod's last log lines
     with pytest.raises(TaskDeferred) as retry:
         job_op(kube, "flaky", "sleep 600").execute(ctx(store, "flaky", try_number=2))

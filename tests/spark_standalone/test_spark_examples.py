@@ -120,7 +120,7 @@ def test_demo_kills_the_worker_after_submit_and_the_retry_adopts_the_driver() ->
     assert proc.returncode == 0, why
     # try 1's task process really died at the fail-point, and a later try adopted the driver it had submitted
     assert re.search(r"sleep_exit try 1 +the task process died \(exit code 70\)", proc.stdout), why
-    adopted = re.search(r"sleep_exit try \d+ +Adopted \{'driver_id': '([^']+)'\}", proc.stdout)
+    adopted = re.search(r"sleep_exit try \d+ +Adopted Spark driver (driver-[\w-]+) ", proc.stdout)
     assert adopted is not None, why
     assert adopted[1] == summary["drivers"], why
     assert re.search(

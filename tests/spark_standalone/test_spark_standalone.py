@@ -8,6 +8,8 @@ are the tiny ``SleepExit`` jar and ``sleep_exit.py`` script from :func:`build_te
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import secrets
 import time
@@ -28,7 +30,7 @@ from durable_jobs.clients.spark_standalone import (
 from durable_jobs.errors import AuthError, UndecidableError
 from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
 from durable_jobs.polling import PollSettings, WaitResult, poller_for, wait_for_outcome
-from durable_jobs.protocol import Defer, JobLost, JobProtocol, ProtocolSettings, RetryLater
+from durable_jobs.protocol import Defer, JobFailed, JobLost, JobProtocol, ProtocolSettings, RetryLater
 from durable_jobs.record import STATE_KEY, TaskIdentity
 from durable_jobs.status import JobState, JobStatus
 from durable_jobs.transport.http import close_sessions
@@ -169,6 +171,7 @@ def protocol(
     run_id: str,
     try_number: int,
     on_lost: str = "fail",
+    max_tries: int | None = None,
 ) -> JobProtocol:
     return JobProtocol(
         client=client,
@@ -176,7 +179,7 @@ def protocol(
         identity=TaskIdentity("it_dag", run_id, "spark_task", -1, try_number, 0),
         spec=lambda _record: app,
         run=run,
-        settings=ProtocolSettings(confirm_delay=0.2, on_lost=on_lost),
+        settings=ProtocolSettings(confirm_delay=0.2, on_lost=on_lost, max_tries=max_tries),
     )
 
 
@@ -229,6 +232,32 @@ async def test_nonzero_exit_is_failed(spark: SparkCluster, spark_apps: TestApps,
     assert "Spark does not report the code" in result.message
     status = await client.status(loc)
     assert status.raw_state == "FAILED" and "does not report the code" in status.message
+
+
+def test_a_failed_driver_names_its_log_and_whether_a_retry_resubmits(spark: SparkCluster, spark_apps: TestApps) -> None:
+    """The task's error for a failed driver: the driver, its log page on the worker, and what comes next."""
+    client = make_client(spark)
+    with contextlib.closing(LoopRunner()) as run:
+        app = jar_app(spark_apps, ["0.5", "3", "ok"], "it-fail-message")
+        task = functools.partial(protocol, client, DictStore(), run, app, run_id=f"fail-{uuid.uuid4().hex[:8]}")
+        first = task(try_number=1).start()
+        assert isinstance(first, Defer) and first.record.job is not None
+        driver = first.record.job["driver_id"]
+        result = run(wait_for_outcome(client, first.record.job, FAST, deadline=time.time() + RUN_LIMIT))
+        assert result.status == "failed" and result.last is not None, (result, diag(spark, driver))
+        event = {"status": "failed", "job": first.record.job, "message": result.message}
+        with pytest.raises(JobFailed) as failed:  # retries=0: Airflow's ti.max_tries is 0
+            task(try_number=1, max_tries=0).complete({**event, "details": {"last": result.last.to_json()}})
+    message = str(failed.value)
+    assert message.startswith(f"Spark driver {driver} (generation 0) ended FAILED: "), message
+    assert message.endswith(
+        "This task has no retries left, so nothing is resubmitted; clearing the task submits generation 1."
+    ), message
+    log_url = message.split("Driver log: ", 1)[1].split(". ", 1)[0]
+    assert f"driverId={driver}" in log_url and "logType=stderr" in log_url, message
+    # the link is the worker's page of the driver's stderr, which starts with the launch command
+    with urllib.request.urlopen(log_url, timeout=10) as page:
+        assert "Launch Command" in page.read().decode(), log_url
 
 
 async def test_exception_is_failed(spark: SparkCluster, spark_apps: TestApps, client: SparkStandaloneClient) -> None:

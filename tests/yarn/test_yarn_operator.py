@@ -126,7 +126,7 @@ def test_a_failure_starts_a_new_generation_with_a_new_application(rm, store):
     app1 = first.trigger.job["application_id"]
     rm.advance(app1, "FAILED", "FAILED", "AM container exited with exitCode: 1")
     event = {"status": "failed", "job": first.trigger.job, "message": "AM container exited with exitCode: 1"}
-    with pytest.raises(AirflowException, match="ended failed: AM container exited"):
+    with pytest.raises(AirflowException, match="ended FAILED: AM container exited"):
         rest_op().execute_complete(ctx(store), event=event)
     second = run_until_deferred(rest_op(), ctx(store, try_number=2))
     assert second.trigger.generation == 1 and second.trigger.job["application_id"] != app1

@@ -320,6 +320,9 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
                 "context['task_state_store'] is missing: durable_jobs needs Airflow 3.3+ and a task run by the "
                 "task runner (it is where the job id is kept across tries)"
             )
+        # Airflow retries a failed try while try_number <= ti.max_tries (retries, raised by each clear): a
+        # failure message says whether a retry follows
+        max_tries = getattr(context["ti"], "max_tries", None)
         return JobProtocol(
             client=self.get_client(),
             store=_StoreForever(accessor),
@@ -331,6 +334,7 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
                 rerun_on_clear=self.rerun_on_clear,
                 lost_confirmations=self.lost_confirmations,
                 on_lost=self.on_lost or default_on_lost(),
+                max_tries=max_tries if type(max_tries) is int else None,
             ),
             logger=self.log,
         )

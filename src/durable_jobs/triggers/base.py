@@ -42,7 +42,7 @@ from durable_jobs.clients.base import JobClient, KeyedLocator
 from durable_jobs.errors import RecordError
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.messages import cut
-from durable_jobs.polling import log_info, wait_for_outcome
+from durable_jobs.polling import IN_TRIGGERER, log_info, wait_for_outcome
 from durable_jobs.status import JobStatus
 from durable_jobs.watch import PollSettings
 
@@ -209,6 +209,7 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
         return await self.hook_class.aget_client(self.conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        IN_TRIGGERER.set(True)  # this task's context only: its wait counts in the triggerer's jobs_watched
         client = await self.get_client()
         yield TriggerEvent(await self.wait(client))
 
