@@ -29,7 +29,7 @@ integration: setup
 
 # What a new user's pip install does (issue 14): the wheel is built and installed with each extra into a clean venv
 # beside Airflow; fails on a broken `pip check`, a broken requirement of Airflow, or a version change that no
-# dependency's declared specifier forces (about 2.5 minutes; 3 more the first time gssapi and krb5 compile).
+# dependency's declared specifier forces (about 2 minutes; the first run also compiles gssapi and krb5, 3 to 6 more).
 # Writes build/install-check.json and prints its table.
 check-install: setup
 	$(PY) scripts/check_install.py
