@@ -259,7 +259,7 @@ def build_wheel(problems: list[str]) -> Path:
         sys.exit(f"wheel build failed; see {log}")
     shutil.rmtree(BUILD / "lib", ignore_errors=True)
     for line in out.splitlines():
-        if re.search(r"deprecat", line, re.IGNORECASE):
+        if re.search(r"Deprecat\w*Warning|\bis deprecated\b|^DEPRECATION:", line.strip()):
             problems.append(f"the build warns: {line.strip()}")
     (wheel,) = DIST_DIR.glob("airflow_durable_jobs-*.whl")
     with zipfile.ZipFile(wheel) as zf:
