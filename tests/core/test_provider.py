@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+import durable_jobs
 from durable_jobs.get_provider_info import get_provider_info
 
 DIST = "airflow-durable-jobs"
@@ -81,7 +82,14 @@ def test_provider_info_validates_against_airflow_schema() -> None:
     info = get_provider_info()
     jsonschema.validate(instance=info, schema=schema)
     assert info["package-name"] == DIST
-    assert info["versions"][0] == metadata.version(DIST)
+    assert info["name"] == "Durable Jobs"
+    assert info["description"]
+    assert info["versions"] == [metadata.version(DIST)]
+
+
+def test_version_is_the_installed_distributions() -> None:
+    assert durable_jobs.__version__ == metadata.version(DIST)
+    assert get_provider_info()["versions"][0] == durable_jobs.__version__
 
 
 def test_entry_point_points_at_get_provider_info() -> None:
