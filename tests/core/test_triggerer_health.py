@@ -17,15 +17,17 @@ from durable_jobs_harness.fake_spark import ThreadedFakeSparkMaster
 from durable_jobs_harness.ports import free_port
 from durable_jobs_harness.stub_http import Page, StubHTTPServer
 
-NOW = dt.datetime.now(dt.timezone.utc)
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def health(triggerer: dict[str, Any] | None, database: str = "healthy") -> Page:
     """An answer shaped like Airflow 3.3's GET /api/v2/monitor/health."""
     body: dict[str, Any] = {
         "metadatabase": {"status": database},
-        "scheduler": {"status": "healthy", "latest_scheduler_heartbeat": NOW.isoformat()},
-        "dag_processor": {"status": "healthy", "latest_dag_processor_heartbeat": NOW.isoformat()},
+        "scheduler": {"status": "healthy", "latest_scheduler_heartbeat": now().isoformat()},
+        "dag_processor": {"status": "healthy", "latest_dag_processor_heartbeat": now().isoformat()},
     }
     if triggerer is not None:
         body["triggerer"] = triggerer
@@ -52,12 +54,12 @@ def ask(page: Page, timeout: float = 2.0) -> tuple[Any, Log]:
 
 
 def test_a_live_triggerer_logs_nothing():
-    result, log = ask(health({"status": "healthy", "latest_triggerer_heartbeat": NOW.isoformat()}))
+    result, log = ask(health({"status": "healthy", "latest_triggerer_heartbeat": now().isoformat()}))
     assert result.alive is True and log.lines == []
 
 
 def test_an_old_heartbeat_warns_how_long_ago_and_how_to_start_one():
-    old = NOW - dt.timedelta(minutes=12, seconds=10)
+    old = now() - dt.timedelta(minutes=12, seconds=10)
     result, log = ask(health({"status": "unhealthy", "latest_triggerer_heartbeat": old.isoformat()}))
     assert result.alive is False and result.latest_heartbeat == old
     [(level, text)] = log.lines
@@ -116,7 +118,7 @@ def test_the_url_is_the_api_servers_as_airflow_finds_its_execution_api(monkeypat
 
 
 def test_the_operator_warns_before_it_defers_when_no_triggerer_is_alive(monkeypatch, store):
-    old = (NOW - dt.timedelta(hours=3)).isoformat()
+    old = (now() - dt.timedelta(hours=3)).isoformat()
     stale = health({"status": "unhealthy", "latest_triggerer_heartbeat": old})
     with (
         StubHTTPServer({("GET", HEALTH_PATH): stale}) as api,
