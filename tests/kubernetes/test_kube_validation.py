@@ -20,6 +20,7 @@ from durable_jobs.errors import ConnectionConfigError
 from durable_jobs.hooks import kubernetes as kube_hook
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.kubernetes import KubernetesHook
+from durable_jobs_harness.connections import connection, refusal
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.never-in-a-message"
 KUBECONFIG: dict[str, Any] = {
@@ -33,17 +34,11 @@ KUBECONFIG: dict[str, Any] = {
 
 
 def conn(extra: dict[str, Any] | None = None, **fields: Any) -> SimpleNamespace:
-    base = {"conn_id": "k", "conn_type": "kubernetes_durable", "host": None, "port": None, "password": None}
-    base.update(fields)
-    return SimpleNamespace(extra_dejson=extra or {}, **base)
+    return connection({"conn_id": "k", "conn_type": "kubernetes_durable", "extra_dejson": extra or {}}, **fields)
 
 
 def refused(c: SimpleNamespace) -> str:
-    with pytest.raises(ConnectionConfigError) as exc:
-        KubernetesHook.build_client(c)
-    text = str(exc.value)
-    assert TOKEN not in text
-    return text
+    return refusal(KubernetesHook, c, secrets=(TOKEN,))
 
 
 def write(tmp_path: Path, data: Any) -> str:

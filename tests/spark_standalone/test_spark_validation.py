@@ -20,6 +20,7 @@ from durable_jobs.operators.spark_standalone import SparkStandaloneOperator
 from durable_jobs.record import STATE_KEY
 from durable_jobs.transport.http import close_sessions
 from durable_jobs_harness.airflow_ctx import task_context
+from durable_jobs_harness.connections import connection, refusal
 from durable_jobs_harness.spark_cluster import SparkCluster
 from durable_jobs_harness.stub_http import Page, StubHTTPServer
 
@@ -36,10 +37,7 @@ UI_PAGE = (
 
 
 def conn(**fields: Any) -> SimpleNamespace:
-    base = {"conn_id": "spark_default", "conn_type": "spark_standalone_rest", "host": "m", "port": None}
-    base.update(schema="", login=None, password=None, extra_dejson={})
-    base.update(fields)
-    return SimpleNamespace(**base)
+    return connection({"conn_id": "spark_default", "conn_type": "spark_standalone_rest", "host": "m"}, **fields)
 
 
 @pytest.mark.parametrize(
@@ -77,9 +75,7 @@ def conn(**fields: Any) -> SimpleNamespace:
     ],
 )
 def test_wrong_scheme_or_port_is_named_with_the_fix(fields, message):
-    with pytest.raises(ConnectionConfigError) as exc:
-        SparkStandaloneHook.build_client(conn(**fields))
-    assert message in str(exc.value)
+    assert message in refusal(SparkStandaloneHook, conn(**fields))
 
 
 @pytest.mark.parametrize(

@@ -8,17 +8,14 @@ from typing import Any
 import pytest
 
 from durable_jobs.clients.yarn.client import YarnClient
-from durable_jobs.errors import ConnectionConfigError
 from durable_jobs.hooks.yarn import YarnHook
+from durable_jobs_harness.connections import connection, refusal
 
 FIX = "use host=rm, port 8088 with http or 8090 with https (yarn.resourcemanager.webapp.address / webapp.https.address)"
 
 
 def conn(**fields: Any) -> SimpleNamespace:
-    base = {"conn_id": "yarn_default", "conn_type": "yarn_rm", "host": "rm", "port": None, "schema": ""}
-    base.update(login=None, password=None, extra_dejson={})
-    base.update(fields)
-    return SimpleNamespace(**base)
+    return connection({"conn_id": "yarn_default", "conn_type": "yarn_rm", "host": "rm"}, **fields)
 
 
 @pytest.mark.parametrize(
@@ -39,9 +36,7 @@ def conn(**fields: Any) -> SimpleNamespace:
     ],
 )
 def test_wrong_connections_are_named_with_the_fix(fields, message):
-    with pytest.raises(ConnectionConfigError) as exc:
-        YarnHook.build_client(conn(**fields))
-    assert message in str(exc.value)
+    assert message in refusal(YarnHook, conn(**fields))
 
 
 @pytest.mark.parametrize(
