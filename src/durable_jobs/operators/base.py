@@ -336,7 +336,7 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
             return call()
         except ConnectionConfigError as exc:
             text = str(exc)
-            if "connection " not in text:  # said by a client, which does not know the connection's name
+            if f"connection {self.conn_id!r}" not in text:  # said by a client, which does not know the name
                 text = f"connection {self.conn_id!r}: {text}"
             raise AirflowFailException(text) from exc
         except (RecordError, JobLost) as exc:
