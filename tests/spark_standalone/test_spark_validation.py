@@ -154,10 +154,13 @@ def test_the_operator_pointed_at_the_ui_fails_without_retry(monkeypatch, store, 
     assert spark_ui.requests.count(("POST", "/v1/submissions/create")) == 1
 
 
-async def test_a_real_masters_ui_port_is_recognised(spark: SparkCluster):
-    """The same answer from a real Spark master's web UI."""
+async def test_a_real_masters_ui_port_is_recognised_and_its_rest_port_as_a_ui(spark: SparkCluster):
+    """The same answers from a real Spark master: its web UI where REST is due, its REST server where /json/ is."""
+    swapped = SparkStandaloneClient(SparkStandaloneConfig(rest_urls=(spark.master_ui_url,), ui_urls=(spark.rest_url,)))
     try:
         with pytest.raises(ConnectionConfigError, match="looks like the Spark master's web UI"):
-            await ui_client(spark.master_ui_url).submit(APP, "dj0123456789abcdef0123")
+            await swapped.submit(APP, "dj0123456789abcdef0123")
+        with pytest.raises(ConnectionConfigError, match="extra master_ui_urls names the master's REST server"):
+            await swapped.find("dj0123456789abcdef0123", since=0.0, spec=APP)
     finally:
         await close_sessions()
