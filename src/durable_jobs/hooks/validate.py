@@ -114,7 +114,8 @@ def url_problems(conn: Any, expect: Expect) -> list[str]:
         else:
             port = _port_of(f"http://{host}")
         if port is None and conn_port:
-            port = int(conn_port)
+            with contextlib.suppress(TypeError, ValueError):  # not a number: the hook's own reading says so
+                port = int(conn_port)
         if port is not None and port in expect.wrong_ports:
             problems.append(
                 f"names port {port} ({host}), {expect.wrong_ports[port]}; durable_jobs talks to {expect.service}: {fix}"
