@@ -58,7 +58,7 @@ class AwsConfig:
         where = f"connection {self.label!r}"
         if bool(self.aws_access_key_id) != bool(self.aws_secret_access_key):
             raise ConnectionConfigError(
-                f"{where}: give both the access key id (login) and the secret access key (password), or neither "
+                f"{where}: give both the access key id and the secret access key (login and password), or neither "
                 "(then botocore's default chain: environment, profile, instance or pod role)"
             )
         for url in (self.endpoint_url, *self.service_endpoints.values()):
