@@ -87,5 +87,14 @@ class AuthError(PermanentError):
         self.endpoint_wide = endpoint_wide
 
 
+class ConnectionConfigError(PermanentError, ValueError):
+    """An Airflow connection is set up wrong: its type, scheme, port, or a file it names.
+
+    Nothing works until a person fixes the connection, so the task fails without retry and a trigger ends
+    with an ``error`` event. The message names the connection, the field, what is wrong and the likely fix,
+    and never a credential. It is also a ``ValueError``, which is what a bad connection raised before.
+    """
+
+
 class RecordError(DurableJobError):
     """The stored record is malformed, tampered with, or belongs to another task or system."""

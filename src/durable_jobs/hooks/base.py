@@ -6,6 +6,11 @@ at a time: 2,000 triggers starting at once used to make 2,000 fetches (137 CPU-s
 per connection is in flight at a time (single-flight: every trigger that asks meanwhile awaits the same
 fetch), and its client is cached for ``client_ttl`` seconds.
 
+Every client is built through :meth:`DurableJobHook.build_client`, which checks the connection first (its
+type, URL schemes and ports, the files it names: :mod:`durable_jobs.hooks.validate`) and raises a
+:class:`~durable_jobs.errors.ConnectionConfigError` that names the connection and the fix; the operator fails
+without retry on it, and a trigger ends with an ``error`` event.
+
 Rotated credentials reach running pollers two ways: a client fetched after the TTL replaces the
 poller's (the newest trigger brings it), and an AuthError makes the poller call :meth:`arefresh_client`,
 which fetches the connection again at once (still one fetch for every poller that asks together).
@@ -25,6 +30,7 @@ from typing import Any, ClassVar, TypeVar
 from airflow.sdk import BaseHook
 
 from durable_jobs.clients.base import JobClient
+from durable_jobs.hooks import validate
 from durable_jobs.loop_local import LoopLocal, close_all
 
 T = TypeVar("T")
@@ -54,10 +60,64 @@ class DurableJobHook(BaseHook):  # type: ignore[misc]
     #: first fetch of a connection imports it in a worker thread instead.
     client_module: ClassVar[str] = ""
 
+    #: what the connection's URLs must reach: the scheme and port checks of :meth:`check_connection` (None: none)
+    expect: ClassVar[validate.Expect | None] = None
+
     @classmethod
     @abstractmethod
     def client_from_connection(cls, conn: Any) -> JobClient[Any]:
         """Build the client; pure (no I/O), so it can run on the triggerer's loop."""
+
+    @classmethod
+    def accepted_conn_types(cls) -> tuple[str, ...]:
+        """The connection types this hook reads: its declaration's, else its ``conn_type`` (none: any)."""
+        connection = getattr(cls, "connection", None)
+        if connection is not None:
+            return tuple(connection.accepted_types)
+        own = getattr(cls, "conn_type", None)
+        return (str(own),) if own else ()
+
+    @classmethod
+    def connection_problems(cls, conn: Any) -> list[str]:
+        """What is wrong with ``conn`` besides its type and URLs (a hook adds its own checks); no I/O."""
+        return []
+
+    @classmethod
+    def check_connection(cls, conn: Any) -> None:
+        """Type, URL schemes and ports: a :class:`ConnectionConfigError` naming each problem. No I/O."""
+        hook_name = str(getattr(cls, "hook_name", None) or cls.__name__)
+        problems = [p for p in (validate.type_problem(conn, cls.accepted_conn_types(), hook_name),) if p]
+        if cls.expect is not None:
+            problems += validate.url_problems(conn, cls.expect)
+        with validate.naming(conn):
+            problems += cls.connection_problems(conn)
+        validate.raise_problems(conn, problems)
+
+    @classmethod
+    def check_files(cls, conn: Any) -> None:
+        """The files ``conn`` names, on this host (it may read them: on the triggerer it runs in a thread)."""
+
+    @classmethod
+    def check(cls, conn: Any) -> None:
+        """Every check of ``conn``: :meth:`check_connection`, then :meth:`check_files`."""
+        cls.check_connection(conn)
+        with validate.naming(conn):
+            cls.check_files(conn)
+
+    @classmethod
+    def build_client(cls, conn: Any) -> JobClient[Any]:
+        """The checked connection's client; every problem a :class:`ConnectionConfigError` naming the connection."""
+        cls.check(conn)
+        return cls._client_of(conn)
+
+    @classmethod
+    def _client_of(cls, conn: Any) -> JobClient[Any]:
+        with validate.naming(conn):
+            return cls.client_from_connection(conn)
+
+    @classmethod
+    def _reads_files(cls) -> bool:
+        return getattr(cls.check_files, "__func__", None) is not _NO_FILES
 
     @classmethod
     def _cached(cls, conn_id: str) -> JobClient[Any] | None:
@@ -76,7 +136,7 @@ class DurableJobHook(BaseHook):  # type: ignore[misc]
     @classmethod
     def get_client(cls, conn_id: str) -> JobClient[Any]:
         """Worker side (sync)."""
-        return cls._cached(conn_id) or cls._store(conn_id, cls.client_from_connection(cls.get_connection(conn_id)))
+        return cls._cached(conn_id) or cls._store(conn_id, cls.build_client(cls.get_connection(conn_id)))
 
     @classmethod
     async def aget_client(cls, conn_id: str) -> JobClient[Any]:
@@ -117,7 +177,11 @@ class DurableJobHook(BaseHook):  # type: ignore[misc]
             )
         else:
             conn = await cls.aget_connection(conn_id)
-        return cls._store(conn_id, cls.client_from_connection(conn), fetched_at=started)
+        if cls._reads_files():
+            await asyncio.to_thread(cls.check, conn)  # a stat or a small file read: not on the loop
+        else:
+            cls.check(conn)
+        return cls._store(conn_id, cls._client_of(conn), fetched_at=started)
 
     @staticmethod
     def clear_cache() -> None:
@@ -135,6 +199,9 @@ class DurableJobHook(BaseHook):  # type: ignore[misc]
                 await close_all()
 
         return asyncio.run(run())
+
+
+_NO_FILES = DurableJobHook.check_files.__func__  # type: ignore[attr-defined]
 
 
 def _fetched(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from durable_jobs.errors import ConnectionConfigError
+
 
 def extra_of(conn: Any) -> dict[str, Any]:
     extra = getattr(conn, "extra_dejson", None)
@@ -65,10 +67,10 @@ def base_urls(conn: Any, default_port: int, what: str) -> tuple[str, ...]:
     """
     scheme = (conn.schema or "http").lower()
     if scheme not in ("http", "https"):
-        raise ValueError(f"connection {conn.conn_id!r}: schema must be http or https, not {scheme!r}")
+        raise ConnectionConfigError(f"connection {conn.conn_id!r}: schema must be http or https, not {scheme!r}")
     hosts = split_list(conn.host)
     if not hosts:
-        raise ValueError(f"connection {conn.conn_id!r}: host is empty; give the {what} host(s)")
+        raise ConnectionConfigError(f"connection {conn.conn_id!r}: host is empty; give the {what} host(s)")
     port = conn.port or default_port
     return tuple(
         h.rstrip("/") if "://" in h else f"{scheme}://{h}" if ":" in h else f"{scheme}://{h}:{port}" for h in hosts

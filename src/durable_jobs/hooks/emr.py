@@ -19,6 +19,9 @@ that provider installed, this package registers the ``aws`` type itself, with :c
 
 Every field and its default is declared once, in :mod:`durable_jobs.systems.emr`.
 
+Checked when the hook builds a client (:mod:`durable_jobs.hooks.validate`): the type (``aws``) and every
+endpoint URL (``endpoint_url``, ``service_config``) an http(s) URL.
+
 Credentials are read here, on the worker or inside the triggerer, and never enter trigger kwargs. The
 client's poller key is the connection and endpoint, not the credentials: after the keys of the connection
 are rotated, the first refused call makes the running poller fetch the connection again (once for all its
@@ -51,6 +54,22 @@ class DurableAwsHook(DurableJobHook):
     default_conn_name: ClassVar[str] = CONNECTION.default_conn_name
     hook_name: ClassVar[str] = CONNECTION.hook_name
     client_class_name: ClassVar[str]  # in client_module
+
+    @classmethod
+    def connection_problems(cls, conn: Any) -> list[str]:
+        """Every endpoint URL must be a URL with its scheme (botocore would take ``localhost:5000`` as a host)."""
+        extra = CONNECTION.read(conn)
+        urls = [("endpoint_url", extra["endpoint_url"])] + [
+            (f"service_config.{svc}.endpoint_url", cfg.get("endpoint_url"))
+            for svc, cfg in extra["service_config"].items()
+            if isinstance(cfg, Mapping)
+        ]
+        return [
+            f"extra {key} {url!r} is not an http(s) URL: write it with its scheme, e.g. "
+            f"'https://{str(url).split('://')[-1]}'"
+            for key, url in urls
+            if url and not str(url).startswith(("http://", "https://"))
+        ]
 
     @classmethod
     def client_class(cls) -> type[AwsJobClient[Any]]:
@@ -96,13 +115,14 @@ class DurableAwsHook(DurableJobHook):
         """``sts:GetCallerIdentity`` with the connection's credentials."""
         from durable_jobs.clients.emr.aws_pool import aws_client
 
-        config = self.config_from_connection(self.get_connection(self.conn_id))
-
         async def caller() -> str:
             identity = await (await aws_client(config, "sts")).get_caller_identity()
             return str(identity.get("Arn"))
 
         try:
+            conn = self.get_connection(self.conn_id)
+            self.check(conn)
+            config = self.config_from_connection(conn)
             arn = self.probe(caller)
         except Exception as exc:
             return False, str(exc)

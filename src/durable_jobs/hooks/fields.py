@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from durable_jobs.errors import ConnectionConfigError
 from durable_jobs.hooks.convert import as_bool, byte_size, split_list
 from durable_jobs.transport.limits import DEFAULT_MAX_BODY
 
@@ -168,6 +169,7 @@ class Connection:
     """A connection type: what Airflow lists and shows in its form, and the extra its hook reads."""
 
     __slots__ = (
+        "also_accepts",
         "conn_type",
         "default_conn_name",
         "default_port",
@@ -195,6 +197,7 @@ class Connection:
         placeholders: Mapping[str, str] | None = None,
         legacy_prefixes: tuple[str, ...] = (),
         own_form: bool = True,
+        also_accepts: tuple[str, ...] = (),
     ) -> None:
         self.conn_type = conn_type
         self.hook_class = hook_class  # the hook's class name in durable_jobs.hooks.<system>
@@ -207,6 +210,12 @@ class Connection:
         self.placeholders = placeholders or {}  # field -> placeholder
         self.legacy_prefixes = legacy_prefixes  # also read "<prefix><name>" (another provider's old form keys)
         self.own_form = own_form  # False: another provider owns the type and its form (aws); we only read it
+        self.also_accepts = also_accepts  # other types the hook reads as they are (another provider's)
+
+    @property
+    def accepted_types(self) -> tuple[str, ...]:
+        """The connection types the hook accepts: its own first."""
+        return (self.conn_type, *self.also_accepts)
 
     def __repr__(self) -> str:
         return f"Connection({self.conn_type!r})"
@@ -217,7 +226,7 @@ class Connection:
         try:
             return read_fields(self.fields, extra if isinstance(extra, Mapping) else {}, self.legacy_prefixes)
         except ValueError as exc:
-            raise ValueError(f"connection {getattr(conn, 'conn_id', None)!r}: {exc}") from None
+            raise ConnectionConfigError(f"connection {getattr(conn, 'conn_id', None)!r}: {exc}") from None
 
     def provider_entry(self, hook_module: str) -> dict[str, Any]:
         """The ``connection-types`` entry of provider info."""

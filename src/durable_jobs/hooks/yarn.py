@@ -19,6 +19,9 @@ Fields:
     ``spark-submit``), ``spark_home``, ``hadoop_conf_dir``, ``yarn_conf_dir`` (their yarn-site.xml must
     point at the same RMs), ``spark_submit_timeout``.
 
+Checked when the hook builds a client (:mod:`durable_jobs.hooks.validate`): the type, http(s) only, and
+none of the cluster's RPC or other web ports (8032 is the RM's client RPC port, 8042 a NodeManager's UI).
+
 No secret is stored: Kerberos material is a keytab path or a ccache, both read on the machine. The other
 hosts of the connection are the only places a standby RM's redirect of a read is followed to.
 """
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.convert import base_urls
 from durable_jobs.hooks.fields import Connection
+from durable_jobs.hooks.validate import Expect
 from durable_jobs.systems.yarn import CONNECTION, RM_HTTPS_PORT, RM_PORT
 
 if TYPE_CHECKING:
@@ -45,6 +49,26 @@ class YarnHook(DurableJobHook):
     conn_type: ClassVar[str] = CONNECTION.conn_type
     default_conn_name: ClassVar[str] = CONNECTION.default_conn_name
     hook_name: ClassVar[str] = CONNECTION.hook_name
+    expect: ClassVar[Expect] = Expect(
+        service="the ResourceManager's REST API on its web port",
+        fix=(
+            f"use host={{host}}, port {RM_PORT} with http or {RM_HTTPS_PORT} with https "
+            "(yarn.resourcemanager.webapp.address / webapp.https.address)"
+        ),
+        wrong_ports={
+            8032: "the ResourceManager's client RPC port (yarn.resourcemanager.address)",
+            8030: "the ResourceManager's scheduler RPC port",
+            8031: "the ResourceManager's resource-tracker RPC port",
+            8033: "the ResourceManager's admin RPC port",
+            8042: "a NodeManager's web UI",
+            8188: "the timeline server",
+            19888: "the MapReduce JobHistory web UI",
+            10020: "the MapReduce JobHistory RPC port",
+            9870: "the HDFS NameNode's web UI",
+            8020: "the HDFS NameNode's RPC port",
+        },
+        wrong_schemes={"hdfs": "an HDFS address", "yarn": "not a URL scheme"},
+    )
 
     @classmethod
     def client_from_connection(cls, conn: Any) -> YarnClient:
@@ -98,8 +122,10 @@ class YarnHook(DurableJobHook):
         )
 
     def test_connection(self) -> tuple[bool, str]:
-        client = self.client_from_connection(self.get_connection(self.conn_id))
         try:
+            conn = self.get_connection(self.conn_id)
+            self.check(conn)
+            client = self.client_from_connection(conn)
             info = self.probe(client.cluster_info)
         except Exception as exc:
             return False, str(exc)

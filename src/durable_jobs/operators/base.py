@@ -22,10 +22,11 @@ from airflow.sdk import NEVER_EXPIRE, BaseOperator  # type: ignore[attr-defined]
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from durable_jobs.clients.base import JobClient
-from durable_jobs.errors import DurableJobError, RecordError
+from durable_jobs.errors import ConnectionConfigError, DurableJobError, RecordError
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.convert import as_bool
 from durable_jobs.operators.templated import is_templated
+from durable_jobs.operators.triggerer_health import warn_if_no_triggerer
 from durable_jobs.protocol import ON_LOST_CHOICES, Decision, Defer, Finished, JobLost, JobProtocol, ProtocolSettings
 from durable_jobs.record import JobRecord, TaskIdentity
 from durable_jobs.transport.http import close_sessions
@@ -289,7 +290,8 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
     def _drive(self, context: Any, step: Callable[[JobProtocol], Decision]) -> Any:
         loop = _WorkerLoop()
         try:
-            proto = self._protocol(context, loop)
+            # the client is built here, from the connection: a connection set up wrong fails without retry
+            proto = self._guard(lambda: self._protocol(context, loop))
             decision = self._guard(lambda: step(proto))
             while True:
                 if isinstance(decision, Finished):
@@ -297,6 +299,7 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
                 self._announce(context, proto, decision, loop)
                 trigger = self._trigger(decision.record)
                 if self.deferrable:
+                    warn_if_no_triggerer(self.log)  # a task deferred with no triggerer alive would wait silently
                     self.defer(
                         trigger=trigger,
                         method_name="execute_complete",
@@ -339,9 +342,14 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
             logger=self.log,
         )
 
-    def _guard(self, call: Callable[[], Decision]) -> Decision:
+    def _guard(self, call: Callable[[], T]) -> T:
         try:
             return call()
+        except ConnectionConfigError as exc:
+            text = str(exc)
+            if f"connection {self.conn_id!r}" not in text:  # said by a client, which does not know the name
+                text = f"connection {self.conn_id!r}: {text}"
+            raise AirflowFailException(text) from exc
         except (RecordError, JobLost) as exc:
             raise AirflowFailException(str(exc)) from exc
         except DurableJobError as exc:

@@ -218,9 +218,9 @@ class EmrTerminateClusterOperator(BaseOperator):  # type: ignore[misc]
             cluster_id = validate_cluster_id(cluster_id)
         except RecordError as exc:
             raise AirflowFailException(str(exc)) from exc
-        client = EmrClusterHook.get_client(self.conn_id)
-        assert isinstance(client, EmrClusterClient)
         try:
+            client = EmrClusterHook.get_client(self.conn_id)  # a connection set up wrong: permanent, no retry
+            assert isinstance(client, EmrClusterClient)
             state = asyncio.run(self._terminate(client, cluster_id))
         except PermanentError as exc:
             raise AirflowFailException(str(exc)) from exc

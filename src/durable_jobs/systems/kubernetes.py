@@ -54,6 +54,7 @@ CONNECTION = Connection(
         "extra": '{"kube_config_path": "/opt/airflow/kubeconfig", "namespace": "batch"}',
     },
     legacy_prefixes=("extra__kubernetes__",),
+    also_accepts=("kubernetes",),  # the cncf-kubernetes provider's, read as it is
 )
 
 SYSTEM = System(

@@ -80,7 +80,10 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"endpoint URL must start with http:// or https://, got {self.base_url!r}")
+            raise ValueError(
+                f"endpoint URL {self.base_url!r} is not an HTTP address: it must start with http:// or https:// "
+                "(durable_jobs talks to the service's HTTP API, not to its other protocols or ports)"
+            )
         if self.timeout <= 0:
             raise ValueError("endpoint timeout must be positive")
         if self.max_body <= 0:

@@ -7,7 +7,8 @@ the locator, a ``conn_id``, the poll settings, the token and an **absolute** dea
 
 Event payload: ``{"status", "job", "token", "generation", "message", "details": {"last": status}}``
 where status is a terminal state, ``timeout``, ``unknown`` (the endpoint stayed unreachable past the
-budget; the operator re-checks and defers again) or ``error`` (the endpoint refused us).
+budget; the operator re-checks and defers again) or ``error`` (the endpoint refused us, or the connection is
+set up wrong: the message says what to fix).
 
 **Classpaths are permanent.** Airflow stores each deferred trigger in its trigger table as the classpath
 ``durable_jobs.triggers.<module>.<Class>`` with the kwargs of :meth:`~DurableJobTrigger.serialize`, and
@@ -39,7 +40,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from durable_jobs.airflow_compat import task_instance_state, uses_default_logger
 from durable_jobs.clients.base import JobClient, KeyedLocator
-from durable_jobs.errors import RecordError
+from durable_jobs.errors import ConnectionConfigError, RecordError
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.messages import cut
 from durable_jobs.polling import IN_TRIGGERER, log_info, wait_for_outcome
@@ -210,7 +211,13 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         IN_TRIGGERER.set(True)  # this task's context only: its wait counts in the triggerer's jobs_watched
-        client = await self.get_client()
+        try:
+            client = await self.get_client()
+        except ConnectionConfigError as exc:
+            # nothing can be watched until someone fixes the connection: say what to fix, in one event
+            self.log.error("Cannot watch %s: %s", self.job, exc)
+            yield TriggerEvent(self._event("error", self.job, str(exc), None))
+            return
         yield TriggerEvent(await self.wait(client))
 
     async def wait(self, client: JobClient[Any]) -> dict[str, Any]:
@@ -266,10 +273,10 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
         if state is None and self.task_instance is not None:
             self.log.warning("Could not read the task instance state; not cancelling %s to be safe", self.job)
             return
-        client = await self.get_client()
         try:
+            client = await self.get_client()
             job = self._checked_job(client)
-        except RecordError as exc:
+        except (RecordError, ConnectionConfigError) as exc:
             self.log.error("Not cancelling %s: %s", self.job, exc)
             return
         self.log.info("Task instance is %s: cancelling %s", state, client.describe(job))

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from durable_jobs.errors import ConnectionConfigError
 from durable_jobs.transport.backoff import Backoff
 from durable_jobs.transport.http import DEFAULT_MAX_BODY
 
@@ -54,17 +55,24 @@ class AwsConfig:
     label: str = "aws"  # names the connection in messages and tells connections apart
 
     def __post_init__(self) -> None:
+        where = f"connection {self.label!r}"
         if bool(self.aws_access_key_id) != bool(self.aws_secret_access_key):
-            raise ValueError(f"{self.label}: give both the access key id and the secret access key, or neither")
+            raise ConnectionConfigError(
+                f"{where}: give both the access key id and the secret access key (login and password), or neither "
+                "(then botocore's default chain: environment, profile, instance or pod role)"
+            )
         for url in (self.endpoint_url, *self.service_endpoints.values()):
             if url and not url.startswith(("http://", "https://")):
-                raise ValueError(f"{self.label}: endpoint URL must start with http:// or https://, got {url!r}")
+                raise ConnectionConfigError(
+                    f"{where}: endpoint URL {url!r} must start with http:// or https:// "
+                    f"(e.g. 'https://{url.split('://')[-1]}')"
+                )
         if self.retry_budget < 0 or self.backoff_base <= 0:
-            raise ValueError(f"{self.label}: retry_budget must be >= 0 and backoff_base > 0")
+            raise ConnectionConfigError(f"{where}: durable_jobs.retry_budget must be >= 0 and backoff_base > 0")
         if self.max_body <= 0:
-            raise ValueError(f"{self.label}: max_response_bytes must be positive")
+            raise ConnectionConfigError(f"{where}: max_response_bytes must be positive")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            raise ValueError(f"{self.label}: timeouts must be positive")
+            raise ConnectionConfigError(f"{where}: timeouts must be positive")
 
     def endpoint_for(self, service: str) -> str | None:
         return self.service_endpoints.get(service) or self.endpoint_url

@@ -23,7 +23,7 @@ from botocore.loaders import Loader, create_loader  # type: ignore[import-untype
 
 from durable_jobs.clients.emr.aws_config import AwsConfig
 from durable_jobs.clients.emr.aws_http import GuardedParserFactory, bounded_session_class, utc_timestamp
-from durable_jobs.errors import AuthError, PermanentError
+from durable_jobs.errors import AuthError, ConnectionConfigError
 from durable_jobs.loop_local import LoopLocal
 
 _LOADER: Loader | None = None
@@ -158,8 +158,9 @@ async def aws_client(config: AwsConfig, service: str) -> Any:
             try:
                 client = await context.__aenter__()
             except bex.NoRegionError as exc:
-                raise PermanentError(
-                    f"{config.label}: no AWS region: set region_name in the connection's extra"
+                raise ConnectionConfigError(
+                    f'connection {config.label!r}: no AWS region: set extra region_name (e.g. "eu-west-1"), or '
+                    "AWS_DEFAULT_REGION on every worker and triggerer"
                 ) from exc
             pool.clients[key] = client
             pool.contexts[key] = context

@@ -3,8 +3,12 @@
 Every answer is decoded against a declared schema; a wrong type anywhere (``"success": "true"``,
 ``"activedrivers": null``), a truncated or empty body, or an HTML page where JSON was due is malformed:
 unknown, never lost, never permanent (docs/bad-answers.md). Errors come as JSON (400, 413, 468) or as HTML
-pages (500, 405, 403 from ``JWSFilter``); :func:`rest_answer` sorts them. ``FAILED`` carries no exit
-code; only ``ERROR`` carries a message.
+pages (500, 405, 403 from ``JWSFilter``); :func:`rest_answer` sorts them. ``FAILED`` carries no exit code;
+only ``ERROR`` carries a message.
+
+The master's *web UI* answers the REST paths with HTML (a 405 to a POST, its overview page to a GET): an
+answer like that says the connection points at the UI port, a permanent
+:class:`~durable_jobs.errors.ConnectionConfigError` for a submit or a kill, unknown for a status.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import TypeVar
 
 import msgspec
 
-from durable_jobs.errors import AuthError, MalformedAnswer, PermanentError, TransientError
+from durable_jobs.errors import AuthError, ConnectionConfigError, MalformedAnswer, PermanentError, TransientError
 from durable_jobs.status import JobState
 from durable_jobs.transport.base import Response
 
@@ -32,6 +36,10 @@ STATE_MAP = {
     "KILLED": JobState.CANCELLED,
     "UNKNOWN": JobState.UNKNOWN,  # reported during master recovery: never a failure
 }
+WEB_UI_HINT = (
+    "this looks like the Spark master's web UI, not its REST submission server (port 6066 by default, "
+    "spark.master.rest.enabled=true on the master): point the connection's host and port at the REST server"
+)
 FAILED_MESSAGE = "the driver exited with a non-zero code or an exception (Spark does not report the code)"
 
 
@@ -122,6 +130,11 @@ def rest_answer(resp: Response, schema: type[T], what: str) -> T:
             status=resp.status,
         )
     resp.raise_for_transient(what)
+    if resp.status == 405 and _is_html(resp):
+        # the UI's servlet refusing a POST: nothing was submitted or killed, and retrying will not help
+        raise ConnectionConfigError(f"{what}: HTTP 405 (an HTML page) from {resp.url}: {WEB_UI_HINT}", status=405)
+    if 200 <= resp.status < 300 and _is_html(resp):
+        raise MalformedAnswer(f"{what}: an HTML page from {resp.url} where the REST server answers JSON: {WEB_UI_HINT}")
     if resp.status >= 400:
         detail = resp.snippet()
         if resp.looks_like_json():
@@ -133,6 +146,11 @@ def rest_answer(resp: Response, schema: type[T], what: str) -> T:
     return resp.decode(schema, what=what)
 
 
+def _is_html(resp: Response) -> bool:
+    kind = str(resp.headers.get("Content-Type", "")).lower()
+    return "html" in kind or resp.body.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html"))
+
+
 def first_line(message: str | None) -> str:
     """A Spark message without the server's stack trace."""
     return (message or "").split("\n\t", 1)[0]
@@ -142,6 +160,7 @@ __all__ = [
     "ACTIVE_STATES",
     "FAILED_MESSAGE",
     "STATE_MAP",
+    "WEB_UI_HINT",
     "CreateAnswer",
     "Driver",
     "DriverState",

@@ -24,7 +24,7 @@ from durable_jobs.clients.spark_standalone.answers import (
     Worker,
 )
 from durable_jobs.decoding import decode_json
-from durable_jobs.errors import AuthError, PermanentError, TransientError
+from durable_jobs.errors import AuthError, ConnectionConfigError, PermanentError, TransientError
 from durable_jobs.messages import cut
 from durable_jobs.transport.base import Auth, Response
 from durable_jobs.transport.http import Endpoint, request
@@ -110,6 +110,12 @@ class MasterListing:
                 if resp.status in (401, 403):
                     raise AuthError(
                         f"{what}: HTTP {resp.status} from {resp.url}: {resp.snippet(120)}", status=resp.status
+                    )
+                if resp.status == 468:  # the REST server's "Unknown protocol version 'json'"
+                    raise ConnectionConfigError(
+                        f"{what}: HTTP 468 from {resp.url}: extra master_ui_urls names the master's REST server; "
+                        "/json/ is read from its web UI (port 8080 by default, spark.master.ui.port)",
+                        status=468,
                     )
                 resp.raise_for_status(what)
                 # reading a big body ended with joining it: let the loop breathe before the decoding starts
