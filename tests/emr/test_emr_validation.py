@@ -36,7 +36,8 @@ def conn(**fields: Any) -> SimpleNamespace:
         ({"conn_type": "emr"}, "connection 'aws_x' has type 'emr'; the Amazon Web Services (durable_jobs) hook needs"),
         (
             {"password": SECRET},
-            "connection 'aws_x': give both the access key id and the secret access key (login and password), or neither",
+            "connection 'aws_x': give both the access key id and the secret access key (login and password), "
+            "or neither",
         ),
     ],
 )
