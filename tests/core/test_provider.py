@@ -96,3 +96,17 @@ def test_entry_point_points_at_get_provider_info() -> None:
     eps = [ep for ep in metadata.entry_points(group="apache_airflow_provider") if ep.dist and ep.dist.name == DIST]
     assert len(eps) == 1, eps
     assert eps[0].load() is get_provider_info
+
+
+def test_example_dag_discovery_finds_the_distributions_module(caplog: pytest.LogCaptureFixture) -> None:
+    """Airflow's example-DAG discovery imports each provider's module from its distribution name: ours imports
+    (no traceback in the dag-processor's log) and adds no bundle, since it ships no example DAGs."""
+    from airflow.dag_processing.bundles import manager
+    from airflow.providers_manager import ProvidersManager
+
+    bundles: list[Any] = []
+    with caplog.at_level("ERROR"):
+        manager._add_provider_example_dags_to_bundle(bundles)
+    assert not [r for r in caplog.records if "airflow_durable_jobs" in r.getMessage()]
+    assert DIST in ProvidersManager().providers
+    assert not [b for b in bundles if DIST in b.name]
