@@ -100,8 +100,9 @@ def _close_at_end_of(loop: asyncio.AbstractEventLoop) -> None:
 
 async def _watch(loop: asyncio.AbstractEventLoop) -> None:
     try:
-        while True:
-            await asyncio.sleep(3600)  # the loop holds this timer, so the loop (not a global) keeps the task
+        # a timer, not an Event: the loop holds its timers, so the loop itself (not a global) keeps this task
+        while True:  # noqa: ASYNC110
+            await asyncio.sleep(3600)
     except asyncio.CancelledError:
         ref = _WATCHERS.get(loop)
         if ref is None or ref() is not asyncio.current_task():

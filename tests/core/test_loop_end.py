@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,6 +23,7 @@ from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
 from durable_jobs.transport.http import DEFAULT_TRANSPORT, close_sessions
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
 from durable_jobs_harness.fake_spark import FakeSparkMaster
+from tests.core.test_quickstart_readme import _blocks
 
 DRIVERS = ("driver-20261203100000-0001", "driver-20261203100000-0002")
 
@@ -146,3 +148,62 @@ async def test_the_session_is_closed_when_its_loop_ends(master: FakeSparkMaster)
 def _sessions() -> list[aiohttp.ClientSession]:
     impl: Any = DEFAULT_TRANSPORT._impl
     return list((impl._sessions.peek() or {}).values())
+
+
+# --- the README's quickstart, walked: `airflow dags test` against the fake master ----------------------------------
+
+
+async def _airflow(env: dict[str, str], *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "airflow",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def _finish_once_watched(master: FakeSparkMaster) -> None:
+    """The submitted driver runs until the trigger has polled it once, then finishes."""
+    while not master.drivers or not master.created:
+        await asyncio.sleep(0.1)
+    polls = len(master.requests)
+    while len(master.requests) == polls:
+        await asyncio.sleep(0.1)
+    for driver in master.drivers:
+        master.drivers[driver] = "FINISHED"
+
+
+@pytest.mark.airflow_db
+async def test_airflow_dags_test_of_the_quickstart_dag_leaves_no_session_unclosed(tmp_path: Path) -> None:
+    master = await FakeSparkMaster().start()
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "durable_spark_quickstart.py").write_text(_blocks("python")[0])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "home"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW_CONN_SPARK_STANDALONE_DEFAULT=json.dumps(
+            {**json.loads(_connection(master)), "extra": {"master_ui_urls": master.url}}
+        ),
+    )
+    finisher = asyncio.create_task(_finish_once_watched(master))
+    try:
+        code, out = await _airflow(env, "db", "migrate")
+        assert code == 0, out
+        code, out = await _airflow(env, "dags", "test", "durable_spark_quickstart")
+    finally:
+        finisher.cancel()
+        await master.stop()
+    assert code == 0, out
+    assert "[DAG TEST] running trigger in line" in out  # the trigger ran under dags test's own asyncio.run
+    assert "state=success" in out and len(master.created) == 1, out
+    for report in ("Unclosed client session", "Unclosed connector", "Task was destroyed"):
+        assert report not in out, out
