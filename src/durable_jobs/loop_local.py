@@ -7,6 +7,12 @@ is gone takes its resources with it, and an optional closer. Every ``LoopLocal``
 :func:`close_all` closes the running loop's resources of all of them, in the order they were made (the
 HTTP sessions first): what a worker runs when its loop ends, a hook's probe on its private loop, tests.
 
+A loop that nobody closes by hand (``airflow dags test`` runs a trigger under ``asyncio.run`` of its own) is
+closed when it ends: the first value made on a loop starts one small task there that waits until it is
+cancelled, as ``asyncio.run`` (and pytest-asyncio) cancels every task at the loop's end, and then lets the
+other tasks end and runs :func:`close_all`. Nothing is closed while the loop runs: the long-lived triggerer
+keeps one session per endpoint for all its triggers, and cancels its triggers one by one, never all.
+
 Imports nothing of Airflow and nothing heavy: the hooks use it on the triggerer's event loop.
 """
 
@@ -44,6 +50,7 @@ class LoopLocal(Generic[T]):
         value = self._by_loop.get(loop)
         if value is None:
             value = self._by_loop[loop] = self._factory()
+            _close_at_end_of(loop)
         return value
 
     def peek(self) -> T | None:
@@ -74,9 +81,50 @@ _NUMBERS = itertools.count()
 CLOSE_TIMEOUT = 30.0
 
 
+# the task of each loop that closes its resources when the loop ends; weak both ways: the loop keeps the
+# task alive (through the timer it sleeps on), and a loop that is gone takes its task with it
+_WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[asyncio.Task[None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _close_at_end_of(loop: asyncio.AbstractEventLoop) -> None:
+    """Start, once per loop, the task that runs :func:`close_all` when the loop's tasks are all cancelled."""
+    if loop in _WATCHERS:
+        return
+    task = loop.create_task(_watch(loop), name="durable_jobs: close resources at loop end")
+    # a loop closed without cancelling its tasks (after close_all() by hand, or without it) drops it silently
+    task._log_destroy_pending = False  # type: ignore[attr-defined]
+    _WATCHERS[loop] = weakref.ref(task)
+
+
+async def _watch(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        # a timer, not an Event: the loop holds its timers, so the loop itself (not a global) keeps this task
+        while True:  # noqa: ASYNC110
+            await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        ref = _WATCHERS.get(loop)
+        if ref is None or ref() is not asyncio.current_task():
+            raise  # stopped by close_all(): it closes the resources itself
+        del _WATCHERS[loop]
+        # the loop is ending: the other tasks (cancelled with this one) may still use a session on their way out
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        if others:
+            await asyncio.wait(others, timeout=CLOSE_TIMEOUT)
+        await close_all()
+        raise
+
+
 async def close_all() -> None:
     """Close the running loop's resources of every :class:`LoopLocal`; one that fails or hangs (past
     :data:`CLOSE_TIMEOUT`) does not stop the rest, and a worker's shutdown never waits on a sick endpoint."""
+    loop = asyncio.get_running_loop()
+    watch = _WATCHERS.pop(loop, None)
+    watcher = watch() if watch is not None else None
+    if watcher is not None and watcher is not asyncio.current_task() and not watcher.done():
+        watcher.cancel()  # closed by hand: the loop-end watch is done with (the next value starts a new one)
+        await asyncio.wait({watcher})
     alive = [ll for ref in list(_REGISTERED.values()) if (ll := ref()) is not None]
     for ll in alive:
         try:

@@ -143,3 +143,106 @@ async def test_cancel_and_wait_gives_up_after_its_patience(caplog):
     assert any("immortal did not end" in r.getMessage() for r in caplog.records)
     alive = False  # let it end, so the test's loop closes cleanly
     await asyncio.wait_for(task, 2)
+
+
+# --- closed when the loop ends ------------------------------------------------------------------------------------
+
+
+def _closing(closed: list[str], value: str = "pool") -> LoopLocal[str]:
+    async def closer(v: str) -> None:
+        closed.append(v)
+
+    return LoopLocal(lambda: value, close=closer)
+
+
+def test_a_loop_run_by_asyncio_run_closes_its_resources_at_its_end():
+    closed: list[str] = []
+    pool = _closing(closed)
+
+    async def use() -> None:
+        pool.get()
+        await asyncio.sleep(0)
+        assert closed == []  # nothing is closed while the loop runs
+
+    asyncio.run(use())
+    assert closed == ["pool"]
+
+
+def test_the_other_tasks_leave_before_the_resources_close():
+    """asyncio.run cancels every task at once: a task on its way out still finds the pool open."""
+    closed: list[str] = []
+    pool = _closing(closed)
+    seen_on_exit: list[list[str]] = []
+    running: list[asyncio.Task[None]] = []
+
+    async def worker() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0.05)  # a cleanup that takes a few turns of the loop
+            pool.get()
+            seen_on_exit.append(list(closed))
+
+    async def main() -> None:
+        pool.get()
+        running.append(asyncio.create_task(worker()))
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert seen_on_exit == [[]] and closed == ["pool"]
+
+
+def test_cancelling_a_task_closes_nothing():
+    """The triggerer cancels its triggers one by one: the loop's pool stays for the others."""
+    closed: list[str] = []
+    pool = _closing(closed)
+
+    async def main() -> None:
+        async def trigger() -> None:
+            pool.get()
+            await asyncio.Event().wait()
+
+        task = asyncio.create_task(trigger())
+        await asyncio.sleep(0)
+        await cancel_and_wait(task, what="trigger")
+        await asyncio.sleep(0.01)
+        assert closed == [] and pool.peek() == "pool"
+
+    asyncio.run(main())
+    assert closed == ["pool"]
+
+
+def test_a_loop_closed_by_hand_reports_nothing_and_is_collected(caplog):
+    """The worker's loop: close_all() by hand, then loop.close(); and a loop closed with no cleanup at all."""
+    closed: list[str] = []
+    pool = _closing(closed)
+
+    async def use() -> str:
+        return pool.get()
+
+    for by_hand in (True, False):
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(use())
+            if by_hand:
+                loop.run_until_complete(close_all())
+                assert not [t for t in asyncio.all_tasks(loop) if not t.done()]  # the watch ended with it
+        finally:
+            loop.close()
+        del loop
+        gc.collect()
+    assert closed == ["pool"]  # closed by hand, once
+    assert len(pool._by_loop) == 0 and len(loop_local._WATCHERS) == 0  # the loops, and their watches, are gone
+    assert "Task was destroyed" not in caplog.text
+
+
+async def test_a_value_made_after_close_all_is_watched_again():
+    closed: list[str] = []
+    pool = _closing(closed)
+    pool.get()
+    await close_all()
+    assert closed == ["pool"]
+    loop = asyncio.get_running_loop()
+    assert loop not in loop_local._WATCHERS
+    pool.get()
+    assert loop in loop_local._WATCHERS  # pytest-asyncio's end of this test's loop closes it
