@@ -69,16 +69,14 @@ _SCRIPT = textwrap.dedent(
     event = asyncio.run(_run_trigger())
     print("dags-test:", event.payload["status"])
 
-    # what the worker's private loop does (operators/base.py _WorkerLoop): close by hand, then close the loop
-    from durable_jobs.transport.http import close_sessions
-    loop = asyncio.new_event_loop()
+    # the worker's private loop (non-deferrable), closed at once: the shared poller may still be in its nap
+    from durable_jobs.operators.base import _WorkerLoop
+    worker = _WorkerLoop()
     try:
-        print("worker:", loop.run_until_complete(trigger(sys.argv[2]).run().__anext__()).payload["status"])
-        loop.run_until_complete(asyncio.sleep(0.5))  # the shared poller, its last job gone, ends after its nap
-        loop.run_until_complete(close_sessions())
+        print("worker:", worker.run(trigger(sys.argv[2]).run().__anext__()).payload["status"])
     finally:
-        loop.close()
-    del loop
+        worker.close()
+    del worker
     gc.collect()
     print("collected")
     """

@@ -127,7 +127,14 @@ class _WorkerLoop:
         return self.loop.run_until_complete(aw)
 
     def close(self) -> None:
+        """End what is still running on the loop (a shared poller waiting out its interval), as
+        ``asyncio.run`` would, close the sessions, then the loop."""
         try:
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self.loop.run_until_complete(close_sessions())
         finally:
             self.loop.close()
