@@ -209,7 +209,7 @@ class Connection:
         self.relabel = relabel or {}  # standard field -> label
         self.placeholders = placeholders or {}  # field -> placeholder
         self.legacy_prefixes = legacy_prefixes  # also read "<prefix><name>" (another provider's old form keys)
-        self.own_form = own_form  # False: another provider owns the type and its form (aws); we only read it
+        self.own_form = own_form  # False: another provider owns the type and its form; we only read it
         self.also_accepts = also_accepts  # other types the hook reads as they are (another provider's)
 
     @property
