@@ -81,8 +81,12 @@ def test_no_triggerer_ever_warns():
     [
         (health(None), "no triggerer section"),
         (health({"status": "unhealthy", "latest_triggerer_heartbeat": None}, database="unhealthy"), "database"),
-        (Page(200, b"<html><body>Spark Master</body></html>", "text/html"), "did not answer JSON"),
+        (Page(200, b"<html><body>Spark Master</body></html>", "text/html"), "did not answer Airflow's health JSON"),
         (Page(503, b"{}"), "HTTPError"),
+        (Page(200, b'{"triggerer": {"status": 5}}'), "did not answer Airflow's health JSON"),
+        (Page(200, b'{"triggerer": {"status": "healthy", "latest_triggerer'), "did not answer Airflow's health JSON"),
+        # a redirect is not followed (ask() checks that the one request made was ours)
+        (Page(302, b"", headers={"Location": "http://elsewhere.invalid/health"}), "HTTPError"),
     ],
 )
 def test_an_answer_that_tells_nothing_is_logged_at_debug_only(page, why):

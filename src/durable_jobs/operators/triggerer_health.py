@@ -19,16 +19,32 @@ api-server of ``[core] execution_api_server_url`` (the same server, without its 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
+
+from durable_jobs.decoding import decode_json
+from durable_jobs.errors import MalformedAnswer
 
 HEALTH_PATH = "/api/v2/monitor/health"
 TIMEOUT = 2.0  # seconds the check may add to a deferral, at most
 MAX_BYTES = 64 * 1024  # the health answer is a few hundred bytes
 DOCS = "docs/triggerer.md of airflow-durable-jobs"
 OFF = ("off", "false", "no", "none", "0")
+
+
+class _Component(msgspec.Struct):
+    status: str | msgspec.UnsetType | None = msgspec.UNSET
+    latest_triggerer_heartbeat: str | None = None
+
+
+class _Health(msgspec.Struct):
+    """The part of Airflow's health answer read here (other fields are skipped unread)."""
+
+    metadatabase: _Component | None = None
+    triggerer: _Component | None = None
 
 
 @dataclass(frozen=True)
@@ -79,9 +95,13 @@ def check_triggerer(url: str, timeout: float = TIMEOUT) -> TriggererHealth:
         try:
             import urllib.request  # here: importing it costs DAG parsing ~10 ms for a check made at defer time
 
+            class NoRedirect(urllib.request.HTTPRedirectHandler):
+                def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                    return None  # a redirect is an answer we cannot read, never a new host to ask
+
             # the configured api-server's URL (http or https), not a user's
             request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
-            with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+            with urllib.request.build_opener(NoRedirect).open(request, timeout=timeout) as resp:
                 answer.append(resp.read(MAX_BYTES))
         except BaseException as exc:  # anything: the check only informs
             answer.append(exc)
@@ -99,17 +119,17 @@ def check_triggerer(url: str, timeout: float = TIMEOUT) -> TriggererHealth:
 
 def _read(body: bytes, url: str) -> TriggererHealth:
     try:
-        health = json.loads(body)
-    except ValueError:
-        return TriggererHealth(None, detail=f"{url} did not answer JSON")
-    triggerer = health.get("triggerer") if isinstance(health, dict) else None
-    if not isinstance(triggerer, dict) or "status" not in triggerer:
+        health = decode_json(body, _Health, what=url)
+    except MalformedAnswer:
+        return TriggererHealth(None, detail=f"{url} did not answer Airflow's health JSON")
+    triggerer = health.triggerer
+    if triggerer is None or triggerer.status is msgspec.UNSET:
         return TriggererHealth(None, detail=f"{url} reports no triggerer section")
-    database = health.get("metadatabase")
-    if isinstance(database, dict) and database.get("status") not in (None, "healthy"):
+    database = health.metadatabase
+    if database is not None and database.status not in (None, "healthy"):
         return TriggererHealth(None, detail=f"{url} cannot read its database")
-    status = triggerer.get("status")
-    latest = _timestamp(triggerer.get("latest_triggerer_heartbeat"))
+    status = triggerer.status
+    latest = _timestamp(triggerer.latest_triggerer_heartbeat)
     if status == "healthy":
         return TriggererHealth(True, latest, detail="healthy")
     if status is None:
@@ -117,8 +137,8 @@ def _read(body: bytes, url: str) -> TriggererHealth:
     return TriggererHealth(False, latest, detail=f"{url} says the triggerer is {status}")
 
 
-def _timestamp(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
+def _timestamp(value: str | None) -> dt.datetime | None:
+    if not value:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
