@@ -42,7 +42,8 @@ REATTACHED = "reattached"  # a recorded job still running (or its status unknown
 RETURNED = "returned"  # the recorded job already succeeded: its result returned, nothing run
 NEXT_GENERATION = "next_generation"  # the recorded job ended without success: the next generation submitted
 LOST = "lost"  # the system forgot the recorded job: the task fails, nothing rerun (on_lost="fail")
-DECISIONS = (FRESH, NOT_FOUND, ADOPTED, REATTACHED, RETURNED, NEXT_GENERATION, LOST)
+UNRECORDED = "unrecorded"  # no record after earlier tries, a job found by its token: adopted, or its result returned
+DECISIONS = (FRESH, NOT_FOUND, ADOPTED, REATTACHED, RETURNED, NEXT_GENERATION, LOST, UNRECORDED)
 
 Tags = Mapping[str, str]
 

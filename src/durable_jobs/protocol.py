@@ -9,6 +9,9 @@ It is plain Python (no Airflow): the operator hands it a task state store (anyth
   submitting, and if find cannot decide, fail the try (retryable) rather than submit blindly;
 * unknown is never failed and never resubmitted; only a *confirmed* terminal failure starts the next
   generation, with a new token;
+* no record at all while an earlier try of the run could have submitted means the record was **lost** (the
+  state store cleared, the row deleted): a client that can look a token up cheaply looks for each generation's
+  job before submitting, and adopts what it finds (:meth:`JobProtocol.start`);
 * a job the system no longer knows (**lost**, confirmed) may have succeeded before it was forgotten, so it
   is never rerun unless the user asked: ``on_lost="fail"`` (the default) fails the task without retry and
   says how to run it again; ``on_lost="resubmit"``, or a clear of the task after the loss, starts the
@@ -112,10 +115,18 @@ class ProtocolSettings:
     on_lost: str = "fail"  # "fail": a forgotten job is not rerun unless the user asks; "resubmit": rerun it
     # the task's max_tries (Airflow's ``ti.max_tries``): a failure says whether a retry follows. None: not known
     max_tries: int | None = None
+    # seconds a wait may run past its job's deadline (:func:`deadline_pad`)
+    deadline_pad: float = 60.0
 
     def __post_init__(self) -> None:
         if self.on_lost not in ON_LOST_CHOICES:
             raise ValueError(f"on_lost must be one of {', '.join(ON_LOST_CHOICES)}, not {self.on_lost!r}")
+
+
+def deadline_pad(poll_interval: float) -> float:
+    """How long a wait may run past its job's deadline: the trigger's timeout event (which cancels the job) comes
+    first, and a job older than its deadline plus this was due to be cancelled."""
+    return max(60.0, 2 * poll_interval)
 
 
 class JobProtocol:
@@ -123,6 +134,8 @@ class JobProtocol:
 
     ``spec(record)`` builds the job's spec for the generation of ``record``: before that generation's intent
     is written (so an invalid spec records nothing), and when a crashed try's job is looked for.
+    ``run_after``: the DAG run's ``run_after`` (epoch seconds), before which no job of the run was submitted;
+    None: not known.
     """
 
     def __init__(
@@ -136,8 +149,10 @@ class JobProtocol:
         settings: ProtocolSettings = ProtocolSettings(),
         sleep: Callable[[float], None] = time.sleep,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        run_after: float | None = None,
     ) -> None:
         self.client = client
+        self.run_after = run_after
         self.store = store
         self.identity = identity
         self._spec = spec
@@ -179,15 +194,7 @@ class JobProtocol:
         """
         rec = self.load()
         if rec is None:
-            self._decided(metrics.FRESH, "No job recorded for %s: submitting generation 0", self.identity.describe())
-            return self._submit_generation(
-                JobRecord.intent(
-                    system=self.client.system,
-                    identity=self.identity,
-                    generation=0,
-                    timeout=self.settings.timeout,
-                )
-            )
+            return self._unrecorded()
         self.log.debug(
             "Recorded job: generation %d, phase %s, job %s, outcome %s",
             rec.generation,
@@ -296,6 +303,118 @@ class JobProtocol:
             links = {"tracking_url": status.tracking_url}
         return "".join(f" {label}: {url}." for label, url in _shown_links(links))
 
+    # --- no record ---------------------------------------------------------------------------------------
+
+    def _unrecorded(self) -> Decision:
+        """No record: submit generation 0, unless an earlier try of this run could have submitted.
+
+        A try after the first, or any try after a clear, that finds no record lost it (the state store cleared
+        or the row deleted): when the client can look a token up cheaply (:attr:`JobClient.find_unrecorded`),
+        each generation's job is looked for (:meth:`_probe`) and the latest one found is adopted, returned or
+        followed by the next generation, as a recorded one would be. A lookup that cannot decide fails the
+        try (retryable); nothing is submitted blindly.
+        """
+        who = self.identity.describe()
+        earlier = self.identity.try_number > 1 or self.identity.clear_number > 0
+        if not (earlier and self.client.find_unrecorded):
+            if earlier:
+                self.log.warning(
+                    "No job recorded for %s although try %d (clear %d) follows earlier tries: the record was lost, "
+                    "and %s jobs are not looked up without it, so a job an earlier try submitted may run twice",
+                    who,
+                    self.identity.try_number,
+                    self.identity.clear_number,
+                    self.client.system,
+                )
+            self._decided(metrics.FRESH, "No job recorded for %s: submitting generation 0", who)
+            return self._submit_generation(self._unrecorded_intent(0, ()))
+        since = self._unrecorded_since()
+        latest, status = self._probe(since)
+        if latest is None or status is None:
+            self._decided(
+                metrics.FRESH,
+                "No job recorded for %s, and no job carries the token of %s (looked up since %s): submitting "
+                "generation 0",
+                who,
+                "generation 0" if self.identity.try_number == 1 else f"generations 0 to {self.identity.try_number - 1}",
+                _when(since),
+            )
+            return self._submit_generation(self._unrecorded_intent(0, ()))
+        assert latest.job is not None
+        found = (
+            f"No job recorded for {who}, but {self.client.describe(latest.job)} (generation {latest.generation}) "
+            "carries its token: the record was lost;"
+        )
+        state = _state_words(status)
+        if status.state is JobState.SUCCEEDED:
+            self._decided(
+                metrics.UNRECORDED, "%s it already %s: returning its result without running anything", found, state
+            )
+            return self._record_success(latest, status)
+        if status.state is JobState.LOST:
+            self.log.warning("%s the system no longer knows it (%s)", found, cut(status.message, 300))
+            return self._record_loss(latest, status.message)
+        if status.state.is_terminal:
+            latest = latest.finished(_OUTCOME_OF[status.state], status.message, clear_number=self.identity.clear_number)
+            self.save(latest)
+            self._decided(
+                metrics.NEXT_GENERATION,
+                "%s it ended %s%s: submitting generation %d",
+                found,
+                state,
+                f" ({cut(status.message, 300)})" if status.message else "",
+                latest.generation + 1,
+            )
+            return self._next_generation(latest)
+        self.save(latest)  # before deferring: the next try re-attaches instead of looking again
+        self._decided(metrics.UNRECORDED, "%s it is %s: adopting it (token %s)", found, state, latest.token)
+        return Defer(latest, status, adopted=True)
+
+    def _probe(self, since: float) -> tuple[JobRecord | None, JobStatus | None]:
+        """The latest generation whose job is found by its token (as a ``submitted`` record), and its status.
+
+        Every generation below this try's number is looked up, not only up to the first one missing: an old
+        generation may be gone (deleted after it ended, or older than ``since``) while a later one runs. Each try
+        submits about one generation, and the lookup goes on past that bound while the last one is found ended
+        (a try that resumed from the triggerer may have submitted a second). It stops at a job that has not
+        ended: nothing follows a generation before its end is confirmed.
+        """
+        latest: JobRecord | None = None
+        status: JobStatus | None = None
+        history: list[dict[str, Any]] = []
+        generation = 0
+        while generation <= MAX_GENERATION and (
+            generation < self.identity.try_number or (latest is not None and latest.generation == generation - 1)
+        ):
+            intent = self._unrecorded_intent(generation, tuple(history))
+            locator = self._find(intent, since=since)
+            if locator is not None:
+                latest, status = replace(intent.submitted(locator), submitted_try=0), self._confirmed_status(locator)
+                if not status.state.is_terminal:
+                    break
+                ended = latest.finished(_OUTCOME_OF[status.state], status.message)
+                history.append(ended.history_entry())
+            generation += 1
+        return latest, status
+
+    def _unrecorded_intent(self, generation: int, history: tuple[dict[str, Any], ...]) -> JobRecord:
+        return JobRecord.intent(
+            system=self.client.system,
+            identity=self.identity,
+            generation=generation,
+            timeout=self.settings.timeout,
+            history=history,
+        )
+
+    def _unrecorded_since(self) -> float:
+        """From when a lost record's jobs are looked for: the run's ``run_after`` (nothing of the run was submitted
+        before it), and no earlier than the job timeout plus its pad ago (an older job was due to be cancelled;
+        this keeps a run from months ago, cleared today, from listing months of jobs)."""
+        floors = [] if self.run_after is None else [self.run_after]
+        if self.settings.timeout is not None:
+            floors.append(time.time() - self.settings.timeout - self.settings.deadline_pad)
+        return max(floors, default=0.0)
+
     # --- steps -----------------------------------------------------------------------------------------
 
     def _after_outcome(self, rec: JobRecord) -> Decision:
@@ -387,10 +506,12 @@ class JobProtocol:
         )
         return Defer(rec, None)
 
-    def _find(self, rec: JobRecord) -> Locator | None:
-        self.log.debug("Intent recorded without a job: looking for a job with token %s", rec.token)
+    def _find(self, rec: JobRecord, since: float | None = None) -> Locator | None:
+        """The job carrying ``rec``'s token, submitted after ``since`` (default: its intent), if any."""
+        self.log.debug("Looking for a job with token %s", rec.token)
+        since = rec.intent_at if since is None else since
         try:
-            found = self._run(self.client.find(rec.token, since=rec.intent_at, spec=self._spec(rec), reserved=rec.job))
+            found = self._run(self.client.find(rec.token, since=since, spec=self._spec(rec), reserved=rec.job))
         except UndecidableError as exc:
             raise RetryLater(
                 f"cannot tell yet whether token {rec.token} was submitted: {exc}. Not submitting blindly. "
@@ -570,6 +691,8 @@ class JobProtocol:
         )
 
 
+#: the highest generation a record holds (:mod:`durable_jobs.record`)
+MAX_GENERATION = 9_999
 #: the longest wait for a job's links when a failure message is written
 LINKS_TIMEOUT = 20.0
 #: which of a client's links a failure message shows, best first, and how it calls them
@@ -609,6 +732,11 @@ def _state_words(status: JobStatus) -> str:
     word = _upper(status.state)
     raw = status.raw_state.strip()
     return f"{word} ({raw})" if raw and raw.upper() != word else word
+
+
+def _when(epoch: float) -> str:
+    """An epoch time as the log lines write it: ``2026-12-03 11:50:42 UTC``."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 def _sentence(text: str) -> str:

@@ -201,20 +201,23 @@ class JobRecord:
         )
 
     def next_generation(self, identity: TaskIdentity, timeout: float | None) -> JobRecord:
-        entry = {
+        return JobRecord.intent(
+            system=self.system,
+            identity=identity,
+            generation=self.generation + 1,
+            timeout=timeout,
+            history=(*self.history, self.history_entry()),
+        )
+
+    def history_entry(self) -> dict[str, Any]:
+        """This generation as a later record's ``history`` keeps it."""
+        return {
             "generation": self.generation,
             "token": self.token,
             "job": self.job,
             "outcome": self.outcome.value if self.outcome else None,
             "message": cut(self.message, 500),
         }
-        return JobRecord.intent(
-            system=self.system,
-            identity=identity,
-            generation=self.generation + 1,
-            timeout=timeout,
-            history=(*self.history, entry),
-        )
 
     # --- (de)serialisation ----------------------------------------------------------------------------
 

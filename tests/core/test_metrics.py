@@ -120,23 +120,29 @@ def test_every_resume_decision_and_submission_is_counted(statsd: StatsdServer):
     client.forget.add(d.record.job["id"])
     with pytest.raises(JobLost):
         proto(client, store, 2).start()
+    # the record was lost: a second try finds the job by its token and adopts it
+    client, store = ScriptedClient(), DictStore()
+    assert isinstance(proto(client, store).start(), Defer)
+    store.data.clear()
+    assert isinstance(proto(client, store, 2).start(), Defer)
 
     got = statsd.received()
     counts = statsd.counts()
     assert {k: v for k, v in counts.items() if k.startswith("durable_jobs.resume.")} == {
-        "durable_jobs.resume.fresh": 5,  # the first try of each of the five tasks
+        "durable_jobs.resume.fresh": 6,  # the first try of each of the six tasks
         "durable_jobs.resume.reattached": 1,
         "durable_jobs.resume.returned": 2,  # the third try saw the success; the fourth read it from the record
         "durable_jobs.resume.next_generation": 1,
         "durable_jobs.resume.adopted": 1,
         "durable_jobs.resume.not_found": 1,
         "durable_jobs.resume.lost": 1,
+        "durable_jobs.resume.unrecorded": 1,
     }
     assert {k for k in counts if k.startswith("durable_jobs.resume.")} == {
         f"durable_jobs.resume.{d}" for d in metrics.DECISIONS
     }  # every decision the docs list, and no other
-    # one submission per job created: 1 + 2 + 1 (adopted) + 1 (not found, submitted by try 2) + 1
-    assert counts["durable_jobs.submissions"] == 6
+    # one submission per job created: 1 + 2 + 1 (adopted) + 1 (not found, submitted by try 2) + 1 + 1 (unrecorded)
+    assert counts["durable_jobs.submissions"] == 7
     assert {d["type"] for d in got} == {"c"}
     for d in got:
         assert d["tags"]["system"] == "scripted", d

@@ -85,6 +85,12 @@ class JobClient(ABC, Generic[SpecT]):
     #: set by the hook that built this client: build it again from the connection as it is now (the poller
     #: calls it once after an AuthError, so rotated credentials reach running waits)
     refetch: Callable[[], Awaitable[JobClient[Any]]] | None = None
+    #: whether :meth:`find` is cheap and needs no intent time: a lookup by a name or tag the token gives, or a
+    #: listing bounded by ``since``. A try that finds no record while an earlier try of its run could have
+    #: submitted (the record was cleared or deleted) then looks for each generation's token before submitting
+    #: (:meth:`durable_jobs.protocol.JobProtocol.start`). False: such a try submits generation 0 without
+    #: looking, because the lookup would be costly or could never decide (``docs/extending.md``)
+    find_unrecorded: ClassVar[bool] = False
 
     @property
     @abstractmethod

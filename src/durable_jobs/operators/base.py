@@ -15,7 +15,7 @@ import threading
 import time
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from airflow.sdk import NEVER_EXPIRE, BaseOperator  # type: ignore[attr-defined]  # public; absent from the SDK stub
@@ -27,7 +27,16 @@ from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.convert import as_bool
 from durable_jobs.operators.templated import is_templated
 from durable_jobs.operators.triggerer_health import warn_if_no_triggerer
-from durable_jobs.protocol import ON_LOST_CHOICES, Decision, Defer, Finished, JobLost, JobProtocol, ProtocolSettings
+from durable_jobs.protocol import (
+    ON_LOST_CHOICES,
+    Decision,
+    Defer,
+    Finished,
+    JobLost,
+    JobProtocol,
+    ProtocolSettings,
+    deadline_pad,
+)
 from durable_jobs.record import JobRecord, TaskIdentity
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.base import BASE_KWARGS, DurableJobTrigger
@@ -48,6 +57,12 @@ def default_on_lost() -> str:
     if value not in ON_LOST_CHOICES:
         raise ValueError(f"[durable_jobs] on_lost must be one of {', '.join(ON_LOST_CHOICES)}, not {value!r}")
     return value
+
+
+def _run_after(context: Any) -> float | None:
+    """The DAG run's ``run_after`` in epoch seconds: stable across clears, unlike its start and queued dates."""
+    value = getattr(context.get("dag_run"), "run_after", None)
+    return value.timestamp() if isinstance(value, datetime) and value.tzinfo is not None else None
 
 
 def default_deferrable() -> bool:
@@ -345,8 +360,10 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
                 lost_confirmations=self.lost_confirmations,
                 on_lost=self.on_lost or default_on_lost(),
                 max_tries=max_tries if type(max_tries) is int else None,
+                deadline_pad=deadline_pad(self.poll_interval),
             ),
             logger=self.log,
+            run_after=_run_after(context),
         )
 
     def _guard(self, call: Callable[[], T]) -> T:
@@ -411,8 +428,7 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
         if record.deadline is None:
             return None
         # padded past the deadline: our trigger's timeout event (which cancels the job) must come first
-        pad = max(60.0, 2 * self.poll_interval)
-        return timedelta(seconds=max(0.0, record.deadline - time.time()) + pad)
+        return timedelta(seconds=max(0.0, record.deadline - time.time()) + deadline_pad(self.poll_interval))
 
     def _announce(self, context: Any, proto: JobProtocol, decision: Defer, loop: _WorkerLoop) -> None:
         """Push the job and its links to XCom before waiting, so users can find it at once."""

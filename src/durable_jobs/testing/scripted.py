@@ -54,6 +54,7 @@ class ScriptedClient(JobClient[dict[str, Any]]):
     """Jobs in memory, following scripts; see the module's docstring."""
 
     system: ClassVar[str] = "scripted"
+    find_unrecorded: ClassVar[bool] = True  # find reads the jobs in memory
     scripts: list[list[JobState]] = field(default_factory=list)  # one per submission, in order
     jobs: dict[str, FakeJob] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)

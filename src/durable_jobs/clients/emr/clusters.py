@@ -104,6 +104,9 @@ class EmrClient(AwsJobClient[Any]):
     """The ``emr`` service: what steps and clusters share (the cluster's page, describe, terminate, log links)."""
 
     service: ClassVar[str] = "emr"
+    # a lost record is not looked up: steps carry no client token (a cluster's steps are listed newest first)
+    # and clusters are listed region-wide, so a lookup costs pages that grow with everything run since
+    find_unrecorded: ClassVar[bool] = False
 
     def cluster_url(self, cluster_id: str) -> str:
         return self.console_url("emr/home?region={region}#/clusterDetails/{cluster_id}", cluster_id=cluster_id)

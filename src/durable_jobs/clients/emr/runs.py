@@ -151,6 +151,8 @@ class RunSpec:
 class JobRunClient(AwsJobClient[SpecT]):
     """Job runs of one flavour; subclasses name the operations, fields, schemas and states."""
 
+    #: one listing of the container's runs created since ``since`` (the protocol bounds it by the job's timeout)
+    find_unrecorded: ClassVar[bool] = True
     container_field: ClassVar[str]  # locator key of the container id
     container_param: ClassVar[str]  # request parameter of the container id
     run_param: ClassVar[str]  # request parameter of the run id in get/cancel

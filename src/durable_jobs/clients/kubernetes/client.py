@@ -60,6 +60,7 @@ YIELD_EVERY = 1000  # jobs answered from the cache between two yields to the eve
 
 class KubernetesClient(JobClient[KubeObject]):
     system: ClassVar[str] = SYSTEM
+    find_unrecorded: ClassVar[bool] = True  # one GET by the name the token gives
 
     def __init__(self, config: KubernetesConfig | None = None) -> None:
         self.config = config or KubernetesConfig()

@@ -75,6 +75,9 @@ _LISTING_PROBLEM: contextvars.ContextVar[str | None] = contextvars.ContextVar("s
 
 class SparkStandaloneClient(DriverFinder, JobClient[SparkApplication]):
     system: ClassVar[str] = SYSTEM
+    # a lost record is not looked up: find reads every driver and their workers' logs, and a driver whose log is
+    # gone cannot be decided, so without an intent time to bound it a task could never submit again
+    find_unrecorded: ClassVar[bool] = False
     #: REST follow-ups of a batched poll (drivers /json/ does not list, ERROR drivers), at most, in turn
     followup_limit: ClassVar[int] = 256
 

@@ -88,6 +88,7 @@ class YarnClient(ResourceManagers, JobClient[YarnSpec]):
     """One YARN cluster (one or several RMs). Locator: ``{"application_id": ..., "tag": <token>}``."""
 
     system: ClassVar[str] = SYSTEM
+    find_unrecorded: ClassVar[bool] = True  # one applications query by the token's tag
 
     def __init__(
         self,
