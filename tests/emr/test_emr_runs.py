@@ -11,19 +11,29 @@ from typing import Any
 
 import pytest
 
-from durable_jobs.clients.emr.aws import TOKEN_TAG
+from durable_jobs.clients.emr.aws import FIND_WINDOW, TOKEN_TAG
 from durable_jobs.clients.emr.eks import EmrEksClient, EmrEksJob
 from durable_jobs.clients.emr.runs import JobRunClient
 from durable_jobs.clients.emr.serverless import EmrServerlessClient, EmrServerlessJob
 from durable_jobs.errors import AuthError, PermanentError
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.polling import PollSettings, poller_for, wait_for_outcome
-from durable_jobs.record import make_token
+from durable_jobs.protocol import Defer, JobProtocol, ProtocolSettings, deadline_pad
+from durable_jobs.record import TaskIdentity, make_token
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
 from durable_jobs.triggers.base import DurableJobTrigger
 from durable_jobs.triggers.emr import EmrEksTrigger, EmrServerlessTrigger
-from durable_jobs_harness.moto_emr import EKS_RELEASE, FOREIGN_ROLE_ARN, ROLE_ARN, MotoEmr, eventually, watch_until
+from durable_jobs_harness.moto_emr import (
+    EKS_RELEASE,
+    FOREIGN_ROLE_ARN,
+    ROLE_ARN,
+    DictStore,
+    MotoEmr,
+    eventually,
+    watch_until,
+    worker_loop,
+)
 
 TOKEN = make_token("dag", "run", "job", -1, 0)
 FAST = PollSettings(interval=0.02, lost_confirmations=2)
@@ -324,3 +334,56 @@ async def test_links_and_status_carry_the_s3_logs(moto: MotoEmr, flavour: Flavou
         "logs_url": logs,
     }
     assert (await client.status(loc)).extra["log_uri"] == links["log_uri"]
+
+
+# --- a lost record ----------------------------------------------------------------------------------------
+
+
+def test_a_lost_record_lists_runs_since_the_job_timeout_not_since_the_run(moto: MotoEmr, flavour: Flavour):
+    """A run from months ago, cleared today, its record gone: the lookup lists the runs created since the job's
+    timeout (plus the pad and FIND_WINDOW) before now, not since the run's date: the pages stay few."""
+    container = flavour.container(moto)
+    client = flavour.client_class(moto.config())
+    listed: list[datetime] = []
+    list_runs = client._list_runs
+
+    async def spy(params: Any, what: str, on_page: Any, **kw: Any) -> bool:
+        listed.append(params[client.created_after_param])
+        return await list_runs(params, what, on_page, **kw)
+
+    client._list_runs = spy  # type: ignore[method-assign]
+    # 120 runs of other tasks from a month ago (two pages: moto answers 100 a page), and this task's generation 0
+    with worker_loop() as run:
+        for i in range(120):
+            old = run(start(flavour, client, container, token=make_token("d", "r", "other", i, 0)))
+            flavour.run_of(moto, old).created_at = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(days=30)
+        spec = flavour.spec(container)
+        mine = run(client.submit(spec, make_token("emr_dag", "run1", "task", -1, 0)))
+        flavour.set(moto, mine, "RUNNING")
+        starts, pages = moto.count(flavour.service, "StartJobRun"), moto.count(flavour.service, "ListJobRuns")
+        timeout, pad = 3600.0, deadline_pad(30.0)
+        proto = JobProtocol(
+            client=client,
+            store=DictStore(),
+            identity=TaskIdentity("emr_dag", "run1", "task", -1, try_number=3, clear_number=1),
+            spec=lambda _record: spec,
+            run=run,
+            settings=ProtocolSettings(confirm_delay=0.0, timeout=timeout, deadline_pad=pad),
+            sleep=lambda s: None,
+            run_after=time.time() - 90 * 86400,
+        )
+        before = time.time()
+        decision = proto.start()
+    assert isinstance(decision, Defer) and decision.adopted and decision.record.job == mine
+    assert moto.count(flavour.service, "StartJobRun") == starts  # nothing started
+    # generation 0 is running: nothing follows it, so one listing, of one page (only today's run is in it)
+    assert len(listed) == 1 and moto.count(flavour.service, "ListJobRuns") - pages == 1
+    cutoff = listed[0].timestamp()
+    expected = before - timeout - pad - FIND_WINDOW
+    assert expected - 5 <= cutoff <= expected + 5  # createdAtAfter = since - FIND_WINDOW (and AWS's clock)
+    # the run's own date would have listed every page of the month-old runs
+    pages = moto.count(flavour.service, "ListJobRuns")
+    with worker_loop() as run:
+        client._list_runs = list_runs  # type: ignore[method-assign]
+        assert run(client.find(TOKEN, since=time.time() - 90 * 86400, spec=spec)) is None
+    assert moto.count(flavour.service, "ListJobRuns") - pages == 2

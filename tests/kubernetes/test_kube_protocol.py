@@ -266,3 +266,35 @@ def test_pod_and_spark_application_operators(kube_fake: KubeTarget, store) -> No
     event = trigger_event(kube_fake, exc.value.trigger)
     assert event["status"] == "succeeded" and event["details"]["last"]["raw_state"] == "COMPLETED"
     assert spark_op.execute_complete(ctx(store, "spark_pi"), event=event)["outcome"] == "succeeded"
+
+
+def test_a_lost_record_is_looked_up_with_one_get_per_generation(kube_fake: KubeTarget, store) -> None:
+    fake = kube_fake.fake
+    assert fake is not None
+    tokens = [make_token("k8s_dag", RUN_ID, "lost", -1, g) for g in range(3)]
+
+    def calls(since: int, generation: int) -> list[tuple[str, str]]:
+        return [(m, p) for m, p in fake.requests[since:] if f"/lost-{tokens[generation]}" in p]
+
+    # no record at try 3, and no job: one GET for each generation tries 1 and 2 could have submitted, then the create
+    before = len(fake.requests)
+    with pytest.raises(TaskDeferred) as first:
+        job_op(kube_fake, "lost", "sleep 600").execute(ctx(store, "lost", try_number=3))
+    assert [m for m, _ in calls(before, 0)] == ["GET"] and [m for m, _ in calls(before, 1)] == ["GET"]
+    assert [m for m, _ in calls(before, 2)] == ["GET"]
+    assert [m for m, p in fake.requests[before:] if m == "POST"] == ["POST"]
+    job = first.value.trigger.job
+    assert job["name"] == f"lost-{tokens[0]}"
+    # the record deleted by hand: try 4 finds generation 0 by its name with one GET and adopts it
+    del store.rows[("k8s_dag", RUN_ID, "lost", -1)][STATE_KEY]
+    before = len(fake.requests)
+    with pytest.raises(TaskDeferred) as second:
+        job_op(kube_fake, "lost", "sleep 600").execute(ctx(store, "lost", try_number=4))
+    assert second.value.trigger.job == job and record(store, "lost")["job"] == job
+    # the lookup, then one status read; generation 1 is not looked for (nothing follows a running job)
+    assert (
+        fake.requests[before:]
+        == [("GET", f"/apis/batch/v1/namespaces/{kube_fake.namespace}/jobs/lost-{tokens[0]}")] * 2
+    )
+    assert len(task_objects(kube_fake, "Job", "lost")) == 1
+    run(kube_fake, lambda client: client.cancel(job))

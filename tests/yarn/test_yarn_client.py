@@ -17,10 +17,12 @@ from durable_jobs.clients.yarn import (
     validate_app_id,
 )
 from durable_jobs.errors import AuthError, MalformedAnswer, PermanentError, RecordError, TransientError
+from durable_jobs.protocol import Defer, JobProtocol
+from durable_jobs.record import STATE_KEY, TaskIdentity
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
 from durable_jobs_harness.fake_yarn import FakeYarnRM, YarnClusterState, free_port
-from durable_jobs_harness.yarn_fixtures import rm, simple_client
+from durable_jobs_harness.yarn_fixtures import MemoryStore, rm, simple_client, worker_protocol
 
 __all__ = ["rm"]  # the fixture, imported explicitly (one conftest per directory)
 
@@ -466,3 +468,33 @@ def test_the_poller_key_holds_no_credential_and_survives_a_rotation():
     ha = YarnClient(YarnConfig(rm_urls=("http://rm1:8088", "http://rm2:8088"), max_body=1000))
     assert ha._rms[0].redirect_hosts == ("http://rm2:8088",) and ha._rms[1].redirect_hosts == ("http://rm1:8088",)
     assert ha._rms[1].max_body == 1000
+
+
+# --- a lost record ---------------------------------------------------------------------------------------------
+
+
+async def test_a_lost_record_is_one_tag_query_per_generation_with_no_reservation(rm):
+    store = MemoryStore()
+
+    def protocol(try_number: int) -> JobProtocol:
+        proto = worker_protocol(simple_client(rm), store)
+        proto.identity = TaskIdentity("dag", "run1", "etl", try_number=try_number)
+        return proto
+
+    def tag_queries(token: str) -> list[Any]:
+        return [s for s in rm.requests("GET", "/ws/v1/cluster/apps") if s.query.get("applicationTags") == token]
+
+    tokens = [TaskIdentity("dag", "run1", "etl").token(g) for g in range(2)]
+    # try 2 of a run whose record is gone and nothing was submitted: one tag query per generation, then the submit
+    first = await asyncio.to_thread(protocol(2).start)
+    assert isinstance(first, Defer) and first.record.generation == 0
+    assert [len(tag_queries(t)) for t in tokens] == [1, 1]
+    assert len(rm.requests("POST", "/ws/v1/cluster/apps/new-application")) == 1 and len(rm.apps) == 1
+    # the record deleted: try 3 finds the application by its tag (no reservation is asked for) and adopts it
+    store.data.clear()
+    rm.seen.clear()
+    again = await asyncio.to_thread(protocol(3).start)
+    assert isinstance(again, Defer) and again.adopted and again.record.job == first.record.job
+    assert [len(tag_queries(t)) for t in tokens] == [1, 0]  # nothing follows a running application
+    assert rm.requests("POST") == [] and len(rm.apps) == 1
+    assert store.data[STATE_KEY]["job"] == first.record.job
