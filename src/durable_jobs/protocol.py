@@ -319,8 +319,9 @@ class JobProtocol:
         if not (earlier and self.client.find_unrecorded):
             if earlier:
                 self.log.warning(
-                    "No job recorded for %s although try %d (clear %d) follows earlier tries: the record was lost, "
-                    "and %s jobs are not looked up without it, so a job an earlier try submitted may run twice",
+                    "No job recorded for %s at try %d (clear %d): an earlier try ended before recording anything, "
+                    "or the record was lost (the state store cleared, the row deleted). %s jobs are not looked up "
+                    "without a record, so a job an earlier try submitted may run twice",
                     who,
                     self.identity.try_number,
                     self.identity.clear_number,
