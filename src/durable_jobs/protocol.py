@@ -31,7 +31,7 @@ from durable_jobs import failpoints, metrics
 from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.errors import DurableJobError, RecordError, TransientError, UndecidableError
 from durable_jobs.messages import cut
-from durable_jobs.record import STATE_KEY, JobRecord, Outcome, Phase, TaskIdentity
+from durable_jobs.record import MAX_GENERATION, STATE_KEY, JobRecord, Outcome, Phase, TaskIdentity
 from durable_jobs.status import JobState, JobStatus
 
 T = TypeVar("T")
@@ -308,11 +308,12 @@ class JobProtocol:
     def _unrecorded(self) -> Decision:
         """No record: submit generation 0, unless an earlier try of this run could have submitted.
 
-        A try after the first, or any try after a clear, that finds no record lost it (the state store cleared
-        or the row deleted): when the client can look a token up cheaply (:attr:`JobClient.find_unrecorded`),
-        each generation's job is looked for (:meth:`_probe`) and the latest one found is adopted, returned or
-        followed by the next generation, as a recorded one would be. A lookup that cannot decide fails the
-        try (retryable); nothing is submitted blindly.
+        A try after the first, or any try after a clear, that finds no record may have lost it (the state store
+        cleared or the row deleted), or an earlier try ended before writing its intent. When the client can look
+        a token up cheaply (:attr:`JobClient.find_unrecorded`), each generation's job is looked for
+        (:meth:`_probe`) and the latest one found is adopted, returned or followed by the next generation, as a
+        recorded one would be. A lookup that cannot decide fails the try (retryable); nothing is submitted
+        blindly.
         """
         who = self.identity.describe()
         earlier = self.identity.try_number > 1 or self.identity.clear_number > 0
@@ -692,8 +693,6 @@ class JobProtocol:
         )
 
 
-#: the highest generation a record holds (:mod:`durable_jobs.record`)
-MAX_GENERATION = 9_999
 #: the longest wait for a job's links when a failure message is written
 LINKS_TIMEOUT = 20.0
 #: which of a client's links a failure message shows, best first, and how it calls them
@@ -736,7 +735,9 @@ def _state_words(status: JobStatus) -> str:
 
 
 def _when(epoch: float) -> str:
-    """An epoch time as the log lines write it: ``2026-12-03 11:50:42 UTC``."""
+    """An epoch time as the log lines write it: ``2026-12-03 11:50:42 UTC``; 0: ``any time``."""
+    if not epoch:
+        return "any time"
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 

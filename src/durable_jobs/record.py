@@ -69,6 +69,8 @@ from durable_jobs.status import Word
 STATE_KEY = "durable_jobs.job"
 RECORD_VERSION = 1
 HISTORY_LIMIT = 20
+#: the highest generation a record holds
+MAX_GENERATION = 9_999
 #: the largest record, in bytes of JSON: a record is a handful of fields, never a store for data
 RECORD_LIMIT = 64 * 1024
 TOKEN_PREFIX = "dj"
@@ -259,7 +261,7 @@ class JobRecord:
             )
         f = _Fields(data, where)
         phase = f.enum("phase", Phase)
-        generation = f.integer("generation", 0, 9_999)
+        generation = f.integer("generation", 0, MAX_GENERATION)
         token = f.string("token", 64)
         intent_at = f.number("intent_at")
         deadline = f.number("deadline", optional=True)
@@ -383,8 +385,8 @@ class _Fields:
             if type(entry) is not dict:
                 raise RecordError(f"{at} is {_show(entry)}, expected an object")
             gen = entry.get("generation")
-            if type(gen) is not int or not 0 <= gen < 10_000:
-                raise RecordError(f"{at}.generation is {_show(gen)}, expected an integer from 0 to 9999")
+            if type(gen) is not int or not 0 <= gen <= MAX_GENERATION:
+                raise RecordError(f"{at}.generation is {_show(gen)}, expected an integer from 0 to {MAX_GENERATION}")
             tok = entry.get("token")
             if type(tok) is not str or not _TOKEN_RE.match(tok):
                 raise RecordError(f"{at}.token is {_show(tok)}, expected a durable_jobs token")
