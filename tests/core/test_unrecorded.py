@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -48,6 +49,16 @@ class Blind(Client):
     find_unrecorded: ClassVar[bool] = False
 
 
+_loops: list[asyncio.AbstractEventLoop] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_loops() -> Iterator[None]:
+    yield
+    while _loops:
+        _loops.pop().close()
+
+
 def identity(try_number: int, clear_number: int = 0) -> TaskIdentity:
     return TaskIdentity("dag", "run1", "task", -1, try_number, clear_number)
 
@@ -62,6 +73,7 @@ def proto(
     **settings: Any,
 ) -> JobProtocol:
     loop = asyncio.new_event_loop()
+    _loops.append(loop)
     settings.setdefault("confirm_delay", 0.0)
     return JobProtocol(
         client=client,
