@@ -347,6 +347,8 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
                 max_tries=max_tries if type(max_tries) is int else None,
             ),
             logger=self.log,
+            conn_id=self.conn_id,
+            hook=f"{self.hook_class.__module__}.{self.hook_class.__qualname__}",
         )
 
     def _guard(self, call: Callable[[], T]) -> T:
