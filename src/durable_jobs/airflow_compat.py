@@ -118,7 +118,9 @@ def session_of(obj: Any) -> Any:
 
 
 def _task_scope(dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:
-    from airflow.sdk.state import TaskScope
+    """The server side's ``TaskScope``: ``airflow._shared.state`` (Airflow 3.3+), which the backends match on;
+    the SDK's ``airflow.sdk.state.TaskScope`` is another class (the SDK vendors its own copy)."""
+    from airflow._shared.state import TaskScope
 
     return TaskScope(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index)
 
