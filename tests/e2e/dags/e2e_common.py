@@ -34,7 +34,10 @@ CRASH = [f"crash_{point}" for point in _failpoints.ALL]
 BATCH = [*CRASH, "clear_deferred", "mark_failed", "deadline", "job_fails"]
 # scenarios that disturb the whole deployment: one at a time (every system's DAG of it at once)
 ISOLATED = ["triggerer_sigkill", "triggerer_sigterm", "two_triggerers", "endpoint_unreachable"]
-STANDARD = [*BATCH, *ISOLATED]
+# the reaper (docs/reaper.md): a task marked while no trigger of it runs; one at a time (one stops every triggerer)
+REAPER = ["reaper_before_trigger", "reaper_triggerers_down", "reaper_mark_success"]
+REAPER_POLL_INTERVAL = 30.0  # the operator's default: the cancel must land within two of them
+STANDARD = [*BATCH, *ISOLATED, *REAPER]
 # overload (Kubernetes' own DAG): 50 mapped tasks of 75 s; the workers of five map indexes die at after_submit
 OVERLOAD_TASKS = 50
 OVERLOAD_CRASHED = [3, 14, 25, 36, 47]
@@ -131,6 +134,7 @@ class Scenario:
     job_timeout: timedelta = timedelta(minutes=10)
     failpoints: str = ""
     first_try_exit_code: int | None = None
+    poll_interval: float = POLL_INTERVAL
 
 
 SPECS: dict[str, Scenario] = {
@@ -149,6 +153,8 @@ SPECS: dict[str, Scenario] = {
     "two_triggerers": Scenario(seconds=40, tasks=2),
     # the endpoint is unreachable (SIGSTOP) for a while during the wait
     "endpoint_unreachable": Scenario(seconds=40),
+    # marked while no trigger of the task runs (or while it does, for success): the reaper cancels the job
+    **{name: Scenario(seconds=600, retries=0, poll_interval=REAPER_POLL_INTERVAL) for name in REAPER},
 }
 
 
@@ -181,7 +187,7 @@ def scenarios(system: str, make_task: MakeTask) -> list[DAG]:
                     exit_code=0,
                     first_try_exit_code=spec.first_try_exit_code,
                     failpoints=spec.failpoints,
-                    poll_interval=POLL_INTERVAL,
+                    poll_interval=spec.poll_interval,
                     job_timeout=spec.job_timeout,
                 )
         dags.append(dag)
