@@ -19,8 +19,8 @@ from durable_jobs.record import TaskIdentity
 from durable_jobs.status import JobState
 from durable_jobs.testing.scripted import FakeJob, ScriptedClient
 from durable_jobs.transport import retry
+from tests.core.test_reaper_orphan import callback_kwargs
 
-WHO = TaskIdentity("dag", "run", "task", -1)
 HOOK = f"{__name__}.ScriptedHook"
 
 
@@ -41,29 +41,15 @@ class ScriptedHook(DurableJobHook):
 @pytest.fixture
 def client() -> Iterator[ScriptedClient]:
     c = ScriptedClient()
-    c.jobs["job-1"] = FakeJob("job-1", WHO.token(0), {}, [JobState.RUNNING])
+    c.jobs["job-1"] = FakeJob("job-1", TaskIdentity("dag", "run", "task", -1).token(0), {}, [JobState.RUNNING])
     ScriptedHook.client = c
     with retry.instant_waits():
         yield c
 
 
 def kwargs(**over: Any) -> dict[str, Any]:
-    base = {
-        "dag_id": "dag",
-        "run_id": "run",
-        "task_id": "task",
-        "map_index": -1,
-        "ti_id": "ti-1",
-        "by": "mark_failed",
-        "system": "scripted",
-        "hook": HOOK,
-        "conn_id": "c",
-        "job": {"id": "job-1"},
-        "token": WHO.token(0),
-        "generation": 0,
-        "marked_at": 1.0,
-    }
-    return {**base, **over}
+    """What the listener queues (as in test_reaper_orphan), with this module's hook."""
+    return callback_kwargs(**{"hook": HOOK, **over})
 
 
 async def test_it_cancels_once_and_says_so_in_one_line(client: ScriptedClient, caplog: Any) -> None:

@@ -14,6 +14,26 @@ HOOK = "durable_jobs.hooks.spark_standalone.SparkStandaloneHook"
 TRIGGER = DurableTrigger(hook=HOOK, conn_id="from_trigger", job={"id": "job-1"}, token=WHO.token(0), generation=0)
 
 
+def callback_kwargs(**over: Any) -> dict[str, Any]:
+    """The kwargs the listener queues for generation 0 of ``TASK``'s job (``over`` replaces some)."""
+    base = {
+        "system": "scripted",
+        "dag_id": "dag",
+        "run_id": "run",
+        "task_id": "task",
+        "map_index": -1,
+        "ti_id": "ti-1",
+        "by": "mark_failed",
+        "hook": HOOK,
+        "conn_id": "c",
+        "job": {"id": "job-1"},
+        "token": WHO.token(0),
+        "generation": 0,
+        "marked_at": 1.0,
+    }
+    return {**base, **over}
+
+
 def stored(rec: JobRecord) -> str:
     return json.dumps(rec.to_json())
 
@@ -32,21 +52,7 @@ def test_a_submitted_record_is_tombstoned_and_its_cancel_queued_without_secrets(
         "cancelled",
         {"at": 50.0, "by": "mark_failed", "ti_id": "ti-1"},
     )
-    assert out.kwargs == {
-        "system": "scripted",
-        "dag_id": "dag",
-        "run_id": "run",
-        "task_id": "task",
-        "map_index": -1,
-        "ti_id": "ti-1",
-        "by": "mark_failed",
-        "hook": HOOK,
-        "conn_id": "c",
-        "job": {"id": "job-1"},
-        "token": WHO.token(0),
-        "generation": 0,
-        "marked_at": 50.0,
-    }
+    assert out.kwargs == callback_kwargs(conn_id="c", marked_at=50.0)
 
 
 def test_no_record_and_no_trigger_is_not_ours() -> None:

@@ -19,14 +19,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pendulum
 import pytest
 
 from durable_jobs import airflow_compat
 from durable_jobs.reaper import listener
 from durable_jobs.reaper.orphan import CALLBACK_PATH
 from durable_jobs.record import STATE_KEY, JobRecord, TaskIdentity
-from tests.core.test_links import metadata_db  # noqa: F401  # the migrated SQLite DB fixture, shared
+from tests.core.test_links import deferred_run, metadata_db  # noqa: F401  # metadata_db: the migrated DB fixture
 
 DAG_ID = "reaper_routes"
 HOOK = "durable_jobs.hooks.spark_standalone.SparkStandaloneHook"
@@ -73,27 +72,12 @@ def client(metadata_db: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def new_run(*, record: str = "submitted", trigger: bool = True, tasks: tuple[str, ...] = ("durable",)) -> str:
     """A running DAG run whose tasks are deferred; ``tasks`` have a record (``record``: which kind) and a trigger."""
-    from airflow.models.serialized_dag import SerializedDagModel
     from airflow.models.trigger import Trigger
     from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, TaskInstanceState
-    from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
     run_id = f"run_{next(_RUNS)}"
-    now = pendulum.now("UTC")
     with create_session() as session:
-        run = SerializedDagModel.get_dag(DAG_ID, session=session).create_dagrun(
-            run_id=run_id,
-            logical_date=None,
-            data_interval=None,
-            run_after=now,
-            run_type=DagRunType.MANUAL,
-            triggered_by=DagRunTriggeredByType.TEST,
-            state=DagRunState.RUNNING,
-            session=session,
-        )
-        for ti in run.get_task_instances(session=session):
-            ti.state = TaskInstanceState.DEFERRED
+        for ti in deferred_run(DAG_ID, run_id, session):
             short = ti.task_id.split(".")[-1]
             if short not in tasks:
                 continue
