@@ -95,3 +95,89 @@ def xcom_value(ti_key: Any, key: str) -> Any:
     from airflow.sdk.execution_time.xcom import XCom
 
     return XCom.get_value(ti_key=ti_key, key=key)
+
+
+# --- the reaper (api-server side: the ORM and the metadata DB) ------------------------------------------------
+
+
+def is_orm_task_instance(obj: Any) -> bool:
+    """True for the metadata DB's ``TaskInstance`` (the api-server's and the scheduler's), False for a worker's
+    ``RuntimeTaskInstance``. By class name, so a worker never imports the ORM model to answer.
+
+    Relies on the model living in ``airflow.models.taskinstance`` (Airflow 2.0+).
+    """
+    cls = type(obj)
+    return cls.__module__ == "airflow.models.taskinstance" and cls.__name__ == "TaskInstance"
+
+
+def session_of(obj: Any) -> Any:
+    """The SQLAlchemy session an ORM object is attached to (None: none). Public SQLAlchemy."""
+    from sqlalchemy.orm import object_session
+
+    return object_session(obj)
+
+
+def _task_scope(dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:
+    """The server side's ``TaskScope``: ``airflow._shared.state`` (Airflow 3.3+), which the backends match on;
+    the SDK's ``airflow.sdk.state.TaskScope`` is another class (the SDK vendors its own copy)."""
+    from airflow._shared.state import TaskScope
+
+    return TaskScope(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index)
+
+
+def read_task_state(dag_id: str, run_id: str, task_id: str, map_index: int, key: str, *, session: Any) -> str | None:
+    """A task state store value as stored (JSON text), read in ``session``; None when there is none.
+
+    Relies on ``airflow.state.get_state_backend()`` and its ``get(scope, key, session=)`` (Airflow 3.3+: the
+    configured ``[state_store] backend``; what the execution API's store route calls).
+    """
+    from airflow.state import get_state_backend
+
+    value = get_state_backend().get(_task_scope(dag_id, run_id, task_id, map_index), key, session=session)
+    return None if value is None else str(value)
+
+
+def write_task_state(
+    dag_id: str, run_id: str, task_id: str, map_index: int, key: str, value: str, *, session: Any
+) -> None:
+    """Write a task state store value (JSON text) in ``session``, never expiring (as the worker writes it).
+
+    Relies on ``get_state_backend().set(scope, key, value, expires_at=None, session=)`` (Airflow 3.3+).
+    """
+    from airflow.state import get_state_backend
+
+    get_state_backend().set(_task_scope(dag_id, run_id, task_id, map_index), key, value, session=session)
+
+
+def trigger_row(trigger_id: int | None, *, session: Any) -> tuple[str, dict[str, Any]] | None:
+    """The classpath and the (decrypted) kwargs of a trigger row; None when there is none.
+
+    Relies on ``airflow.models.trigger.Trigger`` with ``classpath`` and the decrypting ``kwargs`` property
+    (Airflow 2.2+; encrypted since 2.9).
+    """
+    if trigger_id is None:
+        return None
+    from airflow.models.trigger import Trigger
+
+    row = session.get(Trigger, trigger_id)
+    if row is None:
+        return None
+    return str(row.classpath), dict(row.kwargs)
+
+
+def queue_triggerer_callback(path: str, kwargs: dict[str, Any], *, session: Any) -> None:
+    """Queue ``await <path>(**kwargs)`` on a triggerer, in ``session``: it runs once that commits, on the first
+    triggerer to loop (or to start), and again from the start if that triggerer dies.
+
+    Relies on what ``Deadline.handle_miss`` does (Airflow 3.1+): ``airflow.models.callback.TriggererCallback``
+    built from the SDK's ``AsyncCallback(path, kwargs=)``, ``queue(session=)`` (which creates its
+    ``CallbackTrigger`` row), then ``session.add``. A callback trigger has no queue and no team: triggerers
+    started with ``--queues``, and team triggerers, never take it.
+    """
+    from airflow.models.callback import TriggererCallback
+    from airflow.sdk import AsyncCallback  # type: ignore[attr-defined]  # public; absent from the SDK stub
+
+    callback = TriggererCallback(AsyncCallback(path, kwargs=kwargs))
+    callback.queue(session=session)
+    session.add(callback)
+    session.flush()

@@ -15,7 +15,11 @@ It is plain Python (no Airflow): the operator hands it a task state store (anyth
 * a job the system no longer knows (**lost**, confirmed) may have succeeded before it was forgotten, so it
   is never rerun unless the user asked: ``on_lost="fail"`` (the default) fails the task without retry and
   says how to run it again; ``on_lost="resubmit"``, or a clear of the task after the loss, starts the
-  next generation.
+  next generation;
+* a **tombstone** (the reaper's record of a task a user marked finished while its job ran) is never
+  followed by a second job while the first still runs: the try cancels the old job itself and waits for
+  it to end before it submits the next generation (a clear right after a mark would otherwise race the
+  reaper's cancel).
 """
 
 from __future__ import annotations
@@ -150,6 +154,8 @@ class JobProtocol:
         sleep: Callable[[float], None] = time.sleep,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
         run_after: float | None = None,
+        conn_id: str | None = None,
+        hook: str | None = None,
     ) -> None:
         self.client = client
         self.run_after = run_after
@@ -160,6 +166,9 @@ class JobProtocol:
         self.settings = settings
         self._sleep = sleep
         self.log = logger or log
+        # written into every intent: what the reaper builds a client from when no try is running
+        self.conn_id = conn_id
+        self.hook = hook
 
     # --- store -----------------------------------------------------------------------------------------
 
@@ -406,6 +415,8 @@ class JobProtocol:
             generation=generation,
             timeout=self.settings.timeout,
             history=history,
+            conn_id=self.conn_id,
+            hook=self.hook,
         )
 
     def _unrecorded_since(self) -> float:
@@ -435,6 +446,8 @@ class JobProtocol:
             return Finished(rec, None)
         if rec.outcome is Outcome.LOST:
             return self._after_loss(rec)
+        if rec.cancel is not None:
+            self._end_tombstoned(rec)
         self._decided(
             metrics.NEXT_GENERATION,
             "%s (generation %d) ended %s%s: submitting generation %d",
@@ -463,8 +476,54 @@ class JobProtocol:
         )
         return self._next_generation(rec)
 
+    def _end_tombstoned(self, rec: JobRecord) -> None:
+        """A tombstone: its job must have ended before the next generation starts (never two at once).
+
+        The reaper cancels it from a triggerer; when this try comes first (a clear right after the mark, or
+        no triggerer up), it cancels the job itself (cancel is idempotent) and waits up to ``cancel_wait``.
+        """
+        assert rec.job is not None and rec.cancel is not None
+        what = self.client.describe(rec.job)
+        status = self._status(rec.job)
+        if status.state.is_terminal:
+            return
+        self.log.warning(
+            "%s (generation %d) is still %s although the task was marked %s by a user: cancelling it before "
+            "submitting generation %d",
+            what,
+            rec.generation,
+            _state_words(status),
+            str(rec.cancel.get("by", "")).removeprefix("mark_"),
+            rec.generation + 1,
+        )
+        status = self._cancel_and_wait(rec.job, f"{what} of the marked try")
+        if not status.state.is_terminal:
+            raise RetryLater(
+                f"{what} (generation {rec.generation}) was asked to stop but is still {_upper(status.state)} after "
+                f"{self.settings.cancel_wait:.0f}s; not submitting generation {rec.generation + 1} while it runs. "
+                + self._next_try("cancels it again", "it is not cancelled again")
+            )
+
+    def _cancel_and_wait(self, job: Locator, what: str) -> JobStatus:
+        """Ask the system to stop ``job`` and poll it until it ends or ``cancel_wait`` passes; its last status."""
+        try:
+            self._run(self.client.cancel(job))
+        except TransientError as exc:
+            raise RetryLater(
+                f"cancelling {what} failed ({exc}). " + self._next_try("cancels it again", "it is not cancelled again")
+            ) from exc
+        waited = 0.0
+        status = self._status(job)
+        while not status.state.is_terminal and waited < self.settings.cancel_wait:
+            self._sleep(self.settings.confirm_delay)
+            waited += self.settings.confirm_delay
+            status = self._status(job)
+        return status
+
     def _next_generation(self, rec: JobRecord) -> Decision:
-        return self._submit_generation(rec.next_generation(self.identity, self.settings.timeout))
+        return self._submit_generation(
+            rec.next_generation(self.identity, self.settings.timeout, conn_id=self.conn_id, hook=self.hook)
+        )
 
     def _submit_generation(self, intent: JobRecord) -> Decision:
         spec = self._spec(intent)  # a spec that is not valid (once rendered) fails here, before anything is written
@@ -658,19 +717,7 @@ class JobProtocol:
         assert job is not None
         what = self.client.describe(job)
         self.log.warning("Deadline passed: cancelling %s", what)
-        try:
-            self._run(self.client.cancel(job))
-        except TransientError as exc:
-            raise RetryLater(
-                f"deadline passed but cancelling {what} failed ({exc}). "
-                + self._next_try("cancels it again", "it is not cancelled again")
-            ) from exc
-        waited = 0.0
-        status = self._status(job)
-        while not status.state.is_terminal and waited < self.settings.cancel_wait:
-            self._sleep(self.settings.confirm_delay)
-            waited += self.settings.confirm_delay
-            status = self._status(job)
+        status = self._cancel_and_wait(job, f"{what} after its deadline passed")
         if not status.state.is_terminal:
             raise RetryLater(
                 f"deadline passed; {what} was asked to stop but is still {_upper(status.state)}. "

@@ -43,6 +43,15 @@ field             type             meaning
 ``history``       list of objects  earlier generations, the last :data:`HISTORY_LIMIT`: each
                                    ``{"generation", "token", "job", "outcome", "message"}`` (the
                                    message cut to 500 characters). Missing: empty
+``conn_id``       str or null      the Airflow connection the try that wrote the intent used (at most
+                                   250 characters): the reaper builds a client from it. Missing: null
+``hook``          str or null      that try's hook class, as an import path (``module.Class``, at most
+                                   200 characters). Missing: null
+``cancel``        object or null   set on a **tombstone**: the task instance was marked failed, success or
+                                   skipped by a user while this job was active, and the job is cancelled
+                                   by the reaper (:mod:`durable_jobs.reaper`): ``{"at": epoch seconds,
+                                   "by": "mark_failed" | "mark_success" | "mark_skipped", "ti_id": str}``.
+                                   Missing: null
 ================  ===============  =====================================================================
 
 A locator (``job``, ``history[].job``) is a flat object: at most 16 string keys of at most 64
@@ -75,6 +84,9 @@ MAX_GENERATION = 9_999
 RECORD_LIMIT = 64 * 1024
 TOKEN_PREFIX = "dj"
 _TOKEN_RE = re.compile(r"^dj[0-9a-f]{20}\Z")
+_HOOK_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
+#: who tombstoned a record (the ``by`` of its ``cancel`` field)
+CANCEL_CAUSES = ("mark_failed", "mark_success", "mark_skipped")
 
 
 class Phase(Word):
@@ -160,6 +172,9 @@ class JobRecord:
     clear_number: int = 0
     submitted_try: int = 0
     history: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    conn_id: str | None = None  # the connection of the try that wrote the intent (the reaper's client)
+    hook: str | None = None  # that try's hook class, ``module.Class``
+    cancel: dict[str, Any] | None = None  # set on a tombstone: who marked the task, when (see the table)
     v: int = RECORD_VERSION
 
     # --- transitions -------------------------------------------------------------------------------------
@@ -174,6 +189,8 @@ class JobRecord:
         timeout: float | None,
         history: tuple[dict[str, Any], ...] = (),
         now: float | None = None,
+        conn_id: str | None = None,
+        hook: str | None = None,
     ) -> JobRecord:
         now = time.time() if now is None else now
         return cls(
@@ -186,6 +203,8 @@ class JobRecord:
             clear_number=identity.clear_number,
             submitted_try=identity.try_number,
             history=history[-HISTORY_LIMIT:],
+            conn_id=conn_id,
+            hook=hook,
         )
 
     def submitted(self, job: dict[str, Any]) -> JobRecord:
@@ -202,13 +221,31 @@ class JobRecord:
             clear_number=self.clear_number if clear_number is None else clear_number,
         )
 
-    def next_generation(self, identity: TaskIdentity, timeout: float | None) -> JobRecord:
+    def tombstone(self, by: str, *, ti_id: str, now: float | None = None) -> JobRecord:
+        """The record of a job whose task a user marked finished while it ran: ``finished``/``cancelled``,
+        with the ``cancel`` field saying who and when. Every later try moves to the next generation."""
+        if by not in CANCEL_CAUSES:
+            raise ValueError(f"by must be one of {', '.join(CANCEL_CAUSES)}, not {by!r}")
+        what = by.removeprefix("mark_")
+        at = time.time() if now is None else now
+        return replace(
+            self.finished(
+                Outcome.CANCELLED, f"the task was marked {what} by a user; the job is cancelled by the reaper"
+            ),
+            cancel={"at": at, "by": by, "ti_id": ti_id},
+        )
+
+    def next_generation(
+        self, identity: TaskIdentity, timeout: float | None, *, conn_id: str | None = None, hook: str | None = None
+    ) -> JobRecord:
         return JobRecord.intent(
             system=self.system,
             identity=identity,
             generation=self.generation + 1,
             timeout=timeout,
             history=(*self.history, self.history_entry()),
+            conn_id=conn_id,
+            hook=hook,
         )
 
     def history_entry(self) -> dict[str, Any]:
@@ -224,6 +261,8 @@ class JobRecord:
     # --- (de)serialisation ----------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
+        """The stored object; the optional fields only when set (a record stays readable by 0.1.0)."""
+        optional = {"conn_id": self.conn_id, "hook": self.hook, "cancel": self.cancel}
         return {
             "v": self.v,
             "system": self.system,
@@ -238,6 +277,7 @@ class JobRecord:
             "clear_number": self.clear_number,
             "submitted_try": self.submitted_try,
             "history": list(self.history),
+            **{k: v for k, v in optional.items() if v is not None},
         }
 
     @classmethod
@@ -271,6 +311,11 @@ class JobRecord:
         message = f.string("message", 100_000, default="")
         job = f.locator("job")
         history = f.history("history")
+        conn_id = f.string("conn_id", 250, default=None)
+        hook = f.string("hook", 200, default=None)
+        if hook is not None and not _HOOK_RE.match(hook):
+            raise RecordError(f"{where}: field 'hook' is {_show(hook)}, expected an import path module.Class")
+        cancel = f.cancel("cancel")
         if not _TOKEN_RE.match(token):
             raise RecordError(f"{where}: field 'token' is {_show(token)}, not a durable_jobs token")
         if token != identity.token(generation):
@@ -295,6 +340,9 @@ class JobRecord:
             clear_number=clear_number,
             submitted_try=submitted_try,
             history=history,
+            conn_id=conn_id,
+            hook=hook,
+            cancel=cancel,
         )
         size = rec.size()
         if size > RECORD_LIMIT:
@@ -348,10 +396,10 @@ class _Fields:
             raise self._refuse(name, value, "a finite epoch timestamp in seconds")
         return float(value)
 
-    def string(self, name: str, limit: int, *, default: Any = _MISSING_DEFAULT) -> str:
-        present, value = self._get(name, False, default)
+    def string(self, name: str, limit: int, *, default: Any = _MISSING_DEFAULT) -> Any:
+        present, value = self._get(name, default is None, default)
         if not present:
-            return str(value)
+            return None if value is None else str(value)
         if type(value) is not str or len(value) > limit:
             raise self._refuse(name, value, f"a string of at most {limit} characters")
         return value
@@ -366,6 +414,21 @@ class _Fields:
             return kind(value)
         except ValueError:
             raise self._refuse(name, value, "one of " + ", ".join(m.value for m in kind)) from None
+
+    def cancel(self, name: str) -> dict[str, Any] | None:
+        """A tombstone's ``cancel`` object: ``at`` (epoch seconds), ``by`` (a cause), ``ti_id`` (a string)."""
+        present, value = self._get(name, True, _MISSING)
+        if not present:
+            return None
+        if type(value) is not dict:
+            raise self._refuse(name, value, "an object with 'at', 'by' and 'ti_id'")
+        inner = _Fields(value, f"{self.where}: field {name!r}")
+        by = inner.string("by", 32)
+        if by not in CANCEL_CAUSES:
+            raise RecordError(
+                f"{self.where}: field 'cancel.by' is {_show(by)}, expected one of {', '.join(CANCEL_CAUSES)}"
+            )
+        return {"at": inner.number("at"), "by": by, "ti_id": inner.string("ti_id", 64, default="")}
 
     def locator(self, name: str) -> dict[str, Any] | None:
         present, value = self._get(name, True, _MISSING)

@@ -189,15 +189,35 @@ def metadata_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     settings.reconfigure_orm()
 
 
+def deferred_run(dag_id: str, run_id: str, session: Any, *, logical: bool = False) -> list[Any]:
+    """A running manual DAG run of a serialized DAG (a logical date if ``logical``), every task instance deferred."""
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    now = pendulum.now("UTC")
+    run = SerializedDagModel.get_dag(dag_id, session=session).create_dagrun(
+        run_id=run_id,
+        logical_date=now if logical else None,
+        data_interval=None,
+        run_after=now,
+        run_type=DagRunType.MANUAL,
+        triggered_by=DagRunTriggeredByType.TEST,
+        state=DagRunState.RUNNING,
+        session=session,
+    )
+    tis: list[Any] = run.get_task_instances(session=session)
+    for ti in tis:
+        ti.state = TaskInstanceState.DEFERRED
+    return tis
+
+
 @pytest.fixture(scope="module")
 def api(metadata_db: None) -> Iterator[Api]:
     from airflow.api_fastapi.app import create_app, purge_cached_app
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-    from airflow.models.serialized_dag import SerializedDagModel
     from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, TaskInstanceState
-    from airflow.utils.types import DagRunTriggeredByType, DagRunType
     from fastapi.testclient import TestClient
 
     with pytest.MonkeyPatch.context() as mp:
@@ -207,22 +227,10 @@ def api(metadata_db: None) -> Iterator[Api]:
         bag = DagBag(dag_folder=str(EXAMPLES), bundle_path=EXAMPLES)
         assert not bag.import_errors, bag.import_errors
         sync_bag_to_db(bag, "dags-folder", None)  # what the dag processor writes
-        now = pendulum.now("UTC")
         tis: list[tuple[str, str, int]] = []
         with create_session() as session:
             for dag_id in bag.dags:
-                run = SerializedDagModel.get_dag(dag_id, session=session).create_dagrun(
-                    run_id=RUN_ID,
-                    logical_date=now,
-                    data_interval=None,
-                    run_after=now,
-                    run_type=DagRunType.MANUAL,
-                    triggered_by=DagRunTriggeredByType.TEST,
-                    state=DagRunState.RUNNING,
-                    session=session,
-                )
-                for ti in run.get_task_instances(session=session):
-                    ti.state = TaskInstanceState.DEFERRED
+                for ti in deferred_run(dag_id, RUN_ID, session, logical=True):
                     tis.append((ti.dag_id, ti.task_id, ti.map_index))
         tasks = {(dag.dag_id, task.task_id): task for dag in bag.dags.values() for task in dag.tasks}
         try:

@@ -364,6 +364,8 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
             ),
             logger=self.log,
             run_after=_run_after(context),
+            conn_id=self.conn_id,
+            hook=f"{self.hook_class.__module__}.{self.hook_class.__qualname__}",
         )
 
     def _guard(self, call: Callable[[], T]) -> T:
