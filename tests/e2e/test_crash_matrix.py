@@ -27,7 +27,7 @@ from durable_jobs_harness.airflow_env import AirflowEnv, wait_until
 
 from .conftest import Report
 from .dags.e2e_common import BATCH, CRASH, dag_id
-from .observe import Row, events_of, observe, trigger_logs, wait_watching, worker_log
+from .observe import Row, events_of, observe, trigger_job_ids_watching, trigger_logs, wait_watching, worker_log
 from .systems import SYSTEMS, E2ESystem, selected
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(900)]
@@ -82,12 +82,33 @@ def selected_params(session: pytest.Session, test_name: str | None = None) -> se
     return out
 
 
+# batch scenarios whose user action must land while the trigger runs: done as soon as it does, for every system
+ACTIONS: dict[str, Callable[[AirflowEnv, Run], Any]] = {
+    "clear_deferred": lambda af, run: af.api.clear(run.dag_id, run.run_id, ["job"]),
+    "mark_failed": lambda af, run: af.api.set_state(run.dag_id, run.run_id, "job", "failed"),
+}
+
+
 @pytest.fixture(scope="module")
 def batch(request: pytest.FixtureRequest, airflow: AirflowEnv, report: Report) -> dict[tuple[str, str], Run]:
-    """Trigger every selected side-by-side (system, scenario) at once."""
+    """Trigger every selected side-by-side (system, scenario) at once; clear or mark failed each as soon as its
+    trigger is watching (the tests run one after the other, and a job must not end before its action)."""
     wanted = sorted((s, sc) for s, sc in selected_params(request.session) if sc in BATCH)
-    report.time("batch_started", time.monotonic() - report.started)
-    return {(s, sc): start(airflow, s, sc) for s, sc in wanted}
+    report.timings["batch_started"] = round(time.monotonic() - report.started, 1)
+    runs = {(s, sc): start(airflow, s, sc) for s, sc in wanted}
+    pending = {key: run for key, run in runs.items() if key[1] in ACTIONS}
+
+    def act_on_watching() -> bool:
+        for key, run in list(pending.items()):
+            if trigger_job_ids_watching(airflow, run.dag_id, run.run_id, "job", 1):
+                ACTIONS[key[1]](airflow, run)
+                del pending[key]
+        return not pending
+
+    wait_until(
+        "the triggers of the clear and mark-failed runs to watch their job", act_on_watching, timeout=RUN_TIMEOUT
+    )
+    return runs
 
 
 class Isolated:
@@ -214,9 +235,7 @@ def test_clear_while_deferred(
 ) -> None:
     """Clear while deferred: the new try reattaches; the old trigger's on_kill sees a live TI and spares the job."""
     sys_, run = systems[system], batch[(system, "clear_deferred")]
-    track(request, run.dag_id, run.run_id)
-    wait_watching(airflow, run.dag_id, run.run_id)
-    airflow.api.clear(run.dag_id, run.run_id, ["job"])
+    track(request, run.dag_id, run.run_id)  # cleared by the batch fixture once try 1's trigger watched the job
     row = finish(airflow, sys_, report, run, notes="cleared while deferred (try 1's trigger running)")
     assert row.final_state == "success", row
     assert row.tries == 2, row
@@ -241,9 +260,7 @@ def test_mark_failed_while_deferred(
 ) -> None:
     """Mark failed while deferred: on_kill reads the TI state (failed) and cancels the job on the system."""
     sys_, run = systems[system], batch[(system, "mark_failed")]
-    track(request, run.dag_id, run.run_id)
-    wait_watching(airflow, run.dag_id, run.run_id)
-    airflow.api.set_state(run.dag_id, run.run_id, "job", "failed")
+    track(request, run.dag_id, run.run_id)  # marked failed by the batch fixture once the trigger watched the job
     row = finish(airflow, sys_, report, run, notes="marked failed while deferred")
     assert row.final_state == "failed", row
     assert row.tries == 1, row
@@ -342,7 +359,6 @@ def test_triggerer_sigkill_while_deferred(
     isolated: Isolated,
 ) -> None:
     """The triggerer (and its runner) is SIGKILLed while deferred; a new triggerer resumes: one event, one job."""
-    airflow, systems, report = isolated.af, isolated.systems, isolated.report
 
     def act(runs: dict[str, Run]) -> dict[str, Any]:
         job_id = the_one_triggerer(airflow, runs)
@@ -380,7 +396,6 @@ def test_triggerer_sigterm_while_deferred(
     isolated: Isolated,
 ) -> None:
     """SIGTERM: the triggerer cleans its triggers up without on_kill, the job keeps running, the next one resumes."""
-    airflow, systems, report = isolated.af, isolated.systems, isolated.report
 
     def act(runs: dict[str, Run]) -> dict[str, Any]:
         job_id = the_one_triggerer(airflow, runs)
@@ -420,7 +435,6 @@ def test_two_triggerers_one_killed(
     isolated: Isolated,
 ) -> None:
     """Two triggerers; one running our triggers is SIGKILLed; the other takes over: one event per task."""
-    airflow, systems, report = isolated.af, isolated.systems, isolated.report
 
     def act(runs: dict[str, Run]) -> dict[str, Any]:
         if len(airflow.triggerers()) < 2:
@@ -472,26 +486,30 @@ def test_endpoint_unreachable_while_deferred(
     isolated: Isolated,
 ) -> None:
     """Every endpoint is paused (SIGSTOP) during the wait: polls fail, the task neither fails nor resubmits."""
-    airflow, systems, report = isolated.af, isolated.systems, isolated.report
 
     def act(runs: dict[str, Run]) -> dict[str, Any]:
         for r in runs.values():
             wait_watching(airflow, r.dag_id, r.run_id)
-        paused = [systems[s] for s in runs]
+        paused = dict(runs)
+        states: dict[str, str] = {}
+        since = time.monotonic()
         try:
             for s in paused:
-                s.pause()
-            # well below spark.worker.timeout (60s): past it, the resumed master would drop the worker and its driver
-            wait_until(
-                "the status polls of every system to fail while its endpoint is paused",
-                lambda: all(unknown_lines(airflow, r) >= 1 for r in runs.values()),
-                timeout=45,
-            )
-            states = {s: airflow.api.task_instance(r.dag_id, r.run_id, "job")["state"] for s, r in runs.items()}
+                systems[s].pause()
+            # each endpoint stays paused until its poller reported it unknown (at most its max_pause: Spark's is
+            # well below spark.worker.timeout, past which the resumed master would drop the worker and its driver)
+            while paused:
+                for s, r in list(paused.items()):
+                    reported = unknown_lines(airflow, r) >= 1
+                    if reported or time.monotonic() - since > systems[s].max_pause:
+                        states[s] = str(airflow.api.task_instance(r.dag_id, r.run_id, "job")["state"])
+                        systems[s].resume()
+                        del paused[s]
+                time.sleep(0.5)
         finally:
             for s in paused:
-                s.resume()
-        return {"states": states}
+                systems[s].resume()
+        return {"states": states, "paused_for": round(time.monotonic() - since)}
 
     done = isolated.once("test_endpoint_unreachable_while_deferred", "endpoint_unreachable", act)
     run: Run = done["runs"][system]
