@@ -145,6 +145,9 @@ def airflow(e2e_root: Path, systems: dict[str, E2ESystem], report: Report) -> It
         # at most this many worker processes at once: a side-by-side batch of every system's runs would otherwise
         # start dozens of workers on 2 cores, starving the api-server until the workers' calls time out
         "AIRFLOW__CORE__PARALLELISM": "10",
+        # and a worker waits longer for a busy api-server (default 5 s, 5 retries) before its supervisor gives up on
+        # the task: on a loaded 2-core machine, try 1 of a scenario failing for it is noise, not a finding
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         e2e_common.SYSTEMS_ENV: ",".join(systems),
         e2e_common.ONCE_ROOT_ENV: str(e2e_root / "failpoints"),
     }
