@@ -114,7 +114,11 @@ class Matrix:
 
             def act_on_watching() -> bool:
                 for key, run in list(pending.items()):
-                    if trigger_job_ids_watching(self.af, run.dag_id, run.run_id, "job", 1):
+                    ti = self.af.api.task_instance(run.dag_id, run.run_id, "job")
+                    tried = int(ti.get("try_number") or 0)
+                    if ti.get("state") == "deferred" and trigger_job_ids_watching(
+                        self.af, run.dag_id, run.run_id, "job", tried
+                    ):
                         ACTIONS[key[1]](self.af, run)
                         del pending[key]
                 return not pending
