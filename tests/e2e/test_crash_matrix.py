@@ -320,24 +320,30 @@ def the_one_triggerer(af: AirflowEnv, runs: dict[str, Run]) -> int:
     return ids.pop()
 
 
+def stop_the_triggerer(
+    af: AirflowEnv, runs: dict[str, Run], sig: signal.Signals, meanwhile: Callable[[], Any] = lambda: None
+) -> dict[str, Any]:
+    """Send ``sig`` to the one triggerer running every run's trigger, call ``meanwhile``, start a new triggerer and
+    wait until it runs them all. Returns the old job id, what ``meanwhile`` said and the takeover's seconds."""
+    job_id = the_one_triggerer(af, runs)
+    victim = af.triggerer_for_job(job_id)
+    af.kill(victim, sig)
+    code = af.wait_exited(victim)
+    assert sig is signal.SIGKILL or code == 0, code  # a SIGTERM is a clean shutdown
+    stopped = time.monotonic()
+    seen = meanwhile()
+    new_job = af.components[af.start_triggerer()].job_id
+    assert new_job is not None and new_job != job_id
+    for r in runs.values():
+        wait_watching(af, r.dag_id, r.run_id, by=new_job, timeout=RUN_TIMEOUT)
+    return {"job_id": job_id, "meanwhile": seen, "takeover": time.monotonic() - stopped}
+
+
 @each_system
 def test_triggerer_sigkill_while_deferred(system: str, request: pytest.FixtureRequest, matrix: Matrix) -> None:
     """The triggerer (and its runner) is SIGKILLed while deferred; a new triggerer resumes: one event, one job."""
     airflow = matrix.af
-
-    def act(runs: dict[str, Run]) -> dict[str, Any]:
-        job_id = the_one_triggerer(airflow, runs)
-        victim = airflow.triggerer_for_job(job_id)
-        airflow.kill(victim, signal.SIGKILL)
-        airflow.wait_exited(victim)
-        killed = time.monotonic()
-        new_job = airflow.components[airflow.start_triggerer()].job_id
-        assert new_job is not None and new_job != job_id
-        for r in runs.values():
-            wait_watching(airflow, r.dag_id, r.run_id, by=new_job, timeout=RUN_TIMEOUT)
-        return {"job_id": job_id, "takeover": time.monotonic() - killed}
-
-    done = matrix.once(request, "triggerer_sigkill", act)
+    done = matrix.once(request, "triggerer_sigkill", lambda runs: stop_the_triggerer(airflow, runs, signal.SIGKILL))
     run: Run = done["runs"][system]
     notes = f"triggerer SIGKILLed; a new one resumed {done['takeover']:.0f}s later"
     row = matrix.row(request, run, notes=notes)
@@ -354,23 +360,18 @@ def test_triggerer_sigterm_while_deferred(system: str, request: pytest.FixtureRe
     airflow = matrix.af
 
     def act(runs: dict[str, Run]) -> dict[str, Any]:
-        job_id = the_one_triggerer(airflow, runs)
-        victim = airflow.triggerer_for_job(job_id)
-        airflow.kill(victim, signal.SIGTERM)
-        assert airflow.wait_exited(victim) == 0
         # what the shutdown left running, read before another triggerer could act
-        active = {s: active_jobs(matrix.systems[s], r, ["job"]) for s, r in runs.items()}
-        new_job = airflow.components[airflow.start_triggerer()].job_id
-        for r in runs.values():
-            wait_watching(airflow, r.dag_id, r.run_id, by=new_job, timeout=RUN_TIMEOUT)
-        return {"active": active}
+        def active() -> dict[str, list[str]]:
+            return {s: active_jobs(matrix.systems[s], r, ["job"]) for s, r in runs.items()}
+
+        return stop_the_triggerer(airflow, runs, signal.SIGTERM, active)
 
     done = matrix.once(request, "triggerer_sigterm", act)
     run: Run = done["runs"][system]
     old = trigger_events(airflow, run, try_number=1)
     assert "trigger completed" in old, old  # the shutdown ran the trigger's cleanup
     assert not any("on_kill" in e for e in old), old
-    assert len(done["active"][system]) == 1, done  # cleanup did not cancel the job
+    assert len(done["meanwhile"][system]) == 1, done  # cleanup did not cancel the job
     row = matrix.row(request, run, notes="triggerer SIGTERMed while deferred; another one resumed")
     assert row.final_state == "success", row
     assert row.tries == 1, row
