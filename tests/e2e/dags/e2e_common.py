@@ -141,7 +141,7 @@ SPECS: dict[str, Scenario] = {
     # the worker dies (os._exit) at each protocol step, once; the retry adopts or reattaches
     **{f"crash_{p}": Scenario(seconds=4, retries=3, failpoints=f"{p}=exit") for p in _failpoints.ALL},
     # user actions while deferred
-    "clear_deferred": Scenario(seconds=30),
+    "clear_deferred": Scenario(seconds=60),  # still running when try 2 (scheduled, parsed) reattaches
     "mark_failed": Scenario(seconds=300, retries=0),
     # the deadline passes: the job is cancelled, the task fails with the reason
     "deadline": Scenario(seconds=300, retries=0, job_timeout=timedelta(seconds=20)),

@@ -42,27 +42,9 @@ class CrashingKubernetesJobOperator(Crashing, KubernetesJobOperator):
         return super().build_manifest(context)
 
 
-def make_task(
-    task_id: str,
-    *,
-    seconds: float,
-    exit_code: int,
-    first_try_exit_code: int | None,
-    failpoints: str,
-    poll_interval: float,
-    job_timeout: timedelta,
-) -> CrashingKubernetesJobOperator:
-    return CrashingKubernetesJobOperator(
-        task_id=task_id,
-        conn_id=CONN_ID,
-        seconds=seconds,
-        exit_code=exit_code,
-        first_try_exit_code=first_try_exit_code,
-        failpoints=failpoints,
-        backoff_limit=0,
-        poll_interval=poll_interval,
-        job_timeout=job_timeout,
-    )
+def make_task(task_id: str, **job: Any) -> CrashingKubernetesJobOperator:
+    """``e2e_common.MakeTask``: the job's arguments (seconds, exit codes, fail-points, poll interval, timeout)."""
+    return CrashingKubernetesJobOperator(task_id=task_id, conn_id=CONN_ID, backoff_limit=0, **job)
 
 
 scenarios("kubernetes", make_task)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 from e2e_common import Crashing, scenarios
@@ -38,28 +37,15 @@ class CrashingSparkOperator(Crashing, SparkStandaloneOperator):
         return replace(spec, app_args=[str(self.seconds), str(code), "ok"])
 
 
-def make_task(
-    task_id: str,
-    *,
-    seconds: float,
-    exit_code: int,
-    first_try_exit_code: int | None,
-    failpoints: str,
-    poll_interval: float,
-    job_timeout: timedelta,
-) -> CrashingSparkOperator:
+def make_task(task_id: str, **job: Any) -> CrashingSparkOperator:
+    """``e2e_common.MakeTask``: the job's arguments (seconds, exit codes, fail-points, poll interval, timeout)."""
     return CrashingSparkOperator(
         task_id=task_id,
         conn_id="spark_standalone_default",
         application=JAR,
         main_class=MAIN_CLASS,
-        seconds=seconds,
-        exit_code=exit_code,
-        first_try_exit_code=first_try_exit_code,
-        failpoints=failpoints,
         conf=DRIVER_CONF,
-        poll_interval=poll_interval,
-        job_timeout=job_timeout,
+        **job,
     )
 
 
