@@ -1,7 +1,7 @@
-"""The crash matrix's AWS: moto's server as its own process, with EMR Serverless runs that live by the clock.
+"""The crash matrix's AWS: moto's server as its own process, with EMR Serverless runs and steps that live by the clock.
 
-Driven through the library's real client (:class:`EmrServerlessClient`, aiobotocore over HTTP): a run sleeps
-and succeeds or fails with its exit code, a cancel goes through ``CANCELLING``, a repeated ``clientToken``
+Driven through the library's real clients (aiobotocore over HTTP): a run or step sleeps and succeeds or fails
+with its exit code, a cancel goes through ``CANCELLING`` (``CANCEL_PENDING``), a repeated ``clientToken``
 starts another run (only the protocol prevents duplicates there), a paused server answers nothing, and the
 process stops when its stdin closes.
 """
@@ -12,16 +12,19 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import botocore.exceptions
 import pytest
 from botocore.config import Config
 
+from durable_jobs.clients.emr.runs import JobRunClient
 from durable_jobs.clients.emr.serverless import EmrServerlessClient, EmrServerlessJob
+from durable_jobs.clients.emr.steps import EmrStep, EmrStepClient
 from durable_jobs.record import make_token
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
-from durable_jobs_harness.emr_sleep_exit import sleep_exit_driver
+from durable_jobs_harness.emr_sleep_exit import sleep_exit_args, sleep_exit_driver
 from durable_jobs_harness.moto_emr import ROLE_ARN, eventually
 from durable_jobs_harness.moto_emr_server import MotoEmrProcess
 
@@ -60,8 +63,8 @@ def job(application: str, seconds: float, exit_code: int) -> EmrServerlessJob:
     )
 
 
-async def states_until_ended(client: EmrServerlessClient, loc: dict[str, str]) -> list[str]:
-    """The raw states the client saw, polling every 50 ms, until the run ended (deadline 60 s)."""
+async def states_until_ended(client: JobRunClient[Any] | EmrStepClient, loc: dict[str, str]) -> list[str]:
+    """The raw states the client saw, polling every 10 ms, until the job ended (deadline 60 s)."""
     seen: list[str] = []
 
     async def ended() -> bool:
@@ -146,3 +149,44 @@ def test_the_process_stops_when_its_stdin_closes(tmp_path: Path) -> None:
         assert "stopping" in proc.logs_tail()
     finally:
         proc.stop()
+
+
+# --- EMR steps --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(server: MotoEmrProcess) -> str:
+    return server.create_cluster("e2e")
+
+
+@pytest.fixture
+async def steps(server: MotoEmrProcess) -> AsyncIterator[EmrStepClient]:
+    yield EmrStepClient(server.config())
+    await close_sessions()
+
+
+def step(cluster: str, seconds: float, exit_code: int) -> EmrStep:
+    return EmrStep(cluster_id=cluster, name="sleep exit", args=sleep_exit_args(seconds, exit_code))
+
+
+@pytest.mark.parametrize(("exit_code", "ended"), [(0, "COMPLETED"), (3, "FAILED")])
+async def test_a_step_sleeps_then_ends_with_its_exit_code(
+    steps: EmrStepClient, cluster: str, exit_code: int, ended: str
+) -> None:
+    loc = await steps.submit(step(cluster, 2, exit_code), TOKEN)
+    seen = await states_until_ended(steps, loc)
+    assert seen[0] in ("PENDING", "RUNNING"), seen
+    assert seen[-2:] == ["RUNNING", ended], seen
+    assert ("ExitCode: 3." in (await steps.status(loc)).message) is (exit_code == 3)
+
+
+async def test_a_running_step_is_cancelled_through_cancel_pending(steps: EmrStepClient, cluster: str) -> None:
+    loc = await steps.submit(step(cluster, 300, 0), TOKEN)
+
+    async def running() -> bool:
+        return (await steps.status(loc)).raw_state == "RUNNING"
+
+    await eventually(running, timeout=30, what="the step to be RUNNING")
+    await steps.cancel(loc)
+    assert (await steps.status(loc)).raw_state in ("CANCEL_PENDING", "CANCELLED")
+    assert (await states_until_ended(steps, loc))[-1] == "CANCELLED"

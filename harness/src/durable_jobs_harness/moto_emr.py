@@ -257,6 +257,18 @@ class MotoClients:
         resp = self.boto("emr-serverless").create_application(name=name, releaseLabel="emr-7.1.0", type="SPARK")
         return str(resp["applicationId"])
 
+    def create_cluster(self, name: str = "test-cluster", *, log_uri: str | None = "s3://logs/emr/") -> str:
+        kwargs: dict[str, Any] = {
+            "Name": name,
+            "ReleaseLabel": "emr-7.1.0",
+            "Instances": {"KeepJobFlowAliveWhenNoSteps": True, "InstanceCount": 1, "MasterInstanceType": "m5.xlarge"},
+            "JobFlowRole": "EMR_EC2_DefaultRole",
+            "ServiceRole": "EMR_DefaultRole",
+        }
+        if log_uri:
+            kwargs["LogUri"] = log_uri
+        return str(self.boto("emr").run_job_flow(**kwargs)["JobFlowId"])
+
 
 class MotoEmr(MotoClients):
     """One in-process moto server (127.0.0.1, free port) with its backends in reach."""
@@ -390,18 +402,6 @@ class MotoEmr(MotoClients):
     @property
     def emr(self) -> Any:
         return emr_models.emr_backends[ACCOUNT][REGION]
-
-    def create_cluster(self, name: str = "test-cluster", *, log_uri: str | None = "s3://logs/emr/") -> str:
-        kwargs: dict[str, Any] = {
-            "Name": name,
-            "ReleaseLabel": "emr-7.1.0",
-            "Instances": {"KeepJobFlowAliveWhenNoSteps": True, "InstanceCount": 1, "MasterInstanceType": "m5.xlarge"},
-            "JobFlowRole": "EMR_EC2_DefaultRole",
-            "ServiceRole": "EMR_DefaultRole",
-        }
-        if log_uri:
-            kwargs["LogUri"] = log_uri
-        return str(self.boto("emr").run_job_flow(**kwargs)["JobFlowId"])
 
     def cluster(self, cluster_id: str) -> Any:
         return self.emr.clusters[cluster_id]
