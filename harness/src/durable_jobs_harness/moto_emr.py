@@ -15,7 +15,8 @@ serialises. The small patches below make moto answer like AWS where it does not 
 * ``ListSteps`` refuses more than 10 ``StepIds`` (AWS's documented limit; moto accepts any number);
 * terminating a cluster cancels its active steps, with reason ``USER_REQUEST`` (moto leaves them running);
 * job runs get their real creation time (moto truncates ``createdAt`` to midnight, which would hide them
-  from a ``createdAfter`` filter).
+  from a ``createdAfter`` filter);
+* ``ListJobRuns`` of an EMR Serverless application without runs is an empty list (moto: ResourceNotFound).
 
 Two switches for tests: :meth:`MotoEmr.fail` answers the next N calls of an action with an error
 (``ThrottlingException``, 503, ``AccessDeniedException``...), and :meth:`dedupe_client_tokens` makes
@@ -173,10 +174,103 @@ def _real_created_at(original: Any) -> Any:
     return init
 
 
+def _lists_empty_applications(original: Any) -> Any:
+    def list_job_runs(self: Any, application_id: str, **kwargs: Any) -> Any:
+        if application_id in self.applications and application_id not in self.job_runs:
+            return []
+        return original(self, application_id, **kwargs)
+
+    return list_job_runs
+
+
+def aws_like_patches() -> list[Any]:
+    """The patches above, not started: the in-process server and the server process (moto_emr_server) use them."""
+    backend = emr_models.ElasticMapReduceBackend
+    return [
+        mock.patch.object(ElasticMapReduceResponse, "cancel_steps", _cancel_steps, create=True),
+        mock.patch.object(emr_models.Step, "status", _patched_step_status(emr_models.Step.status)),
+        mock.patch.object(emr_models.Cluster, "status", _patched_cluster_status(emr_models.Cluster.status)),
+        mock.patch.object(emr_models.Cluster, "terminate", _terminate_cancels_steps(emr_models.Cluster.terminate)),
+        mock.patch.object(backend, "describe_step", _known_cluster(_known_step(backend.describe_step))),
+        mock.patch.object(backend, "list_steps", _known_cluster(_list_steps_with_limit(backend.list_steps))),
+        mock.patch.object(serverless_models.JobRun, "__init__", _real_created_at(serverless_models.JobRun.__init__)),
+        mock.patch.object(
+            serverless_models.EMRServerlessBackend,
+            "list_job_runs",
+            _lists_empty_applications(serverless_models.EMRServerlessBackend.list_job_runs),
+        ),
+        mock.patch.object(eks_models.JobRun, "__init__", _real_created_at(eks_models.JobRun.__init__)),
+    ]
+
+
 # --- the server -----------------------------------------------------------------------------------------
 
 
-class MotoEmr:
+class MotoClients:
+    """Clients of a moto server at :attr:`endpoint` (in this process or its own), with moto's dummy credentials."""
+
+    endpoint: str
+
+    def boto(self, service: str, **kwargs: Any) -> Any:
+        """A plain (sync) boto3 client for test set-up (``kwargs``: more ``boto3.client`` arguments, e.g. config)."""
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+            **kwargs,
+        )
+
+    def config(self, **overrides: Any) -> AwsConfig:
+        args: dict[str, Any] = {
+            "region_name": REGION,
+            "endpoint_url": self.endpoint,
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+            "retry_budget": 5.0,
+            "backoff_base": 0.01,
+            "backoff_cap": 0.05,
+            "label": "aws_moto",
+        }
+        args.update(overrides)
+        return AwsConfig(**args)
+
+    def connection(self, **extra: Any) -> str:
+        """An ``aws`` connection (as AIRFLOW_CONN_* JSON) pointing at this server."""
+        return json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {
+                    "region_name": REGION,
+                    "endpoint_url": self.endpoint,
+                    "durable_jobs": {"retry_budget": 5, "backoff_base": 0.01, "backoff_cap": 0.05},
+                    **extra,
+                },
+            }
+        )
+
+    def create_application(self, name: str = "test-app") -> str:
+        """An EMR Serverless application (``STARTED`` at once in moto)."""
+        resp = self.boto("emr-serverless").create_application(name=name, releaseLabel="emr-7.1.0", type="SPARK")
+        return str(resp["applicationId"])
+
+    def create_cluster(self, name: str = "test-cluster", *, log_uri: str | None = "s3://logs/emr/") -> str:
+        kwargs: dict[str, Any] = {
+            "Name": name,
+            "ReleaseLabel": "emr-7.1.0",
+            "Instances": {"KeepJobFlowAliveWhenNoSteps": True, "InstanceCount": 1, "MasterInstanceType": "m5.xlarge"},
+            "JobFlowRole": "EMR_EC2_DefaultRole",
+            "ServiceRole": "EMR_DefaultRole",
+        }
+        if log_uri:
+            kwargs["LogUri"] = log_uri
+        return str(self.boto("emr").run_job_flow(**kwargs)["JobFlowId"])
+
+
+class MotoEmr(MotoClients):
     """One in-process moto server (127.0.0.1, free port) with its backends in reach."""
 
     _shared: MotoEmr | None = None
@@ -255,20 +349,7 @@ class MotoEmr:
                 return fault.status, headers, body
             return original_call_action(response)
 
-        backend = emr_models.ElasticMapReduceBackend
-        patches: list[Any] = [
-            mock.patch.object(BaseResponse, "call_action", call_action),
-            mock.patch.object(ElasticMapReduceResponse, "cancel_steps", _cancel_steps, create=True),
-            mock.patch.object(emr_models.Step, "status", _patched_step_status(emr_models.Step.status)),
-            mock.patch.object(emr_models.Cluster, "status", _patched_cluster_status(emr_models.Cluster.status)),
-            mock.patch.object(emr_models.Cluster, "terminate", _terminate_cancels_steps(emr_models.Cluster.terminate)),
-            mock.patch.object(backend, "describe_step", _known_cluster(_known_step(backend.describe_step))),
-            mock.patch.object(backend, "list_steps", _known_cluster(_list_steps_with_limit(backend.list_steps))),
-            mock.patch.object(
-                serverless_models.JobRun, "__init__", _real_created_at(serverless_models.JobRun.__init__)
-            ),
-            mock.patch.object(eks_models.JobRun, "__init__", _real_created_at(eks_models.JobRun.__init__)),
-        ]
+        patches = [mock.patch.object(BaseResponse, "call_action", call_action), *aws_like_patches()]
         for p in patches:
             p.start()
             self._patches.append(p)
@@ -316,65 +397,11 @@ class MotoEmr:
         ):
             yield
 
-    # --- clients and configs -------------------------------------------------------------------------
-
-    def boto(self, service: str) -> Any:
-        """A plain (sync) boto3 client for test set-up."""
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=self.endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
-        )
-
-    def config(self, **overrides: Any) -> AwsConfig:
-        args: dict[str, Any] = {
-            "region_name": REGION,
-            "endpoint_url": self.endpoint,
-            "aws_access_key_id": "testing",
-            "aws_secret_access_key": "testing",
-            "retry_budget": 5.0,
-            "backoff_base": 0.01,
-            "backoff_cap": 0.05,
-            "label": "aws_moto",
-        }
-        args.update(overrides)
-        return AwsConfig(**args)
-
-    def connection(self, **extra: Any) -> str:
-        """An ``aws`` connection (as AIRFLOW_CONN_* JSON) pointing at this server."""
-        return json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {
-                    "region_name": REGION,
-                    "endpoint_url": self.endpoint,
-                    "durable_jobs": {"retry_budget": 5, "backoff_base": 0.01, "backoff_cap": 0.05},
-                    **extra,
-                },
-            }
-        )
-
     # --- EMR on EC2 ----------------------------------------------------------------------------------
 
     @property
     def emr(self) -> Any:
         return emr_models.emr_backends[ACCOUNT][REGION]
-
-    def create_cluster(self, name: str = "test-cluster", *, log_uri: str | None = "s3://logs/emr/") -> str:
-        kwargs: dict[str, Any] = {
-            "Name": name,
-            "ReleaseLabel": "emr-7.1.0",
-            "Instances": {"KeepJobFlowAliveWhenNoSteps": True, "InstanceCount": 1, "MasterInstanceType": "m5.xlarge"},
-            "JobFlowRole": "EMR_EC2_DefaultRole",
-            "ServiceRole": "EMR_DefaultRole",
-        }
-        if log_uri:
-            kwargs["LogUri"] = log_uri
-        return str(self.boto("emr").run_job_flow(**kwargs)["JobFlowId"])
 
     def cluster(self, cluster_id: str) -> Any:
         return self.emr.clusters[cluster_id]
@@ -429,10 +456,6 @@ class MotoEmr:
     @property
     def serverless(self) -> Any:
         return serverless_models.emrserverless_backends[ACCOUNT][REGION]
-
-    def create_application(self, name: str = "test-app") -> str:
-        resp = self.boto("emr-serverless").create_application(name=name, releaseLabel="emr-7.1.0", type="SPARK")
-        return str(resp["applicationId"])
 
     def serverless_runs(self, application_id: str) -> list[Any]:
         return list(self.serverless.job_runs.get(application_id, []))
