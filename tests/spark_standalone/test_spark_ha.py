@@ -181,6 +181,7 @@ def test_master_killed_between_submit_and_persist_the_retry_adopts_from_the_new_
             assert [h["job"] for h in rec.history] == [submitted[0]], rec
             assert rec.history[0]["outcome"] == "cancelled" and rec.generation == 1, rec
             assert submitted[1:] == [rec.job], submitted
+        assert rec.job is not None
         result = run(wait_for_outcome(client, rec.job, FAST, deadline=time.time() + RUN_LIMIT))
         assert result.status == "succeeded", result
     finally:

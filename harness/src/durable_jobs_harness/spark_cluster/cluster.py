@@ -90,7 +90,7 @@ def _cmdline(pid: int) -> str | None:
         return None
 
 
-def _processes_with_cwd_under(directory: Path) -> list[psutil.Process]:
+def processes_with_cwd_under(directory: Path) -> list[psutil.Process]:
     """Processes (other than this one) whose working directory is ``directory`` or lies inside it."""
     root = str(directory.resolve())
     me = os.getpid()
@@ -482,7 +482,7 @@ class SparkCluster:
         work_dir = self.work_dir
 
         def kill_round() -> list[psutil.Process]:
-            orphans = _processes_with_cwd_under(work_dir)
+            orphans = processes_with_cwd_under(work_dir)
             for orphan in orphans:
                 with contextlib.suppress(psutil.Error):
                     orphan.kill()  # psutil refuses a PID that was reused since it was listed
