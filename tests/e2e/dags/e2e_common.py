@@ -35,6 +35,10 @@ BATCH = [*CRASH, "clear_deferred", "mark_failed", "deadline", "job_fails"]
 # scenarios that disturb the whole deployment: one at a time (every system's DAG of it at once)
 ISOLATED = ["triggerer_sigkill", "triggerer_sigterm", "two_triggerers", "endpoint_unreachable"]
 STANDARD = [*BATCH, *ISOLATED]
+# overload (Kubernetes' own DAG): 50 mapped tasks of 75 s; the workers of five map indexes die at after_submit
+OVERLOAD_TASKS = 50
+OVERLOAD_CRASHED = [3, 14, 25, 36, 47]
+OVERLOAD_SECONDS = 75
 
 
 def dag_id(system: str, scenario: str) -> str:
