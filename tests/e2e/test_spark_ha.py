@@ -21,7 +21,7 @@ from durable_jobs_harness.airflow_env import AirflowEnv, wait_until
 
 from .conftest import Report
 from .dags.e2e_common import ONCE_ROOT_ENV, dag_id
-from .dags.e2e_spark_ha import (
+from .dags.e2e_spark_ha_plan import (
     AFTER_SUBMIT,
     DEFERRED,
     DEFERRED_TASKS,

@@ -17,21 +17,11 @@ import os
 from datetime import timedelta
 
 from e2e_common import POLL_INTERVAL, enabled, scenario_dag
+from e2e_spark_ha_plan import AFTER_SUBMIT, CONN_ID, DEFERRED, DEFERRED_SECONDS, DEFERRED_TASKS, PAUSE_POINT, SYSTEM
 from e2e_spark_ops import CrashingSparkOperator
 
-from durable_jobs import failpoints
-
-SYSTEM = "spark_ha"
-CONN_ID = "spark_ha_default"
 JAR = os.environ.get("DURABLE_JOBS_E2E_SPARK_HA_JAR", "/opt/spark-apps/sleep-exit.jar")
 MAIN_CLASS = os.environ.get("DURABLE_JOBS_E2E_SPARK_HA_MAIN_CLASS", "demo.SleepExit")
-
-DEFERRED = "ha_master_killed_deferred"
-AFTER_SUBMIT = "ha_master_killed_after_submit"
-SCENARIOS = (DEFERRED, AFTER_SUBMIT)
-DEFERRED_TASKS = 3
-DEFERRED_SECONDS = 60
-PAUSE_POINT = failpoints.AFTER_SUBMIT
 
 
 def ha_task(task_id: str, *, seconds: float, failpoints: str = "") -> CrashingSparkOperator:

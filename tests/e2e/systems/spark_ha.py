@@ -18,6 +18,7 @@ from pathlib import Path
 from durable_jobs_harness.spark_cluster import SparkHACluster, build_test_apps
 from durable_jobs_harness.spark_cluster.cluster import processes_with_cwd_under
 
+from ..dags.e2e_spark_ha_plan import CONN_ID, SCENARIOS, SYSTEM
 from . import Job, tokens_of
 from .spark import TOKEN_RE, SparkSystem
 
@@ -26,10 +27,10 @@ FORGOTTEN = "FORGOTTEN"
 
 
 class SparkHASystem(SparkSystem):
-    name = "spark_ha"
-    conn_id = "spark_ha_default"
+    name = SYSTEM
+    conn_id = CONN_ID
     matrix = False
-    extra_scenarios = ("ha_master_killed_deferred", "ha_master_killed_after_submit")
+    extra_scenarios = SCENARIOS
 
     cluster: SparkHACluster | None  # type: ignore[assignment]
 
