@@ -17,7 +17,7 @@ import pytest
 
 from durable_jobs import failpoints
 from durable_jobs.clients.base import Locator, locator_key
-from durable_jobs.clients.spark_standalone import SparkApplication, SparkStandaloneClient
+from durable_jobs.clients.spark_standalone import SparkStandaloneClient
 from durable_jobs.polling import wait_for_outcome
 from durable_jobs.protocol import Defer, RetryLater
 from durable_jobs.record import STATE_KEY
@@ -26,7 +26,7 @@ from durable_jobs.transport.http import close_sessions
 from durable_jobs_harness.spark_cluster import SparkHACluster, TestApps
 from durable_jobs_harness.spark_fixtures import make_ha_client
 
-from .test_spark_standalone import FAST, DictStore, LoopRunner, jar_app, new_token, protocol
+from .test_spark_standalone import FAST, DictStore, LoopRunner, jar_app, new_token, protocol, record_submissions
 
 pytestmark = pytest.mark.spark
 
@@ -137,19 +137,11 @@ def test_master_killed_between_submit_and_persist_the_retry_adopts_from_the_new_
     the takeover and the next try adopts it by token from the new master; one driver."""
     run = LoopRunner()
     client = make_ha_client(spark_ha)
-    submitted: list[Locator] = []
+    submitted = record_submissions(client)
     try:
         store = DictStore()
         app = jar_app(spark_apps, ["40", "0", "ok"], "ha-adopt")
         run_id = f"ha-adopt-{uuid.uuid4().hex[:8]}"
-        real_submit = client.submit
-
-        async def recording_submit(spec: SparkApplication, token: str, *, reserved: Locator | None = None) -> Locator:
-            loc = await real_submit(spec, token, reserved=reserved)
-            submitted.append(loc)
-            return loc
-
-        client.submit = recording_submit  # type: ignore[method-assign]
         failpoints.configure(f"{failpoints.AFTER_SUBMIT}=raise")
         with pytest.raises(failpoints.SimulatedCrash):
             protocol(client, store, run, app, run_id=run_id, try_number=1).start()
@@ -189,3 +181,19 @@ def test_master_killed_between_submit_and_persist_the_retry_adopts_from_the_new_
         for loc in submitted:
             run(client.cancel(loc))
         run.close()
+
+
+async def test_a_driver_that_ended_before_the_takeover_is_forgotten_by_the_new_master(
+    spark_ha: SparkHACluster, spark_apps: TestApps, ha_client: SparkStandaloneClient, failover: list[str]
+) -> None:
+    """Spark removes a driver from ZooKeeper when it ends: the master that takes over never knew it. Both sources
+    agree that it is unknown, so our client says LOST (and ``on_lost`` decides; docs/spark-standalone.md), never
+    FAILED and never the success it was."""
+    loc = await ha_client.submit(jar_app(spark_apps, ["1", "0", "ok"], "ha-ended"), new_token())
+    assert await wait_state(ha_client, loc, JobState.SUCCEEDED) is JobState.SUCCEEDED
+
+    kill_active(spark_ha, failover)
+
+    status = await ha_client.status(loc)
+    assert status.state is JobState.LOST, status
+    assert "does not know" in status.message
