@@ -1,4 +1,4 @@
-"""The Spark standalone HA DAGs (``e2e_spark_ha_<scenario>``): test drivers on the two-master ZooKeeper cluster.
+"""Airflow DAGs of Spark standalone HA (``e2e_spark_ha_<scenario>``): drivers on the two-master ZooKeeper cluster.
 
 Not part of the standard matrix (``systems/spark_ha.py`` has ``matrix = False``); ``tests/e2e/test_spark_ha.py``
 runs them and kills the active master:
