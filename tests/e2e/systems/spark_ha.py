@@ -41,8 +41,9 @@ class SparkHASystem(SparkSystem):
         conn = {
             "conn_type": "spark_standalone_rest",
             "host": ",".join(self.cluster.rest_urls),
-            # a short request timeout: a dead master shows up as failed polls within seconds
-            "extra": {"master_ui_urls": ",".join(self.cluster.ui_urls), "timeout": 3},
+            # a dead master refuses at once; a master just restarted as the standby (a cold JVM on a busy host)
+            # may take seconds to say "not alive", and a create that times out after sending costs the try
+            "extra": {"master_ui_urls": ",".join(self.cluster.ui_urls), "timeout": 10},
         }
         self.env = {
             f"AIRFLOW_CONN_{self.conn_id.upper()}": json.dumps(conn),
