@@ -26,6 +26,7 @@ _TIERS = {
     "spark": "spark",
     "spark_jwt": "spark",
     "spark_own": "spark",
+    "spark_ha": "spark",
     "spark_apps": "spark",
     "kdc": "kdc",
     "moto_server": "moto",

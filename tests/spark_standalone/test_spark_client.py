@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import email.utils
 import json
+import socket
 import time
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -542,3 +546,66 @@ async def test_a_refusal_on_one_follow_up_is_about_that_driver_while_others_get_
     master.faults["status"] = lambda request: html(403)  # refused for everyone: our credentials
     with pytest.raises(AuthError):
         await c.statuses(locs)
+
+
+# --- HA: a master whose host is down, and the master that answered asked first ---------------------------------
+
+
+@contextlib.contextmanager
+def unreachable_master() -> Iterator[str]:
+    """A URL whose connections are never made: a listening socket that never accepts, its backlog already full,
+    so the kernel drops further SYNs (what a master whose host is down looks like: no refusal, no answer)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        fillers = []
+        try:
+            for _ in range(4):  # more than the backlog holds; the last ones stay pending
+                s = socket.socket()
+                s.setblocking(False)
+                s.connect_ex(server.getsockname())
+                fillers.append(s)
+            yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        finally:
+            for s in fillers:
+                s.close()
+
+
+async def test_a_master_that_cannot_be_connected_to_is_skipped_like_a_dead_one(master):
+    """Regression: a connect timeout (the first master's host is down) was a plain transient error, so the client
+    never reached the active master: submit and status failed on every call. Nothing was sent, so the next
+    master is tried, as after a refused connection."""
+    with unreachable_master() as down:
+        c = client_for(down, master.url, ui=(down, f"{master.url}"))
+        c._rest[0] = dataclasses.replace(c._rest[0], connect_timeout=0.3)
+        c._ui[0] = dataclasses.replace(c._ui[0], connect_timeout=0.3)
+        loc = await c.submit(APP, "dj0123456789abcdef0123")
+        assert master.requests.count("create") == 1
+        assert (await c.status(loc)).state is JobState.RUNNING
+        assert (await c.statuses([loc, {"driver_id": "driver-20000101000000-9999"}]))[locator_key(loc)].state is (
+            JobState.RUNNING
+        )
+
+
+async def test_the_master_that_answered_as_active_is_asked_first(master):
+    """Regression: after a takeover every request went to the first configured master before the active one (a
+    connect timeout each, when that master's host is down), and the master UI link stayed on the first master."""
+    standby = await FakeSparkMaster(standby=True).start()
+    try:
+        c = client_for(standby.url, master.url, ui=(standby.url, master.url))
+        loc = await c.submit(APP, "dj0123456789abcdef0123")
+        for _ in range(3):
+            assert (await c.status(loc)).state is JobState.RUNNING
+            await c.statuses([loc, {"driver_id": "driver-20000101000000-9999"}])
+        assert standby.requests.count("create") == 1 and standby.requests.count("status") == 0
+        assert standby.requests.count("json") == 1  # the first listing only
+        assert c.master_ui_url == master.url
+        # the standby takes over: the client moves back to it at the next request
+        standby.standby, master.standby = False, True
+        standby.drivers.update(master.drivers)
+        assert (await c.status(loc)).state is JobState.RUNNING
+        assert c.master_ui_url == master.url  # REST moved; the UI moves at the next listing
+        await c.statuses([loc, {"driver_id": "driver-20000101000000-9999"}])
+        assert c.master_ui_url == standby.url
+    finally:
+        await standby.stop()

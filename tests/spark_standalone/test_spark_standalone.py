@@ -183,6 +183,20 @@ def protocol(
     )
 
 
+def record_submissions(client: SparkStandaloneClient) -> list[Locator]:
+    """The locators ``client.submit`` returns from now on, in order (the list fills as the client submits)."""
+    submitted: list[Locator] = []
+    real_submit = client.submit
+
+    async def recording_submit(spec: SparkApplication, token: str, *, reserved: Locator | None = None) -> Locator:
+        loc = await real_submit(spec, token, reserved=reserved)
+        submitted.append(loc)
+        return loc
+
+    client.submit = recording_submit  # type: ignore[method-assign]
+    return submitted
+
+
 def launch_command(cluster: SparkCluster, driver_id: str) -> str:
     """The ``Launch Command:`` line the worker wrote at the top of the driver's stderr ("" if not yet)."""
     for line in cluster.driver_log(driver_id, "stderr").splitlines():
@@ -428,20 +442,11 @@ async def test_python_driver_success_and_exit_code(
 def test_crash_after_submit_then_retry_adopts_the_same_driver(spark: SparkCluster, spark_apps: TestApps) -> None:
     run = LoopRunner()
     client = make_client(spark)
-    submitted: list[Locator] = []
+    submitted = record_submissions(client)
     try:
         store = DictStore()
         app = jar_app(spark_apps, ["60", "0", "ok"], "it-adopt")
         run_id = f"adopt-{uuid.uuid4().hex[:8]}"
-        real_submit = client.submit
-
-        async def recording_submit(spec: SparkApplication, token: str, *, reserved: Locator | None = None) -> Locator:
-            loc = await real_submit(spec, token, reserved=reserved)
-            submitted.append(loc)
-            return loc
-
-        client.submit = recording_submit  # type: ignore[method-assign]
-
         failpoints.configure(f"{failpoints.AFTER_SUBMIT}=raise")
         try:
             with pytest.raises(failpoints.SimulatedCrash):

@@ -17,7 +17,7 @@ import pytest
 
 from durable_jobs.clients.spark_standalone import SparkStandaloneClient, SparkStandaloneConfig
 from durable_jobs.transport.http import close_sessions
-from durable_jobs_harness.spark_cluster import SparkCluster, TestApps, build_test_apps, new_jwt_secret
+from durable_jobs_harness.spark_cluster import SparkCluster, SparkHACluster, TestApps, build_test_apps, new_jwt_secret
 
 # Cheap driver JVMs: every driver is a full JVM, and the suite starts many.
 DRIVER_CONF: dict[str, str] = {
@@ -89,6 +89,25 @@ def spark_own(tmp_path: Path) -> Iterator[SparkCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def spark_ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkHACluster]:
+    """Two masters recovering through a real ZooKeeper, and a worker on both (tests kill masters)."""
+    _require_spark_and_java()
+    cluster = SparkHACluster(tmp_path_factory.mktemp("spark-ha"), worker_cores=4, worker_memory="4g")
+    started = time.monotonic()
+    cluster.start()
+    print(f"\nSpark HA cluster ready in {time.monotonic() - started:.1f}s")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def make_ha_client(cluster: SparkHACluster) -> SparkStandaloneClient:
+    """A client of both masters, in the order a (the first leader), b."""
+    return SparkStandaloneClient(SparkStandaloneConfig(rest_urls=cluster.rest_urls, ui_urls=cluster.ui_urls))
 
 
 @pytest.fixture

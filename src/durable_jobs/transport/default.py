@@ -108,6 +108,12 @@ class AiohttpTransport(Transport):
             raise TransientError(
                 f"{request.what}: cannot connect to {ep.base_url}: {exc.os_error or exc}", connect_failed=True
             ) from exc
+        except aiohttp.ConnectionTimeoutError as exc:
+            # no connection within connect_timeout (a host that is down drops our SYNs): nothing was sent, so an
+            # HA client may try the next server, as after a refused connection
+            raise TransientError(
+                f"{request.what}: cannot connect to {ep.base_url} within {ep.connect_timeout:g}s", connect_failed=True
+            ) from exc
         except aiohttp.InvalidURL as exc:
             raise PermanentError(f"{request.what}: invalid URL {request.url!r}") from exc
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

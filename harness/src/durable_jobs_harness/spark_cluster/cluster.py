@@ -90,7 +90,7 @@ def _cmdline(pid: int) -> str | None:
         return None
 
 
-def _processes_with_cwd_under(directory: Path) -> list[psutil.Process]:
+def processes_with_cwd_under(directory: Path) -> list[psutil.Process]:
     """Processes (other than this one) whose working directory is ``directory`` or lies inside it."""
     root = str(directory.resolve())
     me = os.getpid()
@@ -100,6 +100,18 @@ def _processes_with_cwd_under(directory: Path) -> list[psutil.Process]:
         if proc.pid != me and cwd and (cwd == root or cwd.startswith(root + os.sep)):
             found.append(proc)
     return found
+
+
+def rest_answers(rest_url: str) -> bool:
+    """Does the REST server at ``rest_url`` answer? Any HTTP status counts: with JWSFilter readyz answers 403
+    without a token."""
+    try:
+        with urllib.request.urlopen(f"{rest_url}/v1/submissions/readyz", timeout=_HTTP_TIMEOUT):  # noqa: S310
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -252,33 +264,41 @@ class SparkCluster:
             atexit.register(self.stop)
             self._atexit_registered = True
         try:
-            self.start_master()
-            self._worker = self._spawn(
-                "worker",
-                _WORKER_CLASS,
-                [
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.ports.worker),
-                    "--webui-port",
-                    str(self.ports.worker_ui),
-                    "--cores",
-                    str(self.worker_cores),
-                    "--memory",
-                    self.worker_memory,
-                    "--work-dir",
-                    str(self.work_dir),
-                    "--properties-file",
-                    str(self.conf_dir / "spark-defaults.conf"),
-                    self.master_url,
-                ],
-            )
-            self._wait_for("the worker to register", self._worker_registered)
+            self._start_daemons()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_daemons(self) -> None:
+        self.start_master()
+        self._start_worker()
+        self._wait_for("the worker to register", self._worker_registered)
+
+    def _start_worker(self) -> None:
+        """Start the Worker, registering with :attr:`master_url` (every master, for HA)."""
+        ports = self.ports
+        self._worker = self._spawn(
+            "worker",
+            _WORKER_CLASS,
+            [
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports.worker),
+                "--webui-port",
+                str(ports.worker_ui),
+                "--cores",
+                str(self.worker_cores),
+                "--memory",
+                self.worker_memory,
+                "--work-dir",
+                str(self.work_dir),
+                "--properties-file",
+                str(self.conf_dir / "spark-defaults.conf"),
+                self.master_url,
+            ],
+        )
 
     def start_master(self) -> None:
         """Start the Master on this cluster's ports; return once it is ALIVE and REST answers."""
@@ -362,7 +382,8 @@ class SparkCluster:
 
     # -- internals ----------------------------------------------------------------------------------
 
-    def _write_conf(self) -> None:
+    def _properties(self) -> dict[str, str]:
+        """``spark-defaults.conf`` of every daemon."""
         ports = self.ports
         props = {
             "spark.master.rest.enabled": "true",
@@ -379,12 +400,19 @@ class SparkCluster:
         if self.jwt_secret is not None:
             props["spark.master.rest.filters"] = "org.apache.spark.ui.JWSFilter"
             props["spark.org.apache.spark.ui.JWSFilter.param.secretKey"] = self.jwt_secret
-        conf_dir = self.conf_dir
-        conf_dir.mkdir(parents=True, exist_ok=True)
-        defaults = conf_dir / "spark-defaults.conf"
-        defaults.write_text("".join(f"{key} {value}\n" for key, value in props.items()), "utf-8")
-        defaults.chmod(0o600)  # may hold the JWT secret
-        (conf_dir / "log4j2.properties").write_text(_LOG4J2, "utf-8")
+        return props
+
+    def _write_properties(self, name: str, props: dict[str, str]) -> Path:
+        """A properties file in the conf dir (readable by us only: it may hold the JWT secret)."""
+        path = self.conf_dir / name
+        path.write_text("".join(f"{key} {value}\n" for key, value in props.items()), "utf-8")
+        path.chmod(0o600)
+        return path
+
+    def _write_conf(self) -> None:
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        self._write_properties("spark-defaults.conf", self._properties())
+        (self.conf_dir / "log4j2.properties").write_text(_LOG4J2, "utf-8")
 
     def _env(self) -> dict[str, str]:
         run_dir = self.run_dir
@@ -454,7 +482,7 @@ class SparkCluster:
         work_dir = self.work_dir
 
         def kill_round() -> list[psutil.Process]:
-            orphans = _processes_with_cwd_under(work_dir)
+            orphans = processes_with_cwd_under(work_dir)
             for orphan in orphans:
                 with contextlib.suppress(psutil.Error):
                     orphan.kill()  # psutil refuses a PID that was reused since it was listed
@@ -496,16 +524,7 @@ class SparkCluster:
         state = self._try_json_state()
         if state is None or state.get("status") != "ALIVE":
             return False
-        # Any HTTP status counts: with JWSFilter readyz answers 403 without a token.
-        try:
-            with urllib.request.urlopen(  # noqa: S310 - local http URL
-                f"{self.rest_url}/v1/submissions/readyz", timeout=_HTTP_TIMEOUT
-            ):
-                return True
-        except urllib.error.HTTPError:
-            return True
-        except OSError:
-            return False
+        return rest_answers(self.rest_url)
 
     def _worker_registered(self) -> bool:
         state = self._try_json_state()

@@ -10,10 +10,12 @@ What the endpoint really does (measured against Spark 4.3.0; see docs/spark-stan
   driver UNKNOWN. The poller and the protocol then confirm LOST several times before acting on it.
 * Every answer is decoded against a declared schema (:mod:`~durable_jobs.clients.spark_standalone.answers`);
   a malformed one is unknown, never lost, never permanent.
-* HA: several masters; a request goes to each in turn. A standby answers ``success:false`` with
-  "Current state is not alive"; a refused connection, or a redirect the transport does not follow (it never
-  re-sends a POST), means the master did not act, so the next master may be tried even for create. A
-  timeout after sending is not retried elsewhere (it may have landed).
+* HA: several masters; a request goes to each in turn, starting with the one that last answered as the active
+  master (after a takeover, the dead master is not asked first on every request). A standby answers
+  ``success:false`` with "Current state is not alive"; a refused connection, a connection not made within
+  the connect timeout (a host that is down), or a redirect the transport does not follow (it never re-sends
+  a POST), means the master did not act, so the next master may be tried even for create. A timeout after
+  sending is not retried elsewhere (it may have landed).
 
 Batched polls read ``/json/`` once per poll for every driver of a master
 (:mod:`~durable_jobs.clients.spark_standalone.listing`); only drivers it does not list (to confirm a loss)
@@ -46,7 +48,7 @@ from durable_jobs.clients.spark_standalone.answers import (
 )
 from durable_jobs.clients.spark_standalone.config import SparkStandaloneConfig
 from durable_jobs.clients.spark_standalone.find import DriverFinder
-from durable_jobs.clients.spark_standalone.listing import MAPPING_SLICE, as_listing, breathe
+from durable_jobs.clients.spark_standalone.listing import MAPPING_SLICE, as_listing, breathe, in_turn
 from durable_jobs.clients.spark_standalone.specs import SYSTEM, SparkApplication, validate_driver_id
 from durable_jobs.errors import (
     AuthError,
@@ -87,6 +89,7 @@ class SparkStandaloneClient(DriverFinder, JobClient[SparkApplication]):
         self._ui = [self._endpoint(u, config.ui_urls) for u in config.ui_urls]
         self._auth: Auth = BearerAuth(config.bearer_token) if config.bearer_token else NO_AUTH
         self._followup_cursor = 0
+        self._rest_active = 0  # the REST server that last answered as the active master: asked first
         self._listing_failing = False
         self._shared_states: dict[str, JobStatus] = {}
 
@@ -124,19 +127,21 @@ class SparkStandaloneClient(DriverFinder, JobClient[SparkApplication]):
 
     @property
     def master_ui_url(self) -> str | None:
-        return self.config.ui_urls[0] if self.config.ui_urls else None
+        """The UI of the master that last answered as the active one (the first configured, until one has)."""
+        return self.config.ui_urls[self._ui_active] if self.config.ui_urls else None
 
     # --- REST plumbing ---------------------------------------------------------------------------------
 
     async def _rest_call(self, method: str, path: str, schema: type[T], *, what: str, body: Any = None) -> T:
         """Send to each master in turn; the first answer from an ALIVE master, decoded against ``schema``."""
         last: TransientError | None = None
-        for ep in self._rest:
+        for i in in_turn(len(self._rest), self._rest_active):
+            ep = self._rest[i]
             try:
                 resp = await request(ep, method, path, json_body=body, auth=self._auth, what=what)
             except TransientError as exc:
                 last = exc
-                if exc.connect_failed:  # refused, or a redirect not followed: this master did not act
+                if exc.connect_failed:  # refused, not connected, or a redirect not followed: this master did not act
                     continue
                 raise
             answer = rest_answer(resp, schema, what)
@@ -144,6 +149,7 @@ class SparkStandaloneClient(DriverFinder, JobClient[SparkApplication]):
             if answer.success is False and any(m in (answer.message or "") for m in _STANDBY_MARKERS):
                 last = TransientError(f"{what}: master {ep.base_url} is not the active master")
                 continue
+            self._rest_active = i
             return answer
         assert last is not None
         raise last

@@ -88,22 +88,29 @@ def _is_http_url(text: str) -> bool:
     return text.startswith(("http://", "https://")) and len(text) <= 2048 and not any(c.isspace() for c in text)
 
 
+def in_turn(count: int, first: int) -> list[int]:
+    """``count`` indexes, starting at ``first`` (the master that last answered as the active one) and wrapping."""
+    return [(first + i) % count for i in range(count)]
+
+
 class MasterListing:
     """The ``/json/`` half of :class:`~durable_jobs.clients.spark_standalone.client.SparkStandaloneClient`."""
 
     _ui: list[Endpoint]
     _auth: Auth
+    _ui_active: int = 0  # the UI that last answered ALIVE: asked first
 
     async def _fetch_listing(self, what: str, decode: Callable[[Response, str], M]) -> tuple[M, float | None]:
         """The active master's ``/json/`` as ``decode`` reads it, and the master's clock offset (seconds).
 
-        Every master UI is tried in turn (HA); one that is not ALIVE, does not answer, or answers badly is
-        skipped.
+        Every master UI is tried in turn (HA), the one that last answered ALIVE first; one that is not ALIVE,
+        does not answer, or answers badly is skipped.
         """
         if not self._ui:
             raise PermanentError("no Spark master UI URL configured (connection extra master_ui_urls)")
         last: TransientError | None = None
-        for ep in self._ui:
+        for i in in_turn(len(self._ui), self._ui_active):
+            ep = self._ui[i]
             try:
                 resp = await request(ep, "GET", "/json/", auth=self._auth, what=what)
                 received = _wall_clock()
@@ -125,6 +132,7 @@ class MasterListing:
                 last = exc
                 continue
             if listing.status == "ALIVE":
+                self._ui_active = i
                 return listing, _clock_offset(resp, received)
             last = TransientError(f"{what}: master {ep.base_url} is {cut(listing.status, 40)!r}, not ALIVE")
         assert last is not None
@@ -163,4 +171,12 @@ class MasterListing:
         return {w.id: w.webuiaddress for w in workers if w.webuiaddress and _is_http_url(w.webuiaddress)}
 
 
-__all__ = ["DIRECT_DECODE_MAX", "LISTING_SLICE", "MAPPING_SLICE", "MasterListing", "as_listing", "breathe"]
+__all__ = [
+    "DIRECT_DECODE_MAX",
+    "LISTING_SLICE",
+    "MAPPING_SLICE",
+    "MasterListing",
+    "as_listing",
+    "breathe",
+    "in_turn",
+]
