@@ -1,8 +1,9 @@
 """Named crash points in the protocol, for tests that kill the process at a precise step.
 
 Enabled only by ``DURABLE_JOBS_FAILPOINTS`` (comma-separated names, each optionally ``name=action``
-where action is ``exit`` (``os._exit(70)``, the default), ``kill`` (SIGKILL to itself) or ``raise``
-(:class:`SimulatedCrash`, for in-process tests)). ``DURABLE_JOBS_FAILPOINTS_ONCE=<dir>`` makes each
+where action is ``exit`` (``os._exit(70)``, the default), ``kill`` (SIGKILL to itself), ``stop`` (SIGSTOP to
+itself: frozen at the step, so that a test can kill something bigger there, e.g. the whole Celery worker) or
+``raise`` (:class:`SimulatedCrash`, for in-process tests)). ``DURABLE_JOBS_FAILPOINTS_ONCE=<dir>`` makes each
 point fire only once per directory, so that the retry that follows survives. When the variable is
 unset, :func:`failpoint` is a set lookup on an empty frozenset.
 """
@@ -63,4 +64,7 @@ def failpoint(name: str) -> None:
         raise SimulatedCrash(name)
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if action == "stop":
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return  # resumed (SIGCONT): carry on
     os._exit(70)

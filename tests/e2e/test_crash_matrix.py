@@ -117,12 +117,14 @@ def isolated(request: pytest.FixtureRequest, airflow: AirflowEnv, systems: Syste
     return Isolated(request.session, airflow, systems, report)
 
 
-def finish(af: AirflowEnv, system: E2ESystem, report: Report, run: Run, notes: str = "") -> Row:
+def finish(
+    af: AirflowEnv, system: E2ESystem, report: Report, run: Run, notes: str = "", *, executor: str = "local"
+) -> Row:
     """Wait for the run, then record its row (also when the wait timed out)."""
     try:
         af.api.wait_run_finished(run.dag_id, run.run_id, timeout=RUN_TIMEOUT)
     finally:
-        row = observe(system, run.scenario, af, run.dag_id, run.run_id, notes=notes)
+        row = observe(system, run.scenario, af, run.dag_id, run.run_id, notes=notes, executor=executor)
         report.add(row)
     return row
 
@@ -182,8 +184,13 @@ def test_worker_killed_at_failpoint(
     """The task process dies (``os._exit``) at a protocol step; the retry adopts or reattaches: one job."""
     sys_, run = systems[system], batch[(system, scenario)]
     track(request, run.dag_id, run.run_id)
+    row = finish(airflow, sys_, report, run, notes=f"worker exits at {scenario.removeprefix('crash_')} in try 1")
+    check_crash(airflow, sys_, run, row, scenario)
+
+
+def check_crash(airflow: AirflowEnv, sys_: E2ESystem, run: Run, row: Row, scenario: str) -> None:
+    """The row of a task process killed at a fail-point in try 1 (``crash_<point>``; also on CeleryExecutor)."""
     point = scenario.removeprefix("crash_")
-    row = finish(airflow, sys_, report, run, notes=f"worker exits at {point} in try 1")
     assert row.final_state == "success", row
     assert_clean(row, submissions=1)
     # one event at most: a retry that finds the job already ended (a short job, a slow worker start) returns its
@@ -440,6 +447,11 @@ def test_two_triggerers_one_killed(
     notes = f"2 tasks; triggerer job {job_id} SIGKILLed, the other took over"
     row = finish(airflow, systems[system], report, run, notes=notes)
     isolated.finished("two_triggerers")
+    check_two_triggerers(airflow, run, row, job_id)
+
+
+def check_two_triggerers(airflow: AirflowEnv, run: Run, row: Row, job_id: int) -> None:
+    """The row of two triggerers, triggerer job ``job_id`` SIGKILLed while it ran job_0's trigger."""
     assert row.final_state == "success", row
     assert row.tries == 1, row
     assert_clean(row, submissions=2)
