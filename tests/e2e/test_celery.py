@@ -61,7 +61,24 @@ BATCH = {f"celery_{s}": s for s in (*CRASH, "two_triggerers")}
 # shortened, in production's order: the scheduler fails a silent try first, the broker redelivers much later
 HEARTBEAT_TIMEOUT = 30  # [scheduler] task_instance_heartbeat_timeout (default 300 s)
 VISIBILITY_TIMEOUT = 90  # [celery_broker_transport_options] visibility_timeout (the provider's default: 24 h)
-DELIVERY_RE = re.compile(r"^(\S+Z) .*\[([0-9a-f-]{36})\] Executing workload in Celery")
+# a Celery worker took a message: "<time> [info] [<celery task id>] Executing workload in Celery: ... ti=...(id=UUID(
+# '<task instance id>')..."
+DELIVERY_RE = re.compile(
+    r"^(\S+Z) .*\[([0-9a-f-]{36})\] Executing workload in Celery: .*\bti=\w+\(id=UUID\('([0-9a-f-]{36})'\)"
+)
+# the api-server's access log line of a worker's request to start a try
+START_RE = re.compile(r"^(\S+Z) .*method=PATCH path=/execution/task-instances/([0-9a-f-]{36})/run .*status_code=(\d+)")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A Celery worker took a message (from its log)."""
+
+    at: float  # epoch seconds
+    worker: str
+    celery_id: str  # the Celery task id
+    ti_id: str  # the try the workload names (a task instance id is one try's)
+    dag_id: str
 
 
 @dataclass(frozen=True)
@@ -69,7 +86,7 @@ class WorkerKill:
     run: Run
     worker: str  # the component that ran try 1, SIGKILLed
     task_pid: int  # try 1's task runner, stopped at after_submit
-    celery_id: str  # the Celery task id of try 1's message
+    message: Delivery  # try 1's message
     unacked: bool  # the message was in Redis's unacked hash when the worker died
     killed_at: float  # epoch seconds
 
@@ -119,28 +136,23 @@ def start(af: AirflowEnv, row: str, scenario: str) -> Run:
     return Run(SYSTEM, row, name, af.api.trigger(name))
 
 
-def deliveries(af: AirflowEnv, celery_id: str | None = None) -> list[tuple[float, str, str]]:
-    """(epoch seconds, worker, Celery task id) of every message a Celery worker took, from the workers' logs."""
+def deliveries(af: AirflowEnv) -> list[Delivery]:
+    """Every message a Celery worker took, from the workers' logs, oldest first."""
     out = []
     for name, comp in af.components.items():
         if not name.startswith("celery-worker") or not comp.log.exists():
             continue
         for line in comp.log.read_text("utf-8", "replace").splitlines():
-            match = DELIVERY_RE.match(line)
-            if match and (celery_id is None or match[2] == celery_id):
-                out.append((datetime.fromisoformat(match[1].replace("Z", "+00:00")).timestamp(), name, match[2]))
-    return sorted(out)
+            if match := DELIVERY_RE.match(line):
+                dag = re.search(r"dag_id='([^']+)'", line)
+                out.append(Delivery(epoch(match[1]), name, match[2], match[3], dag[1] if dag else ""))
+    return sorted(out, key=lambda d: d.at)
 
 
-def delivered(af: AirflowEnv, run: Run) -> str | None:
-    """The Celery task id of the run's first delivered message (its workload names the DAG and run)."""
-    for name, comp in af.components.items():
-        if name.startswith("celery-worker") and comp.log.exists():
-            for line in comp.log.read_text("utf-8", "replace").splitlines():
-                match = DELIVERY_RE.match(line)
-                if match and run.dag_id in line and run.run_id in line:
-                    return match[2]
-    return None
+def start_answers(af: AirflowEnv, ti_id: str) -> list[tuple[float, int]]:
+    """(epoch seconds, HTTP status) of the api-server's answers to requests to start try ``ti_id``."""
+    log = af.components["api-server"].log.read_text("utf-8", "replace")
+    return [(epoch(m[1]), int(m[3])) for m in map(START_RE.match, log.splitlines()) if m and m[2] == ti_id]
 
 
 def unacked(af: AirflowEnv) -> str:
@@ -171,13 +183,13 @@ def kill_worker_at_after_submit(af: AirflowEnv) -> WorkerKill:
     marker = Path(af.env[ONCE_ROOT_ENV]) / run.dag_id / run.run_id.replace("/", "_") / "job.-1" / "fired-after_submit"
     pid = wait_until("try 1 to stop itself at after_submit", lambda: stopped_pid(marker), timeout=RUN_TIMEOUT)
     worker = af.component_of_pid(pid)
-    celery_id = wait_until("the worker to log the run's message", lambda: delivered(af, run), timeout=30)
-    held = celery_id in unacked(af)
+    (message,) = [d for d in deliveries(af) if d.dag_id == run.dag_id]
+    held = message.celery_id in unacked(af)
     af.kill(worker)
     af.wait_exited(worker)
     killed_at = time.time()
     wait_until("try 1's task runner to die with its worker", lambda: gone(pid), timeout=10)
-    return WorkerKill(run, worker, pid, celery_id, held, killed_at)
+    return WorkerKill(run, worker, pid, message, held, killed_at)
 
 
 @pytest.fixture(scope="module")
@@ -240,50 +252,43 @@ def test_celery_worker_sigkill_after_submit(
     """The whole Celery worker dies at after_submit: the heartbeat timeout fails try 1, try 2 adopts the job, and
     the message the broker redelivers later starts nothing: one job, two tries."""
     af, kill = celery_airflow, celery_runs.kill
-    run = kill.run
+    run, message = kill.run, kill.message
     track(request, run.dag_id, run.run_id)
     assert kill.unacked, "try 1's message was not in Redis's unacked hash (acks_late) when its worker died"
-    # the broker redelivers the message once the visibility timeout has passed, and the retry is long under way
-    again = wait_until(
+    # the broker redelivers the message once the visibility timeout has passed; the retry is long under way
+    again: list[Delivery] = wait_until(
         "the broker to redeliver try 1's message",
-        lambda: deliveries(af, kill.celery_id)[1:],
-        timeout=VISIBILITY_TIMEOUT + 120,
+        lambda: [d for d in deliveries(af) if d.celery_id == message.celery_id][1:],
+        timeout=VISIBILITY_TIMEOUT + 180,
         interval=2.0,
     )
-    wait_until("the redelivered message to be acknowledged", lambda: kill.celery_id not in unacked(af), timeout=120)
-    redelivered_at, taker, _ = again[0]
-    outcome = redelivery_outcome(af, taker, kill.celery_id)
-    tries = af.api.tries(run.dag_id, run.run_id, "job")
-    first = next(t for t in tries if int(t["try_number"]) == 1)
-    second = next(t for t in tries if int(t["try_number"]) == 2)
-    failed_after = epoch(first["end_date"]) - kill.killed_at
-    retried_after = epoch(second["start_date"]) - kill.killed_at
+    wait_until("the redelivered message to be acknowledged", lambda: message.celery_id not in unacked(af), timeout=120)
+    refused = wait_until(
+        "the api-server to answer the redelivered message's start request",
+        lambda: [status for at, status in start_answers(af, message.ti_id) if at >= again[0].at],
+        timeout=60,
+    )
+    tries = {int(t["try_number"]): t for t in af.api.tries(run.dag_id, run.run_id, "job")}
+    failed_after = epoch(tries[1]["end_date"]) - kill.killed_at
+    retried_after = epoch(tries[2]["start_date"]) - kill.killed_at
+    redelivered_after = again[0].at - kill.killed_at
     notes = (
         f"CeleryExecutor; the whole Celery worker SIGKILLed at after_submit in try 1; the scheduler failed try 1 "
         f"{failed_after:.0f}s later (heartbeat timeout {HEARTBEAT_TIMEOUT}s) and try 2 started after "
-        f"{retried_after:.0f}s; the broker redelivered try 1's message after {redelivered_at - kill.killed_at:.0f}s "
-        f"(visibility timeout {VISIBILITY_TIMEOUT}s) to {taker}: {outcome}"
+        f"{retried_after:.0f}s; the broker redelivered try 1's message after {redelivered_after:.0f}s (visibility "
+        f"timeout {VISIBILITY_TIMEOUT}s) to {again[0].worker}, whose start request for try 1 got HTTP {refused[0]}"
     )
     row = finish(af, systems[SYSTEM], report, run, notes, executor=EXECUTOR)
     print(f"\n{KILL_ROW}: {notes}")
     assert row.final_state == "success", row
     assert row.tries == 2, row  # the redelivered message started no third try
     assert_clean(row, submissions=1)
-    assert failed_after < redelivered_at - kill.killed_at, notes  # retried first, as in production
+    assert len(again) == 1, again  # redelivered once
+    assert failed_after < redelivered_after, notes  # retried first, as in production
+    assert refused == [404], notes  # try 1's id names no task instance any more: nothing runs
+    assert tries[1]["state"] in ("failed", "up_for_retry") and tries[2]["state"] == "success", tries
     adopted = systems[SYSTEM].after_crash["crash_after_submit"]
     assert any(e.startswith(adopted) for e in log_events(af, run, "job", 2)), log_events(af, run, "job", 2)
-    assert outcome == "refused: the try it names is over", notes
-
-
-def redelivery_outcome(af: AirflowEnv, worker: str, celery_id: str) -> str:
-    """What the worker that took the redelivered message did with it, from its log."""
-    text = af.components[worker].log.read_text("utf-8", "replace")
-    lines = [line for line in text.splitlines() if celery_id in line]
-    if any("already running elsewhere" in line for line in lines):
-        return "ignored: the try is still running"
-    if any("raised unexpected" in line and ("404" in line or "not_found" in line) for line in lines):
-        return "refused: the try it names is over"
-    return "unknown: " + " | ".join(lines[-3:])
 
 
 def epoch(stamp: str) -> float:
