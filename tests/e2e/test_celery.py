@@ -34,7 +34,7 @@ import pytest
 
 from durable_jobs_harness.airflow_env import AirflowEnv, wait_until
 
-from .conftest import Report
+from .conftest import Report, database_name
 from .dags.e2e_common import CRASH, ONCE_ROOT_ENV, SYSTEMS_ENV, dag_id
 from .observe import wait_watching
 from .systems import E2ESystem
@@ -127,6 +127,8 @@ def celery_airflow(e2e_root: Path, systems: dict[str, E2ESystem], report: Report
     try:
         af.wait_dags([dag_id(SYSTEM, s) for s in (WORKER_SIGKILL, *BATCH.values())])
         report.time("celery_airflow_start", time.monotonic() - started)
+        if not report.systems:  # this module alone: the session's Airflow (which names them) did not start
+            report.database, report.systems = database_name(af), [SYSTEM]
         print(f"\nCelery Airflow ready in {time.monotonic() - started:.1f}s at {af.base_url} (home {af.home})")
         yield af
     finally:
