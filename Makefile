@@ -78,7 +78,7 @@ bench-poll-profile: setup
 # minutes on 2 cores). Needs Debian's postgresql. Writes build/bench/real_triggerer.json and the figures section
 # of docs/performance-triggerer.md.
 bench-triggerer: setup
-	$(PY) -m pip install --quiet psycopg2-binary asyncpg py-spy
+	$(PY) -m pip install --quiet py-spy  # the PostgreSQL drivers come with the dev extra
 	$(PY) benchmarks/real_triggerer.py $(BENCH_ARGS)
 
 bench-kube: setup

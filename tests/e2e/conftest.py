@@ -8,7 +8,8 @@ failing test prints the tails of every component's log, of every endpoint's log 
 trigger logs.
 
 ``DURABLE_JOBS_E2E_DB`` is ``postgres`` (a private PostgreSQL cluster; CI's default) or ``sqlite`` (the default
-here); ``DURABLE_JOBS_E2E_REPORT`` moves the report (default ``build/e2e-report.json``).
+here); ``DURABLE_JOBS_E2E_REPORT`` moves the report (default ``build/e2e-report.json``); ``DURABLE_JOBS_E2E_TMP`` is
+where the session's directory goes (default: the system's temp dir).
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ def report() -> Iterator[Report]:
 @pytest.fixture(scope="session")
 def e2e_root() -> Iterator[Path]:
     # not under pytest's basetemp: parallel pytest sessions prune it, and these logs must survive a failure
-    root = Path(tempfile.mkdtemp(prefix="durable-jobs-e2e-")).resolve()
+    parent = os.environ.get("DURABLE_JOBS_E2E_TMP") or None  # default: the system's temp dir
+    if parent:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="durable-jobs-e2e-", dir=parent)).resolve()
     yield root
     if Failures.count or os.environ.get("DURABLE_JOBS_E2E_KEEP"):
         print(f"\ne2e: Airflow home (logs, DB) and the endpoints' dirs kept in {root}")
@@ -138,6 +142,12 @@ def database_name(af: AirflowEnv) -> str:
 @pytest.fixture(scope="session")
 def airflow(e2e_root: Path, systems: dict[str, E2ESystem], report: Report) -> Iterator[AirflowEnv]:
     env = {
+        # at most this many worker processes at once: a side-by-side batch of every system's runs would otherwise
+        # start dozens of workers on 2 cores, starving the api-server until the workers' calls time out
+        "AIRFLOW__CORE__PARALLELISM": "10",
+        # and a worker waits longer for a busy api-server (default 5 s, 5 retries) before its supervisor gives up on
+        # the task: on a loaded 2-core machine, try 1 of a scenario failing for it is noise, not a finding
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         e2e_common.SYSTEMS_ENV: ",".join(systems),
         e2e_common.ONCE_ROOT_ENV: str(e2e_root / "failpoints"),
     }

@@ -27,7 +27,7 @@ from durable_jobs_harness.airflow_env import AirflowEnv, wait_until
 
 from .conftest import Report
 from .dags.e2e_common import BATCH, CRASH, dag_id
-from .observe import Row, events_of, observe, trigger_logs, wait_watching, worker_log
+from .observe import Row, events_of, observe, trigger_job_ids_watching, trigger_logs, wait_watching, worker_log
 from .systems import SYSTEMS, E2ESystem, selected
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(900)]
@@ -38,7 +38,7 @@ BATCH_TESTS = {
     "test_clear_while_deferred": "clear_deferred",
     "test_mark_failed_while_deferred": "mark_failed",
     "test_deadline_cancels_the_job": "deadline",
-    "test_failed_job_starts_the_next_generation_once": "job_fails",
+    "test_failed_job_submits_the_next_generation_once": "job_fails",
 }
 RUN_TIMEOUT = 420.0
 Systems = dict[str, E2ESystem]
@@ -82,51 +82,85 @@ def selected_params(session: pytest.Session, test_name: str | None = None) -> se
     return out
 
 
-@pytest.fixture(scope="module")
-def batch(request: pytest.FixtureRequest, airflow: AirflowEnv, report: Report) -> dict[tuple[str, str], Run]:
-    """Trigger every selected side-by-side (system, scenario) at once."""
-    wanted = sorted((s, sc) for s, sc in selected_params(request.session) if sc in BATCH)
-    report.time("batch_started", time.monotonic() - report.started)
-    return {(s, sc): start(airflow, s, sc) for s, sc in wanted}
+# batch scenarios whose user action must land while the trigger runs: done as soon as it does, for every system
+ACTIONS: dict[str, Callable[[AirflowEnv, Run], Any]] = {
+    "clear_deferred": lambda af, run: af.api.clear(run.dag_id, run.run_id, ["job"]),
+    "mark_failed": lambda af, run: af.api.set_state(run.dag_id, run.run_id, "job", "failed"),
+}
 
 
-class Isolated:
-    """Runs each one-at-a-time scenario once, for every selected system at once."""
+class Matrix:
+    """The session's Airflow, systems and report, and the runs of this module's scenarios.
+
+    :meth:`batch` triggers every selected side-by-side (system, scenario) at once, on first use; :meth:`once`
+    runs a one-at-a-time scenario for every selected system at once; :meth:`row` waits for a run and records it.
+    """
 
     def __init__(self, session: pytest.Session, af: AirflowEnv, systems: Systems, report: Report) -> None:
         self.session, self.af, self.systems, self.report = session, af, systems, report
+        self.batch_runs: dict[tuple[str, str], Run] | None = None
         self.done: dict[str, dict[str, Any]] = {}
         self.started: dict[str, float] = {}
 
-    def once(self, test: str, scenario: str, act: Callable[[dict[str, Run]], dict[str, Any]]) -> dict[str, Any]:
-        """Wait until nothing runs, trigger the scenario's DAG of every selected system, then ``act`` on them."""
+    def batch(self, system: str, scenario: str) -> Run:
+        """The run of a side-by-side scenario. The first call triggers them all, then clears or marks failed each
+        run of ACTIONS as soon as its trigger watches the job (the tests run one after the other, and a job must
+        not end before its action)."""
+        if self.batch_runs is None:
+            wanted = sorted((s, sc) for s, sc in selected_params(self.session) if sc in BATCH)
+            self.report.timings["batch_started"] = round(time.monotonic() - self.report.started, 1)
+            self.batch_runs = {(s, sc): start(self.af, s, sc) for s, sc in wanted}
+            pending = {key: run for key, run in self.batch_runs.items() if key[1] in ACTIONS}
+
+            def act_on_watching() -> bool:
+                for key, run in list(pending.items()):
+                    ti = self.af.api.task_instance(run.dag_id, run.run_id, "job")
+                    tried = int(ti.get("try_number") or 0)
+                    if ti.get("state") == "deferred" and trigger_job_ids_watching(
+                        self.af, run.dag_id, run.run_id, "job", tried
+                    ):
+                        ACTIONS[key[1]](self.af, run)
+                        del pending[key]
+                return not pending
+
+            what = "the triggers of the clear and mark-failed runs to watch their job"
+            wait_until(what, act_on_watching, timeout=RUN_TIMEOUT)
+        return self.batch_runs[(system, scenario)]
+
+    def once(
+        self, request: pytest.FixtureRequest, scenario: str, act: Callable[[dict[str, Run]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """After every side-by-side run, trigger the scenario's DAG of every selected system, then ``act`` on them."""
         if scenario not in self.done:
+            for run in (self.batch_runs or {}).values():
+                self.af.api.wait_run_finished(run.dag_id, run.run_id, timeout=RUN_TIMEOUT)
+            if self.batch_runs and "batch" not in self.report.timings:
+                batch = time.monotonic() - self.report.started - self.report.timings["batch_started"]
+                self.report.timings["batch"] = round(batch, 1)
             wait_quiet(self.af)
             self.started[scenario] = time.monotonic()
-            names = sorted(s for s, _ in selected_params(self.session, test))
+            names = sorted(s for s, _ in selected_params(self.session, request.node.originalname))
             runs = {s: start(self.af, s, scenario) for s in names}
             self.done[scenario] = {"runs": runs, **act(runs)}
         return self.done[scenario]
 
-    def finished(self, scenario: str) -> None:
-        self.report.timings[f"isolated_{scenario}"] = round(time.monotonic() - self.started[scenario], 1)
+    def row(self, request: pytest.FixtureRequest, run: Run, notes: str) -> Row:
+        """Wait for the run, then record its row (also when the wait timed out)."""
+        track(request, run.dag_id, run.run_id)
+        try:
+            self.af.api.wait_run_finished(run.dag_id, run.run_id, timeout=RUN_TIMEOUT)
+        finally:
+            row = observe(self.systems[run.system], run.scenario, self.af, run.dag_id, run.run_id, notes=notes)
+            self.report.add(row)
+            if run.scenario in self.started:  # one at a time: the scenario lasted until its last row
+                took = time.monotonic() - self.started[run.scenario]
+                self.report.timings[f"isolated_{run.scenario}"] = round(took, 1)
+        return row
 
 
 @pytest.fixture(scope="module")
-def isolated(request: pytest.FixtureRequest, airflow: AirflowEnv, systems: Systems, report: Report) -> Isolated:
-    return Isolated(request.session, airflow, systems, report)
-
-
-def finish(
-    af: AirflowEnv, system: E2ESystem, report: Report, run: Run, notes: str = "", *, executor: str = "local"
-) -> Row:
-    """Wait for the run, then record its row (also when the wait timed out)."""
-    try:
-        af.api.wait_run_finished(run.dag_id, run.run_id, timeout=RUN_TIMEOUT)
-    finally:
-        row = observe(system, run.scenario, af, run.dag_id, run.run_id, notes=notes, executor=executor)
-        report.add(row)
-    return row
+def matrix(request: pytest.FixtureRequest, airflow: AirflowEnv, systems: Systems, report: Report) -> Matrix:
+    return Matrix(request.session, airflow, systems, report)
 
 
 def assert_clean(row: Row, *, submissions: int) -> None:
@@ -163,29 +197,20 @@ def active_jobs(system: E2ESystem, run: Run, tasks: list[str]) -> list[str]:
     return [j.id for j in system.jobs(run.dag_id, run.run_id, [(t, -1) for t in tasks]) if j.active]
 
 
-matrix = pytest.mark.parametrize("system", MATRIX)
+each_system = pytest.mark.parametrize("system", MATRIX)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Side by side
 
 
-@matrix
+@each_system
 @pytest.mark.parametrize("scenario", CRASH)
-def test_worker_killed_at_failpoint(
-    system: str,
-    scenario: str,
-    request: pytest.FixtureRequest,
-    airflow: AirflowEnv,
-    systems: Systems,
-    report: Report,
-    batch: dict[tuple[str, str], Run],
-) -> None:
+def test_worker_killed_at_failpoint(system: str, scenario: str, request: pytest.FixtureRequest, matrix: Matrix) -> None:
     """The task process dies (``os._exit``) at a protocol step; the retry adopts or reattaches: one job."""
-    sys_, run = systems[system], batch[(system, scenario)]
-    track(request, run.dag_id, run.run_id)
-    row = finish(airflow, sys_, report, run, notes=f"worker exits at {scenario.removeprefix('crash_')} in try 1")
-    check_crash(airflow, sys_, run, row, scenario)
+    sys_, run = matrix.systems[system], matrix.batch(system, scenario)
+    row = matrix.row(request, run, notes=f"worker exits at {scenario.removeprefix('crash_')} in try 1")
+    check_crash(matrix.af, sys_, run, row, scenario)
 
 
 def check_crash(airflow: AirflowEnv, sys_: E2ESystem, run: Run, row: Row, scenario: str) -> None:
@@ -210,21 +235,12 @@ def check_crash(airflow: AirflowEnv, sys_: E2ESystem, run: Run, row: Row, scenar
     assert any(e.startswith(sys_.after_crash[scenario]) for e in later), later
 
 
-@matrix
-def test_clear_while_deferred(
-    system: str,
-    request: pytest.FixtureRequest,
-    airflow: AirflowEnv,
-    systems: Systems,
-    report: Report,
-    batch: dict[tuple[str, str], Run],
-) -> None:
+@each_system
+def test_clear_while_deferred(system: str, request: pytest.FixtureRequest, matrix: Matrix) -> None:
     """Clear while deferred: the new try reattaches; the old trigger's on_kill sees a live TI and spares the job."""
-    sys_, run = systems[system], batch[(system, "clear_deferred")]
-    track(request, run.dag_id, run.run_id)
-    wait_watching(airflow, run.dag_id, run.run_id)
-    airflow.api.clear(run.dag_id, run.run_id, ["job"])
-    row = finish(airflow, sys_, report, run, notes="cleared while deferred (try 1's trigger running)")
+    airflow = matrix.af
+    sys_, run = matrix.systems[system], matrix.batch(system, "clear_deferred")
+    row = matrix.row(request, run, notes="cleared while deferred (try 1's trigger running)")
     assert row.final_state == "success", row
     assert row.tries == 2, row
     assert_clean(row, submissions=1)
@@ -237,21 +253,12 @@ def test_clear_while_deferred(
     assert row.events == 1, row
 
 
-@matrix
-def test_mark_failed_while_deferred(
-    system: str,
-    request: pytest.FixtureRequest,
-    airflow: AirflowEnv,
-    systems: Systems,
-    report: Report,
-    batch: dict[tuple[str, str], Run],
-) -> None:
+@each_system
+def test_mark_failed_while_deferred(system: str, request: pytest.FixtureRequest, matrix: Matrix) -> None:
     """Mark failed while deferred: on_kill reads the TI state (failed) and cancels the job on the system."""
-    sys_, run = systems[system], batch[(system, "mark_failed")]
-    track(request, run.dag_id, run.run_id)
-    wait_watching(airflow, run.dag_id, run.run_id)
-    airflow.api.set_state(run.dag_id, run.run_id, "job", "failed")
-    row = finish(airflow, sys_, report, run, notes="marked failed while deferred")
+    airflow = matrix.af
+    sys_, run = matrix.systems[system], matrix.batch(system, "mark_failed")
+    row = matrix.row(request, run, notes="marked failed while deferred")
     assert row.final_state == "failed", row
     assert row.tries == 1, row
     assert_clean(row, submissions=1)
@@ -261,19 +268,12 @@ def test_mark_failed_while_deferred(
     assert row.events == 0, row
 
 
-@matrix
-def test_deadline_cancels_the_job(
-    system: str,
-    request: pytest.FixtureRequest,
-    airflow: AirflowEnv,
-    systems: Systems,
-    report: Report,
-    batch: dict[tuple[str, str], Run],
-) -> None:
+@each_system
+def test_deadline_cancels_the_job(system: str, request: pytest.FixtureRequest, matrix: Matrix) -> None:
     """The absolute deadline (job_timeout=20s) passes while the job sleeps: cancelled, the task fails."""
-    sys_, run = systems[system], batch[(system, "deadline")]
-    track(request, run.dag_id, run.run_id)
-    row = finish(airflow, sys_, report, run, notes="job_timeout 20s, job sleeps 300s, no retries")
+    airflow = matrix.af
+    sys_, run = matrix.systems[system], matrix.batch(system, "deadline")
+    row = matrix.row(request, run, notes="job_timeout 20s, job sleeps 300s, no retries")
     assert row.final_state == "failed", row
     assert row.tries == 1, row
     assert_clean(row, submissions=1)
@@ -288,19 +288,14 @@ def test_deadline_cancels_the_job(
     assert "This task has no retries left, so nothing is resubmitted; clearing the task submits generation 1." in text
 
 
-@matrix
-def test_failed_job_starts_the_next_generation_once(
-    system: str,
-    request: pytest.FixtureRequest,
-    airflow: AirflowEnv,
-    systems: Systems,
-    report: Report,
-    batch: dict[tuple[str, str], Run],
+@each_system
+def test_failed_job_submits_the_next_generation_once(
+    system: str, request: pytest.FixtureRequest, matrix: Matrix
 ) -> None:
     """Generation 0 exits with code 3 (failed); the retry submits generation 1 exactly once, which succeeds."""
-    sys_, run = systems[system], batch[(system, "job_fails")]
-    track(request, run.dag_id, run.run_id)
-    row = finish(airflow, sys_, report, run, notes="generation 0 exits 3; retry submits generation 1")
+    airflow = matrix.af
+    sys_, run = matrix.systems[system], matrix.batch(system, "job_fails")
+    row = matrix.row(request, run, notes="generation 0 exits 3; retry submits generation 1")
     assert row.final_state == "success", row
     assert row.tries == 2, row
     assert_clean(row, submissions=2)
@@ -321,15 +316,6 @@ def test_failed_job_starts_the_next_generation_once(
 # One at a time, every system at once
 
 
-@pytest.fixture
-def quiet(airflow: AirflowEnv, batch: dict[tuple[str, str], Run], report: Report) -> None:
-    """The side-by-side runs are over (and timed) before a scenario that disturbs everything starts."""
-    for run in batch.values():
-        airflow.api.wait_run_finished(run.dag_id, run.run_id, timeout=RUN_TIMEOUT)
-    if "batch" not in report.timings and batch:
-        report.timings["batch"] = round(time.monotonic() - report.started - report.timings["batch_started"], 1)
-
-
 def the_one_triggerer(af: AirflowEnv, runs: dict[str, Run]) -> int:
     """Wait until every run's trigger runs; return the (single) triggerer job running them all."""
     holders = {s: wait_watching(af, r.dag_id, r.run_id) for s, r in runs.items()}
@@ -338,18 +324,10 @@ def the_one_triggerer(af: AirflowEnv, runs: dict[str, Run]) -> int:
     return ids.pop()
 
 
-@matrix
-@pytest.mark.usefixtures("quiet")
-def test_triggerer_sigkill_while_deferred(
-    system: str,
-    request: pytest.FixtureRequest,
-    airflow: AirflowEnv,
-    systems: Systems,
-    report: Report,
-    isolated: Isolated,
-) -> None:
+@each_system
+def test_triggerer_sigkill_while_deferred(system: str, request: pytest.FixtureRequest, matrix: Matrix) -> None:
     """The triggerer (and its runner) is SIGKILLed while deferred; a new triggerer resumes: one event, one job."""
-    airflow, systems, report = isolated.af, isolated.systems, isolated.report
+    airflow = matrix.af
 
     def act(runs: dict[str, Run]) -> dict[str, Any]:
         job_id = the_one_triggerer(airflow, runs)
@@ -363,12 +341,10 @@ def test_triggerer_sigkill_while_deferred(
             wait_watching(airflow, r.dag_id, r.run_id, by=new_job, timeout=RUN_TIMEOUT)
         return {"job_id": job_id, "takeover": time.monotonic() - killed}
 
-    done = isolated.once("test_triggerer_sigkill_while_deferred", "triggerer_sigkill", act)
+    done = matrix.once(request, "triggerer_sigkill", act)
     run: Run = done["runs"][system]
-    track(request, run.dag_id, run.run_id)
     notes = f"triggerer SIGKILLed; a new one resumed {done['takeover']:.0f}s later"
-    row = finish(airflow, systems[system], report, run, notes=notes)
-    isolated.finished("triggerer_sigkill")
+    row = matrix.row(request, run, notes=notes)
     assert "Trigger fired event" not in trigger_events(airflow, run, job_id=done["job_id"])  # the dead one never fired
     assert row.final_state == "success", row
     assert row.tries == 1, row
@@ -376,18 +352,10 @@ def test_triggerer_sigkill_while_deferred(
     assert row.events == 1, row
 
 
-@matrix
-@pytest.mark.usefixtures("quiet")
-def test_triggerer_sigterm_while_deferred(
-    system: str,
-    request: pytest.FixtureRequest,
-    airflow: AirflowEnv,
-    systems: Systems,
-    report: Report,
-    isolated: Isolated,
-) -> None:
+@each_system
+def test_triggerer_sigterm_while_deferred(system: str, request: pytest.FixtureRequest, matrix: Matrix) -> None:
     """SIGTERM: the triggerer cleans its triggers up without on_kill, the job keeps running, the next one resumes."""
-    airflow, systems, report = isolated.af, isolated.systems, isolated.report
+    airflow = matrix.af
 
     def act(runs: dict[str, Run]) -> dict[str, Any]:
         job_id = the_one_triggerer(airflow, runs)
@@ -395,39 +363,29 @@ def test_triggerer_sigterm_while_deferred(
         airflow.kill(victim, signal.SIGTERM)
         assert airflow.wait_exited(victim) == 0
         # what the shutdown left running, read before another triggerer could act
-        active = {s: active_jobs(systems[s], r, ["job"]) for s, r in runs.items()}
+        active = {s: active_jobs(matrix.systems[s], r, ["job"]) for s, r in runs.items()}
         new_job = airflow.components[airflow.start_triggerer()].job_id
         for r in runs.values():
             wait_watching(airflow, r.dag_id, r.run_id, by=new_job, timeout=RUN_TIMEOUT)
         return {"active": active}
 
-    done = isolated.once("test_triggerer_sigterm_while_deferred", "triggerer_sigterm", act)
+    done = matrix.once(request, "triggerer_sigterm", act)
     run: Run = done["runs"][system]
-    track(request, run.dag_id, run.run_id)
     old = trigger_events(airflow, run, try_number=1)
     assert "trigger completed" in old, old  # the shutdown ran the trigger's cleanup
     assert not any("on_kill" in e for e in old), old
     assert len(done["active"][system]) == 1, done  # cleanup did not cancel the job
-    row = finish(airflow, systems[system], report, run, notes="triggerer SIGTERMed while deferred; another one resumed")
-    isolated.finished("triggerer_sigterm")
+    row = matrix.row(request, run, notes="triggerer SIGTERMed while deferred; another one resumed")
     assert row.final_state == "success", row
     assert row.tries == 1, row
     assert_clean(row, submissions=1)
     assert row.events == 1, row
 
 
-@matrix
-@pytest.mark.usefixtures("quiet")
-def test_two_triggerers_one_killed(
-    system: str,
-    request: pytest.FixtureRequest,
-    airflow: AirflowEnv,
-    systems: Systems,
-    report: Report,
-    isolated: Isolated,
-) -> None:
+@each_system
+def test_two_triggerers_one_killed(system: str, request: pytest.FixtureRequest, matrix: Matrix) -> None:
     """Two triggerers; one running our triggers is SIGKILLed; the other takes over: one event per task."""
-    airflow, systems, report = isolated.af, isolated.systems, isolated.report
+    airflow = matrix.af
 
     def act(runs: dict[str, Run]) -> dict[str, Any]:
         if len(airflow.triggerers()) < 2:
@@ -440,13 +398,11 @@ def test_two_triggerers_one_killed(
         airflow.wait_exited(victim)
         return {"job_id": job_id}
 
-    done = isolated.once("test_two_triggerers_one_killed", "two_triggerers", act)
+    done = matrix.once(request, "two_triggerers", act)
     run: Run = done["runs"][system]
     job_id = done["job_id"]
-    track(request, run.dag_id, run.run_id)
     notes = f"2 tasks; triggerer job {job_id} SIGKILLed, the other took over"
-    row = finish(airflow, systems[system], report, run, notes=notes)
-    isolated.finished("two_triggerers")
+    row = matrix.row(request, run, notes=notes)
     check_two_triggerers(airflow, run, row, job_id)
 
 
@@ -473,45 +429,40 @@ def unknown_lines(af: AirflowEnv, run: Run) -> int:
     return sum(" is unknown: " in e and "nothing is failed or resubmitted" in e for e in trigger_events(af, run))
 
 
-@matrix
-@pytest.mark.usefixtures("quiet")
-def test_endpoint_unreachable_while_deferred(
-    system: str,
-    request: pytest.FixtureRequest,
-    airflow: AirflowEnv,
-    systems: Systems,
-    report: Report,
-    isolated: Isolated,
-) -> None:
+@each_system
+def test_endpoint_unreachable_while_deferred(system: str, request: pytest.FixtureRequest, matrix: Matrix) -> None:
     """Every endpoint is paused (SIGSTOP) during the wait: polls fail, the task neither fails nor resubmits."""
-    airflow, systems, report = isolated.af, isolated.systems, isolated.report
+    airflow = matrix.af
 
     def act(runs: dict[str, Run]) -> dict[str, Any]:
         for r in runs.values():
             wait_watching(airflow, r.dag_id, r.run_id)
-        paused = [systems[s] for s in runs]
+        paused = dict(runs)
+        states: dict[str, str] = {}
+        since = time.monotonic()
         try:
             for s in paused:
-                s.pause()
-            # well below spark.worker.timeout (60s): past it, the resumed master would drop the worker and its driver
-            wait_until(
-                "the status polls of every system to fail while its endpoint is paused",
-                lambda: all(unknown_lines(airflow, r) >= 1 for r in runs.values()),
-                timeout=45,
-            )
-            states = {s: airflow.api.task_instance(r.dag_id, r.run_id, "job")["state"] for s, r in runs.items()}
+                matrix.systems[s].pause()
+            # each endpoint stays paused until its poller reported it unknown (at most its max_pause: Spark's is
+            # well below spark.worker.timeout, past which the resumed master would drop the worker and its driver)
+            while paused:
+                for s, r in list(paused.items()):
+                    reported = unknown_lines(airflow, r) >= 1
+                    if reported or time.monotonic() - since > matrix.systems[s].max_pause:
+                        states[s] = str(airflow.api.task_instance(r.dag_id, r.run_id, "job")["state"])
+                        matrix.systems[s].resume()
+                        del paused[s]
+                time.sleep(0.5)
         finally:
             for s in paused:
-                s.resume()
-        return {"states": states}
+                matrix.systems[s].resume()
+        return {"states": states, "paused_for": round(time.monotonic() - since)}
 
-    done = isolated.once("test_endpoint_unreachable_while_deferred", "endpoint_unreachable", act)
+    done = matrix.once(request, "endpoint_unreachable", act)
     run: Run = done["runs"][system]
-    track(request, run.dag_id, run.run_id)
     assert done["states"][system] == "deferred", done
     notes = "endpoint SIGSTOPped until the poller reported it unreachable"
-    row = finish(airflow, systems[system], report, run, notes=notes)
-    isolated.finished("endpoint_unreachable")
+    row = matrix.row(request, run, notes=notes)
     assert row.final_state == "success", row
     assert row.tries == 1, row
     assert_clean(row, submissions=1)

@@ -18,8 +18,7 @@ import pytest
 from durable_jobs_harness.airflow_env import AirflowEnv, wait_until
 
 from .conftest import Report
-from .dags.e2e_common import dag_id
-from .dags.e2e_kubernetes import OVERLOAD_CRASHED, OVERLOAD_TASKS
+from .dags.e2e_common import OVERLOAD_CRASHED, OVERLOAD_TASKS, dag_id
 from .observe import events_of, observe, trigger_logs, worker_log
 from .systems import E2ESystem
 from .test_crash_matrix import RUN_TIMEOUT, track, wait_quiet

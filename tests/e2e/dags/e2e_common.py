@@ -35,6 +35,10 @@ BATCH = [*CRASH, "clear_deferred", "mark_failed", "deadline", "job_fails"]
 # scenarios that disturb the whole deployment: one at a time (every system's DAG of it at once)
 ISOLATED = ["triggerer_sigkill", "triggerer_sigterm", "two_triggerers", "endpoint_unreachable"]
 STANDARD = [*BATCH, *ISOLATED]
+# overload (Kubernetes' own DAG): 50 mapped tasks of 75 s; the workers of five map indexes die at after_submit
+OVERLOAD_TASKS = 50
+OVERLOAD_CRASHED = [3, 14, 25, 36, 47]
+OVERLOAD_SECONDS = 75
 
 
 def dag_id(system: str, scenario: str) -> str:
@@ -133,7 +137,7 @@ SPECS: dict[str, Scenario] = {
     # the worker dies (os._exit) at each protocol step, once; the retry adopts or reattaches
     **{f"crash_{p}": Scenario(seconds=4, retries=3, failpoints=f"{p}=exit") for p in _failpoints.ALL},
     # user actions while deferred
-    "clear_deferred": Scenario(seconds=30),
+    "clear_deferred": Scenario(seconds=60),  # still running when try 2 (scheduled, parsed) reattaches
     "mark_failed": Scenario(seconds=300, retries=0),
     # the deadline passes: the job is cancelled, the task fails with the reason
     "deadline": Scenario(seconds=300, retries=0, job_timeout=timedelta(seconds=20)),

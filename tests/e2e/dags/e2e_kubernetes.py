@@ -10,14 +10,20 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from e2e_common import POLL_INTERVAL, Crashing, enabled, scenario_dag, scenarios
+from e2e_common import (
+    OVERLOAD_CRASHED,
+    OVERLOAD_SECONDS,
+    OVERLOAD_TASKS,
+    POLL_INTERVAL,
+    Crashing,
+    enabled,
+    scenario_dag,
+    scenarios,
+)
 
 from durable_jobs.operators.kubernetes import KubernetesJobOperator
 
 CONN_ID = "kubernetes_e2e"
-OVERLOAD_TASKS = 50
-OVERLOAD_CRASHED = [3, 14, 25, 36, 47]  # map indexes whose first try dies at after_submit
-OVERLOAD_SECONDS = 75
 
 
 class CrashingKubernetesJobOperator(Crashing, KubernetesJobOperator):

@@ -58,6 +58,7 @@ class E2ESystem(abc.ABC):
     job_noun: ClassVar[str]  # how our log lines name a job ("Spark driver", "Job")
     after_crash: ClassVar[Mapping[str, str]]  # crash scenario -> prefix of the decision line a later try logs
     matrix: ClassVar[bool] = True  # parametrized into the standard scenarios
+    max_pause: ClassVar[float] = 120.0  # longest SIGSTOP the endpoint survives as an outage (not a failure)
     failure_detail: ClassVar[str] = ""  # what a failed job's error message carries (Spark: its driver log URL)
     extra_scenarios: ClassVar[tuple[str, ...]] = ()  # its own DAGs besides the standard ones (e.g. overload)
 

@@ -100,8 +100,14 @@ class KubernetesSystem(E2ESystem):
     def airflow_env(self) -> dict[str, str]:
         conn = {
             "conn_type": "kubernetes_durable",
-            # a short request timeout: a paused apiserver shows up as failed calls within seconds
-            "extra": {"kube_config_path": str(self.kubeconfig), "namespace": NAMESPACE, "timeout": 5},
+            # a short request timeout, and watches renewed every 15 s: a watch stream that goes silent is only
+            # noticed when its read times out (watch_timeout + 30 s), so a paused apiserver shows up within a minute
+            "extra": {
+                "kube_config_path": str(self.kubeconfig),
+                "namespace": NAMESPACE,
+                "timeout": 5,
+                "watch_timeout": 15,
+            },
         }
         return {f"AIRFLOW_CONN_{self.conn_id.upper()}": json.dumps(conn)}
 

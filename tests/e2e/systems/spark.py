@@ -29,6 +29,7 @@ class SparkSystem(E2ESystem):
     conn_id = "spark_standalone_default"
     job_noun = "Spark driver"
     failure_detail = "Driver log: http"
+    max_pause = 45.0  # below spark.worker.timeout (60 s): past it the resumed master drops the worker's drivers
     after_crash: ClassVar[dict[str, str]] = {
         "crash_before_intent": "No job recorded for",
         "crash_after_intent": "No job carries token",
