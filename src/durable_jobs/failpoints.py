@@ -1,11 +1,12 @@
 """Named crash points in the protocol, for tests that kill the process at a precise step.
 
 Enabled only by ``DURABLE_JOBS_FAILPOINTS`` (comma-separated names, each optionally ``name=action``
-where action is ``exit`` (``os._exit(70)``, the default), ``kill`` (SIGKILL to itself), ``raise``
-(:class:`SimulatedCrash`, for in-process tests) or ``pause``). ``DURABLE_JOBS_FAILPOINTS_ONCE=<dir>`` makes
-each point fire only once per directory, so that the retry that follows survives; the marker it writes there
-(``fired-<name>``) holds the PID. ``pause`` needs that directory: the process waits at the point until a test
-creates ``resume-<name>`` next to the marker (at most :data:`PAUSE_LIMIT` seconds), so that the test can
+where action is ``exit`` (``os._exit(70)``, the default), ``kill`` (SIGKILL to itself), ``stop`` (SIGSTOP to
+itself: frozen at the step, so that a test can kill something bigger there, e.g. the whole Celery worker),
+``raise`` (:class:`SimulatedCrash`, for in-process tests) or ``pause``). ``DURABLE_JOBS_FAILPOINTS_ONCE=<dir>``
+makes each point fire only once per directory, so that the retry that follows survives; the marker it writes
+there (``fired-<name>``) holds the PID. ``pause`` needs that directory: the process waits at the point until a
+test creates ``resume-<name>`` next to the marker (at most :data:`PAUSE_LIMIT` seconds), so that the test can
 break something else at exactly that step (kill the active Spark master between submit and persist) and then
 let the protocol go on. When the variable is unset, :func:`failpoint` is a set lookup on an empty frozenset.
 """
@@ -24,7 +25,7 @@ AFTER_PERSIST = "after_persist"  # the locator is persisted, defer() not called 
 BEFORE_OUTCOME = "before_outcome"
 
 ALL = (BEFORE_INTENT, AFTER_INTENT, AFTER_SUBMIT, AFTER_PERSIST, BEFORE_OUTCOME)
-ACTIONS = ("exit", "kill", "raise", "pause")
+ACTIONS = ("exit", "kill", "stop", "raise", "pause")
 #: the longest a ``pause`` waits for its ``resume-<name>`` file before going on
 PAUSE_LIMIT = 600.0
 
@@ -78,6 +79,9 @@ def failpoint(name: str) -> None:
         raise SimulatedCrash(name)
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if action == "stop":
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return  # resumed (SIGCONT): carry on
     os._exit(70)
 
 

@@ -41,6 +41,7 @@ class Row:
     seconds: float  # from the run's start to its end
     jobs: list[dict[str, Any]] = field(default_factory=list)
     notes: str = ""
+    executor: str = "local"  # the executor that ran the tasks: "local" (LocalExecutor) or "celery"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -129,6 +130,7 @@ def observe(
     *,
     settle: float = 60.0,
     notes: str = "",
+    executor: str = "local",
 ) -> Row:
     """The row of a finished run. Waits (up to ``settle`` s) for its jobs to stop before counting orphans."""
     tis = af.api.task_instances(dag_id, run_id)
@@ -167,6 +169,7 @@ def observe(
         seconds=round(_seconds(run), 1),
         jobs=[j.to_json() for j in jobs],
         notes=notes,
+        executor=executor,
     )
 
 

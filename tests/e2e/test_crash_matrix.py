@@ -208,10 +208,14 @@ each_system = pytest.mark.parametrize("system", MATRIX)
 @pytest.mark.parametrize("scenario", CRASH)
 def test_worker_killed_at_failpoint(system: str, scenario: str, request: pytest.FixtureRequest, matrix: Matrix) -> None:
     """The task process dies (``os._exit``) at a protocol step; the retry adopts or reattaches: one job."""
-    airflow = matrix.af
     sys_, run = matrix.systems[system], matrix.batch(system, scenario)
+    row = matrix.row(request, run, notes=f"worker exits at {scenario.removeprefix('crash_')} in try 1")
+    check_crash(matrix.af, sys_, run, row, scenario)
+
+
+def check_crash(airflow: AirflowEnv, sys_: E2ESystem, run: Run, row: Row, scenario: str) -> None:
+    """The row of a task process killed at a fail-point in try 1 (``crash_<point>``; also on CeleryExecutor)."""
     point = scenario.removeprefix("crash_")
-    row = matrix.row(request, run, notes=f"worker exits at {point} in try 1")
     assert row.final_state == "success", row
     assert_clean(row, submissions=1)
     # one event at most: a retry that finds the job already ended (a short job, a slow worker start) returns its
@@ -400,6 +404,11 @@ def test_two_triggerers_one_killed(system: str, request: pytest.FixtureRequest, 
     job_id = done["job_id"]
     notes = f"2 tasks; triggerer job {job_id} SIGKILLed, the other took over"
     row = matrix.row(request, run, notes=notes)
+    check_two_triggerers(airflow, run, row, job_id)
+
+
+def check_two_triggerers(airflow: AirflowEnv, run: Run, row: Row, job_id: int) -> None:
+    """The row of two triggerers, triggerer job ``job_id`` SIGKILLed while it ran job_0's trigger."""
     assert row.final_state == "success", row
     assert row.tries == 1, row
     assert_clean(row, submissions=2)

@@ -5,8 +5,8 @@ and cannot lose a triggerer. Crash-safety is about processes dying, so the end-t
 
 * :class:`AirflowEnv` (:mod:`.env`): each component its own process in a temporary ``AIRFLOW_HOME``;
 * :class:`AirflowApi` (:mod:`.api`): the api-server's public REST API (``/api/v2``);
-* :class:`Component`, :class:`PostgresServer`, :func:`wait_until` (:mod:`.processes`): process control, the
-  optional PostgreSQL metadata database, the waiting loop.
+* :class:`Component`, :class:`PostgresServer`, :class:`RedisServer`, :func:`wait_until` (:mod:`.processes`):
+  process control, the optional PostgreSQL metadata database and Redis broker (CeleryExecutor), the waiting loop.
 
 No pytest here: the demo uses it too.
 """
@@ -15,7 +15,13 @@ from __future__ import annotations
 
 from durable_jobs_harness.airflow_env.api import FINISHED_RUN_STATES, FINISHED_TI_STATES, AirflowApi
 from durable_jobs_harness.airflow_env.env import FAST_SETTINGS, SQLITE_CONNECT_ARGS, AirflowEnv
-from durable_jobs_harness.airflow_env.processes import AirflowEnvError, Component, PostgresServer, wait_until
+from durable_jobs_harness.airflow_env.processes import (
+    AirflowEnvError,
+    Component,
+    PostgresServer,
+    RedisServer,
+    wait_until,
+)
 
 __all__ = [
     "FAST_SETTINGS",
@@ -27,5 +33,6 @@ __all__ = [
     "AirflowEnvError",
     "Component",
     "PostgresServer",
+    "RedisServer",
     "wait_until",
 ]

@@ -3,7 +3,8 @@
 :class:`AirflowEnv` starts each component as its **own** process (so a test can SIGKILL the triggerer, or start a
 second one) in a temporary ``AIRFLOW_HOME`` with LocalExecutor, SQLite by default (or a private PostgreSQL
 cluster), on free ports bound to 127.0.0.1, with Airflow's health-check thresholds lowered so that takeovers
-happen in seconds.
+happen in seconds. With ``executor="CeleryExecutor"`` it also runs a private Redis broker and Celery workers,
+each its own process, so that a test can SIGKILL a whole worker (and start it again) by name.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,15 +34,18 @@ from durable_jobs_harness.airflow_env.processes import (
     AirflowEnvError,
     Component,
     PostgresServer,
+    RedisServer,
     spawn,
     wait_until,
 )
 from durable_jobs_harness.logs import tail
 from durable_jobs_harness.ports import free_port
 
-__all__ = ["ADMIN", "FAST_SETTINGS", "SQLITE_CONNECT_ARGS", "AirflowEnv"]
+__all__ = ["ADMIN", "CELERY_WORKER", "EXECUTORS", "FAST_SETTINGS", "SQLITE_CONNECT_ARGS", "AirflowEnv"]
 
 ADMIN = "admin"
+EXECUTORS = ("LocalExecutor", "CeleryExecutor")
+CELERY_WORKER = "celery-worker"  # the components' name prefix: celery-worker-1, celery-worker-2...
 
 # Lowered thresholds: a crashed triggerer's triggers move within seconds, trigger timeouts are checked
 # every few seconds, new DAG files are seen quickly. Values are strings, as in the environment.
@@ -80,6 +84,10 @@ class AirflowEnv:
     :param env: extra environment for every component (connections as ``AIRFLOW_CONN_*``, settings as
         ``AIRFLOW__SECTION__KEY``, variables the DAG files read).
     :param database: ``sqlite`` (default) or ``postgres`` (a private cluster, see :class:`PostgresServer`).
+    :param executor: ``LocalExecutor`` (default) or ``CeleryExecutor``: a private Redis broker
+        (:class:`RedisServer`), the result backend on the metadata database (PostgreSQL only: Airflow refuses
+        SQLite with Celery), and ``celery_workers`` workers of ``celery_concurrency`` slots each, named
+        ``celery-worker-1``... (:meth:`kill` and :meth:`start_celery_worker` take these names).
     """
 
     def __init__(
@@ -89,16 +97,26 @@ class AirflowEnv:
         home: Path | None = None,
         env: Mapping[str, str] | None = None,
         database: str = "sqlite",
+        executor: str = "LocalExecutor",
+        celery_workers: int = 2,
+        celery_concurrency: int = 4,
         keep: bool = False,
         startup_timeout: float = 300.0,
         log_level: str = "INFO",
     ) -> None:
         if database not in ("sqlite", "postgres"):
             raise ValueError("database must be 'sqlite' or 'postgres'")
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}")
+        if executor == "CeleryExecutor" and database != "postgres":
+            raise ValueError("CeleryExecutor needs database='postgres' (Airflow refuses SQLite with Celery)")
         self.dags_folder = dags_folder.resolve()
         self._home_arg = home
         self.extra_env = dict(env or {})
         self.database = database
+        self.executor = executor
+        self.celery_workers = celery_workers
+        self.celery_concurrency = celery_concurrency
         self.keep = keep
         self.startup_timeout = startup_timeout
         self.log_level = log_level
@@ -106,6 +124,7 @@ class AirflowEnv:
         self.port = 0
         self.components: dict[str, Component] = {}
         self.postgres: PostgresServer | None = None
+        self.redis: RedisServer | None = None
         self._env: dict[str, str] = {}
         self._triggerers = 0
         self._atexit = False
@@ -145,6 +164,17 @@ class AirflowEnv:
         """Names of the triggerer processes still running."""
         return [n for n, c in self.components.items() if n.startswith("triggerer") and c.running]
 
+    def workers(self) -> list[str]:
+        """Names of the Celery worker processes still running."""
+        return [n for n, c in self.components.items() if n.startswith(CELERY_WORKER) and c.running]
+
+    def component_of_pid(self, pid: int) -> str:
+        """The running component that ``pid`` descends from (e.g. the Celery worker running a task process)."""
+        for name, comp in self.components.items():
+            if comp.running and any(p.pid == pid for p in comp.descendants()):
+                return name
+        raise AirflowEnvError(f"process {pid} descends from no running component")
+
     # --- lifecycle -------------------------------------------------------------------------------------
 
     def start(self) -> AirflowEnv:
@@ -163,6 +193,8 @@ class AirflowEnv:
         try:
             if self.database == "postgres":
                 self.postgres = PostgresServer().start()
+            if self.executor == "CeleryExecutor":
+                self.redis = RedisServer().start()
             self.port = free_port()
             self.api = AirflowApi(self.base_url, ADMIN, self.admin_password)
             self._env = self._build_env()
@@ -172,6 +204,7 @@ class AirflowEnv:
             self.components["scheduler"] = self._start("scheduler", ["scheduler", "--skip-serve-logs"])
             self.components["dag-processor"] = self._start("dag-processor", ["dag-processor"])
             self.start_triggerer()
+            workers = [self._spawn_celery_worker(None) for _ in range(self.celery_workers if self.redis else 0)]
             wait_until(
                 "Airflow to become healthy (api-server, scheduler, triggerer, dag-processor)",
                 self._healthy,
@@ -180,6 +213,8 @@ class AirflowEnv:
                 on_timeout=self.logs_tail,
             )
             wait_until("the admin token", self.api.token, timeout=60, on_timeout=self.logs_tail)
+            for name, ready in workers:
+                wait_until(f"{name} to be ready", ready, timeout=self.startup_timeout, on_timeout=self.logs_tail)
             (job,) = self.api.jobs("TriggererJob")
             self.components["triggerer"].job_id = int(job["id"])
         except BaseException:
@@ -216,6 +251,32 @@ class AirflowEnv:
             comp.job_id = wait_until(f"{name} to register its job", new_job, timeout=timeout, on_timeout=self.logs_tail)
         return name
 
+    def start_celery_worker(self, name: str | None = None, *, timeout: float = 120.0) -> str:
+        """Start a Celery worker (``name``: a new ``celery-worker-<n>``, or a stopped one again); return its name
+        once it consumes from the broker."""
+        name, ready = self._spawn_celery_worker(name)
+        wait_until(f"{name} to be ready", ready, timeout=timeout, on_timeout=self.logs_tail)
+        return name
+
+    def _spawn_celery_worker(self, name: str | None) -> tuple[str, Callable[[], bool]]:
+        if self.redis is None:
+            raise AirflowEnvError("this environment runs no Celery (executor='CeleryExecutor')")
+        if name is None:
+            name = f"{CELERY_WORKER}-{sum(n.startswith(CELERY_WORKER) for n in self.components) + 1}"
+        elif name in self.workers():
+            raise AirflowEnvError(f"{name} is running")
+        log = self.logs_dir / f"{name}.log"
+        offset = log.stat().st_size if log.exists() else 0
+        args = ["celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", str(self.celery_concurrency)]
+        args += ["--pid", str(self.home / f"{name}.pid"), "--skip-serve-logs"]  # its own pid file: two workers
+        self.components[name] = self._start(name, args)
+
+        def ready() -> bool:  # Celery logs "<name>@<host> ready." once it consumes
+            self._check_alive()
+            return b" ready." in log.read_bytes()[offset:]
+
+        return name, ready
+
     def triggerer_for_job(self, job_id: int) -> str:
         """The name of the triggerer process that runs (or ran) as Airflow Job ``job_id``."""
         for name, comp in self.components.items():
@@ -224,8 +285,9 @@ class AirflowEnv:
         raise AirflowEnvError(f"no triggerer started here has job id {job_id}")
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Signal one component. SIGKILL goes to its whole process group (a crash leaves no child behind);
-        other signals go to the process itself, as a service manager would send them."""
+        """Signal one component. SIGKILL goes to its whole process tree (a crash leaves no child behind: also a
+        Celery worker's task runners, in groups of their own); other signals go to the process itself, as a
+        service manager would send them."""
         comp = self.components[name]
         comp.expected_exit = True
         comp.signal(sig, group=sig == signal.SIGKILL)
@@ -267,6 +329,8 @@ class AirflowEnv:
                 comp.proc.wait(max(0.1, deadline - time.monotonic()))
         for comp in comps:
             comp.stop(grace=5.0)
+        if self.redis is not None:
+            self.redis.stop()
         if self.postgres is not None:
             self.postgres.stop()
         keep = self.keep if keep_home is None else keep_home
@@ -314,7 +378,7 @@ class AirflowEnv:
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
@@ -339,6 +403,14 @@ class AirflowEnv:
                 **FAST_SETTINGS,
             }
         )
+        if self.redis is not None:
+            env.update(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
+                    "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{db_url}",
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.celery_concurrency),
+                }
+            )
         env.update(self.extra_env)
         return env
 

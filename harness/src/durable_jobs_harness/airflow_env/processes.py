@@ -1,5 +1,6 @@
-"""The processes of :class:`~durable_jobs_harness.airflow_env.AirflowEnv`: one Airflow component (or PostgreSQL)
-each, started in its own session and stopped by its PID; the private PostgreSQL cluster; the waiting loop.
+"""The processes of :class:`~durable_jobs_harness.airflow_env.AirflowEnv`: one Airflow component (or PostgreSQL, or
+Redis) each, started in its own session and stopped by its PID; the private PostgreSQL cluster and Redis broker; the
+waiting loop.
 
 Every process is stopped by its PID (SIGTERM, then SIGKILL to the process group it leads, which holds only its
 own children).
@@ -12,19 +13,22 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
+
+import psutil
 
 from durable_jobs_harness import waiting
 from durable_jobs_harness.logs import tail
 from durable_jobs_harness.ports import free_port
 
-__all__ = ["AirflowEnvError", "Component", "PostgresServer", "spawn", "wait_until"]
+__all__ = ["AirflowEnvError", "Component", "PostgresServer", "RedisServer", "spawn", "wait_until"]
 
 STOP_GRACE = 20.0
 
@@ -62,7 +66,7 @@ def wait_until(
 
 @dataclass
 class Component:
-    """One Airflow (or PostgreSQL) process this harness started."""
+    """One Airflow (or PostgreSQL, or Redis) process this harness started."""
 
     name: str
     proc: subprocess.Popen[bytes]
@@ -79,27 +83,46 @@ class Component:
     def running(self) -> bool:
         return self.proc.poll() is None
 
+    def descendants(self) -> list[psutil.Process]:
+        """Every process below this one now, also those that lead a process group of their own (Airflow's task
+        runners do: a Celery worker's tasks are not in the worker's group)."""
+        try:
+            return psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            return []
+
     def signal(self, sig: signal.Signals, *, group: bool = False) -> None:
-        """Send ``sig`` to the process (or to the process group it leads: itself and its children)."""
+        """Send ``sig`` to the process, or (``group``) to its whole tree: the process group it leads (itself and its
+        children) and every descendant that left that group."""
         if not self.running:
             return
+        tree = self.descendants() if group else []
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if group:
                 os.killpg(self.pid, sig)  # the group id is our child's PID (start_new_session)
             else:
                 os.kill(self.pid, sig)
+        _signal_all(tree, sig)
 
     def stop(self, grace: float = STOP_GRACE) -> None:
-        """SIGTERM, wait, then SIGKILL the whole group; also reap stragglers of a process that already exited."""
+        """SIGTERM, wait, then SIGKILL the whole tree; also reap stragglers of a process that already exited."""
+        tree = self.descendants()  # before they are re-parented, when this process exits
         if self.running:
             self.signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(grace)
-        # children (task processes, the trigger runner, uvicorn workers) live in the same group
+        # children (task processes, the trigger runner, uvicorn workers) live in the same group, task runners in theirs
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
+        _signal_all(tree, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(grace)
+
+
+def _signal_all(processes: list[psutil.Process], sig: signal.Signals) -> None:
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):  # gone already; psutil refuses a PID that was reused
+            proc.send_signal(sig)
 
 
 def spawn(name: str, argv: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path) -> Component:
@@ -206,3 +229,82 @@ class PostgresServer:
         )
         if result.returncode != 0:
             raise AirflowEnvError(f"{' '.join(argv)} failed:\n{result.stdout}{result.stderr}\n{tail(self.log, 60)}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Redis (the Celery broker of a CeleryExecutor environment)
+
+
+class RedisServer:
+    """A private Redis on 127.0.0.1 (Debian's ``redis-server``), our own process, never the system service.
+
+    It runs in a fresh directory with persistence off (``--save ""``, no append-only file: the broker is thrown
+    away with the environment) and is stopped by its PID. :meth:`command` talks RESP over a socket, for tests
+    that read the broker's own state (e.g. the ``unacked`` hash of Celery's Redis transport).
+    """
+
+    def __init__(self, *, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.run_dir = Path()
+        self.component: Component | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def log(self) -> Path:
+        return self.run_dir / "redis.log"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(binary).exists():
+            raise AirflowEnvError("`redis-server` not found: install the Debian package redis-server")
+        self.run_dir = Path(tempfile.mkdtemp(prefix="durable-jobs-redis-")).resolve()
+        argv = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.run_dir)]
+        argv += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes"]
+        self.component = spawn("redis", argv, {"PATH": os.environ.get("PATH", "")}, self.log, self.run_dir)
+
+        def answers() -> bool:
+            if self.component is not None and not self.component.running:
+                raise AirflowEnvError(f"redis-server exited\n{tail(self.log, 30)}")
+            try:
+                return bool(self.command("PING") == "PONG")
+            except OSError:
+                return False
+
+        try:
+            wait_until("redis-server to answer PING", answers, timeout=30, interval=0.2)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def command(self, *args: str) -> Any:
+        """One command; its reply (a string, an integer, None, or a list of these)."""
+        request = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(request.encode())
+            return _reply(sock.makefile("rb"), args[0])
+
+    def stop(self) -> None:
+        if self.component is not None:
+            self.component.stop(grace=10.0)
+            self.component = None
+        if self.run_dir != Path():
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _reply(reader: IO[bytes], command: str) -> Any:
+    """One RESP reply read from ``reader``."""
+    line = reader.readline().decode().rstrip("\r\n")
+    kind, rest = line[:1], line[1:]
+    if kind == "+":
+        return rest
+    if kind == ":":
+        return int(rest)
+    if kind == "$":
+        return None if int(rest) < 0 else reader.read(int(rest) + 2)[:-2].decode()
+    if kind == "*":
+        return None if int(rest) < 0 else [_reply(reader, command) for _ in range(int(rest))]
+    raise AirflowEnvError(f"redis answered {line!r} to {command}")
