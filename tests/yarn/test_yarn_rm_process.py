@@ -9,7 +9,6 @@ on SIGTERM and when its stdin closes, and a paused (SIGSTOPped) RM is unknown to
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -28,7 +27,7 @@ from durable_jobs.errors import TransientError
 from durable_jobs.hooks.yarn import YarnHook
 from durable_jobs.record import make_token
 from durable_jobs.status import JobState
-from durable_jobs.transport.http import close_sessions
+from durable_jobs_harness.yarn_fixtures import run_fresh as run
 from durable_jobs_harness.yarn_process import KerberizedYarn, YarnRmProcess, wait_app_state
 
 pytestmark = [pytest.mark.kdc, pytest.mark.timeout(180)]
@@ -56,16 +55,6 @@ def client(yarn: KerberizedYarn, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ya
     assert isinstance(made, YarnClient)
     yield made
     YarnHook.clear_cache()
-
-
-def run(coro: Any) -> Any:
-    async def go() -> Any:
-        try:
-            return await coro
-        finally:
-            await close_sessions()
-
-    return asyncio.run(go())
 
 
 def submit(client: YarnClient, command: str, task: str) -> tuple[dict[str, Any], str]:
