@@ -37,14 +37,19 @@ check-install: setup
 # The test command (README, CI): lint, then every test (unit, integration, the real-Airflow crash matrix);
 # nothing can skip. The install check (check-install) runs first. The last step fails if the crash matrix report
 # shows a duplicate or an orphan.
+# The crash matrix's Airflow runs on PostgreSQL (Debian's postgresql, a private cluster) in `make test` and `make e2e`;
+# E2E_DB=sqlite runs it on SQLite. `make demo` always uses SQLite.
+E2E_DB ?= postgres
+
 test: lint
 	$(PY) scripts/check_install.py
-	$(PY) -m pytest tests -q -p no:cacheprovider -o junit_family=xunit2 --junitxml=build/junit.xml
+	DURABLE_JOBS_E2E_DB=$(E2E_DB) $(PY) -m pytest tests -q -p no:cacheprovider -o junit_family=xunit2 --junitxml=build/junit.xml
 	$(PY) scripts/e2e_table.py build/e2e-report.json
 
-# Real Airflow 3.3 + Spark standalone end to end (the crash matrix): writes build/e2e-report.json, prints its table
+# Real Airflow 3.3 and every system's endpoint (Spark standalone, Kubernetes...) end to end, the crash matrix: writes
+# build/e2e-report.json, prints its tables. DURABLE_JOBS_E2E_SYSTEMS=spark,kubernetes selects systems (default all).
 e2e: setup
-	$(PY) -m pytest tests/e2e -q -p no:cacheprovider
+	DURABLE_JOBS_E2E_DB=$(E2E_DB) $(PY) -m pytest tests/e2e -q -p no:cacheprovider
 	$(PY) scripts/e2e_table.py build/e2e-report.json
 
 demo: setup

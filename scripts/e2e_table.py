@@ -1,11 +1,12 @@
 #!/usr/bin/env python
-"""Render ``build/e2e-report.json`` (written by ``make e2e``) as the markdown table of ``docs/e2e.md``.
+"""Render ``build/e2e-report.json`` (written by ``make e2e``) as the markdown tables of ``docs/e2e.md``: one per system.
 
-    python scripts/e2e_table.py                          # print the table
-    python scripts/e2e_table.py --update docs/e2e.md     # replace the table between its markers
+    python scripts/e2e_table.py                          # print the tables
+    python scripts/e2e_table.py --update docs/e2e.md     # replace the tables between their markers
+    python scripts/e2e_table.py --update README.md       # the same block in the README
 
-Exit code 1 when a row shows a duplicate, an unowned or an orphaned driver, so that a stale or bad
-report cannot be pasted silently.
+Exit code 1 when a row shows a duplicate, an unowned or an orphaned job, so that a stale or bad report cannot
+be pasted silently (and ``make test`` fails on it).
 """
 
 from __future__ import annotations
@@ -20,21 +21,22 @@ REPO = Path(__file__).resolve().parent.parent
 START = "<!-- e2e-table:start -->"
 END = "<!-- e2e-table:end -->"
 
-# what each scenario does to the deployment, in the order of the issue
+# what each scenario does to the deployment, in the order of the issue; other rows show their notes
 SCENARIOS = {
     "crash_before_intent": "worker killed before the intent is written",
     "crash_after_intent": "worker killed after the intent, before submit",
-    "crash_after_submit": "worker killed after submit, before the driver id is saved",
-    "crash_after_persist": "worker killed after the driver id is saved, before defer",
+    "crash_after_submit": "worker killed after submit, before the job id is saved",
+    "crash_after_persist": "worker killed after the job id is saved, before defer",
     "crash_before_outcome": "worker killed after the trigger's event, before the outcome is saved",
     "triggerer_sigkill": "triggerer SIGKILLed while deferred; a new triggerer started",
     "triggerer_sigterm": "triggerer SIGTERMed while deferred; a new triggerer started",
     "two_triggerers": "two triggerers, the one running the triggers SIGKILLed (2 tasks)",
     "clear_deferred": "task cleared while deferred",
     "mark_failed": "task marked failed while deferred",
-    "deadline": "deadline (job_timeout 20 s) passes while the driver runs",
+    "deadline": "deadline (job_timeout 20 s) passes while the job runs",
     "job_fails": "generation 0 fails (exit code 3)",
-    "master_unreachable": "Spark master paused (SIGSTOP) while deferred",
+    "endpoint_unreachable": "endpoint paused (SIGSTOP) while deferred",
+    "overload": "50 mapped tasks deferred at once; 5 workers killed after submit; a triggerer SIGKILLed",
 }
 COLUMNS = (
     "scenario",
@@ -43,20 +45,36 @@ COLUMNS = (
     "orphans",
     "tries",
     "final state",
-    "driver end state",
+    "job end state",
     "events",
     "seconds",
 )
+# the report's phase timings, as the footnote names them
+PHASES = {
+    "airflow_start": "Airflow start",
+    "batch": "side-by-side batch",
+    "overload": "overload",
+}
 
 
-def render(report: dict[str, Any]) -> str:
+def end_states(jobs: list[dict[str, Any]]) -> str:
+    """The jobs' end states; many alike are counted (``50 Complete``)."""
+    states = [str(j.get("state")) for j in jobs]
+    if len(states) <= 4:
+        return ", ".join(states) or "-"
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s] = counts.get(s, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
     order = {name: i for i, name in enumerate(SCENARIOS)}
-    rows = sorted(report.get("rows", ()), key=lambda r: order.get(r["scenario"], len(order)))
     lines = [
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" if c == "scenario" else "---:" for c in COLUMNS) + "|",
     ]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: order.get(r["scenario"], len(order))):
         what = SCENARIOS.get(r["scenario"], r.get("notes") or r["scenario"])
         cells = [
             f"{what} (`{r['scenario']}`)",
@@ -65,46 +83,65 @@ def render(report: dict[str, Any]) -> str:
             str(r["orphans"]),
             str(r["tries"]),
             str(r["final_state"]),
-            ", ".join(str(d.get("state")) for d in r.get("drivers", ())) or "-",
+            end_states(r.get("jobs", ())),
             str(r["events"]),
             f"{float(r['seconds']):.0f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+    return lines
+
+
+def render(report: dict[str, Any]) -> str:
+    rows = report.get("rows", ())
+    systems = list(report.get("systems") or ())
+    systems += sorted({r["system"] for r in rows} - set(systems))
+    lines: list[str] = []
+    for system in systems:
+        mine = [r for r in rows if r["system"] == system]
+        if mine:
+            lines += [f"**{system}** ({len(mine)} rows)", "", *table(mine), ""]
+    timings = report.get("timings") or {}
+    phases = [f"{label} {float(timings[key]):.0f} s" for key, label in PHASES.items() if key in timings]
+    isolated = sum(float(v) for k, v in timings.items() if k.startswith("isolated_"))
+    if isolated:
+        phases.append(f"one-at-a-time scenarios {isolated:.0f} s")
     lines.append(
         f"Airflow {report.get('airflow')}, pyspark {report.get('pyspark')}, metadata DB {report.get('database')}; "
-        f"generated {report.get('generated_at')}; whole suite {float(report.get('suite_seconds', 0)):.0f} s."
+        f"generated {report.get('generated_at')}; whole suite {float(report.get('suite_seconds', 0)):.0f} s"
+        + (f" ({', '.join(phases)})." if phases else ".")
     )
     return "\n".join(lines)
 
 
 def bad_rows(report: dict[str, Any]) -> list[str]:
     return [
-        r["scenario"] for r in report.get("rows", ()) if r.get("duplicates") or r.get("orphans") or r.get("unowned")
+        f"{r['system']}/{r['scenario']}"
+        for r in report.get("rows", ())
+        if r.get("duplicates") or r.get("orphans") or r.get("unowned")
     ]
 
 
-def update(doc: Path, table: str) -> None:
-    text = doc.read_text("utf-8")
+def update(doc: Path, text: str) -> None:
+    content = doc.read_text("utf-8")
     try:
-        head, rest = text.split(START, 1)
+        head, rest = content.split(START, 1)
         _, tail = rest.split(END, 1)
     except ValueError:
         raise SystemExit(f"{doc} has no {START} ... {END} markers") from None
-    doc.write_text(f"{head}{START}\n{table}\n{END}{tail}", "utf-8")
+    doc.write_text(f"{head}{START}\n{text}\n{END}{tail}", "utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("report", nargs="?", type=Path, default=REPO / "build" / "e2e-report.json")
-    parser.add_argument("--update", type=Path, metavar="DOC", help="replace the table between the markers in DOC")
+    parser.add_argument("--update", type=Path, metavar="DOC", help="replace the tables between the markers in DOC")
     args = parser.parse_args(argv)
     report = json.loads(args.report.read_text("utf-8"))
-    table = render(report)
+    text = render(report)
     if args.update:
-        update(args.update, table)
+        update(args.update, text)
     else:
-        print(table)
+        print(text)
     bad = bad_rows(report)
     if bad:
         print(f"duplicates or orphans in: {', '.join(bad)}", file=sys.stderr)

@@ -1,12 +1,14 @@
-"""One real Airflow 3.3 and one real Spark standalone cluster for the whole crash matrix.
+"""One real Airflow 3.3 and every system's endpoint for the whole crash matrix.
 
-Both are started once per session from the installed packages (nothing skips: a missing JDK or pyspark
-fails the run) and stopped by PID at the end. The Airflow home (logs, DB) and the Spark run dir are kept
-when a test failed (or ``DURABLE_JOBS_E2E_KEEP`` is set), and the failing test prints the tails of every
-component's log and of its run's task and trigger logs.
+The session starts each system of ``tests/e2e/systems`` (``DURABLE_JOBS_E2E_SYSTEMS=spark,kubernetes`` selects a
+subset; an unknown name fails) as its own processes, merges their environments into one :class:`AirflowEnv`,
+and stops everything by PID at the end. Nothing skips: a missing JDK or pyspark fails the run. The Airflow home
+(logs, DB) and the endpoints' run dirs are kept when a test failed (or ``DURABLE_JOBS_E2E_KEEP`` is set), and a
+failing test prints the tails of every component's log, of every endpoint's log and of its runs' task and
+trigger logs.
 
-``DURABLE_JOBS_E2E_DB=postgres`` runs Airflow on a private PostgreSQL cluster instead of SQLite;
-``DURABLE_JOBS_E2E_REPORT`` moves the report (default ``build/e2e-report.json``).
+``DURABLE_JOBS_E2E_DB`` is ``postgres`` (a private PostgreSQL cluster; CI's default) or ``sqlite`` (the default
+here); ``DURABLE_JOBS_E2E_REPORT`` moves the report (default ``build/e2e-report.json``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import shutil
+import sqlite3
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,40 +29,45 @@ from typing import Any
 import pytest
 
 from durable_jobs_harness.airflow_env import AirflowEnv
-from durable_jobs_harness.spark_cluster import SparkCluster, TestApps, build_test_apps
+from durable_jobs_harness.airflow_env.processes import PostgresServer
 
+from .dags import e2e_common
 from .observe import Row
+from .systems import SYSTEMS, E2ESystem, selected
 
 REPO = Path(__file__).resolve().parents[2]
+# the overload scenario is Kubernetes' own: not collected when the session does not run Kubernetes
+collect_ignore = [] if "kubernetes" in selected() else ["test_overload.py"]
 DAGS = Path(__file__).resolve().parent / "dags"
-CONN_ID = "spark_standalone_default"
-
-
-def _require_tools() -> None:
-    missing = [tool for tool in ("java", "javac", "jar") if shutil.which(tool) is None]
-    if missing:
-        raise RuntimeError(f"the end-to-end tests need a JDK 17+: {', '.join(missing)} not on PATH")
 
 
 class Report:
-    """Rows of ``build/e2e-report.json``, written when the session ends."""
+    """Rows of ``build/e2e-report.json`` (keyed by system and scenario), written when the session ends."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.rows: list[dict[str, Any]] = []
         self.started = time.monotonic()
+        self.database = "?"
+        self.systems: list[str] = []
+        self.timings: dict[str, float] = {}
 
     def add(self, row: Row) -> None:
-        self.rows = [r for r in self.rows if r["scenario"] != row.scenario] + [row.to_json()]
+        self.rows = [r for r in self.rows if (r["system"], r["scenario"]) != row.key] + [row.to_json()]
 
-    def write(self, database: str) -> None:
+    def time(self, phase: str, seconds: float) -> None:
+        self.timings[phase] = round(self.timings.get(phase, 0.0) + seconds, 1)
+
+    def write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         doc = {
             "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "airflow": importlib.metadata.version("apache-airflow"),
             "pyspark": importlib.metadata.version("pyspark"),
-            "database": database,
+            "database": self.database,
+            "systems": self.systems,
             "suite_seconds": round(time.monotonic() - self.started, 1),
+            "timings": self.timings,
             "rows": self.rows,
         }
         self.path.write_text(json.dumps(doc, indent=2) + "\n", "utf-8")
@@ -81,7 +91,7 @@ def report() -> Iterator[Report]:
     path = Path(os.environ.get("DURABLE_JOBS_E2E_REPORT") or REPO / "build" / "e2e-report.json")
     rep = Report(path)
     yield rep
-    rep.write(os.environ.get("DURABLE_JOBS_E2E_DB", "sqlite"))
+    rep.write()
     print(f"\ne2e report: {path}")
 
 
@@ -91,51 +101,58 @@ def e2e_root() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="durable-jobs-e2e-")).resolve()
     yield root
     if Failures.count or os.environ.get("DURABLE_JOBS_E2E_KEEP"):
-        print(f"\ne2e: Airflow home (logs, DB) and Spark dirs kept in {root}")
+        print(f"\ne2e: Airflow home (logs, DB) and the endpoints' dirs kept in {root}")
     else:
         shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def spark_apps(e2e_root: Path) -> TestApps:
-    _require_tools()
-    return build_test_apps(e2e_root / "apps")
-
-
-@pytest.fixture(scope="session")
-def spark(e2e_root: Path) -> Iterator[SparkCluster]:
-    _require_tools()
-    # worker cores are a scheduling number: enough that no driver waits for a slot while scenarios overlap
-    cluster = SparkCluster(e2e_root / "spark", worker_cores=24, worker_memory="12g")
-    cluster.start()
+def systems(e2e_root: Path) -> Iterator[dict[str, E2ESystem]]:
+    """Every selected system's endpoint, started (each its own processes) and stopped by PID."""
+    started: dict[str, E2ESystem] = {}
     try:
-        yield cluster
+        for name in selected():
+            system = SYSTEMS[name]()
+            started[name] = system
+            system.start(e2e_root / "systems")
+        yield started
     finally:
-        cluster.stop()
+        for system in started.values():
+            system.stop()
+
+
+def scenarios_of(system: type[E2ESystem]) -> list[str]:
+    """The scenarios (DAGs) one system runs: the standard set for a matrix system, plus its own."""
+    return [*(e2e_common.STANDARD if system.matrix else ()), *system.extra_scenarios]
+
+
+def database_name(af: AirflowEnv) -> str:
+    """What the report names the metadata database: ``postgresql 15.14``, ``sqlite 3.40.1``."""
+    if af.postgres is None:
+        return f"sqlite {sqlite3.sqlite_version}"
+    out = subprocess.run([PostgresServer.binary("postgres"), "--version"], capture_output=True, text=True, check=True)
+    version = re.search(r"\(PostgreSQL\) (\S+)", out.stdout)  # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    return f"postgresql {version[1] if version else out.stdout.strip()}"
 
 
 @pytest.fixture(scope="session")
-def airflow(e2e_root: Path, spark: SparkCluster, spark_apps: TestApps) -> Iterator[AirflowEnv]:
-    from .test_crash_matrix import ALL_DAG_IDS
-
-    conn = {
-        "conn_type": "spark_standalone_rest",
-        "host": "127.0.0.1",
-        "port": spark.ports.rest,
-        # a short request timeout: a paused master shows up as failed polls within seconds
-        "extra": {"master_ui_urls": spark.master_ui_url, "timeout": 3},
-    }
+def airflow(e2e_root: Path, systems: dict[str, E2ESystem], report: Report) -> Iterator[AirflowEnv]:
     env = {
-        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(conn),
-        "DURABLE_JOBS_E2E_JAR": str(spark_apps.jar),
-        "DURABLE_JOBS_E2E_MAIN_CLASS": spark_apps.main_class,
-        "DURABLE_JOBS_E2E_ONCE_ROOT": str(e2e_root / "failpoints"),
+        e2e_common.SYSTEMS_ENV: ",".join(systems),
+        e2e_common.ONCE_ROOT_ENV: str(e2e_root / "failpoints"),
     }
+    for system in systems.values():
+        env.update(system.airflow_env())
+    dag_ids = [e2e_common.dag_id(n, s) for n, system in systems.items() for s in scenarios_of(type(system))]
     started = time.monotonic()
-    af = AirflowEnv(DAGS, home=e2e_root / "airflow", env=env, database=os.environ.get("DURABLE_JOBS_E2E_DB", "sqlite"))
+    database = os.environ.get("DURABLE_JOBS_E2E_DB", "sqlite")
+    af = AirflowEnv(DAGS, home=e2e_root / "airflow", env=env, database=database)
     af.start()
     try:
-        af.wait_dags(ALL_DAG_IDS)
+        af.wait_dags(dag_ids)
+        report.database = database_name(af)
+        report.systems = list(systems)
+        report.time("airflow_start", time.monotonic() - started)
         print(f"\nAirflow ready in {time.monotonic() - started:.1f}s at {af.base_url} (home {af.home})")
         yield af
     finally:
@@ -149,9 +166,9 @@ def _logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     if rep is None or not rep.failed or "airflow" not in request.fixturenames:
         return
     af: AirflowEnv = request.getfixturevalue("airflow")
-    spark: SparkCluster = request.getfixturevalue("spark")
     print(f"\n===== component logs (home {af.home}) =====\n{af.logs_tail(60)}")
-    print(f"===== spark =====\n{spark.logs_tail(30)}")
+    for name, system in request.getfixturevalue("systems").items():
+        print(f"===== {name} =====\n{system.logs_tail(30)}")
     for dag_id, run_id in getattr(request.node, "e2e_runs", ()):
         for path, text in af.task_logs(dag_id, run_id).items():
             tail = "\n".join(text.splitlines()[-30:])

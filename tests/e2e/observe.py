@@ -1,86 +1,53 @@
-"""What a scenario did, read from the outside: the Spark master, Airflow's REST API and the log files.
+"""What a scenario did, read from the outside: the endpoint (through its adapter), Airflow's REST API and the logs.
 
-Submissions are counted on the master: every driver's launch command (in the worker's work dir) carries
-``-Dspark.durable_jobs.submission_tag=<token>``, and the token is a hash of (dag_id, run_id, task_id,
-map_index, generation), so each driver is attributed to exactly one task and generation of one run.
+Submissions are counted on the endpoint: every job carries its token (a hash of dag_id, run_id, task_id,
+map_index and generation), so each job is attributed to exactly one task instance and generation of one run
+(see ``systems/`` for how each system shows the token).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from durable_jobs.clients.spark_standalone import TOKEN_PROPERTY
-from durable_jobs.record import STATE_KEY, make_token
+from durable_jobs.record import STATE_KEY
 from durable_jobs_harness.airflow_env import AirflowEnv, wait_until
-from durable_jobs_harness.spark_cluster import SparkCluster
 
-TOKEN_RE = re.compile(rf"-D{re.escape(TOKEN_PROPERTY)}=(dj[0-9a-f]{{20}})")
-ACTIVE_DRIVER_STATES = frozenset({"SUBMITTED", "RUNNING", "RELAUNCHING", "UNKNOWN"})
-MAX_GENERATIONS = 10
+from .systems import E2ESystem, Job
 
-
-@dataclass(frozen=True)
-class Driver:
-    id: str
-    state: str
-    task_id: str
-    generation: int
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_DRIVER_STATES
+FINISHED = frozenset({"success", "failed", "skipped", "upstream_failed"})
 
 
 @dataclass
 class Row:
-    """One row of ``build/e2e-report.json``."""
+    """One row of ``build/e2e-report.json``, keyed by (system, scenario)."""
 
+    system: str
     scenario: str
     dag_id: str
     run_id: str
-    submissions: int  # drivers of this run on the master
-    duplicates: int  # drivers beyond one per (task, generation)
-    unowned: int  # drivers of this run that no recorded generation owns
-    orphans: int  # drivers still active at the end (unowned, or of a finished task)
+    submissions: int  # jobs of this run on the endpoint
+    duplicates: int  # jobs beyond one per (task, map_index, generation)
+    unowned: int  # jobs of this run that no recorded generation owns
+    orphans: int  # jobs still active at the end (unowned, or of a finished task)
     tries: int  # the highest try number of the run's task instances
     final_state: str  # the task instances' final state(s)
     events: int  # trigger events fired for the run's task instances, over every triggerer
     seconds: float  # from the run's start to its end
-    drivers: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
     notes: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.system, self.scenario
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def drivers_of_run(cluster: SparkCluster, dag_id: str, run_id: str, task_ids: list[str]) -> list[Driver]:
-    """Every driver on the master whose launch command carries a token of one of these (unmapped) tasks."""
-    tokens = {
-        make_token(dag_id, run_id, task_id, -1, gen): (task_id, gen)
-        for task_id in task_ids
-        for gen in range(MAX_GENERATIONS)
-    }
-    state = cluster.json_state()
-    out: list[Driver] = []
-    for d in (*state.get("activedrivers", ()), *state.get("completeddrivers", ())):
-        driver_id = str(d.get("id"))
-        match = TOKEN_RE.search(cluster.driver_log(driver_id, "stderr"))
-        if match and match[1] in tokens:
-            task_id, gen = tokens[match[1]]
-            out.append(Driver(driver_id, str(d.get("state")), task_id, gen))
-    return sorted(out, key=lambda d: d.id)
-
-
-def unplaced_drivers(cluster: SparkCluster) -> list[str]:
-    """Drivers without a launch command yet (waiting for a worker): not attributable until placed."""
-    state = cluster.json_state()
-    return [str(d.get("id")) for d in state.get("activedrivers", ()) if not cluster.driver_log(str(d.get("id")))]
 
 
 def trigger_logs(af: AirflowEnv, dag_id: str, run_id: str) -> dict[Path, list[dict[str, Any]]]:
@@ -92,9 +59,12 @@ def trigger_logs(af: AirflowEnv, dag_id: str, run_id: str) -> dict[Path, list[di
     return out
 
 
-def worker_log(af: AirflowEnv, dag_id: str, run_id: str, task_id: str, try_number: int) -> list[dict[str, Any]]:
+def worker_log(
+    af: AirflowEnv, dag_id: str, run_id: str, task_id: str, try_number: int, *, map_index: int = -1
+) -> list[dict[str, Any]]:
     for path, text in af.task_logs(dag_id, run_id, task_id).items():
-        if path.name == f"attempt={try_number}.log":
+        mine = map_index < 0 or path.parent.name == f"map_index={map_index}"
+        if mine and path.name == f"attempt={try_number}.log":
             return _json_lines(text)
     return []
 
@@ -146,64 +116,56 @@ def wait_watching(
     )
 
 
-def recorded_jobs(record: Any) -> set[str]:
-    """Driver ids the task state store record owns: the current generation's and its history's."""
-    if not isinstance(record, dict):
-        return set()
-    owned = set()
-    for entry in [record, *(record.get("history") or ())]:
-        job = entry.get("job") if isinstance(entry, dict) else None
-        if isinstance(job, dict) and job.get("driver_id"):
-            owned.add(str(job["driver_id"]))
-    return owned
+def task_keys(tis: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    return sorted({(str(ti["task_id"]), int(ti.get("map_index", -1))) for ti in tis})
 
 
 def observe(
+    system: E2ESystem,
     scenario: str,
     af: AirflowEnv,
-    cluster: SparkCluster,
     dag_id: str,
     run_id: str,
     *,
     settle: float = 60.0,
     notes: str = "",
 ) -> Row:
-    """The row of a finished run. Waits (up to ``settle`` s) for its drivers to stop before counting orphans."""
+    """The row of a finished run. Waits (up to ``settle`` s) for its jobs to stop before counting orphans."""
     tis = af.api.task_instances(dag_id, run_id)
-    task_ids = sorted({str(ti["task_id"]) for ti in tis})
-    wait_until("every driver to be placed on a worker", lambda: not unplaced_drivers(cluster), timeout=settle)
+    keys = task_keys(tis)
+    wait_until("every job to be attributable", lambda: not system.unattributed(), timeout=settle)
 
-    def settled() -> list[Driver] | None:
-        drivers = drivers_of_run(cluster, dag_id, run_id, task_ids)
-        return None if any(d.active for d in drivers) else drivers
+    def settled() -> list[Job] | None:
+        jobs = system.jobs(dag_id, run_id, keys)
+        return None if any(j.active for j in jobs) else jobs
 
     try:
-        drivers = wait_until("the run's drivers to stop", settled, timeout=settle, interval=1.0)
+        jobs = wait_until("the run's jobs to stop", settled, timeout=settle, interval=1.0)
     except Exception:  # still active after the grace period: they are counted as orphans below
-        drivers = drivers_of_run(cluster, dag_id, run_id, task_ids)
+        jobs = system.jobs(dag_id, run_id, keys)
     owned: set[str] = set()
-    for task_id in task_ids:
-        owned |= recorded_jobs(af.api.state_store(dag_id, run_id, task_id).get(STATE_KEY))
-    per_generation: dict[tuple[str, int], int] = {}
-    for d in drivers:
-        per_generation[(d.task_id, d.generation)] = per_generation.get((d.task_id, d.generation), 0) + 1
-    finished = all(str(ti.get("state")) in ("success", "failed", "skipped", "upstream_failed") for ti in tis)
-    orphans = [d for d in drivers if d.active and (finished or d.id not in owned)]
+    for task_id, map_index in keys:
+        record = af.api.state_store(dag_id, run_id, task_id, map_index).get(STATE_KEY)
+        owned |= system.recorded_ids(record)
+    per_generation = Counter((j.task_id, j.map_index, j.generation) for j in jobs)
+    finished = all(str(ti.get("state")) in FINISHED for ti in tis)
+    orphans = [j for j in jobs if j.active and (finished or j.id not in owned)]
     run = af.api.dag_run(dag_id, run_id)
     states = sorted({str(ti.get("state")) for ti in tis})
     return Row(
+        system=system.name,
         scenario=scenario,
         dag_id=dag_id,
         run_id=run_id,
-        submissions=len(drivers),
+        submissions=len(jobs),
         duplicates=sum(n - 1 for n in per_generation.values()),
-        unowned=sum(1 for d in drivers if d.id not in owned),
+        unowned=sum(1 for j in jobs if j.id not in owned),
         orphans=len(orphans),
         tries=max((int(ti.get("try_number") or 0) for ti in tis), default=0),
         final_state="/".join(states),
         events=count_trigger_events(af, dag_id, run_id),
         seconds=round(_seconds(run), 1),
-        drivers=[{"id": d.id, "state": d.state, "task": d.task_id, "generation": d.generation} for d in drivers],
+        jobs=[j.to_json() for j in jobs],
         notes=notes,
     )
 

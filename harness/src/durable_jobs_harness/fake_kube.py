@@ -2001,9 +2001,14 @@ def serve(directory: Path, time_scale: float) -> None:
 
 if __name__ == "__main__":
     import argparse
+    import sys
 
+    # `python -m durable_jobs_harness.fake_kube [serve] DIR [--time-scale S]`: `serve` as every endpoint process says it
+    argv = sys.argv[1:]
+    if argv[:1] == ["serve"]:
+        argv = argv[1:]
     parser = argparse.ArgumentParser(description="run the fake kube-apiserver until stdin closes")
     parser.add_argument("directory", type=Path)
     parser.add_argument("--time-scale", type=float, default=0.02)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     serve(args.directory, args.time_scale)
