@@ -168,6 +168,44 @@ matrix = pytest.mark.parametrize("system", MATRIX)
 # Side by side
 
 
+@pytest.fixture(scope="module")
+def cleared(airflow: AirflowEnv, batch: dict[tuple[str, str], Run]) -> None:
+    """Clear every system's ``clear_deferred`` run once its trigger watches, all at once and before any other
+    side-by-side test waits for its own run: the job runs only 30 s, and a clear after it ended tests nothing."""
+    runs = [run for (_, scenario), run in batch.items() if scenario == "clear_deferred"]
+    for run in runs:
+        wait_watching(airflow, run.dag_id, run.run_id)
+    for run in runs:
+        airflow.api.clear(run.dag_id, run.run_id, ["job"])
+
+
+# first of the side-by-side tests (see `cleared`)
+@matrix
+@pytest.mark.usefixtures("cleared")
+def test_clear_while_deferred(
+    system: str,
+    request: pytest.FixtureRequest,
+    airflow: AirflowEnv,
+    systems: Systems,
+    report: Report,
+    batch: dict[tuple[str, str], Run],
+) -> None:
+    """Clear while deferred: the new try reattaches; the old trigger's on_kill sees a live TI and spares the job."""
+    sys_, run = systems[system], batch[(system, "clear_deferred")]
+    track(request, run.dag_id, run.run_id)
+    row = finish(airflow, sys_, report, run, notes="cleared while deferred (try 1's trigger running)")
+    assert row.final_state == "success", row
+    assert row.tries == 2, row
+    assert_clean(row, submissions=1)
+    assert not any(j["cancelled"] for j in row.jobs), row  # not cancelled by the old trigger
+    old = trigger_events(airflow, run, try_number=1)
+    assert any("invoking on_kill" in e for e in old), old
+    assert any("not cancelling it" in e for e in old), old
+    assert "Trigger fired event" not in old, old
+    assert any(e.startswith(f"Found {sys_.job_noun} ") for e in log_events(airflow, run, "job", 2))
+    assert row.events == 1, row
+
+
 @matrix
 @pytest.mark.parametrize("scenario", CRASH)
 def test_worker_killed_at_failpoint(
@@ -201,33 +239,6 @@ def test_worker_killed_at_failpoint(
     assert row.tries >= 2, row
     later = [e for n in range(2, row.tries + 1) for e in log_events(airflow, run, "job", n)]
     assert any(e.startswith(sys_.after_crash[scenario]) for e in later), later
-
-
-@matrix
-def test_clear_while_deferred(
-    system: str,
-    request: pytest.FixtureRequest,
-    airflow: AirflowEnv,
-    systems: Systems,
-    report: Report,
-    batch: dict[tuple[str, str], Run],
-) -> None:
-    """Clear while deferred: the new try reattaches; the old trigger's on_kill sees a live TI and spares the job."""
-    sys_, run = systems[system], batch[(system, "clear_deferred")]
-    track(request, run.dag_id, run.run_id)
-    wait_watching(airflow, run.dag_id, run.run_id)
-    airflow.api.clear(run.dag_id, run.run_id, ["job"])
-    row = finish(airflow, sys_, report, run, notes="cleared while deferred (try 1's trigger running)")
-    assert row.final_state == "success", row
-    assert row.tries == 2, row
-    assert_clean(row, submissions=1)
-    assert not any(j["cancelled"] for j in row.jobs), row  # not cancelled by the old trigger
-    old = trigger_events(airflow, run, try_number=1)
-    assert any("invoking on_kill" in e for e in old), old
-    assert any("not cancelling it" in e for e in old), old
-    assert "Trigger fired event" not in old, old
-    assert any(e.startswith(f"Found {sys_.job_noun} ") for e in log_events(airflow, run, "job", 2))
-    assert row.events == 1, row
 
 
 @matrix
