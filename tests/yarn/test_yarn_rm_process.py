@@ -94,6 +94,17 @@ def test_a_kill_ends_a_running_application(yarn: KerberizedYarn, client: YarnCli
     assert run(client.status(locator)).state is JobState.CANCELLED
 
 
+def test_an_accepted_kill_completes_without_another_request(yarn: KerberizedYarn, client: YarnClient) -> None:
+    """The RM kills asynchronously: after one PUT answered 202, the application ends KILLED by itself (a trigger
+    whose on_kill is cancelled after its first PUT leaves no running application behind)."""
+    locator, _ = submit(client, "sleep 600; exit 0", "one_put")
+    wait_app_state(yarn.rm, locator["application_id"], ("RUNNING",))
+    status, _state = run(client.kill_app(locator["application_id"]))
+    assert status == 202
+    app = wait_app_state(yarn.rm, locator["application_id"], ("KILLED",))  # the admin listener observes nothing
+    assert app["finalStatus"] == "KILLED"
+
+
 def test_the_rm_listener_needs_spnego_the_admin_listener_does_not(yarn: KerberizedYarn) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{yarn.rm.url}/ws/v1/cluster/apps", timeout=5)

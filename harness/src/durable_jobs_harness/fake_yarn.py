@@ -29,7 +29,8 @@ a list that returns it) moves it one step along its script (``script_for_new``, 
 application whose AM command is ``sleep N; exit C`` is ACCEPTED for ``accept_seconds``, RUNNING for N
 seconds, then FINISHED/SUCCEEDED (C == 0) or FAILED/FAILED with the AM's exit code in its diagnostics (as
 the RM reports an AM container that exited non-zero on its last attempt); any other command runs until
-it is killed. Time is read from the clock when a request arrives, so a paused process catches up.
+it is killed. A kill the RM accepted (202) completes ``kill_seconds`` later by itself, as the RM's
+asynchronous kill does. Time is read from the clock when a request arrives, so a paused process catches up.
 
 ``python -m durable_jobs_harness.fake_yarn serve``: the fake as its own process (see :func:`serve`), with
 an unauthenticated admin listener that answers ``GET /ws/v1/cluster/apps`` from the RM's own state, for
@@ -148,6 +149,7 @@ class FakeApp:
     kill_countdown: int | None = None
     observations: int = 0
     run: tuple[float, int] | None = None  # timed lifecycle: (seconds, exit code) of a ``sleep N; exit C`` AM
+    kill_accepted: int | None = None  # timed lifecycle: when the RM accepted a kill (epoch ms)
 
     def observe(self, kill_steps: int) -> None:
         self.observations += 1
@@ -159,9 +161,14 @@ class FakeApp:
         if self.script and self.state not in TERMINAL:
             self.set(*self.script.pop(0))
 
-    def tick(self, now_ms: int, accept_ms: int) -> None:
-        """Timed lifecycle: the state the clock says, ACCEPTED -> RUNNING -> FINISHED or FAILED."""
-        if self.state in TERMINAL or self.kill_countdown is not None:
+    def tick(self, now_ms: int, accept_ms: int, kill_ms: int) -> None:
+        """Timed lifecycle: the state the clock says, ACCEPTED -> RUNNING -> FINISHED or FAILED; an accepted kill
+        completes by itself (the RM processes it asynchronously), whether or not anyone asks again."""
+        if self.state in TERMINAL:
+            return
+        if self.kill_countdown is not None:
+            if self.kill_accepted is not None and now_ms >= self.kill_accepted + kill_ms:
+                self.set("KILLED", "KILLED", "Application killed by user.")
             return
         running_at = self.started + accept_ms
         if self.run is None:  # a command the timed lifecycle does not read: it runs until killed
@@ -255,6 +262,7 @@ class YarnClusterState:
     issued: list[str] = field(default_factory=list)
     lifecycle: str = "scripted"  # or "timed": applications follow their ``sleep N; exit C`` command
     accept_seconds: float = 0.5  # timed: how long an application stays ACCEPTED before it runs
+    kill_seconds: float = 1.0  # timed: how long an accepted kill takes to complete
 
     def __post_init__(self) -> None:
         if self.lifecycle not in LIFECYCLES:
@@ -264,9 +272,9 @@ class YarnClusterState:
         """Timed lifecycle: bring every application to the state the clock says (a no-op when scripted)."""
         if self.lifecycle != "timed":
             return
-        now, accept = int(time.time() * 1000), int(self.accept_seconds * 1000)
+        now, accept, kill = int(time.time() * 1000), int(self.accept_seconds * 1000), int(self.kill_seconds * 1000)
         for app in list(self.apps.values()):
-            app.tick(now, accept)
+            app.tick(now, accept, kill)
         self.enforce_retention()
 
     def enforce_retention(self) -> None:
@@ -752,6 +760,7 @@ class FakeYarnRM:
             )
         if app.kill_countdown is None:
             app.kill_countdown = self.cluster.kill_steps
+            app.kill_accepted = int(time.time() * 1000)
         else:
             app.kill_countdown -= 1
         if app.kill_countdown <= 0:
