@@ -23,24 +23,40 @@ and ``AuthenticationFilter`` (Hadoop's documentation and source), quirks include
   The acceptor is pyspnego's, with the KDC's ``HTTP/<host>`` key from ``KRB5_KTNAME``; its replay cache
   is in ``KRB5RCACHEDIR``.
 
-Scripted state changes: every observation of an application (a GET, a list that returns it) moves it one
-step along its script (``script_for_new``, or :meth:`FakeYarnRM.script`); :meth:`advance` sets a state.
+Two lifecycles. Scripted (the default, for in-process tests): every observation of an application (a GET,
+a list that returns it) moves it one step along its script (``script_for_new``, or :meth:`FakeYarnRM.script`);
+:meth:`advance` sets a state. Timed (``YarnClusterState(lifecycle="timed")``, what ``serve`` runs): an
+application whose AM command is ``sleep N; exit C`` is ACCEPTED for ``accept_seconds``, RUNNING for N
+seconds, then FINISHED/SUCCEEDED (C == 0) or FAILED/FAILED with the AM's exit code in its diagnostics (as
+the RM reports an AM container that exited non-zero on its last attempt); any other command runs until
+it is killed. A kill the RM accepted (202) completes ``kill_seconds`` later by itself, as the RM's
+asynchronous kill does. Time is read from the clock when a request arrives, so a paused process catches up.
+
+``python -m durable_jobs_harness.fake_yarn serve``: the fake as its own process (see :func:`serve`), with
+an unauthenticated admin listener that answers ``GET /ws/v1/cluster/apps`` from the RM's own state, for
+tests that count applications without going through the client under test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import itertools
 import json
+import logging
+import os
 import re
 import secrets
+import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -51,6 +67,10 @@ from durable_jobs_harness.ports import free_port as free_port
 STATES = ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING", "FINISHED", "FAILED", "KILLED")
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
 APP_ID_RE = re.compile(r"^application_(\d+)_(\d+)$")
+# the AM command the timed lifecycle understands: sleep N seconds, then exit with code C
+TIMED_COMMAND_RE = re.compile(r"^\s*sleep\s+(\d+(?:\.\d+)?)\s*;\s*exit\s+(\d{1,3})\s*;?\s*$")
+LIFECYCLES = ("scripted", "timed")
+log = logging.getLogger("durable_jobs_harness.fake_yarn")  # the same name when run with -m
 Step = tuple[str, str, str]  # state, finalStatus, diagnostics
 Handler = Callable[[web.Request], Any]
 Failure = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
@@ -128,6 +148,8 @@ class FakeApp:
     script: list[Step] = field(default_factory=list)
     kill_countdown: int | None = None
     observations: int = 0
+    run: tuple[float, int] | None = None  # timed lifecycle: (seconds, exit code) of a ``sleep N; exit C`` AM
+    kill_accepted: int | None = None  # timed lifecycle: when the RM accepted a kill (epoch ms)
 
     def observe(self, kill_steps: int) -> None:
         self.observations += 1
@@ -139,14 +161,48 @@ class FakeApp:
         if self.script and self.state not in TERMINAL:
             self.set(*self.script.pop(0))
 
-    def set(self, state: str, final_status: str = "UNDEFINED", diagnostics: str = "") -> None:
+    def tick(self, now_ms: int, accept_ms: int, kill_ms: int) -> None:
+        """Timed lifecycle: the state the clock says, ACCEPTED -> RUNNING -> FINISHED or FAILED; an accepted kill
+        completes by itself (the RM processes it asynchronously), whether or not anyone asks again."""
+        if self.state in TERMINAL:
+            return
+        if self.kill_countdown is not None:
+            if self.kill_accepted is not None and now_ms >= self.kill_accepted + kill_ms:
+                self.set("KILLED", "KILLED", "Application killed by user.")
+            return
+        running_at = self.started + accept_ms
+        if self.run is None:  # a command the timed lifecycle does not read: it runs until killed
+            if now_ms >= running_at and self.state != "RUNNING":
+                self.set("RUNNING")
+            return
+        seconds, code = self.run
+        ends_at = running_at + int(seconds * 1000)
+        if now_ms >= ends_at:
+            if code == 0:
+                self.set("FINISHED", "SUCCEEDED", at=ends_at)
+            else:
+                attempt = f"appattempt_{self.id[len('application_') :]}_000001"
+                self.set(
+                    "FAILED",
+                    "FAILED",
+                    f"Application {self.id} failed 1 times (global limit =2; local limit is =1) due to AM "
+                    f"Container for {attempt} exited with  exitCode: {code}\nFailing this attempt. "
+                    "Failing the application.",
+                    at=ends_at,
+                )
+        elif now_ms >= running_at and self.state != "RUNNING":
+            self.set("RUNNING")
+
+    def set(self, state: str, final_status: str = "UNDEFINED", diagnostics: str = "", at: int | None = None) -> None:
         if state not in STATES:
             raise ValueError(f"not a YARN application state: {state}")
+        if state != self.state:
+            log.info("%s (tags %s): %s -> %s %s", self.id, ",".join(self.tags), self.state, state, final_status)
         self.state, self.final_status = state, final_status
         if diagnostics:
             self.diagnostics = diagnostics
         if state in TERMINAL and not self.finished:
-            self.finished = int(time.time() * 1000)
+            self.finished = at if at is not None else int(time.time() * 1000)
 
     def to_json(self, rm_url: str) -> dict[str, Any]:
         running = self.state == "RUNNING"
@@ -204,6 +260,22 @@ class YarnClusterState:
     evicted: list[str] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     issued: list[str] = field(default_factory=list)
+    lifecycle: str = "scripted"  # or "timed": applications follow their ``sleep N; exit C`` command
+    accept_seconds: float = 0.5  # timed: how long an application stays ACCEPTED before it runs
+    kill_seconds: float = 1.0  # timed: how long an accepted kill takes to complete
+
+    def __post_init__(self) -> None:
+        if self.lifecycle not in LIFECYCLES:
+            raise ValueError(f"lifecycle is one of {', '.join(LIFECYCLES)}; got {self.lifecycle!r}")
+
+    def tick(self) -> None:
+        """Timed lifecycle: bring every application to the state the clock says (a no-op when scripted)."""
+        if self.lifecycle != "timed":
+            return
+        now, accept, kill = int(time.time() * 1000), int(self.accept_seconds * 1000), int(self.kill_seconds * 1000)
+        for app in list(self.apps.values()):
+            app.tick(now, accept, kill)
+        self.enforce_retention()
 
     def enforce_retention(self) -> None:
         """Forget the oldest finished applications beyond ``max_completed`` (``RMAppManager``'s limit)."""
@@ -238,7 +310,9 @@ class YarnClusterState:
             started=int(time.time() * 1000),
             body=body,
             script=list(self.script_for_new),
+            run=self._timed_run(body) if self.lifecycle == "timed" else None,
         )
+        log.info("%s submitted by %s to %s, tags %s", app_id, user, queue, ",".join(app.tags))
         if queue not in self.queues:
             app.set(
                 "FAILED",
@@ -247,6 +321,12 @@ class YarnClusterState:
             )
         self.apps[app_id] = app
         return app
+
+    @staticmethod
+    def _timed_run(body: dict[str, Any]) -> tuple[float, int] | None:
+        command = ((body.get("am-container-spec") or {}).get("commands") or {}).get("command")
+        match = TIMED_COMMAND_RE.match(command) if isinstance(command, str) else None
+        return (float(match[1]), int(match[2])) if match else None
 
     def advance(self, app_id: str, state: str, final_status: str = "UNDEFINED", diagnostics: str = "") -> None:
         self.apps[app_id].set(state, final_status, diagnostics)
@@ -283,7 +363,7 @@ class FakeYarnRM:
             raise ValueError(auth)
         self.auth = auth
         self.cluster = cluster or YarnClusterState()
-        self.port = port or free_port()
+        self.port = free_port() if port is None else port  # 0: the system picks one, read back by start()
         self.ha_state = ha_state
         self.active_url: str | None = None  # where a standby redirects
         self.spn_host = spn_host
@@ -303,6 +383,7 @@ class FakeYarnRM:
         self.refused_users: set[str] = set()
         self.not_before: dict[str, float] = {}
         self._runner: web.AppRunner | None = None
+        self._admin_runner: web.AppRunner | None = None
 
     # --- test hooks ------------------------------------------------------------------------------------
 
@@ -449,6 +530,7 @@ class FakeYarnRM:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        self.cluster.tick()
         outcome = await self._authenticate(request)
         if isinstance(outcome, web.Response):
             self.seen.append(Seen(request.method, request.path, dict(request.query), None, "refused"))
@@ -678,6 +760,7 @@ class FakeYarnRM:
             )
         if app.kill_countdown is None:
             app.kill_countdown = self.cluster.kill_steps
+            app.kill_accepted = int(time.time() * 1000)
         else:
             app.kill_countdown -= 1
         if app.kill_countdown <= 0:
@@ -700,12 +783,34 @@ class FakeYarnRM:
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        if self.port == 0:
+            self.port = int(self._runner.addresses[0][1])
         return self
 
+    async def start_admin(self, port: int = 0) -> str:
+        """An unauthenticated listener on 127.0.0.1 answering ``GET /ws/v1/cluster/apps`` (every application,
+        or those of ``applicationTags``) from the RM's state, without observing anything (no script steps):
+        how a test counts applications without the client under test. Returns its URL."""
+
+        async def apps(request: web.Request) -> web.Response:
+            self.cluster.tick()
+            tags = {t.strip().lower() for t in request.query.get("applicationTags", "").split(",") if t.strip()}
+            out = [a.to_json(self.url) for a in self.apps.values() if not tags or tags & set(a.tags)]
+            return web.json_response({"apps": {"app": out} if out else None})
+
+        admin = web.Application()
+        admin.router.add_get("/ws/v1/cluster/apps", apps)
+        admin.router.add_get("/ws/v1/cluster/info", self._info)
+        self._admin_runner = web.AppRunner(admin, handle_signals=False, access_log=None)
+        await self._admin_runner.setup()
+        await web.TCPSite(self._admin_runner, "127.0.0.1", port).start()
+        return f"http://127.0.0.1:{self._admin_runner.addresses[0][1]}"
+
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        for runner in (self._runner, self._admin_runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._admin_runner = None
 
 
 class ThreadedFakeYarnRM:
@@ -775,3 +880,93 @@ class FakeSparkSubmit:
             f"INFO Client: Application report for {app_id} (state: ACCEPTED)\n"
         )
         return CommandResult(self.returncode, out)
+
+
+# --- the fake as its own process ----------------------------------------------------------------------------
+
+
+def _stop_on_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Set ``stop`` when stdin closes (the launcher died or closed the pipe). Raw reads: no buffer lock for a
+    daemon thread to hold at interpreter exit."""
+    try:
+        while os.read(0, 65536):
+            pass
+    except OSError:
+        pass
+    with contextlib.suppress(RuntimeError):  # the loop already closed
+        loop.call_soon_threadsafe(stop.set)
+
+
+def serve(
+    *,
+    port: int = 0,
+    admin_port: int = 0,
+    port_file: Path | None = None,
+    auth: str = "kerberos",
+    lifecycle: str = "timed",
+    accept_seconds: float = 0.5,
+    spn_host: str = "localhost",
+) -> None:
+    """Run one fake RM (127.0.0.1, ``port``; 0 picks one) and its admin listener until stdin closes or SIGTERM.
+
+    Once both listen, one JSON line ``{"pid", "url", "admin_url", "auth"}`` is printed and, with
+    ``port_file``, written there (atomically). ``auth="kerberos"`` accepts SPNEGO for ``HTTP/<spn_host>``
+    with the key of ``KRB5_KTNAME`` (and the realm of ``KRB5_CONFIG``; replay cache in ``KRB5RCACHEDIR``).
+    """
+    if auth == "kerberos" and not os.environ.get("KRB5_KTNAME"):
+        raise SystemExit("auth kerberos needs KRB5_KTNAME (the HTTP/<host> keytab) and KRB5_CONFIG")
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        threading.Thread(target=_stop_on_stdin_eof, args=(loop, stop), daemon=True).start()
+        cluster = YarnClusterState(lifecycle=lifecycle, accept_seconds=accept_seconds)
+        rm = await FakeYarnRM(auth=auth, cluster=cluster, port=port, spn_host=spn_host).start()
+        try:
+            admin_url = await rm.start_admin(admin_port)
+            info = json.dumps({"pid": os.getpid(), "url": rm.url, "admin_url": admin_url, "auth": auth})
+            if port_file is not None:
+                tmp = port_file.with_name(port_file.name + ".tmp")
+                tmp.write_text(info + "\n")
+                os.replace(tmp, port_file)
+            print(info, flush=True)
+            log.info("fake RM (%s auth, %s lifecycle) at %s, admin at %s", auth, lifecycle, rm.url, admin_url)
+            await stop.wait()
+        finally:
+            await rm.stop()
+        log.info("fake RM stopped")
+
+    asyncio.run(run())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m durable_jobs_harness.fake_yarn")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmd = sub.add_parser("serve", help="run the fake RM until stdin closes or SIGTERM")
+    cmd.add_argument("--port", type=int, default=0, help="the RM's REST port (default: a free one)")
+    cmd.add_argument("--admin-port", type=int, default=0, help="the unauthenticated admin listener's port")
+    cmd.add_argument("--port-file", type=Path, help="write the URLs there as JSON once listening")
+    cmd.add_argument("--auth", choices=("none", "simple", "kerberos"), default="kerberos")
+    cmd.add_argument("--lifecycle", choices=LIFECYCLES, default="timed")
+    cmd.add_argument("--accept-seconds", type=float, default=0.5, help="timed: seconds ACCEPTED before RUNNING")
+    cmd.add_argument("--spn-host", default="localhost", help="the acceptor's HTTP/<host> (default localhost)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    serve(
+        port=args.port,
+        admin_port=args.admin_port,
+        port_file=args.port_file,
+        auth=args.auth,
+        lifecycle=args.lifecycle,
+        accept_seconds=args.accept_seconds,
+        spn_host=args.spn_host,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

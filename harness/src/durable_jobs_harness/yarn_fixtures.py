@@ -203,21 +203,23 @@ class MemoryStore:
 REST_APP = YarnApplication(name="durable", command="sleep 30")
 
 
+def run_fresh(coro: Any) -> Any:
+    """Run one client call on a fresh event loop, closing its sessions: how a sync worker calls the client."""
+
+    async def go() -> Any:
+        try:
+            return await coro
+        finally:
+            await close_sessions()
+
+    return asyncio.run(go())
+
+
 def worker_protocol(
     client: YarnClient, store: MemoryStore, task_id: str = "etl", *, spec: Any = REST_APP, **settings: Any
 ) -> JobProtocol:
     """The protocol as a worker runs it: sync, each client call on a fresh event loop (call it in a thread
     when the RM is served by the test's own loop)."""
-
-    def run(coro: Any) -> Any:
-        async def go() -> Any:
-            try:
-                return await coro
-            finally:
-                await close_sessions()
-
-        return asyncio.run(go())
-
     settings.setdefault("confirm_delay", 0.01)
     settings.setdefault("lost_confirmations", 2)
     return JobProtocol(
@@ -225,7 +227,7 @@ def worker_protocol(
         store=store,
         identity=TaskIdentity("dag", "run1", task_id),
         spec=lambda _record: spec,
-        run=run,
+        run=run_fresh,
         settings=ProtocolSettings(**settings),
         sleep=lambda s: None,
     )

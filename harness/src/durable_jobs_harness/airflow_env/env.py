@@ -61,6 +61,9 @@ FAST_SETTINGS: dict[str, str] = {
     "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
     "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "3",
     "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "5",
+    # raised (default 30 s): a triggerer's first on_kill waits for its supervisor to build the in-process execution
+    # API (its first API call); on a loaded 2-core machine that took 34-48 s and the on_kill was cancelled
+    "AIRFLOW__TRIGGERER__ON_KILL_TIMEOUT": "120",
 }
 
 

@@ -1,0 +1,61 @@
+"""The crash matrix's Airflow DAGs for YARN (``e2e_yarn_<scenario>``): REST submissions to the fake RM behind SPNEGO.
+
+Each task is a :class:`YarnApplicationOperator` whose AM command is ``sleep <seconds>; exit <code>``, which the
+fake RM's timed lifecycle runs (see ``durable_jobs_harness.fake_yarn``); the connection ``yarn_e2e`` logs in
+from a keytab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from e2e_common import Crashing, scenarios
+
+from durable_jobs.clients.yarn import YarnApplication
+from durable_jobs.operators.yarn import YarnApplicationOperator
+from durable_jobs.record import JobRecord
+
+
+def command(seconds: float, exit_code: int) -> str:
+    return f"sleep {seconds:g}; exit {exit_code}"
+
+
+class CrashingYarnOperator(Crashing, YarnApplicationOperator):
+    """The YARN REST operator with per-task fail-points; the AM's exit code may differ on try 1."""
+
+    def __init__(self, *, seconds: float, exit_code: int, **kwargs: Any) -> None:
+        self.seconds = seconds
+        self.job_exit_code = exit_code
+        super().__init__(command=command(seconds, exit_code), **kwargs)
+
+    def build_spec(self, context: Any, record: JobRecord | None = None) -> YarnApplication:
+        spec = super().build_spec(context, record)
+        return replace(spec, command=command(self.seconds, self.exit_code(context, self.job_exit_code)))
+
+
+def make_task(
+    task_id: str,
+    *,
+    seconds: float,
+    exit_code: int,
+    first_try_exit_code: int | None,
+    failpoints: str,
+    poll_interval: float,
+    job_timeout: timedelta,
+) -> CrashingYarnOperator:
+    return CrashingYarnOperator(
+        task_id=task_id,
+        conn_id="yarn_e2e",
+        seconds=seconds,
+        exit_code=exit_code,
+        first_try_exit_code=first_try_exit_code,
+        failpoints=failpoints,
+        memory_mb=256,
+        poll_interval=poll_interval,
+        job_timeout=job_timeout,
+    )
+
+
+scenarios("yarn", make_task)
