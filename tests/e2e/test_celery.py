@@ -36,9 +36,18 @@ from durable_jobs_harness.airflow_env import AirflowEnv, wait_until
 
 from .conftest import Report, database_name
 from .dags.e2e_common import CRASH, ONCE_ROOT_ENV, SYSTEMS_ENV, dag_id
-from .observe import Row, observe, wait_watching
+from .observe import wait_watching
 from .systems import E2ESystem
-from .test_crash_matrix import RUN_TIMEOUT, Run, assert_clean, check_crash, check_two_triggerers, log_events, track
+from .test_crash_matrix import (
+    RUN_TIMEOUT,
+    Run,
+    assert_clean,
+    check_crash,
+    check_two_triggerers,
+    finish,
+    log_events,
+    track,
+)
 
 pytestmark = [pytest.mark.spark, pytest.mark.airflow, pytest.mark.timeout(1500)]
 
@@ -125,16 +134,6 @@ def celery_airflow(e2e_root: Path, systems: dict[str, E2ESystem], report: Report
     finally:
         af.stop(keep_home=True)
         report.time("celery_module", time.monotonic() - started)
-
-
-def finish(af: AirflowEnv, system: E2ESystem, report: Report, run: Run, notes: str) -> Row:
-    """Wait for the run, then record its row, executor ``celery`` (also when the wait timed out)."""
-    try:
-        af.api.wait_run_finished(run.dag_id, run.run_id, timeout=RUN_TIMEOUT)
-    finally:
-        row = observe(system, run.scenario, af, run.dag_id, run.run_id, notes=notes, executor=EXECUTOR)
-        report.add(row)
-    return row
 
 
 def start(af: AirflowEnv, row: str, scenario: str) -> Run:
@@ -232,7 +231,7 @@ def test_celery_task_process_killed_at_failpoint(
     run = celery_runs.runs[f"celery_{scenario}"]
     track(request, run.dag_id, run.run_id)
     notes = f"CeleryExecutor; the task process exits at {scenario.removeprefix('crash_')} in try 1"
-    row = finish(celery_airflow, systems[SYSTEM], report, run, notes)
+    row = finish(celery_airflow, systems[SYSTEM], report, run, notes, executor=EXECUTOR)
     check_crash(celery_airflow, systems[SYSTEM], run, row, scenario)
 
 
@@ -247,7 +246,7 @@ def test_celery_two_triggerers_one_killed(
     run, job_id = celery_runs.runs["celery_two_triggerers"], celery_runs.triggerer_job
     track(request, run.dag_id, run.run_id)
     notes = f"CeleryExecutor; 2 tasks; triggerer job {job_id} SIGKILLed, the other took over"
-    row = finish(celery_airflow, systems[SYSTEM], report, run, notes)
+    row = finish(celery_airflow, systems[SYSTEM], report, run, notes, executor=EXECUTOR)
     check_two_triggerers(celery_airflow, run, row, job_id)
 
 

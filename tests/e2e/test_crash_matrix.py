@@ -148,14 +148,21 @@ class Matrix:
         """Wait for the run, then record its row (also when the wait timed out)."""
         track(request, run.dag_id, run.run_id)
         try:
-            self.af.api.wait_run_finished(run.dag_id, run.run_id, timeout=RUN_TIMEOUT)
+            return finish(self.af, self.systems[run.system], self.report, run, notes)
         finally:
-            row = observe(self.systems[run.system], run.scenario, self.af, run.dag_id, run.run_id, notes=notes)
-            self.report.add(row)
             if run.scenario in self.started:  # one at a time: the scenario lasted until its last row
                 took = time.monotonic() - self.started[run.scenario]
                 self.report.timings[f"isolated_{run.scenario}"] = round(took, 1)
-        return row
+
+
+def finish(af: AirflowEnv, system: E2ESystem, report: Report, run: Run, notes: str, executor: str = "local") -> Row:
+    """Wait for the run, then record its row (also when the wait timed out)."""
+    try:
+        af.api.wait_run_finished(run.dag_id, run.run_id, timeout=RUN_TIMEOUT)
+    finally:
+        row = observe(system, run.scenario, af, run.dag_id, run.run_id, notes=notes, executor=executor)
+        report.add(row)
+    return row
 
 
 @pytest.fixture(scope="module")

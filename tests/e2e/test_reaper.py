@@ -29,33 +29,25 @@ from durable_jobs.reaper.orphan import CALLBACK_PATH
 from durable_jobs.record import STATE_KEY
 from durable_jobs_harness.airflow_env import AirflowEnv, AirflowEnvError, wait_until
 
-from .conftest import Report
 from .dags.e2e_common import REAPER_POLL_INTERVAL
 from .observe import Row
 from .systems import E2ESystem
 from .test_crash_matrix import (
-    MATRIX,
     RUN_TIMEOUT,
-    Isolated,
+    Matrix,
     Run,
     active_jobs,
     assert_clean,
-    finish,
-    track,
+    each_system,
     trigger_events,
     wait_watching,
 )
+from .test_crash_matrix import matrix as matrix  # the module-scoped fixture
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(900)]
 
 Systems = dict[str, E2ESystem]
 WITHIN = 2 * REAPER_POLL_INTERVAL  # the issue's bound: two poll intervals once a component that can act is up
-matrix = pytest.mark.parametrize("system", MATRIX)
-
-
-@pytest.fixture(scope="module")
-def isolated(request: pytest.FixtureRequest, airflow: AirflowEnv, systems: Systems, report: Report) -> Isolated:
-    return Isolated(request.session, airflow, systems, report)
 
 
 def reaper_callbacks(af: AirflowEnv, run: Run) -> list[tuple[str, str]]:
@@ -170,10 +162,10 @@ def check_row(af: AirflowEnv, row: Row, run: Run, state: str, by: str, took: flo
     assert took <= WITHIN, (took, row)
 
 
-@matrix
-def test_marked_failed_as_soon_as_deferred(system: str, request: pytest.FixtureRequest, isolated: Isolated) -> None:
+@each_system
+def test_marked_failed_as_soon_as_deferred(system: str, request: pytest.FixtureRequest, matrix: Matrix) -> None:
     """Marked failed the moment the task is deferred (a triggerer up): the reaper cancels the job."""
-    af, systems, report = isolated.af, isolated.systems, isolated.report
+    af, systems = matrix.af, matrix.systems
 
     def act(runs: dict[str, Run]) -> dict[str, Any]:
         marked: dict[str, float] = {}
@@ -186,25 +178,23 @@ def test_marked_failed_as_soon_as_deferred(system: str, request: pytest.FixtureR
         took = wait_cancelled(af, systems, runs, min(marked.values()))
         return {"took": took, "trigger_started": started}
 
-    done = isolated.once("test_marked_failed_as_soon_as_deferred", "reaper_before_trigger", act)
+    done = matrix.once(request, "reaper_before_trigger", act)
     run: Run = done["runs"][system]
-    track(request, run.dag_id, run.run_id)
     took = done["took"][system]
     notes = (
         f"marked failed as soon as deferred (trigger {'already' if done['trigger_started'][system] else 'not yet'} "
         f"watching); job cancelled {took:.1f}s after the mark"
     )
-    row = finish(af, systems[system], report, run, notes=notes)
-    isolated.finished("reaper_before_trigger")
+    row = matrix.row(request, run, notes=notes)
     check_row(af, row, run, "failed", "mark_failed", took, systems[system])
 
 
-@matrix
+@each_system
 def test_marked_failed_while_every_triggerer_is_down(
-    system: str, request: pytest.FixtureRequest, isolated: Isolated
+    system: str, request: pytest.FixtureRequest, matrix: Matrix
 ) -> None:
     """Every triggerer stopped, the task marked failed: the job runs on until a triggerer starts, then is cancelled."""
-    af, systems, report = isolated.af, isolated.systems, isolated.report
+    af, systems = matrix.af, matrix.systems
 
     def act(runs: dict[str, Run]) -> dict[str, Any]:
         for r in runs.values():
@@ -219,21 +209,19 @@ def test_marked_failed_while_every_triggerer_is_down(
         name = af.start_triggerer()
         return {"still": still, "took": wait_cancelled(af, systems, runs, triggerer_up(af, name))}
 
-    done = isolated.once("test_marked_failed_while_every_triggerer_is_down", "reaper_triggerers_down", act)
+    done = matrix.once(request, "reaper_triggerers_down", act)
     run: Run = done["runs"][system]
-    track(request, run.dag_id, run.run_id)
     assert len(done["still"][system]) == 1, done  # nobody cancelled it while no triggerer was up
     took = done["took"][system]
     notes = f"every triggerer stopped, marked failed; job cancelled {took:.1f}s after a triggerer started its loop"
-    row = finish(af, systems[system], report, run, notes=notes)
-    isolated.finished("reaper_triggerers_down")
+    row = matrix.row(request, run, notes=notes)
     check_row(af, row, run, "failed", "mark_failed", took, systems[system])
 
 
-@matrix
-def test_marked_success_while_deferred(system: str, request: pytest.FixtureRequest, isolated: Isolated) -> None:
+@each_system
+def test_marked_success_while_deferred(system: str, request: pytest.FixtureRequest, matrix: Matrix) -> None:
     """Marked success while its trigger runs: the job is cancelled (by on_kill or the reaper, whichever is first)."""
-    af, systems, report = isolated.af, isolated.systems, isolated.report
+    af, systems = matrix.af, matrix.systems
 
     def act(runs: dict[str, Run]) -> dict[str, Any]:
         for r in runs.values():
@@ -243,10 +231,8 @@ def test_marked_success_while_deferred(system: str, request: pytest.FixtureReque
             mark(af, r, "success")
         return {"took": wait_cancelled(af, systems, runs, t0)}
 
-    done = isolated.once("test_marked_success_while_deferred", "reaper_mark_success", act)
+    done = matrix.once(request, "reaper_mark_success", act)
     run: Run = done["runs"][system]
-    track(request, run.dag_id, run.run_id)
     took = done["took"][system]
-    row = finish(af, systems[system], report, run, notes=f"marked success while deferred; cancelled {took:.1f}s later")
-    isolated.finished("reaper_mark_success")
+    row = matrix.row(request, run, notes=f"marked success while deferred; cancelled {took:.1f}s later")
     check_row(af, row, run, "success", "mark_success", took, systems[system])
