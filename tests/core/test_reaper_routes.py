@@ -175,15 +175,18 @@ def test_the_plugin_is_found_through_its_entry_point_in_a_fresh_process(tmp_path
     code = (
         "from airflow.listeners.listener import get_listener_manager\n"
         "m = get_listener_manager()\n"
-        "print(sorted(h.plugin_name for h in m.pm.hook.on_task_instance_failed.get_hookimpls()))\n"
-        "print(sorted(h.plugin_name for h in m.pm.hook.on_task_instance_success.get_hookimpls()))\n"
+        "print('HOOKS', sorted(h.plugin_name for h in m.pm.hook.on_task_instance_failed.get_hookimpls()))\n"
+        "print('HOOKS', sorted(h.plugin_name for h in m.pm.hook.on_task_instance_success.get_hookimpls()))\n"
     )
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     env.pop("PYTHONPATH", None)  # found through the installed package's metadata, not through a path
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=tmp_path
     )
-    assert out.stdout.splitlines() == ["['durable_jobs.reaper.listener']"] * 2, out.stderr[-2000:]
+    # registered once. (An editable install from a checkout also has src/*.egg-info on the path: Airflow then
+    # sees the entry point twice and logs "Plugin 'durable_jobs_reaper' already registered, skipping".)
+    hooks = [line for line in out.stdout.splitlines() if line.startswith("HOOKS ")]
+    assert hooks == ["HOOKS ['durable_jobs.reaper.listener']"] * 2, (out.stdout[-2000:], out.stderr[-2000:])
 
 
 def test_a_workers_task_instance_and_the_schedulers_failure_handling_are_ignored(
