@@ -43,7 +43,8 @@ RETURNED = "returned"  # the recorded job already succeeded: its result returned
 NEXT_GENERATION = "next_generation"  # the recorded job ended without success: the next generation submitted
 LOST = "lost"  # the system forgot the recorded job: the task fails, nothing rerun (on_lost="fail")
 UNRECORDED = "unrecorded"  # no record after earlier tries, a job found by its token: adopted, or its result returned
-DECISIONS = (FRESH, NOT_FOUND, ADOPTED, REATTACHED, RETURNED, NEXT_GENERATION, LOST, UNRECORDED)
+FAILED = "failed"  # the job this same try submitted ended without success: the try fails, nothing is submitted
+DECISIONS = (FRESH, NOT_FOUND, ADOPTED, REATTACHED, RETURNED, NEXT_GENERATION, LOST, UNRECORDED, FAILED)
 
 Tags = Mapping[str, str]
 

@@ -628,6 +628,19 @@ class JobProtocol:
             return self._record_success(rec, status)
         if status.state is JobState.LOST:
             return self._record_loss(rec, status.message)
+        if status.state.is_terminal and rec.submitted_try == self.identity.try_number:
+            # Airflow ran this try's execute() again (its resume was lost, apache/airflow#72716): the job it
+            # submitted failed, so the try fails as its execute_complete() would have; a retry, if the task has
+            # one, submits the next generation. Submitting it here would spend a generation no retry gave.
+            self._decided(
+                metrics.FAILED,
+                "%s ended %s%s: failing this try%s",
+                found,
+                state,
+                f" ({cut(status.message, 300)})" if status.message else "",
+                tail,
+            )
+            self._record_failure(rec, _OUTCOME_OF[status.state], status.message, status)
         if status.state.is_terminal:
             rec = rec.finished(_OUTCOME_OF[status.state], status.message, clear_number=self.identity.clear_number)
             self.save(rec)

@@ -125,11 +125,16 @@ def test_every_resume_decision_and_submission_is_counted(statsd: StatsdServer):
     assert isinstance(proto(client, store).start(), Defer)
     store.data.clear()
     assert isinstance(proto(client, store, 2).start(), Defer)
+    # Airflow runs try 1's execute() again after its job failed (a lost resume): the try fails, nothing submitted
+    client, store = ScriptedClient(scripts=[[F]]), DictStore()
+    assert isinstance(proto(client, store).start(), Defer)
+    with pytest.raises(JobFailed):
+        proto(client, store).start()
 
     got = statsd.received()
     counts = statsd.counts()
     assert {k: v for k, v in counts.items() if k.startswith("durable_jobs.resume.")} == {
-        "durable_jobs.resume.fresh": 6,  # the first try of each of the six tasks
+        "durable_jobs.resume.fresh": 7,  # the first try of each of the seven tasks
         "durable_jobs.resume.reattached": 1,
         "durable_jobs.resume.returned": 2,  # the third try saw the success; the fourth read it from the record
         "durable_jobs.resume.next_generation": 1,
@@ -137,12 +142,14 @@ def test_every_resume_decision_and_submission_is_counted(statsd: StatsdServer):
         "durable_jobs.resume.not_found": 1,
         "durable_jobs.resume.lost": 1,
         "durable_jobs.resume.unrecorded": 1,
+        "durable_jobs.resume.failed": 1,
     }
     assert {k for k in counts if k.startswith("durable_jobs.resume.")} == {
         f"durable_jobs.resume.{d}" for d in metrics.DECISIONS
     }  # every decision the docs list, and no other
     # one submission per job created: 1 + 2 + 1 (adopted) + 1 (not found, submitted by try 2) + 1 + 1 (unrecorded)
-    assert counts["durable_jobs.submissions"] == 7
+    # + 1 (the failed one, not submitted again by the re-run try)
+    assert counts["durable_jobs.submissions"] == 8
     assert {d["type"] for d in got} == {"c"}
     for d in got:
         assert d["tags"]["system"] == "scripted", d

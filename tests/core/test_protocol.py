@@ -187,6 +187,21 @@ def test_failure_seen_by_the_worker_check_moves_to_next_generation_at_once():
     assert client.submissions() == 2
 
 
+def test_a_try_run_again_by_airflow_fails_on_its_own_failed_job_and_submits_nothing():
+    """apache/airflow#72716: Airflow runs try 1's execute() again after its job ended (the resume was lost). The
+    job that try submitted failed: the try fails as execute_complete() would have; the retry submits generation 1."""
+    client, store = ScriptedClient(scripts=[[F], [R]]), DictStore()
+    proto(client, store).start()
+    with pytest.raises(JobFailed, match=r"generation 0\) ended FAILED") as err:
+        proto(client, store).start()  # the same try again
+    assert "A retry" in str(err.value) and "submits generation 1" in str(err.value)
+    assert client.submissions() == 1
+    rec = store.data[STATE_KEY]
+    assert (rec["phase"], rec["outcome"], rec["generation"]) == ("finished", "failed", 0)
+    d = proto(client, store, try_number=2).start()
+    assert isinstance(d, Defer) and d.record.generation == 1 and client.submissions() == 2
+
+
 def test_succeeded_job_is_returned_without_a_new_submission():
     client, store = ScriptedClient(scripts=[[S]]), DictStore()
     proto(client, store).start()
