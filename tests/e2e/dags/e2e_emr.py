@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
 from functools import partial
 from typing import Any, ClassVar
 
@@ -54,28 +53,9 @@ class CrashingEmrStepOperator(SleepExit, EmrStepOperator):
     make_job = staticmethod(sleep_exit_args)
 
 
-def make_task(
-    operator: type[SleepExit],
-    task_id: str,
-    *,
-    seconds: float,
-    exit_code: int,
-    first_try_exit_code: int | None,
-    failpoints: str,
-    poll_interval: float,
-    job_timeout: timedelta,
-    **where: Any,
-) -> SleepExit:
-    return operator(
-        task_id=task_id,
-        seconds=seconds,
-        exit_code=exit_code,
-        first_try_exit_code=first_try_exit_code,
-        failpoints=failpoints,
-        poll_interval=poll_interval,
-        job_timeout=job_timeout,
-        **where,
-    )
+def make_task(operator: type[SleepExit], task_id: str, **job: Any) -> SleepExit:
+    """``e2e_common.MakeTask`` once the operator and where it runs are bound: the job's arguments pass through."""
+    return operator(task_id=task_id, **job)
 
 
 serverless = partial(

@@ -8,7 +8,6 @@ from a keytab.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 from e2e_common import Crashing, scenarios
@@ -35,27 +34,9 @@ class CrashingYarnOperator(Crashing, YarnApplicationOperator):
         return replace(spec, command=command(self.seconds, self.exit_code(context, self.job_exit_code)))
 
 
-def make_task(
-    task_id: str,
-    *,
-    seconds: float,
-    exit_code: int,
-    first_try_exit_code: int | None,
-    failpoints: str,
-    poll_interval: float,
-    job_timeout: timedelta,
-) -> CrashingYarnOperator:
-    return CrashingYarnOperator(
-        task_id=task_id,
-        conn_id="yarn_e2e",
-        seconds=seconds,
-        exit_code=exit_code,
-        first_try_exit_code=first_try_exit_code,
-        failpoints=failpoints,
-        memory_mb=256,
-        poll_interval=poll_interval,
-        job_timeout=job_timeout,
-    )
+def make_task(task_id: str, **job: Any) -> CrashingYarnOperator:
+    """``e2e_common.MakeTask``: the job's arguments (seconds, exit codes, fail-points, poll interval, timeout)."""
+    return CrashingYarnOperator(task_id=task_id, conn_id="yarn_e2e", memory_mb=256, **job)
 
 
 scenarios("yarn", make_task)
