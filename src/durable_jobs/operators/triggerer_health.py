@@ -112,6 +112,9 @@ def check_triggerer(url: str, timeout: float = TIMEOUT) -> TriggererHealth:
     if not answer:
         return TriggererHealth(None, detail=f"{url} did not answer within {timeout:g}s")
     body = answer[0]
+    if isinstance(body, TimeoutError) or isinstance(getattr(body, "reason", None), TimeoutError):
+        # the socket's own timeout fired before the join's (a loaded host): the same story
+        return TriggererHealth(None, detail=f"{url} did not answer within {timeout:g}s")
     if isinstance(body, BaseException):
         return TriggererHealth(None, detail=f"{url}: {type(body).__name__}: {body}")
     return _read(body, url)
