@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test unit integration lint check-install demo demo-ui e2e bench bench-poll-profile bench-triggerer bench-kube bench-emr bench-listings bench-answers soak clean
+.PHONY: setup test unit integration lint check-install demo demo-ui e2e bench bench-poll-profile bench-triggerer bench-kube bench-emr bench-listings bench-answers soak simulate chaos clean
 
 $(STAMP): pyproject.toml harness/pyproject.toml
 	@command -v javac >/dev/null || { echo "javac (JDK 17+) is required; the Debian packages are listed in .ci/apt-packages.txt"; exit 1; }
@@ -51,6 +51,12 @@ test: lint
 e2e: setup
 	DURABLE_JOBS_E2E_DB=$(E2E_DB) $(PY) -m pytest tests/e2e -q -p no:cacheprovider
 	$(PY) scripts/e2e_table.py build/e2e-report.json
+
+# The simulated protocol (tests/simulation, docs/simulation.md) on new random schedules: 50,000 per kind of system
+# (CI runs 5,000 fixed ones per kind in `make test`). SIM_EXAMPLES=N changes the count.
+SIM_EXAMPLES ?= 50000
+simulate: setup
+	DURABLE_JOBS_SIM_RANDOM=1 DURABLE_JOBS_SIM_EXAMPLES=$(SIM_EXAMPLES) $(PY) -m pytest tests/simulation -q -p no:cacheprovider -p no:timeout
 
 demo: setup
 	$(PY) scripts/demo.py

@@ -262,7 +262,7 @@ class JobProtocol:
         if kind in (JobState.FAILED.value, JobState.CANCELLED.value):
             self._record_failure(rec, _OUTCOME_OF[JobState(kind)], message, last)
         if kind == "timeout":
-            return self._cancel_after_deadline(rec, message)
+            return self._cancel_after_deadline(rec, message, cancelled=details.get("cancelled") is True)
         if kind == "error":
             what = self.client.describe(rec.job)
             raise JobError(
@@ -366,7 +366,12 @@ class JobProtocol:
             self.log.warning("%s the system no longer knows it (%s)", found, cut(status.message, 300))
             return self._record_loss(latest, status.message)
         if status.state.is_terminal:
-            latest = latest.finished(_OUTCOME_OF[status.state], status.message, clear_number=self.identity.clear_number)
+            latest = latest.finished(
+                _OUTCOME_OF[status.state],
+                status.message,
+                clear_number=self.identity.clear_number,
+                max_tries=self.settings.max_tries,
+            )
             self.save(latest)
             self._decided(
                 metrics.NEXT_GENERATION,
@@ -435,7 +440,7 @@ class JobProtocol:
         assert rec.job is not None
         what = self.client.describe(rec.job)
         if rec.outcome is Outcome.SUCCEEDED:
-            if self.settings.rerun_on_clear and rec.clear_number != self.identity.clear_number:
+            if self.settings.rerun_on_clear and self._cleared_since(rec):
                 return self._rerun_after_clear(rec, "SUCCEEDED", "rerun_on_clear is set")
             self._decided(
                 metrics.RETURNED,
@@ -458,6 +463,18 @@ class JobProtocol:
             rec.generation + 1,
         )
         return self._next_generation(rec)
+
+    def _cleared_since(self, rec: JobRecord) -> bool:
+        """Whether a user cleared this task since ``rec``'s outcome was recorded.
+
+        Airflow counts clears per DAG run (``clear_number`` goes up at a clear of any of its tasks), and raises
+        a task instance's ``max_tries`` only at a clear of that task: both must have moved. A record or a try
+        that does not know ``max_tries`` goes by the run's count alone.
+        """
+        if rec.clear_number == self.identity.clear_number:
+            return False
+        now, then = self.settings.max_tries, rec.max_tries
+        return now is None or then is None or now != then
 
     def _rerun_after_clear(self, rec: JobRecord, ended: str, why: str) -> Decision:
         """The task was cleared since ``rec``'s outcome was recorded, and ``why`` that means running it again."""
@@ -551,11 +568,16 @@ class JobProtocol:
         try:
             locator = self._run(self.client.submit(spec, rec.token, reserved=rec.job))
         except TransientError as exc:
-            raise RetryLater(
-                f"submitting generation {rec.generation} (token {rec.token}) failed transiently: {exc}. "
-                "The intent is recorded. "
-                + self._next_try("looks for the job with that token before submitting again", "nothing is submitted")
-            ) from exc
+            found = self._look_after_lost_answer(rec, exc)
+            if found is None:
+                raise RetryLater(
+                    f"submitting generation {rec.generation} (token {rec.token}) failed transiently: {exc}. "
+                    "The intent is recorded. "
+                    + self._next_try(
+                        "looks for the job with that token before submitting again", "nothing is submitted"
+                    )
+                ) from exc
+            locator = found
         metrics.incr("submissions", metrics.client_tags(self.client))  # counted once the system took it
         failpoints.failpoint(failpoints.AFTER_SUBMIT)
         locator = self.client.validate_locator(locator)
@@ -566,6 +588,27 @@ class JobProtocol:
             "Submitted %s (generation %d, token %s)", self.client.describe(locator), rec.generation, rec.token
         )
         return Defer(rec, None)
+
+    def _look_after_lost_answer(self, rec: JobRecord, exc: TransientError) -> Locator | None:
+        """The job of a submit whose answer did not come, when the system has it; None: not known yet.
+
+        The request may have reached the system before the answer was lost (a reset, a timeout). Looking the
+        token up once lets this try go on with that job instead of failing; when the lookup finds nothing or
+        cannot decide, the try fails as before, and the next one looks again (nothing is submitted blindly).
+        """
+        try:
+            found = self._find(rec)
+        except RetryLater:
+            return None
+        if found is not None:
+            self.log.warning(
+                "The answer to submitting generation %d was lost (%s), but %s carries its token %s: going on with it",
+                rec.generation,
+                cut(str(exc), 300),
+                self.client.describe(found),
+                rec.token,
+            )
+        return found
 
     def _find(self, rec: JobRecord, since: float | None = None) -> Locator | None:
         """The job carrying ``rec``'s token, submitted after ``since`` (default: its intent), if any."""
@@ -642,7 +685,12 @@ class JobProtocol:
             )
             self._record_failure(rec, _OUTCOME_OF[status.state], status.message, status)
         if status.state.is_terminal:
-            rec = rec.finished(_OUTCOME_OF[status.state], status.message, clear_number=self.identity.clear_number)
+            rec = rec.finished(
+                _OUTCOME_OF[status.state],
+                status.message,
+                clear_number=self.identity.clear_number,
+                max_tries=self.settings.max_tries,
+            )
             self.save(rec)
             self._decided(
                 decision or metrics.NEXT_GENERATION,
@@ -668,14 +716,21 @@ class JobProtocol:
 
     def _record_success(self, rec: JobRecord, status: JobStatus | None) -> Finished:
         failpoints.failpoint(failpoints.BEFORE_OUTCOME)
-        rec = rec.finished(Outcome.SUCCEEDED, status.message if status else "", clear_number=self.identity.clear_number)
+        rec = rec.finished(
+            Outcome.SUCCEEDED,
+            status.message if status else "",
+            clear_number=self.identity.clear_number,
+            max_tries=self.settings.max_tries,
+        )
         self.save(rec)
         return Finished(rec, status)
 
     def _record_loss(self, rec: JobRecord, message: str) -> Decision:
         """A confirmed LOST: record it (with the run's clear count now), then do what ``on_lost`` says."""
         failpoints.failpoint(failpoints.BEFORE_OUTCOME)
-        rec = rec.finished(Outcome.LOST, message, clear_number=self.identity.clear_number)
+        rec = rec.finished(
+            Outcome.LOST, message, clear_number=self.identity.clear_number, max_tries=self.settings.max_tries
+        )
         self.save(rec)
         return self._after_loss(rec)
 
@@ -692,7 +747,7 @@ class JobProtocol:
                 rec.generation + 1,
             )
             return self._next_generation(rec)
-        if rec.clear_number != self.identity.clear_number:
+        if self._cleared_since(rec):
             return self._rerun_after_clear(rec, "was LOST", "a clear asks to run it again")
         self._decided(
             metrics.LOST,
@@ -712,7 +767,7 @@ class JobProtocol:
 
     def _record_failure(self, rec: JobRecord, outcome: Outcome, message: str, status: JobStatus | None) -> None:
         failpoints.failpoint(failpoints.BEFORE_OUTCOME)
-        rec = rec.finished(outcome, message, clear_number=self.identity.clear_number)
+        rec = rec.finished(outcome, message, clear_number=self.identity.clear_number, max_tries=self.settings.max_tries)
         self.save(rec)
         assert rec.job is not None
         raise JobFailed(
@@ -725,23 +780,62 @@ class JobProtocol:
             status,
         )
 
-    def _cancel_after_deadline(self, rec: JobRecord, message: str) -> Decision:
+    def _lost_at_deadline(self, rec: JobRecord, status: JobStatus) -> Decision:
+        assert rec.job is not None
+        self.log.warning(
+            "%s is LOST after its deadline passed (%s)", self.client.describe(rec.job), cut(status.message, 300)
+        )
+        return self._record_loss(rec, status.message)
+
+    def _cancel_from_triggerer(self, rec: JobRecord, why: str) -> Defer:
+        """The deadline passed and this try could not stop the job: wait again instead of failing with the job
+        still running (a last try would leave it running for good). The trigger starts past the deadline, so it
+        cancels the job itself, repeating the cancel until the system takes it, and fires when the job ended
+        (:meth:`DurableJobTrigger.wait`); this try then records the outcome."""
+        assert rec.job is not None
+        self.log.warning(
+            "Deadline passed, but %s Waiting for %s to end: the trigger cancels it until the system takes the cancel",
+            _sentence(why),
+            self.client.describe(rec.job),
+        )
+        return Defer(rec, None)
+
+    def _cancel_after_deadline(self, rec: JobRecord, message: str, *, cancelled: bool = False) -> Decision:
+        """The deadline passed: cancel the job and record it cancelled (``cancelled``: the trigger already did).
+
+        A job the system forgot is a loss, not a cancel: it may have succeeded first, and a cancel is followed
+        by the next generation. After a cancel that deletes the job (:attr:`JobClient.cancel_deletes`), LOST is
+        that cancel's doing, so a job already gone is told apart before cancelling.
+        """
         job = rec.job
         assert job is not None
         what = self.client.describe(job)
+        if self.client.cancel_deletes and not cancelled:
+            before = self._confirmed_status(job)
+            if before.state is JobState.LOST:
+                return self._lost_at_deadline(rec, before)
         self.log.warning("Deadline passed: cancelling %s", what)
-        status = self._cancel_and_wait(job, f"{what} after its deadline passed")
+        try:
+            status = self._cancel_and_wait(job, f"{what} after its deadline passed")
+        except RetryLater as exc:
+            return self._cancel_from_triggerer(rec, f"the cancel of {what} failed ({exc.__cause__ or exc})")
+        if status.state is JobState.LOST and not self.client.cancel_deletes:
+            status = self._confirmed_status(job)
+            if status.state is JobState.LOST:
+                return self._lost_at_deadline(rec, status)
         if not status.state.is_terminal:
-            raise RetryLater(
-                f"deadline passed; {what} was asked to stop but is still {_upper(status.state)}. "
-                + self._next_try("cancels it again", "it is not cancelled again")
+            return self._cancel_from_triggerer(
+                rec,
+                f"{what} was asked to stop but is still {_upper(status.state)} after {self.settings.cancel_wait:.0f}s",
             )
         if status.state is JobState.SUCCEEDED:
             self.log.info("%s succeeded just before it could be cancelled", what)
             return self._record_success(rec, status)
         failpoints.failpoint(failpoints.BEFORE_OUTCOME)
         deadline_msg = f"deadline passed; job cancelled (final state {status.raw_state or _upper(status.state)})"
-        rec = rec.finished(Outcome.CANCELLED, deadline_msg, clear_number=self.identity.clear_number)
+        rec = rec.finished(
+            Outcome.CANCELLED, deadline_msg, clear_number=self.identity.clear_number, max_tries=self.settings.max_tries
+        )
         self.save(rec)
         raise JobFailed(
             f"{what} (generation {rec.generation}): {deadline_msg}. {_sentence(message) if message else ''}".rstrip()

@@ -175,6 +175,9 @@ class JobRecord:
     conn_id: str | None = None  # the connection of the try that wrote the intent (the reaper's client)
     hook: str | None = None  # that try's hook class, ``module.Class``
     cancel: dict[str, Any] | None = None  # set on a tombstone: who marked the task, when (see the table)
+    # the task instance's max_tries when the outcome was recorded: a clear of *this* task raises it, while the
+    # run's clear_number goes up at a clear of any task of the run
+    max_tries: int | None = None
     v: int = RECORD_VERSION
 
     # --- transitions -------------------------------------------------------------------------------------
@@ -210,15 +213,19 @@ class JobRecord:
     def submitted(self, job: dict[str, Any]) -> JobRecord:
         return replace(self, phase=Phase.SUBMITTED, job=dict(job))
 
-    def finished(self, outcome: Outcome, message: str = "", *, clear_number: int | None = None) -> JobRecord:
-        """The outcome recorded; ``clear_number``: the run's clear count when it was recorded (a later clear
-        is then told from one that happened before the outcome)."""
+    def finished(
+        self, outcome: Outcome, message: str = "", *, clear_number: int | None = None, max_tries: int | None = None
+    ) -> JobRecord:
+        """The outcome recorded; ``clear_number`` and ``max_tries``: the run's clear count and the task
+        instance's max_tries when it was recorded (a later clear is then told from one that happened before
+        the outcome, and a clear of this task from one of another task of the run)."""
         return replace(
             self,
             phase=Phase.FINISHED,
             outcome=outcome,
             message=cut(message),
             clear_number=self.clear_number if clear_number is None else clear_number,
+            max_tries=self.max_tries if max_tries is None else max_tries,
         )
 
     def tombstone(self, by: str, *, ti_id: str, now: float | None = None) -> JobRecord:
@@ -262,7 +269,7 @@ class JobRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The stored object; the optional fields only when set (a record stays readable by 0.1.0)."""
-        optional = {"conn_id": self.conn_id, "hook": self.hook, "cancel": self.cancel}
+        optional = {"conn_id": self.conn_id, "hook": self.hook, "cancel": self.cancel, "max_tries": self.max_tries}
         return {
             "v": self.v,
             "system": self.system,
@@ -308,6 +315,7 @@ class JobRecord:
         outcome = f.enum("outcome", Outcome, optional=True)
         clear_number = f.integer("clear_number", 0, 10**9, default=0)
         submitted_try = f.integer("submitted_try", 0, 10**9, default=0)
+        max_tries = f.integer("max_tries", 0, 10**9) if data.get("max_tries") is not None else None
         message = f.string("message", 100_000, default="")
         job = f.locator("job")
         history = f.history("history")
@@ -343,6 +351,7 @@ class JobRecord:
             conn_id=conn_id,
             hook=hook,
             cancel=cancel,
+            max_tries=max_tries,
         )
         size = rec.size()
         if size > RECORD_LIMIT:

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
 from durable_jobs.operators.spark_standalone import SparkStandaloneOperator
-from durable_jobs.record import STATE_KEY
+from durable_jobs.record import STATE_KEY, JobRecord, TaskIdentity
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.triggers.spark_standalone import SparkStandaloneTrigger
 from durable_jobs_harness.airflow_ctx import FakeTI, task_context
@@ -163,3 +163,15 @@ def test_tampered_record_fails_without_any_request(master, store):
 def test_bad_spec_fails_at_parse_time():
     with pytest.raises(ValueError, match="supervise"):
         op(conf={"spark.driver.supervise": "true"})
+
+
+def test_a_wait_past_the_deadline_has_no_airflow_timeout():
+    """Past its deadline the trigger cancels and fires once the job ended, however long the endpoint stays
+    away: Airflow's own defer timeout would fail the task with the job still running."""
+    ident = TaskIdentity("dag", "run1", "spark")
+    rec = JobRecord.intent(system="spark-standalone", identity=ident, generation=0, timeout=600.0)
+    assert timedelta(minutes=10) < op()._defer_timeout(rec) <= timedelta(minutes=11, seconds=1)
+    late = JobRecord.intent(
+        system="spark-standalone", identity=ident, generation=0, timeout=600.0, now=time.time() - 700
+    )
+    assert op()._defer_timeout(late) is None

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from durable_jobs import failpoints
-from durable_jobs.errors import RecordError
+from durable_jobs.errors import RecordError, TransientError
 from durable_jobs.protocol import Defer, Finished, JobFailed, JobLost, JobProtocol, ProtocolSettings, RetryLater
 from durable_jobs.record import STATE_KEY, JobRecord, Outcome, Phase, TaskIdentity, make_token
 from durable_jobs.status import JobState
@@ -156,9 +156,25 @@ def test_transient_submit_failure_keeps_intent_and_retry_finds_first():
     with pytest.raises(RetryLater):
         proto(client, store).start()
     assert store.data[STATE_KEY]["phase"] == "submitting"
+    assert client.calls == ["submit", "find"]  # the try looked for the token once before failing
     client.down = set()
     proto(client, store, try_number=2).start()
-    assert client.calls.count("find") == 1 and client.submissions() == 1
+    assert client.calls.count("find") == 2 and client.submissions() == 1
+
+
+def test_a_submit_whose_answer_was_lost_goes_on_with_the_job_it_finds():
+    """The submit reached the system and its answer was lost: the same try finds the job by its token."""
+    client, store = ScriptedClient(), DictStore()
+    submit = client.submit
+
+    async def reset_after_sending(spec, token, *, reserved=None):
+        await submit(spec, token, reserved=reserved)
+        raise TransientError("connection reset after the request was sent")
+
+    client.submit = reset_after_sending  # type: ignore[method-assign]
+    d = proto(client, store).start()
+    assert isinstance(d, Defer) and d.record.job == {"id": "job-1"} and client.submissions() == 1
+    assert store.data[STATE_KEY]["phase"] == "submitted" and store.data[STATE_KEY]["job"] == {"id": "job-1"}
 
 
 def test_terminal_failure_resubmits_once_with_new_generation_and_token():
@@ -251,13 +267,32 @@ def test_timeout_event_cancels_records_and_next_try_starts_fresh_deadline():
     assert d2.record.deadline >= d.record.deadline
 
 
-def test_timeout_with_unreachable_endpoint_does_not_record_anything():
+def test_a_job_forgotten_by_its_deadline_is_lost_not_cancelled_and_not_rerun():
+    """Found by the simulation (tests/simulation): the cancel after a deadline found the job LOST and recorded
+    CANCELLED, so the retry submitted the next generation, rerunning a job that may have succeeded."""
+    client, store = ScriptedClient(scripts=[[R]]), DictStore()
+    d = proto(client, store, timeout=60).start()
+    client.forget.add("job-1")
+    with pytest.raises(JobLost, match="no longer knows"):
+        proto(client, store, timeout=60).complete({"status": "timeout", "job": d.record.job})
+    assert store.data[STATE_KEY]["outcome"] == "lost"
+    with pytest.raises(JobLost):
+        proto(client, store, try_number=2, timeout=60).start()
+    assert client.submissions() == 1
+
+
+def test_timeout_with_unreachable_endpoint_waits_again_instead_of_failing_with_the_job_running(caplog):
+    """Found by the simulation: a try that failed here left the job running for good when it was the last one.
+    It waits again; its trigger starts past the deadline, so the triggerer cancels (tests/core/test_trigger.py)."""
     client, store = ScriptedClient(), DictStore()
     d = proto(client, store, timeout=60).start()
     client.down = {"cancel"}
-    with pytest.raises(RetryLater, match="cancelling"):
-        proto(client, store).complete({"status": "timeout", "job": d.record.job})
-    assert store.data[STATE_KEY]["phase"] == "submitted"
+    with caplog.at_level(logging.WARNING, logger="durable_jobs.protocol"):
+        again = proto(client, store, max_tries=0).complete({"status": "timeout", "job": d.record.job})
+    assert isinstance(again, Defer) and again.record.job == d.record.job
+    assert store.data[STATE_KEY]["phase"] == "submitted" and client.submissions() == 1
+    assert "the cancel of id=job-1 failed (cancel: endpoint down)" in caplog.text
+    assert "the trigger cancels it until the system takes the cancel" in caplog.text
 
 
 def test_unknown_event_rechecks_and_defers_again():

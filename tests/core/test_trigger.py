@@ -216,3 +216,36 @@ async def test_an_event_stays_small_whatever_the_endpoint_said():
     event = await make_trigger(job=loc, poll_interval=0.02).wait(client)
     assert event["status"] == "failed"
     assert len(json.dumps(event)) < 10_000
+
+
+async def test_a_wait_that_starts_past_its_deadline_cancels_until_the_system_takes_it():
+    """The worker could not cancel after the deadline (its endpoint refused): the trigger cancels, repeating the
+    cancel through the outage, and fires ``timeout`` once the job ended, marked as cancelled by the trigger."""
+    from durable_jobs.errors import TransientError
+    from durable_jobs.transport.retry import instant_waits
+
+    client = ScriptedClient(scripts=[[JobState.RUNNING]])
+    loc = await client.submit({}, "dj0123456789abcdef0123")
+    refused = 0
+    orig = client.cancel
+
+    async def flaky_cancel(locator: dict[str, Any]) -> None:
+        nonlocal refused
+        if refused < 3:
+            refused += 1
+            raise TransientError("connection refused")
+        await orig(locator)
+
+    client.cancel = flaky_cancel  # type: ignore[method-assign]
+    with instant_waits():
+        event = await make_trigger(job=loc, poll_interval=0.02, deadline=time.time() - 5).wait(client)
+    assert refused == 3 and client.jobs["job-1"].cancelled
+    assert event["status"] == "timeout" and event["details"]["cancelled"] is True
+    assert event["details"]["last"]["state"] == "cancelled"
+
+
+async def test_a_job_that_succeeded_before_the_late_cancel_is_reported_as_succeeded():
+    client = ScriptedClient(scripts=[[JobState.SUCCEEDED]])
+    loc = await client.submit({}, "dj0123456789abcdef0123")
+    event = await make_trigger(job=loc, poll_interval=0.02, deadline=time.time() - 5).wait(client)
+    assert event["status"] == "succeeded" and "cancelled" not in event["details"]

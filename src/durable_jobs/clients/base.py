@@ -91,6 +91,10 @@ class JobClient(ABC, Generic[SpecT]):
     #: (:meth:`durable_jobs.protocol.JobProtocol.start`). False: such a try submits generation 0 without
     #: looking, because the lookup would be costly or could never decide (``docs/extending.md``)
     find_unrecorded: ClassVar[bool] = False
+    #: whether :meth:`cancel` removes the job (a Kubernetes Job is deleted), so that LOST after our own cancel is
+    #: that cancel's doing. False: a cancelled job stays known as cancelled, and LOST after a cancel means the
+    #: system forgot it (it may have succeeded first)
+    cancel_deletes: ClassVar[bool] = False
 
     @property
     @abstractmethod

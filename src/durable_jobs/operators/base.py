@@ -427,10 +427,13 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
         return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
     def _defer_timeout(self, record: JobRecord) -> timedelta | None:
-        if record.deadline is None:
+        now = time.time()
+        if record.deadline is None or record.deadline <= now:
+            # past the deadline the trigger cancels the job and fires once it ended, however long the system
+            # takes to answer: Airflow's own timeout would fail the task with the job still running
             return None
         # padded past the deadline: our trigger's timeout event (which cancels the job) must come first
-        return timedelta(seconds=max(0.0, record.deadline - time.time()) + deadline_pad(self.poll_interval))
+        return timedelta(seconds=record.deadline - now + deadline_pad(self.poll_interval))
 
     def _announce(self, context: Any, proto: JobProtocol, decision: Defer, loop: _WorkerLoop) -> None:
         """Push the job and its links to XCom before waiting, so users can find it at once."""

@@ -32,6 +32,7 @@ import functools
 import inspect
 import logging
 import math
+import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -40,11 +41,13 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from durable_jobs.airflow_compat import task_instance_state, uses_default_logger
 from durable_jobs.clients.base import JobClient, KeyedLocator
-from durable_jobs.errors import ConnectionConfigError, RecordError
+from durable_jobs.errors import ConnectionConfigError, DurableJobError, RecordError
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.messages import cut
 from durable_jobs.polling import IN_TRIGGERER, log_info, wait_for_outcome
-from durable_jobs.status import JobStatus
+from durable_jobs.status import JobState, JobStatus
+from durable_jobs.transport.backoff import Backoff
+from durable_jobs.transport.retry import RetryPolicy
 from durable_jobs.watch import PollSettings
 
 # TI states after which no try of this task will look at the job again
@@ -229,6 +232,8 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
             return self._event("error", self.job, str(exc), None)
         job = KeyedLocator(job)  # keyed once: every poll keys every watched job
         self.job = job  # one dict per waiting trigger, not two
+        if self.deadline is not None and self.deadline <= time.time():
+            return await self._cancel_then_wait(client, job)
         log_info(  # not self.log.info: this coroutine waits on, and must not keep a frame object for the log call
             self.log,
             "Watching %s (generation %d, token %s) every %.0fs",
@@ -239,6 +244,27 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
         )
         result = await wait_for_outcome(client, job, self.settings, deadline=self.deadline, logger=self.log)
         self.log.info("%s: %s %s", client.describe(job), result.status, cut(result.message, 500))
+        return self._event(result.status, job, result.message, result.last)
+
+    async def _cancel_then_wait(self, client: JobClient[Any], job: dict[str, Any]) -> dict[str, Any]:
+        """A wait that starts after its deadline: the worker could not stop the job (its endpoint did not take
+        the cancel), so the triggerer cancels it, repeating the cancel until the system takes it, and waits for
+        the job to end, holding no worker slot. Then ``timeout`` (the job ended without success), or how it
+        ended otherwise (it may have succeeded first). A task never ends with its job left running."""
+        what = client.describe(job)
+        self.log.warning("Deadline passed: cancelling %s from the triggerer until the system takes it", what)
+        try:
+            await CANCEL_UNTIL_TAKEN.call(lambda: client.cancel(job), what=f"cancelling {what}", level=logging.WARNING)
+        except DurableJobError as exc:
+            self.log.error("Cannot cancel %s: %s", what, exc)
+            return self._event("error", job, f"cancelling after the deadline failed: {exc}", None)
+        result = await wait_for_outcome(client, job, self.settings, deadline=None, logger=self.log)
+        self.log.info("%s: %s %s", what, result.status, cut(result.message, 500))
+        ended = (JobState.FAILED.value, JobState.CANCELLED.value)
+        if result.status in ended or (result.status == JobState.LOST.value and client.cancel_deletes):
+            event = self._event("timeout", job, f"deadline passed; the triggerer cancelled {what}", result.last)
+            event["details"]["cancelled"] = True
+            return event
         return self._event(result.status, job, result.message, result.last)
 
     def _checked_job(self, client: JobClient[Any]) -> dict[str, Any]:
@@ -300,5 +326,7 @@ class DurableJobTrigger(BaseTrigger):  # type: ignore[misc]
 
 #: the keyword arguments every durable trigger takes and serializes: ``DurableJobTrigger.__init__``'s. They
 #: are stored by Airflow in its trigger table, so they are permanent (a stored trigger is rebuilt with them)
+#: a cancel after the deadline, from the triggerer: repeated on transient errors until the system takes it
+CANCEL_UNTIL_TAKEN = RetryPolicy(attempts=None, budget=None, backoff=Backoff(base=1.0, cap=60.0))
 BASE_KWARGS: tuple[str, ...] = tuple(inspect.signature(DurableJobTrigger.__init__).parameters)[1:]
 _BASE_KWARGS = frozenset(BASE_KWARGS)

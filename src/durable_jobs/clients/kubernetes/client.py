@@ -61,6 +61,7 @@ YIELD_EVERY = 1000  # jobs answered from the cache between two yields to the eve
 class KubernetesClient(JobClient[KubeObject]):
     system: ClassVar[str] = SYSTEM
     find_unrecorded: ClassVar[bool] = True  # one GET by the name the token gives
+    cancel_deletes: ClassVar[bool] = True  # a cancel deletes the Job object
 
     def __init__(self, config: KubernetesConfig | None = None) -> None:
         self.config = config or KubernetesConfig()
