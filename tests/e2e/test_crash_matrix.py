@@ -308,15 +308,24 @@ def test_failed_job_submits_the_next_generation_once(
     assert_clean(row, submissions=2)
     assert sorted(j["generation"] for j in row.jobs) == [0, 1], row
     assert not any(j["cancelled"] for j in row.jobs), row
-    assert any(
-        e.startswith(f"{sys_.job_noun} ") and "(generation 0) ended FAILED" in e and "submitting generation 1" in e
-        for e in log_events(airflow, run, "job", 2)
-    )
     assert row.events == 2, row
-    # retries=1: try 1's error says how the job ended (with the system's detail) and the retry that follows
-    text = task_log_text(airflow, run, 1)
-    assert "(generation 0) ended FAILED" in text and sys_.failure_detail in text
-    assert "A retry (try 2 of 2) submits generation 1." in text
+    text, later = task_log_text(airflow, run, 1), log_events(airflow, run, "job", 2)
+    if "(generation 0) ended FAILED" in text:
+        # retries=1: try 1's error says how the job ended (with the system's detail) and the retry that follows
+        assert sys_.failure_detail in text and "A retry (try 2 of 2) submits generation 1." in text
+        assert any(
+            e.startswith(f"{sys_.job_noun} ") and "(generation 0) ended FAILED" in e and "submitting generation 1" in e
+            for e in later
+        ), later
+    else:
+        # apache/airflow#72716: Airflow lost try 1's resume and ran execute() again, counted as try 2 (seen on
+        # 2026-12-03, same ti_id): try 2 finds generation 0 FAILED in the system and submits generation 1
+        assert any(
+            e.startswith(f"Found {sys_.job_noun} ")
+            and "from try 1; it ended FAILED" in e
+            and "submitting generation 1" in e
+            for e in later
+        ), later
 
 
 # ---------------------------------------------------------------------------------------------------
