@@ -121,14 +121,15 @@ def bad_rows(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def update(doc: Path, text: str) -> None:
+def update(doc: Path, text: str, start: str = START, end: str = END) -> None:
+    """Replace what lies between the ``start`` and ``end`` markers of ``doc`` (also used by chaos_table.py)."""
     content = doc.read_text("utf-8")
     try:
-        head, rest = content.split(START, 1)
-        _, tail = rest.split(END, 1)
+        head, rest = content.split(start, 1)
+        _, tail = rest.split(end, 1)
     except ValueError:
-        raise SystemExit(f"{doc} has no {START} ... {END} markers") from None
-    doc.write_text(f"{head}{START}\n{text}\n{END}{tail}", "utf-8")
+        raise SystemExit(f"{doc} has no {start} ... {end} markers") from None
+    doc.write_text(f"{head}{start}\n{text}\n{end}{tail}", "utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

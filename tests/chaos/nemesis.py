@@ -66,9 +66,10 @@ KINDS: dict[str, tuple[str, float, float]] = {
 }
 # a wall-clock jump stays below the scheduler's task heartbeat timeout (the campaign sets it to 90 s): beyond it the
 # scheduler fails every running task as a zombie, which is Airflow's behaviour, not what the campaign probes
-CLOCK_OFFSETS = (20, 75)
+CLOCK_OFFSETS = (15, 60)
 GAP = (3.0, 12.0)  # seconds between two faults
 QUIET = 5.0  # a class stays free this long after its fault healed
+TARGET_WAIT = 30.0  # a runner fault that finds no task process looks again every second for this long
 TASK_PROCESS = re.compile(r"^airflow worker -- [0-9a-f]{8}-[0-9a-f-]{27}")
 SUPERVISOR = re.compile(r"^airflow worker -- LocalExecutor[^:]*: (?!<idle>)")
 NOT_FINISHED = frozenset({"scheduled", "queued", "running", "deferred", "up_for_retry", "up_for_reschedule"})
@@ -119,15 +120,19 @@ def plan(seed: int, seconds: float, kinds: Sequence[str] = tuple(KINDS)) -> list
 
 
 def faketime_env(timestamp_file: Path) -> dict[str, str]:
-    """The environment that preloads libfaketime with an offset read from ``timestamp_file`` at every call; the
-    monotonic clock is left alone, as a real step of the wall clock (NTP, a VM resume) leaves it."""
+    """The environment that preloads libfaketime with an offset read from ``timestamp_file`` at every call.
+
+    The monotonic clock jumps with the wall clock: Debian's libfaketime 0.9.10 fails every absolute
+    ``clock_nanosleep`` on ``CLOCK_MONOTONIC`` with EINVAL when ``FAKETIME_DONT_FAKE_MONOTONIC=1`` (Python's
+    ``time.sleep`` raises ``OSError: [Errno 22]``, and the scheduler dies), so the jump is harsher than an NTP
+    step: timers in flight in the preloaded processes fire early (forward) or late (back).
+    """
     if not LIBFAKETIME.exists():
         raise RuntimeError(f"{LIBFAKETIME} is missing: apt-get install libfaketime (.ci/apt-packages.txt)")
     return {
         "LD_PRELOAD": str(LIBFAKETIME),
         "FAKETIME_TIMESTAMP_FILE": str(timestamp_file),
         "FAKETIME_NO_CACHE": "1",
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }
 
 
@@ -153,7 +158,8 @@ class Nemesis:
     """Fires :func:`plan`'s faults at their times (call :meth:`step` often) and heals them; logs each one."""
 
     def __init__(self, faults: list[Fault], deployment: Deployment, log: Callable[[str], None] = print) -> None:
-        self.pending = list(faults)
+        self.pending = [(f.at, f.index, f) for f in faults]  # heap by due time
+        heapq.heapify(self.pending)
         self.done: list[Fault] = []
         self.d = deployment
         self.log = log
@@ -168,12 +174,12 @@ class Nemesis:
         while self._heals and self._heals[0][0] <= self.now():
             _, _, fault, heal = heapq.heappop(self._heals)
             self._heal(fault, heal)
-        while self.pending and self.pending[0].at <= self.now():
-            self._fire(self.pending.pop(0))
+        while self.pending and self.pending[0][0] <= self.now():
+            self._fire(heapq.heappop(self.pending)[2])
 
     def next_due(self) -> float:
         due = [self._heals[0][0]] if self._heals else []
-        due += [self.pending[0].at] if self.pending else []
+        due += [self.pending[0][0]] if self.pending else []
         return min(due, default=float("inf"))
 
     def heal_all(self) -> None:
@@ -195,11 +201,16 @@ class Nemesis:
 
     def _fire(self, fault: Fault) -> None:
         fault.fired_at = self.now()
+        fault.skipped = False
         try:
             heal = getattr(self, f"_{fault.kind}")(fault)
         except Exception as exc:  # a fault that could not be applied is logged, never fatal to the campaign
             fault.note = f"{fault.note} error: {type(exc).__name__}: {exc}".strip()
             heal = None
+        if fault.skipped and fault.kind.startswith("runner_") and fault.fired_at - fault.at < TARGET_WAIT:
+            # task processes live for seconds (a deferred task has none): look again in a second
+            heapq.heappush(self.pending, (fault.fired_at + 1.0, fault.index, fault))
+            return
         self.log(
             f"[nemesis] {fault.fired_at:7.1f}s #{fault.index} {fault.kind} {fault.target or '-'}"
             + (f" for {fault.duration:g}s" if heal else "")
@@ -228,6 +239,15 @@ class Nemesis:
         return candidates[int(fault.pick * len(candidates))]
 
     # --- the kinds (each returns its heal, or None for an instant or skipped fault) ---------------------
+
+    def _preloaded(self) -> int:
+        """How many processes of the scheduler's tree have libfaketime mapped (the evidence a jump reaches them)."""
+        comp = self.d.af.components["scheduler"]
+        count = 0
+        for pid in [comp.pid, *(p.pid for p in comp.descendants())]:
+            with contextlib.suppress(OSError):
+                count += LIBFAKETIME.name in Path(f"/proc/{pid}/maps").read_text("utf-8", "replace")
+        return count
 
     def _runners(self) -> list[psutil.Process]:
         comp = self.d.af.components["scheduler"]
@@ -370,6 +390,7 @@ class Nemesis:
     def _clock_jump(self, fault: Fault) -> Callable[[], None]:
         fault.target = f"scheduler and its workers {fault.offset:+.0f}s"
         set_clock(self.d.clock_file, fault.offset)
+        fault.note = f"libfaketime loaded in {self._preloaded()} processes"
         return lambda: set_clock(self.d.clock_file, 0)
 
 
