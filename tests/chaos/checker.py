@@ -32,6 +32,7 @@ from durable_jobs.record import STATE_KEY
 from durable_jobs_harness.airflow_env import AirflowEnv
 from durable_jobs_harness.airflow_env.api import FINISHED_RUN_STATES, FINISHED_TI_STATES
 
+from ..e2e.observe import _json_lines
 from ..e2e.systems import E2ESystem, Job
 from ..e2e.systems.spark import SparkSystem
 
@@ -57,6 +58,7 @@ class Findings:
     jobs: dict[str, Counter[str]] = field(default_factory=dict)  # system -> job end states
     generations: dict[str, Counter[int]] = field(default_factory=dict)  # system -> jobs by generation
     unattributed: dict[str, int] = field(default_factory=dict)  # system -> jobs no token could be read from
+    failed: list[str] = field(default_factory=list)  # each failed task instance and why (its last error line)
 
     @property
     def passed(self) -> bool:
@@ -73,6 +75,7 @@ class Findings:
             "jobs": {s: {"total": sum(c.values()), **dict(sorted(c.items()))} for s, c in self.jobs.items()},
             "jobs_by_generation": {s: {str(g): n for g, n in sorted(c.items())} for s, c in self.generations.items()},
             "unattributed_jobs": self.unattributed,
+            "failed_tasks": self.failed,
         }
 
 
@@ -159,6 +162,8 @@ def check(
                     ids = [j.id for j in mine if j.generation == gen]
                     found.violations["duplicates"] += [f"{where} generation {gen}: {n} jobs {ids}"] * (n - 1)
             finished = state in FINISHED_TI_STATES
+            if state == "failed":
+                found.failed.append(f"{where} try {ti.get('try_number')}: {why_failed(af, run, task_id, map_index)}")
             if not finished:
                 found.violations["not_terminal"].append(f"{where} is {state}")
             for j in mine:
@@ -197,6 +202,20 @@ def check(
         for line in lines:
             log(f"[checker] {name}: {line}")
     return found
+
+
+def why_failed(af: AirflowEnv, run: Run, task_id: str, map_index: int) -> str:
+    """The last error of the task instance's latest try log that has one (a task marked failed may have none)."""
+    logs = af.task_logs(run.dag_id, run.run_id, task_id)
+    tries = sorted(
+        (p for p in logs if p.parent.name == f"map_index={map_index}" and ".trigger." not in p.name),
+        key=lambda p: int(p.name.split("=", 1)[1].split(".", 1)[0]),
+    )
+    for path in reversed(tries):
+        errors = [line for line in _json_lines(logs[path]) if str(line.get("level", "")).lower() in ("error", "critical")]
+        if errors:
+            return f"{path.name}: {str(errors[-1].get('event', ''))[:300]}"
+    return "no error logged (marked failed?)"
 
 
 def _tis_path(run: Run) -> str:

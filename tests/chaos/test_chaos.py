@@ -6,6 +6,7 @@ re-run of a succeeded job; ``build/chaos-report.json`` holds the seed, the fault
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -23,4 +24,5 @@ def test_random_fault_campaign() -> None:
     print(f"chaos report: {SETTINGS.report}")
     print(json.dumps({k: doc[k] for k in ("seed", "faults", "invariants", "tasks", "jobs")}, indent=1))
     assert doc["passed"], json.dumps(doc["violations"], indent=1)
-    shutil.rmtree(doc["settings"]["root"], ignore_errors=True)  # kept when the campaign failed
+    if not os.environ.get("DURABLE_JOBS_CHAOS_KEEP"):  # kept when the campaign failed, or when asked
+        shutil.rmtree(doc["settings"]["root"], ignore_errors=True)
