@@ -212,7 +212,8 @@ def why_failed(af: AirflowEnv, run: Run, task_id: str, map_index: int) -> str:
         key=lambda p: int(p.name.split("=", 1)[1].split(".", 1)[0]),
     )
     for path in reversed(tries):
-        errors = [line for line in _json_lines(logs[path]) if str(line.get("level", "")).lower() in ("error", "critical")]
+        lines = _json_lines(logs[path])
+        errors = [line for line in lines if str(line.get("level", "")).lower() in ("error", "critical")]
         if errors:
             return f"{path.name}: {str(errors[-1].get('event', ''))[:300]}"
     return "no error logged (marked failed?)"
