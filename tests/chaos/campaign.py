@@ -43,6 +43,7 @@ DAGS = Path(__file__).resolve().parent / "dags"
 E2E_DAGS = REPO / "tests" / "e2e" / "dags"  # e2e_spark_ops (the test driver's Spark conf), on the components' path
 DAG_IDS = {"spark": "chaos_spark", "kubernetes": "chaos_kubernetes"}
 HEARTBEAT_TIMEOUT = 90  # [scheduler] task_instance_heartbeat_timeout: a SIGKILLed runner's try fails after this
+JWT_LEEWAY = 90  # [api_auth] jwt_leeway: above the largest clock jump (nemesis.CLOCK_OFFSETS)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,9 @@ def run(settings: Settings, root: Path | None = None, log: Callable[[str], None]
             "AIRFLOW__CORE__PARALLELISM": "10",
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+            # the api-server accepts the workers' JWTs from a clock up to this far ahead (default 10 s): past it every
+            # task start during a forward jump fails "Invalid auth token", Airflow's check, not what the campaign probes
+            "AIRFLOW__API_AUTH__JWT_LEEWAY": str(JWT_LEEWAY),
             "DURABLE_JOBS_CHAOS_SPARK_TASKS": str(settings.spark_tasks),
             "DURABLE_JOBS_CHAOS_KUBE_TASKS": str(settings.kube_tasks),
             "PYTHONPATH": os.pathsep.join(p for p in (str(E2E_DAGS), os.environ.get("PYTHONPATH", "")) if p),
@@ -186,7 +190,8 @@ def run(settings: Settings, root: Path | None = None, log: Callable[[str], None]
             findings=findings,
             timings=timings,
             settings={k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
-            | {"heartbeat_timeout": HEARTBEAT_TIMEOUT, "wave_every": settings.wave_every, "root": str(root)},
+            | {"heartbeat_timeout": HEARTBEAT_TIMEOUT, "jwt_leeway": JWT_LEEWAY, "wave_every": settings.wave_every}
+            | {"root": str(root)},
         )
     finally:
         if af is not None:

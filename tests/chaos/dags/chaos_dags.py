@@ -20,11 +20,13 @@ from durable_jobs.operators.spark_standalone import SparkStandaloneOperator
 
 SPARK_TASKS = int(os.environ.get("DURABLE_JOBS_CHAOS_SPARK_TASKS", "5"))
 KUBE_TASKS = int(os.environ.get("DURABLE_JOBS_CHAOS_KUBE_TASKS", "15"))
-RETRIES = 4
+# enough tries to outlast the longest endpoint fault (45 s): a try that cannot reach the endpoint to submit, or to look
+# for its job, fails and leaves the decision to the next one, as documented
+RETRIES = 6
 POLL_INTERVAL = 2.0
 # far beyond any run: a clock jump on the worker shifts the absolute deadline it computes, never past it
 JOB_TIMEOUT = timedelta(hours=3)
-DEFAULTS = {"retries": RETRIES, "retry_delay": timedelta(seconds=5)}
+DEFAULTS = {"retries": RETRIES, "retry_delay": timedelta(seconds=10)}
 
 
 def seconds(i: int, low: int, spread: int) -> int:
