@@ -11,15 +11,12 @@ or a re-run of a succeeded job).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from e2e_table import update  # scripts/ is on the path of a script run from it
+from e2e_table import REPO, table_main  # scripts/ is on the path of a script run from it
 
-REPO = Path(__file__).resolve().parent.parent
 START = "<!-- chaos-table:start -->"
 END = "<!-- chaos-table:end -->"
 INVARIANTS = {
@@ -58,22 +55,14 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
-    parser.add_argument("report", nargs="?", type=Path, default=REPO / "build" / "chaos-report.json")
-    parser.add_argument("--update", type=Path, metavar="DOC", help="replace the section between the markers in DOC")
-    args = parser.parse_args(argv)
-    report = json.loads(args.report.read_text("utf-8"))
-    text = render(report)
-    if args.update:
-        update(args.update, text, START, END)
-    else:
-        print(text)
+def problems(report: dict[str, Any]) -> str:
     bad = [label for key, label in INVARIANTS.items() if report["invariants"].get(key)]
-    if bad:
-        print(f"violated: {', '.join(bad)}", file=sys.stderr)
-        return 1
-    return 0
+    return f"violated: {', '.join(bad)}" if bad else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    default = REPO / "build" / "chaos-report.json"
+    return table_main(argv, doc=__doc__, default=default, render=render, problems=problems, start=START, end=END)
 
 
 if __name__ == "__main__":

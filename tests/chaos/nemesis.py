@@ -285,11 +285,16 @@ class Nemesis:
 
         return heal
 
+    def _triggerer(self, fault: Fault) -> str | None:
+        name: str | None = self._choose(fault, sorted(self.d.af.triggerers()))
+        if name is not None:
+            fault.target = f"{name} (job {self.d.af.components[name].job_id})"
+        return name
+
     def _triggerer_sigkill(self, fault: Fault) -> Callable[[], None] | None:
-        name = self._choose(fault, sorted(self.d.af.triggerers()))
+        name = self._triggerer(fault)
         if name is None:
             return None
-        fault.target = f"{name} (job {self.d.af.components[name].job_id})"
         self.d.af.kill(name, signal.SIGKILL)
         self.d.af.wait_exited(name)
 
@@ -300,11 +305,8 @@ class Nemesis:
         return heal
 
     def _triggerer_sigstop(self, fault: Fault) -> Callable[[], None] | None:
-        name = self._choose(fault, sorted(self.d.af.triggerers()))
-        if name is None:
-            return None
-        fault.target = f"{name} (job {self.d.af.components[name].job_id})"
-        return self._stop_component(name)
+        name = self._triggerer(fault)
+        return None if name is None else self._stop_component(name)
 
     def _stop_component(self, name: str) -> Callable[[], None]:
         comp = self.d.af.components[name]
