@@ -12,7 +12,6 @@ or a re-run of a succeeded job).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 from e2e_table import REPO, table_main  # scripts/ is on the path of a script run from it
