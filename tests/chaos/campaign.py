@@ -108,7 +108,11 @@ def _kube_env(system: KubernetesSystem, proxy: FaultProxy, root: Path) -> dict[s
     return {**env, key: json.dumps(conn)}
 
 
-def run(settings: Settings, root: Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def say(line: str) -> None:
+    print(line, flush=True)  # a campaign's log is followed live (tail -f), also when stdout is a file
+
+
+def run(settings: Settings, root: Path | None = None, log: Callable[[str], None] = say) -> dict[str, Any]:
     """Run one campaign; return the report (also written to ``settings.report``)."""
     root = root or Path(tempfile.mkdtemp(prefix="durable-jobs-chaos-")).resolve()
     log(f"[chaos] seed {settings.seed}, {settings.minutes:g} minutes, {settings.database}; files in {root}")
