@@ -47,6 +47,11 @@ def render(report: dict[str, Any]) -> str:
         f"| faults applied | {faults['applied']} ({faults['skipped']} found no target) |",
         f"| faults by kind | {kinds} |",
         *(f"| {s} tasks (final state) | {counts(report['tasks'][s])} |" for s in systems),
+        *(
+            [f"| failed tasks the nemesis marked failed | {marked} of {len(report.get('failed_tasks', ()))} |"]
+            if (marked := report.get("failed_tasks_marked_failed")) is not None
+            else []
+        ),
         *(f"| {s} jobs (end state) | {counts(report['jobs'].get(s, {}))} |" for s in systems),
         *(f"| {label} | **{report['invariants'][key]}** |" for key, label in INVARIANTS.items()),
         f"| jobs no record owns (informational) | {report.get('unowned', 0)} |",

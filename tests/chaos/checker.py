@@ -215,7 +215,8 @@ def why_failed(af: AirflowEnv, run: Run, task_id: str, map_index: int) -> str:
         lines = _json_lines(logs[path])
         errors = [line for line in lines if str(line.get("level", "")).lower() in ("error", "critical")]
         if errors:
-            return f"{path.name}: {str(errors[-1].get('event', ''))[:300]}"
+            detail = (errors[-1].get("error_detail") or [{}])[0]
+            return f"{path.name}: {errors[-1].get('event', '')}: {str(detail.get('exc_value', ''))[:300]}"
     return "no error logged (marked failed?)"
 
 

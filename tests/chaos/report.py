@@ -14,6 +14,11 @@ from .checker import Findings
 from .nemesis import Fault, histogram
 
 
+def marked_failed(faults: Sequence[Fault]) -> set[str]:
+    """The task instances (``dag/run/task[map index]``) the nemesis marked failed."""
+    return {f.target.split(" ", 1)[0] for f in faults if f.kind == "api_mark_failed" and f.target}
+
+
 def write(
     path: Path,
     *,
@@ -42,6 +47,7 @@ def write(
             "by_kind": histogram(faults),
         },
         **findings.to_json(),
+        "failed_tasks_marked_failed": len(marked_failed(faults) & {line.split(" ", 1)[0] for line in findings.failed}),
         "timings": {k: round(v, 1) for k, v in timings.items()},
         "fault_log": [f.to_json() for f in sorted(faults, key=lambda f: f.index)],
     }
