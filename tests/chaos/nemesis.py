@@ -36,6 +36,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -87,6 +88,7 @@ class Fault:
     pick: float  # in [0, 1): which target among the candidates at fire time
     offset: float = 0.0  # clock_jump: seconds
     fired_at: float | None = None  # seconds after the start, as it happened
+    fired_utc: str = ""  # the same, as a UTC timestamp (to line it up with Airflow's and the endpoints' logs)
     healed_at: float | None = None
     target: str = ""
     note: str = ""
@@ -201,6 +203,7 @@ class Nemesis:
 
     def _fire(self, fault: Fault) -> None:
         fault.fired_at = self.now()
+        fault.fired_utc = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         fault.skipped = False
         try:
             heal = getattr(self, f"_{fault.kind}")(fault)
