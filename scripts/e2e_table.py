@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,32 +122,52 @@ def bad_rows(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def update(doc: Path, text: str) -> None:
+def update(doc: Path, text: str, start: str = START, end: str = END) -> None:
+    """Replace what lies between the ``start`` and ``end`` markers of ``doc`` (also used by chaos_table.py)."""
     content = doc.read_text("utf-8")
     try:
-        head, rest = content.split(START, 1)
-        _, tail = rest.split(END, 1)
+        head, rest = content.split(start, 1)
+        _, tail = rest.split(end, 1)
     except ValueError:
-        raise SystemExit(f"{doc} has no {START} ... {END} markers") from None
-    doc.write_text(f"{head}{START}\n{text}\n{END}{tail}", "utf-8")
+        raise SystemExit(f"{doc} has no {start} ... {end} markers") from None
+    doc.write_text(f"{head}{start}\n{text}\n{end}{tail}", "utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
-    parser.add_argument("report", nargs="?", type=Path, default=REPO / "build" / "e2e-report.json")
-    parser.add_argument("--update", type=Path, metavar="DOC", help="replace the tables between the markers in DOC")
+def table_main(
+    argv: list[str] | None,
+    *,
+    doc: str | None,
+    default: Path,
+    render: Callable[[dict[str, Any]], str],
+    problems: Callable[[dict[str, Any]], str],
+    start: str = START,
+    end: str = END,
+) -> int:
+    """The command line of a report script: print the rendering or ``--update DOC`` between the markers; exit code 1
+    with ``problems``' message on stderr when it has one (also used by chaos_table.py)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n", 1)[0] if doc else None)
+    parser.add_argument("report", nargs="?", type=Path, default=default)
+    parser.add_argument("--update", type=Path, metavar="DOC", help="replace the text between the markers in DOC")
     args = parser.parse_args(argv)
     report = json.loads(args.report.read_text("utf-8"))
     text = render(report)
     if args.update:
-        update(args.update, text)
+        update(args.update, text, start, end)
     else:
         print(text)
-    bad = bad_rows(report)
-    if bad:
-        print(f"duplicates or orphans in: {', '.join(bad)}", file=sys.stderr)
+    problem = problems(report)
+    if problem:
+        print(problem, file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    def problems(report: dict[str, Any]) -> str:
+        bad = bad_rows(report)
+        return f"duplicates or orphans in: {', '.join(bad)}" if bad else ""
+
+    return table_main(argv, doc=__doc__, default=REPO / "build" / "e2e-report.json", render=render, problems=problems)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -46,6 +47,7 @@ __all__ = ["ADMIN", "CELERY_WORKER", "EXECUTORS", "FAST_SETTINGS", "SQLITE_CONNE
 ADMIN = "admin"
 EXECUTORS = ("LocalExecutor", "CeleryExecutor")
 CELERY_WORKER = "celery-worker"  # the components' name prefix: celery-worker-1, celery-worker-2...
+RESTARTABLE = ("api-server", "scheduler", "dag-processor")  # started in this order; :meth:`AirflowEnv.restart`
 
 # Lowered thresholds: a crashed triggerer's triggers move within seconds, trigger timeouts are checked
 # every few seconds, new DAG files are seen quickly. Values are strings, as in the environment.
@@ -91,6 +93,9 @@ class AirflowEnv:
         (:class:`RedisServer`), the result backend on the metadata database (PostgreSQL only: Airflow refuses
         SQLite with Celery), and ``celery_workers`` workers of ``celery_concurrency`` slots each, named
         ``celery-worker-1``... (:meth:`kill` and :meth:`start_celery_worker` take these names).
+    :param component_env: extra environment of one kind of component only, by name (``scheduler``, ``triggerer``
+        for every triggerer...), over ``env``: e.g. libfaketime preloaded into the scheduler and its
+        LocalExecutor workers alone (the chaos campaign).
     """
 
     def __init__(
@@ -106,6 +111,7 @@ class AirflowEnv:
         keep: bool = False,
         startup_timeout: float = 300.0,
         log_level: str = "INFO",
+        component_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         if database not in ("sqlite", "postgres"):
             raise ValueError("database must be 'sqlite' or 'postgres'")
@@ -123,6 +129,7 @@ class AirflowEnv:
         self.keep = keep
         self.startup_timeout = startup_timeout
         self.log_level = log_level
+        self.component_env = {name: dict(extra) for name, extra in (component_env or {}).items()}
         self.home = Path()
         self.port = 0
         self.components: dict[str, Component] = {}
@@ -202,10 +209,8 @@ class AirflowEnv:
             self.api = AirflowApi(self.base_url, ADMIN, self.admin_password)
             self._env = self._build_env()
             self._migrate()
-            self.components["api-server"] = self._start("api-server", ["api-server", "--port", str(self.port)])
-            # no log servers: they bind every interface; the api-server reads the log files directly
-            self.components["scheduler"] = self._start("scheduler", ["scheduler", "--skip-serve-logs"])
-            self.components["dag-processor"] = self._start("dag-processor", ["dag-processor"])
+            for name in RESTARTABLE:
+                self.components[name] = self._start(name, self._args(name))
             self.start_triggerer()
             workers = [self._spawn_celery_worker(None) for _ in range(self.celery_workers if self.redis else 0)]
             wait_until(
@@ -253,6 +258,22 @@ class AirflowEnv:
 
             comp.job_id = wait_until(f"{name} to register its job", new_job, timeout=timeout, on_timeout=self.logs_tail)
         return name
+
+    def restart(self, name: str) -> None:
+        """Start a stopped (killed) api-server, scheduler or dag-processor again, with the same arguments."""
+        if name not in RESTARTABLE:
+            raise AirflowEnvError(f"{name} cannot be restarted: one of {', '.join(RESTARTABLE)}")
+        if self.components[name].running:
+            raise AirflowEnvError(f"{name} is running")
+        self.components[name] = self._start(name, self._args(name))
+
+    def _args(self, name: str) -> list[str]:
+        # no log servers: they bind every interface; the api-server reads the log files directly
+        return {
+            "api-server": ["api-server", "--port", str(self.port)],
+            "scheduler": ["scheduler", "--skip-serve-logs"],
+            "dag-processor": ["dag-processor"],
+        }[name]
 
     def start_celery_worker(self, name: str | None = None, *, timeout: float = 120.0) -> str:
         """Start a Celery worker (``name``: a new ``celery-worker-<n>``, or a stopped one again); return its name
@@ -429,9 +450,9 @@ class AirflowEnv:
             )
 
     def _start(self, name: str, args: Sequence[str]) -> Component:
-        return spawn(
-            name, [sys.executable, "-m", "airflow", *args], self._env, self.logs_dir / f"{name}.log", self.home
-        )
+        # a component's own variables (``component_env``, by name without a ``-<n>`` suffix) go over the shared ones
+        env = {**self._env, **self.component_env.get(re.sub(r"-\d+$", "", name), {})}
+        return spawn(name, [sys.executable, "-m", "airflow", *args], env, self.logs_dir / f"{name}.log", self.home)
 
     def _migrate(self) -> None:
         log = self.logs_dir / "db-migrate.log"
