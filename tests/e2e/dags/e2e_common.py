@@ -145,8 +145,10 @@ SPECS: dict[str, Scenario] = {
     "mark_failed": Scenario(seconds=300, retries=0),
     # the deadline passes: the job is cancelled, the task fails with the reason
     "deadline": Scenario(seconds=300, retries=0, job_timeout=timedelta(seconds=20)),
-    # generation 0 fails (exit code 3); the retry submits generation 1, which succeeds
-    "job_fails": Scenario(seconds=4, retries=1, first_try_exit_code=3),
+    # generation 0 fails (exit code 3); the retry submits generation 1, which succeeds. Each runs 20 s: a job
+    # that ends before the scheduler has read the deferring worker's exit gets its resumed try failed by
+    # Airflow (apache/airflow#72716), and with retries=1 that failed a CI run when generation 1 took 5 s
+    "job_fails": Scenario(seconds=20, retries=1, first_try_exit_code=3),
     # losing the triggerer while deferred (every system's run at once): the job keeps running, another resumes
     "triggerer_sigkill": Scenario(seconds=40),
     "triggerer_sigterm": Scenario(seconds=50),  # still running after the graceful shutdown
