@@ -4,9 +4,9 @@ wait, and a user's clears and marks.
 Why a model and not Airflow: the simulation runs ten thousand schedules a CI run, each with crashes at any
 point. What it keeps of Airflow is what the protocol relies on (docs/simulation.md lists it):
 
-* a try's ``try_number`` goes up at each new try, not at a resume from the triggerer; a clear raises
-  ``max_tries`` to ``try_number + retries`` and the *DAG run's* ``clear_number`` (one counter for every task
-  of the run, as ``clear_task_instances`` does);
+* a try's ``try_number`` goes up at each new try, not at a resume from the triggerer; a clear raises the
+  *DAG run's* ``clear_number`` (one counter for every task of the run, as ``clear_task_instances`` does) and,
+  unless the try is running (RESTARTING), ``max_tries`` to ``try_number + retries``;
 * a try that dies or is found a zombie fails and is retried while ``try_number <= max_tries``; a zombie may
   still run, but the execution API refuses its state-store calls once a newer try exists;
 * the operator's glue: ``execute`` is :meth:`JobProtocol.start`, ``execute_complete`` is
@@ -252,12 +252,14 @@ class Airflow:
     # --- a user ---------------------------------------------------------------------------------------------
 
     def clear(self, ti: TaskInstance) -> None:
-        if ti.fiber is not None:  # RESTARTING: the supervisor kills the running try
+        if ti.fiber is not None:
+            # RESTARTING: the supervisor kills the running try; clear_task_instances leaves max_tries alone
             ti.fiber.crash()
             ti.fiber = None
+        else:
+            ti.max_tries = ti.try_number + RETRIES
         # a deferred try's trigger goes; its cleanup finds the task not finished and leaves the job to the next try
         ti.trigger, ti.event = None, None
-        ti.max_tries = ti.try_number + RETRIES
         ti.state = "scheduled"
         self.clear_number += 1
         self.asked.append((ti.index, self.system.clock.now))
