@@ -44,6 +44,11 @@ E2E_DAGS = REPO / "tests" / "e2e" / "dags"  # e2e_spark_ops (the test driver's S
 DAG_IDS = {"spark": "chaos_spark", "kubernetes": "chaos_kubernetes"}
 HEARTBEAT_TIMEOUT = 90  # [scheduler] task_instance_heartbeat_timeout: a SIGKILLed runner's try fails after this
 JWT_LEEWAY = 90  # [api_auth] jwt_leeway: above the largest clock jump (nemesis.CLOCK_OFFSETS)
+# [scheduler] orphaned_tasks_check_interval (default 300 s): how often a scheduler resets the queued and running task
+# instances of a dead scheduler. Only the scheduler that queued a task instance fails it on a missing heartbeat, so
+# after a scheduler SIGKILL its tasks wait for this reset (a CI smoke at the default, seed 2707125947, left 17 task
+# instances queued or running past a 180 s settle). Airflow's recovery time, not what the campaign probes.
+ORPHAN_CHECK_INTERVAL = 20
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class Settings:
     @property
     def settle(self) -> float:
         """How long the checker waits for the runs to finish once every fault healed."""
-        return 180.0 if self.minutes <= 10 else 900.0
+        return 360.0 if self.minutes <= 10 else 900.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -138,6 +143,7 @@ def run(settings: Settings, root: Path | None = None, log: Callable[[str], None]
             "AIRFLOW__CORE__PARALLELISM": "10",
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(ORPHAN_CHECK_INTERVAL),
             # the api-server accepts the workers' JWTs from a clock up to this far ahead (default 10 s): past it every
             # task start during a forward jump fails "Invalid auth token", Airflow's check, not what the campaign probes
             "AIRFLOW__API_AUTH__JWT_LEEWAY": str(JWT_LEEWAY),
@@ -195,6 +201,7 @@ def run(settings: Settings, root: Path | None = None, log: Callable[[str], None]
             timings=timings,
             settings={k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
             | {"heartbeat_timeout": HEARTBEAT_TIMEOUT, "jwt_leeway": JWT_LEEWAY, "wave_every": settings.wave_every}
+            | {"orphan_check_interval": ORPHAN_CHECK_INTERVAL}
             | {"root": str(root)},
         )
     finally:

@@ -165,7 +165,7 @@ def check(
             if state == "failed":
                 found.failed.append(f"{where} try {ti.get('try_number')}: {why_failed(af, run, task_id, map_index)}")
             if not finished:
-                found.violations["not_terminal"].append(f"{where} is {state}")
+                found.violations["not_terminal"].append(f"{where} is {state} ({_ti_detail(ti)})")
             for j in mine:
                 if j.active and finished:
                     found.violations["orphans"].append(f"{where} is {state}; job {j.id} gen {j.generation} {j.state}")
@@ -218,6 +218,12 @@ def why_failed(af: AirflowEnv, run: Run, task_id: str, map_index: int) -> str:
             detail = (errors[-1].get("error_detail") or [{}])[0]
             return f"{path.name}: {errors[-1].get('event', '')}: {str(detail.get('exc_value', ''))[:300]}"
     return "no error logged (marked failed?)"
+
+
+def _ti_detail(ti: dict[str, Any]) -> str:
+    """What tells a stuck task instance's cause apart: its try, where it runs, since when, who queued it."""
+    keys = ("try_number", "hostname", "pid", "queued_when", "start_date", "queued_by_job_id", "executor")
+    return ", ".join(f"{k} {ti[k]}" for k in keys if ti.get(k) not in (None, ""))
 
 
 def _tis_path(run: Run) -> str:
