@@ -145,13 +145,15 @@ async def test_a_scripted_result_ends_the_run_as_documented(ws: Workspace, resul
 
 
 async def test_a_run_is_pending_then_running_then_terminating(ws: Workspace) -> None:
-    start = time.monotonic()
     run_id = await ws.submit("x", "durable-fake:2s:SUCCESS")
+    start = fake_of(ws).run(run_id).timeline.start  # PENDING to 0.5 s, RUNNING to 1.8 s, TERMINATING to 2 s
     assert (await ws.get(run_id))["state"]["life_cycle_state"] == "PENDING"
     await asyncio.sleep(max(0.0, start + 1.0 - time.monotonic()))
     assert (await ws.get(run_id))["state"]["life_cycle_state"] == "RUNNING"
-    await asyncio.sleep(max(0.0, start + 1.95 - time.monotonic()))
+    await asyncio.sleep(max(0.0, start + 1.85 - time.monotonic()))
     assert (await ws.get(run_id))["state"]["life_cycle_state"] in ("TERMINATING", "TERMINATED")
+    run, _ = await ws.until_terminal(run_id)
+    assert run["end_time"] - run["start_time"] == pytest.approx(2000, abs=50)
 
 
 async def test_time_scale_shortens_every_duration() -> None:
@@ -302,11 +304,16 @@ async def test_an_unknown_endpoint_is_404_endpoint_not_found(ws: Workspace) -> N
 
 
 async def test_a_bad_bearer_is_401_with_the_error_json(ws: Workspace) -> None:
-    for bearer in (None, "dapi-wrong", ""):
-        headers = {"Authorization": "Basic Zm9vOmJhcg=="} if bearer == "" else {}
-        token = {"Authorization": f"Bearer {bearer}"} if bearer else headers
-        async with ws.session.get(f"{ws.host}{API}/runs/list", headers=token) as resp:
-            assert resp.status == 401
+    refused: list[dict[str, str]] = [
+        {},  # no credential
+        {"Authorization": "Bearer dapi-wrong"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic Zm9vOmJhcg=="},  # not a bearer
+        {"Authorization": ws.token},  # no scheme
+    ]
+    for headers in refused:
+        async with ws.session.get(f"{ws.host}{API}/runs/list", headers=headers) as resp:
+            assert resp.status == 401, headers
             body = await resp.json()
             assert body["error_code"] == "UNAUTHENTICATED" and body["message"]
 

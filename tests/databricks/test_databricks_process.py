@@ -49,6 +49,13 @@ def test_a_submit_is_seen_by_the_admin_listener_and_stop_ends_the_process(tmp_pa
         assert (runs[run_id]["token"], runs[run_id]["run_type"], runs[run_id]["deleted"]) == (tok, "SUBMIT_RUN", False)
         assert (runs[job_run]["job_id"], runs[job_run]["run_type"]) == (job_id, "JOB_RUN")
         assert runs[run_id]["run"]["run_page_url"] == f"{proc.url}/?o=0#run/{run_id}"
+        assert proc.finish(job_run, "FAILED")["result_state"] == "FAILED"
+        assert proc.forget_run(job_run)["forgotten"] is True
+        assert proc.delete_run(run_id)["deleted"] is True
+        with pytest.raises(urllib.error.HTTPError) as deleted:
+            post(f"{proc.url}{API}/runs/submit", body, proc.pat)
+        assert deleted.value.code == 400
+        assert {r["run_id"] for r in proc.runs()} == {run_id, job_run}  # the admin listener still shows both
     finally:
         proc.stop()
     assert proc.pid is None

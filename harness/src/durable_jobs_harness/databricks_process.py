@@ -4,7 +4,9 @@
 :class:`~durable_jobs_harness.served_process.ServedProcess`: its own session, its port file, stopped by PID).
 :meth:`DatabricksProcess.runs` reads every run (deleted and forgotten ones too, with their idempotency tokens)
 from the fake's unauthenticated admin listener: a view of the workspace that does not go through the client
-under test. :meth:`DatabricksProcess.create_job` creates a job for run-now there.
+under test. :meth:`DatabricksProcess.create_job` creates a job for run-now there, and
+:meth:`~DatabricksProcess.delete_run`, :meth:`~DatabricksProcess.forget_run`, :meth:`~DatabricksProcess.finish`
+change a run behind the API (a run the workspace lost, a run that ends now).
 """
 
 from __future__ import annotations
@@ -74,12 +76,29 @@ class DatabricksProcess:
 
     def create_job(self, name: str, tasks: list[dict[str, Any]] | None = None) -> int:
         """A job for run-now, created through the admin listener; its id."""
-        body = json.dumps({"name": name, "tasks": tasks}).encode()
+        return int(self._admin_post("/jobs", {"name": name, "tasks": tasks})["job_id"])
+
+    def delete_run(self, run_id: int) -> dict[str, Any]:
+        """As ``runs/delete`` (its token now answers an error); the run as :meth:`runs` shows it."""
+        return self._admin_post(f"/runs/{run_id}/delete", {})
+
+    def forget_run(self, run_id: int) -> dict[str, Any]:
+        """The workspace aged the run out (404 on get, absent from lists)."""
+        return self._admin_post(f"/runs/{run_id}/forget", {})
+
+    def finish(self, run_id: int, result: str = "SUCCESS") -> dict[str, Any]:
+        """End the run now with ``result``."""
+        return self._admin_post(f"/runs/{run_id}/finish", {"result": result})
+
+    def _admin_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         req = urllib.request.Request(  # noqa: S310 - our 127.0.0.1
-            f"{self.admin_url}/jobs", data=body, headers={"Content-Type": "application/json"}, method="POST"
+            self.admin_url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
         )
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
-            return int(json.load(resp)["job_id"])
+            return dict(json.load(resp))
 
     def logs_tail(self, lines: int = 30) -> str:
         return self._proc.logs_tail(lines)

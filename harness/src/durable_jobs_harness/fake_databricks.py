@@ -1,7 +1,7 @@
 """A strict contract fake of the Databricks Jobs API 2.2 and its OAuth M2M token endpoint.
 
-No Databricks workspace is reachable here, so this fake follows the documented wire protocol (the Jobs API 2.2
-reference, see ``/work/shared/notes/upstream-and-new-systems.md`` and the issue-17 interfaces):
+No Databricks workspace is reachable here, so this fake follows the documented wire protocol of the Jobs API 2.2
+reference (what the client is written against, independently):
 
 * ``runs/submit`` and ``run-now`` with ``idempotency_token``: the same token answers the existing run (forever,
   also after it ended); the token of a deleted run is a 400 ``INVALID_PARAMETER_VALUE``; exactly one run per
@@ -21,7 +21,7 @@ Life cycles are scripted and timed (see :mod:`durable_jobs_harness.fake_databric
 the request log :attr:`~FakeDatabricks.requests`.
 
 ``python -m durable_jobs_harness.fake_databricks serve``: the fake as its own process, with an unauthenticated
-admin listener (``GET /runs``, ``POST /jobs``; see :func:`serve`).
+admin listener (``GET /runs``, ``POST /jobs``, ``POST /runs/<id>/delete|forget|finish``; see :meth:`start_admin`).
 """
 
 from __future__ import annotations
@@ -443,7 +443,9 @@ class FakeDatabricks:
 
     async def start_admin(self, port: int = 0) -> str:
         """An unauthenticated listener on 127.0.0.1: ``GET /runs`` (every run, deleted and forgotten included,
-        with its token), ``POST /jobs`` ``{"name"}`` -> ``{"job_id"}``. Returns its URL."""
+        with its token), ``POST /jobs`` ``{"name"}`` -> ``{"job_id"}``, and ``POST /runs/<id>/delete``,
+        ``/forget``, ``/finish`` (``{"result"}``) as :meth:`delete_run`, :meth:`forget_run`, :meth:`finish`.
+        Returns its URL."""
 
         async def runs(request: web.Request) -> web.Response:
             return web.json_response({"runs": [r.summary(self.url) for r in self._runs.values()]})
@@ -452,9 +454,23 @@ class FakeDatabricks:
             body = await request.json()
             return web.json_response({"job_id": self.create_job(str(body["name"]), body.get("tasks"))})
 
+        async def act(request: web.Request) -> web.Response:
+            run_id, action = int(request.match_info["run_id"]), request.match_info["action"]
+            if run_id not in self._runs:
+                return error(404, "RESOURCE_DOES_NOT_EXIST", f"Run {run_id} does not exist.")
+            if action == "finish":
+                try:
+                    self.finish(run_id, str((await request.json()).get("result", "SUCCESS")))
+                except ValueError as exc:
+                    return error(400, "INVALID_PARAMETER_VALUE", str(exc))
+            else:
+                (self.delete_run if action == "delete" else self.forget_run)(run_id)
+            return web.json_response(self._runs[run_id].summary(self.url))
+
         admin = web.Application()
         admin.router.add_get("/runs", runs)
         admin.router.add_post("/jobs", jobs)
+        admin.router.add_post(r"/runs/{run_id:\d+}/{action:delete|forget|finish}", act)
         self._admin_runner = web.AppRunner(admin, handle_signals=False, access_log=None)
         await self._admin_runner.setup()
         await web.TCPSite(self._admin_runner, "127.0.0.1", port).start()
