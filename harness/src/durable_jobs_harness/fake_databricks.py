@@ -112,8 +112,9 @@ class FakeDatabricks:
         self.oauth_tokens_issued = 0
         self._faults: list[_Fault] = []
         self._requests: list[tuple[str, str, dict[str, str]]] = []
-        self._ids = itertools.count(1001)
-        self._job_ids = itertools.count(101)
+        # ids as large as a workspace's (15 digits): a client that loses precision or truncates shows it
+        self._ids = itertools.count(912_345_678_900_001)
+        self._job_ids = itertools.count(587_654_321_000_001)
         self._runner: web.AppRunner | None = None
         self._admin_runner: web.AppRunner | None = None
 
@@ -271,9 +272,10 @@ class FakeDatabricks:
         seconds, result = find_script(body) or (find_script(job.tasks) if job else None) or DEFAULT_SCRIPT
         now = time.monotonic()
         timeout = body.get("timeout_seconds") or None
+        run_id = next(self._ids)
         fake_tasks = make_tasks(tasks, lambda: next(self._ids))
         run = FakeRun(
-            run_id=next(self._ids),
+            run_id=run_id,
             token=body.get("idempotency_token"),
             run_type=run_type,
             job_id=job.job_id if job else None,
