@@ -55,13 +55,14 @@ class OAuthM2MAuth(Auth):
             raise ValueError("OAuth M2M needs a client id and a client secret")
         if refresh_margin < 0:
             raise ValueError("refresh_margin cannot be negative")
-        self.host = Endpoint(host).base_url  # checks the scheme
+        endpoint = Endpoint(host)  # checks the scheme
+        self.host = endpoint.base_url
         self.client_id = client_id
         self._secret = client_secret
         self.scope = scope
         self.refresh_margin = refresh_margin
         self.clock = clock
-        self.identity = f"oauth-m2m:{Endpoint(host).origin}:{client_id}"
+        self.identity = f"oauth-m2m:{endpoint.origin}:{client_id}"
         self.fetches = 0  # tokens fetched (tests, diagnostics)
         self._access: str | None = None
         self._renew_at = 0.0

@@ -51,12 +51,9 @@ from durable_jobs.errors import (
 )
 from durable_jobs.messages import cut
 from durable_jobs.status import JobStatus
-from durable_jobs.transport.base import Auth
 
 log = logging.getLogger(__name__)
 
-#: the most runs a runs/list page holds on the Jobs API 2.2
-LIST_LIMIT_MAX = 24
 #: how far before the intent a scan for a deleted run's token starts (the worker's and the workspace's
 #: clocks need not agree)
 SCAN_SLACK = 3600.0
@@ -66,8 +63,12 @@ SCAN_SLACK = 3600.0
 _LISTED: contextvars.ContextVar[RunsListing | str | None] = contextvars.ContextVar("databricks_listed", default=None)
 
 
-class DatabricksClient(JobClient[DatabricksSpec]):
-    """One Databricks workspace. Locator: ``{"run_id": <int>}``."""
+class DatabricksClient(Workspace, JobClient[DatabricksSpec]):
+    """One Databricks workspace. Locator: ``{"run_id": <int>}``.
+
+    ``DatabricksClient(host, *, auth, timeout=30.0, verify_ssl=True, ca_file=None, max_response_bytes=None,
+    list_limit=24)`` (:class:`~durable_jobs.clients.databricks.workspace.Workspace`).
+    """
 
     system: ClassVar[str] = SYSTEM
     # find re-sends the submission with the token (the only way to look a run-now run up by its token), which
@@ -75,38 +76,14 @@ class DatabricksClient(JobClient[DatabricksSpec]):
     # generations a try without a record would probe (it would start a run for each). So never without a record
     find_unrecorded: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        host: str,
-        *,
-        auth: Auth,
-        timeout: float = 30.0,
-        verify_ssl: bool = True,
-        ca_file: str | None = None,
-        max_response_bytes: int | None = None,
-        list_limit: int = LIST_LIMIT_MAX,
-    ) -> None:
-        if type(list_limit) is not int or not 1 <= list_limit <= LIST_LIMIT_MAX:
-            raise ValueError(f"list_limit must be an integer from 1 to {LIST_LIMIT_MAX} (the Jobs API 2.2 maximum)")
-        self.workspace = Workspace(
-            host,
-            auth,
-            timeout=timeout,
-            verify_ssl=verify_ssl,
-            ca_file=ca_file,
-            max_response_bytes=max_response_bytes,
-        )
-        self.auth = auth
-        self.list_limit = list_limit
-
     @property
     def host(self) -> str:
-        return self.workspace.endpoint.base_url
+        return self.endpoint.base_url
 
     @property
     def key(self) -> Hashable:
         """The workspace and who we are (an identity, never a credential)."""
-        return (self.workspace.endpoint.origin, self.auth.identity)
+        return (self.endpoint.origin, self.auth.identity)
 
     @property
     def endpoint_name(self) -> str:
@@ -134,7 +111,7 @@ class DatabricksClient(JobClient[DatabricksSpec]):
 
     async def resolve_job(self, name: str) -> int:
         """The id of the one job named exactly ``name``; none or several is a :class:`PermanentError`."""
-        ids = await self.workspace.jobs_named(name)
+        ids = await self.jobs_named(name)
         if not ids:
             raise PermanentError(f"no Databricks job on {self.host} is named {name!r}")
         if len(ids) > 1:
@@ -147,7 +124,7 @@ class DatabricksClient(JobClient[DatabricksSpec]):
     async def submit(self, spec: DatabricksSpec, token: str, *, reserved: Locator | None = None) -> Locator:
         path, body = await self._request_of(spec, token)
         # repeating the POST is safe: the same idempotency token never launches a second run
-        run_id = await RETRY.call(lambda: self.workspace.submit(path, body, token), what=f"{path} ({token})")
+        run_id = await RETRY.call(lambda: self.post_run(path, body, token), what=f"{path} ({token})")
         return {"run_id": run_id}
 
     async def find(
@@ -158,14 +135,14 @@ class DatabricksClient(JobClient[DatabricksSpec]):
         run it would not have started. Never None: a token always has its run."""
         path, body = await self._request_of(spec, token)
         try:
-            run_id = await RETRY.call(lambda: self.workspace.submit(path, body, token), what=f"find {token}")
+            run_id = await RETRY.call(lambda: self.post_run(path, body, token), what=f"find {token}")
         except TokenOfDeletedRun:
             if isinstance(spec, SubmitRunSpec):
                 found = await self._scan_for(token, since)
                 if found is not None:
                     return {"run_id": found}
             raise
-        run = await RETRY.call(lambda: self.workspace.get_run(run_id), what=f"runs/get of run {run_id}")
+        run = await RETRY.call(lambda: self.get_run(run_id), what=f"runs/get of run {run_id}")
         if run is None:
             raise UndecidableError(f"{path} answered run {run_id} for token {token}, but runs/get does not know it yet")
         self._check_ours(run, spec, token)
@@ -196,7 +173,7 @@ class DatabricksClient(JobClient[DatabricksSpec]):
         def found(listing: RunsListing) -> list[int]:
             return sorted(i for i, r in listing.runs.items() if token_of_run_name(r.run_name) == token)
 
-        listing = await self.workspace.walk(
+        listing = await self.walk(
             params, what=f"one-time runs carrying {token}", done=lambda ls: bool(found(ls)), policy=RETRY
         )
         ids = found(listing)
@@ -210,7 +187,7 @@ class DatabricksClient(JobClient[DatabricksSpec]):
         run_id = validate_run_id(locator["run_id"])
         listed = _LISTED.get()
         try:
-            run = await self.workspace.get_run(run_id)
+            run = await self.get_run(run_id)
         except AuthError as exc:
             if isinstance(listed, RunsListing):  # the listing just accepted our credentials
                 raise TransientError(f"{exc} (the runs list was read: this is about run {run_id} only)") from None
@@ -246,7 +223,7 @@ class DatabricksClient(JobClient[DatabricksSpec]):
 
     async def _active(self, done: Callable[[RunsListing], bool]) -> RunsListing:
         params = {"active_only": "true", "limit": str(self.list_limit)}
-        return await self.workspace.walk(params, what="active runs", done=done)
+        return await self.walk(params, what="active runs", done=done)
 
     async def statuses(self, locators: Sequence[Locator]) -> dict[str, JobStatus]:
         """One walk of the active runs for every run; ``runs/get`` for the few it does not list."""
@@ -302,18 +279,18 @@ class DatabricksClient(JobClient[DatabricksSpec]):
     async def cancel(self, locator: Locator) -> None:
         """``runs/cancel``: idempotent (an ended run answers ``{}``, an unknown one 404: nothing to stop)."""
         run_id = validate_run_id(locator["run_id"])
-        known = await RETRY.call(lambda: self.workspace.cancel(run_id), what=f"runs/cancel of run {run_id}")
+        known = await RETRY.call(lambda: self.cancel_run(run_id), what=f"runs/cancel of run {run_id}")
         if not known:
             log.info("run %d is unknown to %s: nothing to cancel", run_id, self.host)
 
     async def links(self, locator: Locator) -> dict[str, str]:
         run_id = validate_run_id(locator["run_id"])
         try:
-            run = await self.workspace.get_run(run_id)
+            run = await self.get_run(run_id)
         except DurableJobError:
             run = None
         url = safe_url(run.run_page_url) if run is not None else None
         return {"run_page_url": url or f"{self.host}/#job/runs/{run_id}"}
 
 
-__all__ = ["LIST_LIMIT_MAX", "DatabricksClient"]
+__all__ = ["DatabricksClient"]

@@ -96,16 +96,24 @@ class Reading:
     skipped: bool = False
 
 
+def _active(word: str, raw: str) -> Reading | None:
+    """PENDING or RUNNING for the words that say so (in ``state`` and ``status`` alike), else None."""
+    if word in PENDING_STATES:
+        return Reading(JobState.PENDING, raw)
+    if word in RUNNING_STATES:
+        return Reading(JobState.RUNNING, raw)
+    return None
+
+
 def from_state(state: RunState | None) -> Reading | None:
     """The legacy ``state``; None when it has no life-cycle state."""
     if state is None or not state.life_cycle_state:
         return None
     life, result = state.life_cycle_state, state.result_state
     raw = f"{life}/{result}" if result else life
-    if life in PENDING_STATES:
-        return Reading(JobState.PENDING, raw)
-    if life in RUNNING_STATES:
-        return Reading(JobState.RUNNING, raw)
+    active = _active(life, raw)
+    if active is not None:
+        return active
     if life == "SKIPPED":
         return Reading(JobState.FAILED, raw, skipped=True)
     if life == "INTERNAL_ERROR":
@@ -123,10 +131,9 @@ def from_status(status: RunStatusInfo | None) -> Reading | None:
     code = details.code if details is not None else None
     kind = details.type if details is not None else None
     raw = f"{word}/{code}" if code else word
-    if word in PENDING_STATES:
-        return Reading(JobState.PENDING, raw)
-    if word in RUNNING_STATES:
-        return Reading(JobState.RUNNING, raw)
+    active = _active(word, raw)
+    if active is not None:
+        return active
     if word == "TERMINATED":
         if code in CODES:
             return Reading(CODES[code], raw, skipped=code in SKIPPED_RESULTS)

@@ -51,6 +51,8 @@ from durable_jobs.transport.retry import RetryPolicy
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: the most runs a runs/list page holds on the Jobs API 2.2
+LIST_LIMIT_MAX = 24
 #: pages of one runs/list walk, at most (24 runs each on 2.2)
 MAX_PAGES = 200
 #: pages of one jobs/list?name= lookup, at most
@@ -102,19 +104,23 @@ def _deleted_token(err: ErrorAnswer | None, token: str) -> bool:
 
 
 class Workspace:
-    """One workspace's Jobs API over the shared transport."""
+    """One workspace's Jobs API over the shared transport; ``list_limit`` runs per ``runs/list`` page."""
 
     def __init__(
         self,
         host: str,
-        auth: Auth,
         *,
+        auth: Auth,
         timeout: float = 30.0,
         verify_ssl: bool = True,
         ca_file: str | None = None,
         max_response_bytes: int | None = None,
+        list_limit: int = LIST_LIMIT_MAX,
     ) -> None:
+        if type(list_limit) is not int or not 1 <= list_limit <= LIST_LIMIT_MAX:
+            raise ValueError(f"list_limit must be an integer from 1 to {LIST_LIMIT_MAX} (the Jobs API 2.2 maximum)")
         self.auth = auth
+        self.list_limit = list_limit
         self.endpoint = Endpoint(
             host,
             verify_ssl=verify_ssl,
@@ -131,7 +137,7 @@ class Workspace:
             self.endpoint, method, f"{API}/{path}", json_body=body, params=params, what=what, auth=self.auth
         )
 
-    async def submit(self, path: str, body: Mapping[str, Any], token: str) -> int:
+    async def post_run(self, path: str, body: Mapping[str, Any], token: str) -> int:
         """POST ``runs/submit`` or ``run-now`` carrying ``token``; the run id (the existing one, for a known token)."""
         what = f"{path} with token {token}"
         resp = await self.call("POST", path, body=dict(body), what=what)
@@ -158,7 +164,7 @@ class Workspace:
             return None
         raise failure(resp, what)
 
-    async def cancel(self, run_id: int) -> bool:
+    async def cancel_run(self, run_id: int) -> bool:
         """``runs/cancel``; False when the workspace does not know the run (nothing to stop)."""
         run_id = validate_run_id(run_id)
         what = f"runs/cancel of run {run_id}"
@@ -240,4 +246,13 @@ class Workspace:
         raise MalformedAnswer(f"{what}: more than {MAX_JOB_PAGES} pages; cannot tell how many jobs have that name")
 
 
-__all__ = ["MAX_PAGES", "RETRY", "TRANSIENT_CODES", "TokenOfDeletedRun", "Workspace", "failure", "is_not_found"]
+__all__ = [
+    "LIST_LIMIT_MAX",
+    "MAX_PAGES",
+    "RETRY",
+    "TRANSIENT_CODES",
+    "TokenOfDeletedRun",
+    "Workspace",
+    "failure",
+    "is_not_found",
+]
