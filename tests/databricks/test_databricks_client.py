@@ -464,3 +464,13 @@ def test_the_key_is_the_workspace_and_the_identity_never_a_secret() -> None:
     assert oauth.key == ("https://dbx.example.com:443", "oauth-m2m:https://dbx.example.com:443:sp-1")
     assert "very-secret-value" not in repr(oauth.key) and PAT not in repr(a.key)
     assert DatabricksClient.system == "databricks"
+
+
+async def test_statuses_of_unreadable_locators_ask_nothing(ws: StubWorkspace, client: DatabricksClient) -> None:
+    run = ws.add_run(life="RUNNING")
+    bad = {"run_id": "1/../x"}
+    out = await client.statuses([bad])
+    assert out[locator_key(bad)].state is JobState.UNKNOWN and not ws.requests
+    out = await client.statuses([bad, {"run_id": run.run_id}])
+    assert out[locator_key(bad)].state is JobState.UNKNOWN
+    assert out[locator_key({"run_id": run.run_id})].state is JobState.RUNNING

@@ -236,6 +236,8 @@ class DatabricksClient(Workspace, JobClient[DatabricksSpec]):
                 wanted.setdefault(validate_run_id(loc.get("run_id")), []).append(loc)
             except RecordError as exc:
                 out[locator_key(loc)] = JobStatus.unknown_from(exc)
+        if not wanted:
+            return out
         try:
             listing = await self._active(done=lambda ls: all(i in ls.runs or i in ls.malformed for i in wanted))
         except AuthError:
