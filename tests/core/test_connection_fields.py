@@ -28,6 +28,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 STANDARD = {
     "spark_standalone_rest": {"host": "m1", "schema": "http"},
     "yarn_rm": {"host": "rm1", "schema": "http"},
+    "databricks_durable": {"host": "adb-1.azuredatabricks.net", "login": "token", "password": "dapi-secret"},
 }
 # values where a field's kind alone does not give a valid one
 SAMPLES: dict[tuple[str, str], Any] = {
@@ -40,6 +41,9 @@ SAMPLES: dict[tuple[str, str], Any] = {
     ("aws", "service_config"): {"emr": {"endpoint_url": "http://localhost:5001"}},
     ("aws", "verify"): "/etc/ssl/ca.pem",
     ("aws", "step_cancellation_option"): "TERMINATE_PROCESS",
+    ("databricks_durable", "auth"): "oauth",
+    ("databricks_durable", "host"): "https://adb-2.azuredatabricks.net",
+    ("databricks_durable", "list_limit"): 10,
 }
 # the rest of the extra a field needs to have an effect (the baseline it is compared with has it too)
 CONTEXT: dict[tuple[str, str], dict[str, Any]] = {

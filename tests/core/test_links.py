@@ -70,6 +70,7 @@ def test_the_links_each_system_declares() -> None:
         "yarn": ["YARN application", "YARN tracking URL"],
         "kubernetes": ["Kubernetes object"],
         "emr": ["EMR console", "EMR logs"],
+        "databricks": ["Databricks run"],
     }
 
 
@@ -268,7 +269,7 @@ def test_every_example_task_shows_its_links_while_deferred_and_none_without_xcom
         modules.add(cls.__module__)
     assert modules >= set(systems)  # every system's operators are in the examples
     mapped = {(dag_id, task_id) for dag_id, task_id, map_index in checked if map_index >= 0}
-    assert len(mapped) == 3, checked  # the examples' mapped Spark, Kubernetes and EMR Serverless tasks
+    assert len(mapped) == 4, checked  # the examples' mapped Spark, Kubernetes, EMR Serverless and Databricks tasks
     clear_xcoms()
 
 

@@ -32,6 +32,8 @@ EXPORTED = {
         "KubernetesObjectOperator",
         "KubernetesPodOperator",
         "SparkApplicationOperator",
+        "DatabricksRunNowOperator",
+        "DatabricksSubmitRunOperator",
     ],
     "triggers": [
         "DurableJobTrigger",
@@ -42,6 +44,7 @@ EXPORTED = {
         "EmrServerlessTrigger",
         "EmrStepTrigger",
         "KubernetesTrigger",
+        "DatabricksTrigger",
     ],
 }
 BASES = {"operators": DurableJobOperator, "triggers": DurableJobTrigger}
