@@ -57,8 +57,13 @@ def test_the_run_now_example_runs_a_job_by_name(dagbag: DagBag) -> None:
     )
     per_region = dag.get_task("per_region")
     assert isinstance(per_region, MappedOperator) and per_region.upstream_task_ids == {"nightly_etl"}
-    regions = [params["region"] for params in per_region.expand_input.value["job_parameters"]]
-    assert regions == ["eu", "us", "apac"]
+    expanded = per_region.expand_input.value["job_parameters"]
+    assert [params["region"] for params in expanded] == ["eu", "us", "apac"]
+    eu = per_region.unmap({"job_parameters": expanded[0]})  # what a map index runs
+    eu.render_template_fields({"ds": "2026-12-03"})
+    assert eu.build_spec(None) == RunNowSpec(
+        {"job_parameters": {"day": "2026-12-03", "region": "eu"}}, job_name="nightly etl"
+    )
 
 
 def test_the_demo_script_reaches_the_runs_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -248,6 +248,20 @@ def test_jinja_defers_the_check_to_the_rendered_body() -> None:
         bad.build_spec(None)
 
 
+def test_an_upstream_tasks_output_is_checked_once_resolved() -> None:
+    from airflow.sdk import task
+
+    @task
+    def pick_job() -> int:
+        return 7
+
+    with DAG("xcom_args", schedule=None):
+        op = run_now(job_id=pick_job(), notebook_params={"day": "{{ ds }}"})
+    assert op.upstream_task_ids == {"pick_job"}  # Airflow resolves it when the task runs
+    op.json = {**op.json, "job_id": 7, "notebook_params": {"day": "2026-12-03"}}  # as resolved and rendered
+    assert op.build_spec(None) == RunNowSpec({"job_id": 7, "notebook_params": {"day": "2026-12-03"}})
+
+
 def test_a_json_string_is_rendered_then_parsed() -> None:
     op = submit(json='{"notebook_task": {"notebook_path": "/x", "base_parameters": {"day": "{{ ds }}"}}}')
     op.render_template_fields({"ds": "2026-12-03"})

@@ -129,12 +129,14 @@ class BodyCheck:
     def count(self, key: str, *, minimum: int, below: int | None = None) -> int | None:
         """``key`` as an integer (a rendered template gives digits) in ``[minimum, below)``; None when absent."""
         value = self.body.get(key)
-        if value is None or (self.pending(value) and isinstance(value, str) and not value.strip().isdigit()):
+        if value is None:
             return None
         if isinstance(value, str) and value.strip().isdigit():
             number = int(value.strip())
         elif isinstance(value, int) and not isinstance(value, bool):
             number = value
+        elif self.pending(value):
+            return None
         else:
             raise ValueError(f"{key} must be an integer, not {_kind(value)}: {cut(repr(value), 200)}")
         if number < minimum or (below is not None and number >= below):
