@@ -49,7 +49,9 @@ class DatabricksSystem(E2ESystem):
         self._paused = False
 
     def start(self, root: Path) -> None:
-        endpoint = DatabricksProcess(root / self.name)
+        run_dir = root / self.name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        endpoint = DatabricksProcess(run_dir)
         endpoint.start()
         self.endpoint = endpoint
 
