@@ -12,6 +12,8 @@ Systems:
   ``/json/`` per interval, REST only for drivers it reports ended);
 * ``durable-kube``: :class:`KubernetesTrigger` on pods (one shared list+watch per namespace);
 * ``durable-emr``: :class:`EmrStepTrigger` (one shared poller, ``ListSteps`` per cluster of 250 steps);
+* ``durable-databricks``: :class:`DatabricksTrigger` (one shared poller, one ``runs/list?active_only=true`` walk
+  of 24 runs a page per workspace, ``runs/get`` only for runs that left it);
 * ``floor``: a bare coroutine per job on one shared aiohttp session, GETting its driver's REST status every
   interval until it ends: per-job polling at its cheapest;
 * ``floor-batched``: one bare loop GETting the master's ``/json/`` every interval (``resp.json()``, i.e.
@@ -20,7 +22,8 @@ Systems:
   typed-decode floor of a batched poll (issue 12: GET + typed decode of the same document, nothing else);
 * ``livy``: the apache-livy provider's ``LivyTrigger``;
 * ``kube-pod``: the cncf-kubernetes provider's ``KubernetesPodTrigger``;
-* ``emr-step``: the amazon provider's ``EmrStepSensorTrigger``.
+* ``emr-step``: the amazon provider's ``EmrStepSensorTrigger``;
+* ``databricks-run``: the databricks provider's ``DatabricksExecutionTrigger`` (``runs/get`` per run and poll).
 """
 
 from __future__ import annotations
@@ -185,6 +188,23 @@ async def durable_emr(spec: dict[str, Any]) -> System:
         return {"cluster_id": setup["cluster_ids"][i], "step_id": setup["ids"][i]}
 
     return durable(EmrStepTrigger, "bench_aws_durable", step, spec["interval"])
+
+
+async def durable_databricks(spec: dict[str, Any]) -> System:
+    from durable_jobs.triggers.databricks import DatabricksTrigger
+
+    ids = spec["setup"]["ids"]
+    set_connection("bench_databricks_durable", databricks_connection(spec, "databricks_durable", list_limit=24))
+    client = await DatabricksTrigger.hook_class.aget_client("bench_databricks_durable")
+    await client.status({"run_id": ids[0]})  # one call first, as for the provider: connected once
+    return durable(DatabricksTrigger, "bench_databricks_durable", lambda i: {"run_id": ids[i]}, spec["interval"])
+
+
+def databricks_connection(spec: dict[str, Any], conn_type: str, **extra: Any) -> dict[str, Any]:
+    """The stub workspace, its PAT in the password (login empty), as both connection types read it."""
+    port = int(spec["urls"]["databricks"].rsplit(":", 1)[1])
+    conn = {"conn_type": conn_type, "host": "127.0.0.1", "schema": "http", "port": port}
+    return {**conn, "password": spec["setup"]["pat"], "extra": extra}
 
 
 def aws_connection(spec: dict[str, Any]) -> dict[str, Any]:
@@ -361,16 +381,37 @@ async def emr_step(spec: dict[str, Any]) -> System:
     return System(job)
 
 
+async def databricks_run(spec: dict[str, Any]) -> System:
+    from airflow.providers.databricks.hooks.databricks import DatabricksHook
+    from airflow.providers.databricks.triggers.databricks import DatabricksExecutionTrigger
+
+    ids, interval = spec["setup"]["ids"], int(spec["interval"])
+    set_connection("bench_databricks", databricks_connection(spec, "databricks"))
+    # one call first: the providers manager (the hook's user agent) is a process-wide cache
+    async with DatabricksHook("bench_databricks") as hook:
+        await hook.a_get_run_state(ids[0])
+
+    async def job(i: int) -> str:
+        trigger = DatabricksExecutionTrigger(
+            run_id=ids[i], databricks_conn_id="bench_databricks", polling_period_seconds=interval
+        )
+        return str(json.loads((await first_event(trigger))["run_state"])["result_state"])
+
+    return System(job)
+
+
 SYSTEMS: dict[str, Callable[[dict[str, Any]], Awaitable[System]]] = {
     "durable-spark": durable_spark,
     "durable-kube": durable_kube,
     "durable-emr": durable_emr,
+    "durable-databricks": durable_databricks,
     "floor": floor,
     "floor-batched": floor_batched,
     "floor-typed": floor_typed,
     "livy": livy,
     "kube-pod": kube_pod,
     "emr-step": emr_step,
+    "databricks-run": databricks_run,
 }
 FAKE_OF = {
     "durable-spark": "spark",
@@ -382,6 +423,8 @@ FAKE_OF = {
     "durable-emr": "emr",
     "emr-step": "emr",
     "livy": "livy",
+    "durable-databricks": "databricks",
+    "databricks-run": "databricks",
 }
 
 

@@ -13,6 +13,9 @@ One process serves every system, each on its own 127.0.0.1 port, and a control a
   waiter and our batched step poller call (moto serves the same calls, but an O(steps) ``DescribeStep`` at
   10,000 steps would measure moto, not the triggers), the steps spread over clusters of ``steps_per_cluster``
   (set-up; default 250, as AWS allows 256 active steps per cluster; 1 is a cluster per job);
+* **databricks**: the Jobs API 2.2 reads that wait for runs, bearer PAT required: ``runs/get`` (what the
+  databricks provider's trigger asks per run and poll) and ``runs/list?active_only=true`` in pages of at most 24
+  runs with ``page_token`` (what our batched poller walks once per poll);
 
 Kubernetes pods are realistic in size (``pod_min_bytes``..``pod_max_bytes`` of JSON each, default 5-20 KB: the
 managed fields, env and last-applied configuration real pods carry), and the namespace also holds
@@ -30,6 +33,7 @@ Every request is counted per system with its time, kind and client socket: ``POS
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import math
 import sys
@@ -385,6 +389,159 @@ def _aws_error(code: str, message: str) -> web.Response:
     )
 
 
+# --- databricks -------------------------------------------------------------------------------------------
+
+
+class FakeDatabricks:
+    """A workspace's Jobs API 2.2 for waiting on submit runs: ``runs/get`` and ``runs/list``, bearer PAT.
+
+    ``runs/get`` takes the run id from the query or, as the provider's async hook sends its GETs, from a JSON
+    body. ``runs/list`` lists newest first (``active_only``, ``run_type`` and ``expand_tasks`` applied; other
+    filters accepted and not applied), ``limit`` 1..24 (default 20, above 24 refused as 2.2 does), and its
+    ``page_token`` is a cursor (the last run id given), so runs ending during a walk shift no page.
+    """
+
+    PAT = "dapi-bench-0123456789abcdef"
+    MAX_LIMIT = 24
+    FIRST_RUN_ID = 580_000_000_000_000  # run ids are large in real workspaces
+
+    def __init__(self) -> None:
+        self.runs: dict[int, dict[str, Any]] = {}
+        self.order: list[int] = []  # run ids of the set-up, job i's at i
+        self.active: list[int] = []  # the active runs' ids, ascending
+        self.url = ""
+        self.tally = Tally()
+
+    def reset(self, n: int) -> list[int]:
+        started = int(time.time() * 1000)
+        self.order = [self.FIRST_RUN_ID + 10 * i for i in range(n)]
+        self.active = list(self.order)
+        self.runs = {rid: self._run(i, rid, started) for i, rid in enumerate(self.order)}
+        return self.order
+
+    def _run(self, i: int, rid: int, started: int) -> dict[str, Any]:
+        """A multi-task submit run as runs/get shows it, running (the fields a real answer carries)."""
+        page = f"{self.url}/?o=1234567890123456#job/{rid + 1}/run/{rid}"
+        running = {"life_cycle_state": "RUNNING", "state_message": "", "user_cancelled_or_timedout": False}
+        task = {
+            "run_id": rid + 2,
+            "task_key": "main",
+            "state": dict(running),
+            "status": {"state": "RUNNING"},
+            "spark_python_task": {"python_file": "dbfs:/jobs/job.py", "parameters": ["--day", "2026-11-21"]},
+            "new_cluster": {"spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge", "num_workers": 2},
+            "cluster_instance": {"cluster_id": f"1121-100236-bench{i:05d}", "spark_context_id": str(rid)},
+            "start_time": started,
+            "setup_duration": 0,
+            "execution_duration": 0,
+            "cleanup_duration": 0,
+            "end_time": 0,
+            "attempt_number": 0,
+            "run_page_url": page,
+        }
+        return {
+            "job_id": rid + 1,
+            "run_id": rid,
+            "number_in_job": rid,
+            "original_attempt_run_id": rid,
+            "creator_user_name": "airflow@example.com",
+            "run_name": f"airflow-durable-bench.job_{i} [{bench_token(i)}]",
+            "run_type": "SUBMIT_RUN",
+            "format": "MULTI_TASK",
+            "state": running,
+            "status": {"state": "RUNNING"},
+            "start_time": started,
+            "setup_duration": 0,
+            "execution_duration": 0,
+            "cleanup_duration": 0,
+            "end_time": 0,
+            "run_page_url": page,
+            "tasks": [task],
+        }
+
+    def finish(self, i: int) -> None:
+        rid = self.order[i]
+        run, now = self.runs[rid], int(time.time() * 1000)
+        for r in (run, *run["tasks"]):
+            r["state"] = {
+                "life_cycle_state": "TERMINATED",
+                "result_state": "SUCCESS",
+                "state_message": "",
+                "user_cancelled_or_timedout": False,
+            }
+            r["status"] = {"state": "TERMINATED", "termination_details": {"code": "SUCCESS", "type": "SUCCESS"}}
+            r["end_time"] = now
+        k = bisect.bisect_left(self.active, rid)
+        if k < len(self.active) and self.active[k] == rid:
+            del self.active[k]
+
+    async def _get(self, request: web.Request) -> web.Response:
+        raw: Any = request.query.get("run_id")
+        if raw is None and request.can_read_body:
+            try:
+                raw = (await request.json()).get("run_id")
+            except (ValueError, AttributeError):
+                raw = None
+        try:
+            rid = int(raw)
+        except (TypeError, ValueError):
+            return _databricks_error(400, "INVALID_PARAMETER_VALUE", "Missing required field: run_id")
+        run = self.runs.get(rid)
+        if run is None:
+            return _databricks_error(404, "RESOURCE_DOES_NOT_EXIST", f"Run {rid} does not exist.")
+        return web.json_response(run)
+
+    async def _list(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            limit = int(q.get("limit", "20"))
+            cursor = int(q["page_token"]) if q.get("page_token") else None
+        except ValueError:
+            return _databricks_error(400, "INVALID_PARAMETER_VALUE", "Invalid limit or page_token")
+        if not 1 <= limit <= self.MAX_LIMIT:
+            return _databricks_error(
+                400, "INVALID_PARAMETER_VALUE", f"Limit must be between 1 and {self.MAX_LIMIT}, got {limit}"
+            )
+        ids = self.active if q.get("active_only", "").lower() == "true" else self.order
+        if q.get("run_type", "SUBMIT_RUN") != "SUBMIT_RUN":
+            ids = []
+        end = len(ids) if cursor is None else bisect.bisect_left(ids, cursor)
+        start = max(0, end - limit)
+        tasks = q.get("expand_tasks", "").lower() == "true"
+        page = [self.runs[rid] for rid in reversed(ids[start:end])]
+        out: dict[str, Any] = {"has_more": start > 0}
+        if page:
+            out["runs"] = page if tasks else [{k: v for k, v in r.items() if k != "tasks"} for r in page]
+        if start > 0:
+            out["next_page_token"] = str(ids[start])
+        return web.json_response(out)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.headers.get("Authorization") != f"Bearer {self.PAT}":
+            return _databricks_error(401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def start(self, port: int) -> None:
+        app = web.Application(middlewares=[counting(lambda: self.tally, _databricks_kind), self._auth])
+        app.router.add_get("/api/2.2/jobs/runs/get", self._get)
+        app.router.add_get("/api/2.2/jobs/runs/list", self._list)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+        self.url = f"http://127.0.0.1:{port}"
+        self.runner = runner
+
+
+def _databricks_kind(request: web.Request) -> str:
+    return request.path.removeprefix("/api/2.2/jobs/")
+
+
+def _databricks_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error_code": code, "message": message}, status=status)
+
+
 # --- kube -------------------------------------------------------------------------------------------------
 
 
@@ -457,7 +614,7 @@ class Servers:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.scripts: dict[str, Script] = {}
-        self.tallies: dict[str, Tally] = {s: Tally() for s in ("spark", "livy", "kube", "emr")}
+        self.tallies: dict[str, Tally] = {s: Tally() for s in ("spark", "livy", "kube", "emr", "databricks")}
         self.kube_namespaces = 0
 
     async def start(self) -> dict[str, str]:
@@ -472,6 +629,9 @@ class Servers:
         self.emr = FakeEmr()
         self.emr.tally = self.tallies["emr"]
         await self.emr.start(emr_port := free_port())
+        self.databricks = FakeDatabricks()
+        self.databricks.tally = self.tallies["databricks"]
+        await self.databricks.start(free_port())
         tls = TlsMaterial.generate(self.directory / "tls")
         self.kube = BenchKube(tls, time_scale=1.0)
         self.kube.tally = self.tallies["kube"]
@@ -493,13 +653,20 @@ class Servers:
             "spark": self.spark.url,
             "livy": f"http://127.0.0.1:{livy_port}",
             "emr": f"http://127.0.0.1:{emr_port}",
+            "databricks": self.databricks.url,
             "kube": self.kube.url,
             "kubeconfig": str(kubeconfig),
         }
 
     def reset_tally(self, system: str) -> None:
         tally = self.tallies[system] = Tally()
-        fakes: dict[str, Any] = {"spark": self.spark, "livy": self.livy, "kube": self.kube, "emr": self.emr}
+        fakes: dict[str, Any] = {
+            "spark": self.spark,
+            "livy": self.livy,
+            "kube": self.kube,
+            "emr": self.emr,
+            "databricks": self.databricks,
+        }
         fakes[system].tally = tally
 
     async def _setup(self, request: web.Request) -> web.Response:
@@ -536,6 +703,14 @@ class Servers:
             out["endpoints"] = len(self.emr.clusters)
             out["requests_per_poll_floor"] = sum(math.ceil(len(s) / FakeEmr.PAGE) for s in self.emr.clusters.values())
             out["steps_per_cluster"] = max(len(s) for s in self.emr.clusters.values()) if self.emr.clusters else 0
+        elif system == "databricks":
+            ids = self.databricks.reset(n)
+            finish = self.databricks.finish
+            out["ids"] = ids
+            out["pat"] = FakeDatabricks.PAT
+            # one workspace; one poll walks every active run: a runs/list page per 24
+            out["endpoints"] = 1
+            out["requests_per_poll_floor"] = max(1, math.ceil(n / FakeDatabricks.MAX_LIMIT))
         elif system == "kube":
             # the previous run's namespace goes (its pods are hundreds of MB at 10,000 realistic ones)
             gone = f"bench-{self.kube_namespaces}"

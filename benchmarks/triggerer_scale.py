@@ -13,7 +13,8 @@ covering every trigger is handed out), **steady** (every trigger waiting, nothin
 fraction of the jobs end). The harness's own work (its collection and RSS mark, its sampler thread, its lag
 probe) is kept out of every CPU figure. The endpoints live in another process (``bench_servers.py``), which
 counts every request per window. The providers' triggers run in ``build/bench-venv`` (created on first use
-and kept: the amazon provider pins boto3/botocore below the project's aiobotocore).
+and kept: the amazon provider pins boto3/botocore below the project's aiobotocore; the databricks provider
+adds its SQL connector).
 
 Ratios are only taken between rows of the same N, interval, share of ending jobs and log level: a provider
 not run at an N gives no ratio there.
@@ -45,24 +46,33 @@ PROVIDER_REQUIREMENTS = [
     "apache-airflow-providers-apache-livy==4.6.4",
     "apache-airflow-providers-cncf-kubernetes==10.25.0",
     "apache-airflow-providers-amazon[aiobotocore]==9.39.0",
+    "apache-airflow-providers-databricks==7.23.0",
 ]
-OURS = ["durable-spark", "durable-kube", "durable-emr"]
+OURS = ["durable-spark", "durable-kube", "durable-emr", "durable-databricks"]
 FLOORS = ["floor", "floor-batched", "floor-typed"]
-PROVIDERS = ["livy", "kube-pod", "emr-step"]
+PROVIDERS = ["livy", "kube-pod", "emr-step", "databricks-run"]
 # who is compared with whom: the library's trigger, the provider trigger on the same kind of endpoint
-PEER = {"durable-spark": "livy", "durable-kube": "kube-pod", "durable-emr": "emr-step"}
-# endpoints one poll asks, where the endpoint process does not say (it does for EMR: clusters and their pages)
+PEER = {
+    "durable-spark": "livy",
+    "durable-kube": "kube-pod",
+    "durable-emr": "emr-step",
+    "durable-databricks": "databricks-run",
+}
+# endpoints one poll asks, where the endpoint process does not say (it does for EMR: clusters and their pages;
+# for Databricks: one workspace, a runs/list page per 24 active runs)
 ENDPOINTS = {"durable-spark": 1, "floor-batched": 1, "floor-typed": 1, "durable-kube": 1}
 LABEL = {
     "durable-spark": "durable_jobs Spark standalone",
     "durable-kube": "durable_jobs Kubernetes (pods)",
     "durable-emr": "durable_jobs EMR steps",
+    "durable-databricks": "durable_jobs Databricks runs",
     "floor": "floor: per-job GET, shared session",
     "floor-batched": "floor: one /json/ loop, json.loads",
     "floor-typed": "floor: one /json/ loop, msgspec into (id, state) structs",
     "livy": "LivyTrigger (livy 4.6.4)",
     "kube-pod": "KubernetesPodTrigger (cncf-k8s 10.25.0)",
     "emr-step": "EmrStepSensorTrigger (amazon 9.39.0)",
+    "databricks-run": "DatabricksExecutionTrigger (databricks 7.23.0)",
 }
 EVERYONE = OURS + FLOORS + PROVIDERS
 MIB = 1024 * 1024
@@ -643,17 +653,20 @@ METHOD = """## Method
 * **Endpoints.** `benchmarks/bench_servers.py`, another process on 127.0.0.1, on the same 2 cores: the
   project's fake Spark master (REST status and a Spark-4-shaped `/json/`, rendered once per change), a fake
   Livy, the project's contract fake kube-apiserver over TLS with **pods of 5-20 KB** (managed fields, env,
-  last-applied configuration) and as many **unwatched pods** in the namespace as watched ones, and a fake EMR
-  JSON API (`DescribeStep`, `ListSteps` in pages of 50) with 250, 10 or 1 steps per cluster. It counts every
-  request by window. The Spark connection's extra sets `max_response_bytes` to 64 MiB (a `/json/` of 100,000
-  drivers is about 26 MB; the default ceiling of 16 MiB refuses it).
+  last-applied configuration) and as many **unwatched pods** in the namespace as watched ones, a fake EMR
+  JSON API (`DescribeStep`, `ListSteps` in pages of 50) with 250, 10 or 1 steps per cluster, and a Databricks
+  Jobs API 2.2 stub (bearer PAT; `runs/get`, `runs/list` in pages of at most 24 with `page_token`) with
+  multi-task submit runs. It counts every request by window. The Spark connection's extra sets
+  `max_response_bytes` to 64 MiB (a `/json/` of 100,000 drivers is about 26 MB; the default ceiling of 16 MiB
+  refuses it).
 * **The floors.** *floor*: a bare coroutine per job GETting its driver's REST status on one shared aiohttp
   session every interval (per-job polling at its cheapest). *floor-batched*: one bare loop GETting `/json/`
   with `resp.json()` (`json.loads`) and waking the coroutines whose driver ended. *floor-typed*: the same loop
   decoding `/json/` with msgspec straight into `(id, state)` structs: the typed-decode floor of a batched poll.
   None logs, validates, keys, confirms or handles errors.
 * **Requests.** The target while waiting is what one poll must send: one request per endpoint (one `ListSteps`
-  per page of 50 active steps per cluster for EMR, so one per cluster at 1 or 10 steps per cluster).
+  per page of 50 active steps per cluster for EMR, so one per cluster at 1 or 10 steps per cluster; one
+  `runs/list` page per 24 active runs for Databricks).
 """
 
 
@@ -693,9 +706,9 @@ def write_doc(report: dict[str, Any], path: Path) -> None:
         " poll. *CPU ms/event*: the events window's CPU less the steady rate, per event. *peak KB/job*: VmHWM over"
         " the run less the base. *lag max*: the whole run. A latency `≥ x` is a lower bound (events missed by the"
         " end of the window count with the time they had waited). Ratios: same N, interval, endings and log level"
-        " only; `not run`: no provider was run at that N. The floors poll the Spark master: for the Kubernetes and"
-        " EMR rows they are a yardstick, not the same work. A per-job poller's CPU per event is within the noise of"
-        " subtracting its large waiting cost (a negative figure is that noise).",
+        " only; `not run`: no provider was run at that N. The floors poll the Spark master: for the Kubernetes,"
+        " EMR and Databricks rows they are a yardstick, not the same work. A per-job poller's CPU per event is"
+        " within the noise of subtracting its large waiting cost (a negative figure is that noise).",
         "",
     ]
     if report.get("notes"):
