@@ -15,9 +15,12 @@ that could not be read whole, leaves the run unknown.
 
 **Batched polling.** :meth:`DatabricksClient.statuses` walks ``runs/list?active_only=true`` once per poll
 for every watched run (stopping once it has seen them all) and asks ``runs/get`` only for the runs it does
-not list (they just ended, or are gone), at most ``status_concurrency`` per poll, in turn
-(:meth:`~durable_jobs.clients.base.JobClient.fallback_statuses`). A listing that fails makes the poll ask at
-most that many runs one by one, none of which can then be called lost.
+not list (they just ended, or are gone): every one of them, ``status_concurrency`` at a time, up to
+:data:`ENDED_PER_POLL` per poll (then in turn). An active-only listing leaves out every run that ended, so each
+ending run costs one ``runs/get``, once. A listing that fails makes the poll ask at most ``status_concurrency``
+runs one by one (:meth:`~durable_jobs.clients.base.JobClient.fallback_statuses`), none of which can then be
+called lost. The walk reads at most :data:`~durable_jobs.clients.databricks.workspace.MAX_PAGES` pages, or twice
+the pages the watched runs fill if that is more.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from durable_jobs.clients.databricks.specs import (
     validate_run_id,
 )
 from durable_jobs.clients.databricks.states import lost, status_from_run
-from durable_jobs.clients.databricks.workspace import RETRY, TokenOfDeletedRun, Workspace
+from durable_jobs.clients.databricks.workspace import MAX_PAGES, RETRY, TokenOfDeletedRun, Workspace
 from durable_jobs.clients.yarn.states import safe_url
 from durable_jobs.errors import (
     AuthError,
@@ -61,6 +64,10 @@ SCAN_SLACK = 3600.0
 # set while a poll asks runs/get for runs its listing did not show: the listing (read whole or not) or why it
 # failed. A runs/get not-found is then judged against it instead of walking the listing again per run
 _LISTED: contextvars.ContextVar[RunsListing | str | None] = contextvars.ContextVar("databricks_listed", default=None)
+
+
+#: runs/get per poll for runs that left the active list (they ended): beyond it, the next poll asks the others
+ENDED_PER_POLL = 1024
 
 
 class DatabricksClient(Workspace, JobClient[DatabricksSpec]):
@@ -221,9 +228,10 @@ class DatabricksClient(Workspace, JobClient[DatabricksSpec]):
             )
         return lost(run_id, "the active runs list")
 
-    async def _active(self, done: Callable[[RunsListing], bool]) -> RunsListing:
+    async def _active(self, done: Callable[[RunsListing], bool], watched: int = 0) -> RunsListing:
         params = {"active_only": "true", "limit": str(self.list_limit)}
-        return await self.walk(params, what="active runs", done=done)
+        pages = max(MAX_PAGES, 2 * -(-watched // self.list_limit))  # room for every watched run, twice over
+        return await self.walk(params, what="active runs", done=done, max_pages=pages)
 
     async def statuses(self, locators: Sequence[Locator]) -> dict[str, JobStatus]:
         """One walk of the active runs for every run; ``runs/get`` for the few it does not list."""
@@ -239,7 +247,9 @@ class DatabricksClient(Workspace, JobClient[DatabricksSpec]):
         if not wanted:
             return out
         try:
-            listing = await self._active(done=lambda ls: all(i in ls.runs or i in ls.malformed for i in wanted))
+            listing = await self._active(
+                done=lambda ls: all(i in ls.runs or i in ls.malformed for i in wanted), watched=len(wanted)
+            )
         except AuthError:
             raise  # our credentials, refused for everyone: the poller fetches fresh ones
         except (TransientError, PermanentError) as exc:
@@ -258,7 +268,7 @@ class DatabricksClient(Workspace, JobClient[DatabricksSpec]):
                 rest += locs  # not active any more (or gone): runs/get says which
                 continue
             out.update((locator_key(loc), status) for loc in locs)
-        return {**out, **(await self._each(rest, listing) if rest else {})}
+        return {**out, **(await self._ended(rest, listing) if rest else {})}
 
     @staticmethod
     def _listed_status(run: Run) -> JobStatus:
@@ -267,6 +277,20 @@ class DatabricksClient(Workspace, JobClient[DatabricksSpec]):
         except Exception as exc:  # a bug or an unforeseen answer: unknown for this run only
             log.warning("status of run %d failed unexpectedly", run.run_id, exc_info=True)
             return JobStatus.unknown_from(exc)
+
+    async def _ended(self, locators: list[Locator], listed: RunsListing) -> dict[str, JobStatus]:
+        """``runs/get`` for the runs the listing no longer shows, judged against it: up to ENDED_PER_POLL."""
+        n = len(locators)
+        if n > ENDED_PER_POLL:
+            start = getattr(self, "_ended_cursor", 0) % n
+            locators = [locators[(start + i) % n] for i in range(ENDED_PER_POLL)]
+            self._ended_cursor = start + ENDED_PER_POLL
+        saved = _LISTED.set(listed)
+        try:
+            results, _ = await self._one_by_one(locators)
+        finally:
+            _LISTED.reset(saved)
+        return {locator_key(loc): st for loc, st in zip(locators, results, strict=True)}
 
     async def _each(self, locators: list[Locator], listed: RunsListing | str) -> dict[str, JobStatus]:
         """``runs/get`` for these runs, judged against this poll's listing: ``status_concurrency`` per poll."""
