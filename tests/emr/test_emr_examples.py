@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import copy
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.definitions.mappedoperator import MappedOperator
-from airflow.sdk.exceptions import TaskDeferred
 
 from durable_jobs.clients.emr import EmrClusterClient
 from durable_jobs.hooks.base import DurableJobHook
@@ -25,8 +21,9 @@ from durable_jobs.operators.emr import (
     EmrTerminateClusterOperator,
 )
 from durable_jobs.testing.state_store import InMemoryStateStore
-from durable_jobs.transport.http import close_sessions
 from durable_jobs_harness.moto_emr import MotoEmr
+
+from ..example_runner import run_task
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DAG_ID = "durable_emr_cluster_step"
@@ -61,53 +58,11 @@ def test_terminate_runs_whatever_happened_upstream(dagbag: DagBag) -> None:
     assert terminate.upstream_task_ids == {"spark_pi"}
 
 
-class FakeTI:
-    """A task instance whose XComs live in a dict shared by the tasks of one run."""
-
-    def __init__(self, task_id: str, xcoms: dict[tuple[str, str], Any]) -> None:
-        self.dag_id, self.run_id, self.task_id, self.map_index, self.try_number = DAG_ID, "run1", task_id, -1, 1
-        self._xcoms = xcoms
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self._xcoms[(self.task_id, key)] = value
-
-    def xcom_pull(self, task_ids: str, key: str = "return_value", **kwargs: Any) -> Any:
-        return self._xcoms.get((task_ids, key))
-
-
 @pytest.fixture
 def store() -> Iterator[InMemoryStateStore]:
     s = InMemoryStateStore()
     with s.installed():
         yield s
-
-
-def run_task(task: Any, store: InMemoryStateStore, xcoms: dict[tuple[str, str], Any], finish: Any = None) -> Any:
-    """Render and execute ``task`` like a worker; a deferral runs its trigger to the event and resumes."""
-    task = copy.copy(task)  # rendering replaces the templates: keep the parsed DAG's task as it is
-    context = {
-        "task_state_store": store.accessor(DAG_ID, "run1", task.task_id),
-        "ti": FakeTI(task.task_id, xcoms),
-        "dag_run": SimpleNamespace(clear_number=0),
-        "run_id": "run1",
-    }
-    task.render_template_fields(context)
-    try:
-        result = task.execute(context)
-    except TaskDeferred as deferred:
-        trigger = deferred.trigger
-        if finish is not None:
-            finish(trigger.job)
-
-        async def event() -> dict[str, Any]:
-            try:
-                return (await asyncio.wait_for(trigger.run().__anext__(), 60)).payload  # type: ignore[no-any-return]
-            finally:
-                await close_sessions()
-
-        result = task.execute_complete(context, event=asyncio.run(event()))
-    xcoms[(task.task_id, "return_value")] = result
-    return result
 
 
 def test_cluster_step_terminate_example_runs_against_moto(
