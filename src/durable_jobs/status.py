@@ -17,6 +17,13 @@ RAW_STATE_LIMIT = 100
 URL_LIMIT = 2048
 
 
+def safe_url(url: str | None) -> str | None:
+    """A URL an answer gave that is worth showing as a tracking URL: http(s), bounded, no whitespace (else None)."""
+    if not url or len(url) > URL_LIMIT or not url.startswith(("http://", "https://")):
+        return None
+    return None if any(c.isspace() or ord(c) < 32 for c in url) else url
+
+
 class Word(str, enum.Enum):
     """A string enum that prints as its word (``failed``), never as ``JobState.FAILED``, wherever it is formatted."""
 

@@ -41,7 +41,6 @@ from durable_jobs.clients.databricks.specs import (
 )
 from durable_jobs.clients.databricks.states import lost, status_from_run
 from durable_jobs.clients.databricks.workspace import MAX_PAGES, RETRY, TokenOfDeletedRun, Workspace
-from durable_jobs.clients.yarn.states import safe_url
 from durable_jobs.errors import (
     AuthError,
     DurableJobError,
@@ -53,7 +52,7 @@ from durable_jobs.errors import (
     UndecidableError,
 )
 from durable_jobs.messages import cut
-from durable_jobs.status import JobStatus
+from durable_jobs.status import JobStatus, safe_url
 
 log = logging.getLogger(__name__)
 

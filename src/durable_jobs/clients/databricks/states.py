@@ -30,9 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from durable_jobs.clients.databricks.answers import Run, RunState, RunStatusInfo, TaskRun
-from durable_jobs.clients.yarn.states import safe_url
 from durable_jobs.messages import cut
-from durable_jobs.status import JobState, JobStatus
+from durable_jobs.status import JobState, JobStatus, safe_url
 
 PENDING_STATES = frozenset({"QUEUED", "PENDING", "BLOCKED", "WAITING_FOR_RETRY"})
 RUNNING_STATES = frozenset({"RUNNING", "TERMINATING"})

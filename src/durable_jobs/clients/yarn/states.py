@@ -14,7 +14,7 @@ from durable_jobs.clients.yarn.answers import AppInfo
 from durable_jobs.decoding import convert
 from durable_jobs.errors import MalformedAnswer
 from durable_jobs.messages import MESSAGE_LIMIT, cut
-from durable_jobs.status import URL_LIMIT, JobState, JobStatus
+from durable_jobs.status import JobState, JobStatus, safe_url
 
 FINISHED_STATES = ("FINISHED", "FAILED", "KILLED")
 
@@ -43,13 +43,6 @@ def normalize(state: str, final_status: str) -> JobState:
     if state == "KILLED":
         return JobState.CANCELLED
     return JobState.UNKNOWN
-
-
-def safe_url(url: str | None) -> str | None:
-    """A tracking URL worth showing: http(s), bounded, no whitespace (else None)."""
-    if not url or len(url) > URL_LIMIT or not url.startswith(("http://", "https://")):
-        return None
-    return None if any(c.isspace() or ord(c) < 32 for c in url) else url
 
 
 def status_from_app(app: AppInfo | Mapping[str, Any]) -> JobStatus:
