@@ -3,7 +3,8 @@
 Each tick is one walk of ``runs/list?active_only=true`` (24 runs a page) for every waiting trigger, and no
 ``runs/get`` while every run is active; the runs that ended are asked with one ``runs/get`` each in the next poll,
 all of them. With OAuth M2M the triggers wait across token refreshes (a token per part of its lifetime, not per
-request), and tokens the workspace revokes cost one 401 and one new token, never a failed wait.
+request), and tokens the workspace revokes cost one 401 and one new token, never a failed wait. A run the workspace
+forgets mid-wait ends its own trigger LOST, after the confirmations, and no other.
 """
 
 from __future__ import annotations
@@ -273,3 +274,15 @@ async def test_oauth_tokens_revoked_mid_wait_cost_one_401_and_one_token(monkeypa
         assert fake.oauth_tokens_issued == auth.fetches == 2
         assert watching.done() == [] and poller.sick_since is None and poller.refreshes == 0
         await finish_all(w)
+
+
+async def test_a_run_forgotten_mid_wait_ends_lost_and_the_others_wait_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with watched_runs(monkeypatch, 30, interval=0.1) as w:
+        gone = sorted(w.watching.tasks)[7]
+        polls = await next_poll(w.poller)
+        w.fake.forget_run(gone)
+        event = await asyncio.wait_for(w.watching.tasks[gone], 20)
+        assert event["status"] == "lost" and event["job"] == {"run_id": gone}
+        assert event["details"]["last"]["raw_state"] == "RESOURCE_DOES_NOT_EXIST"
+        assert w.poller.polls >= polls + 3  # denied by runs/get and the whole active list, three polls in a row
+        assert w.watching.done() == [gone]
