@@ -17,7 +17,7 @@ from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
 from tests.glue.moto_glue import GlueMoto
 
-JOB = "nightly etl"
+JOB = "nightly-etl"
 OFFLINE = AwsConfig(region_name="us-east-1", endpoint_url="http://127.0.0.1:9", label="aws_offline")
 
 
@@ -91,7 +91,7 @@ async def test_glue_find_adopts_the_run_carrying_the_token(client: GlueClient, g
 
 
 async def test_glue_find_of_a_job_that_does_not_exist_is_none(client: GlueClient) -> None:
-    assert await client.find(token(), since=time.time(), spec=GlueJobRunSpec(job_name="no such job")) is None
+    assert await client.find(token(), since=time.time(), spec=GlueJobRunSpec(job_name="no-such-job")) is None
 
 
 async def test_glue_find_reads_pages_back_to_the_intent(glue: GlueMoto, client: GlueClient) -> None:
@@ -135,9 +135,9 @@ async def test_glue_a_throttled_start_that_landed_is_found_not_resent(client: Gl
 
 
 async def test_glue_statuses_make_one_listing_per_job_name(client: GlueClient, glue: GlueMoto) -> None:
-    glue.create_job("other job")
+    glue.create_job("other-job")
     locs = [await client.submit(spec(), token(n)) for n in range(5)]
-    locs.append(await client.submit(GlueJobRunSpec(job_name="other job"), token(9)))
+    locs.append(await client.submit(GlueJobRunSpec(job_name="other-job"), token(9)))
     glue.set_run(JOB, locs[0]["run_id"], "SUCCEEDED")
     glue.set_run(JOB, locs[1]["run_id"], "RUNNING")
     glue.moto.requests.clear()
@@ -201,7 +201,7 @@ async def test_glue_links_point_at_the_glue_studio_run_page(client: GlueClient) 
     loc = {"job_name": JOB, "run_id": "jr_" + "a" * 64}
     assert await client.links(loc) == {
         "glue_run_url": "https://us-east-1.console.aws.amazon.com/gluestudio/home?region=us-east-1"
-        f"#/job/nightly%20etl/run/jr_{'a' * 64}"
+        f"#/job/nightly-etl/run/jr_{'a' * 64}"
     }
 
 
@@ -214,6 +214,8 @@ async def test_glue_links_point_at_the_glue_studio_run_page(client: GlueClient) 
         {"job_name": JOB, "run_id": "jr_" + "a" * 64 + "_attempt_1"},
         {"job_name": "", "run_id": "jr_" + "a" * 64},
         {"job_name": "a\nb", "run_id": "jr_" + "a" * 64},
+        {"job_name": "nightly etl", "run_id": "jr_" + "a" * 64},
+        {"job_name": "../etl", "run_id": "jr_" + "a" * 64},
         {"job_name": "x" * 256, "run_id": "jr_" + "a" * 64},
         {"job_name": JOB, "run_id": "jr_" + "a" * 64, "more": 1},
     ],

@@ -17,8 +17,10 @@ from durable_jobs.errors import MalformedAnswer, RecordError
 
 #: ``jr_`` and 64 lower-case hex digits (a retry attempt's ``jr_…_attempt_N`` is not a locator)
 RUN_ID_RE = re.compile(r"^jr_[0-9a-f]{64}\Z")
-#: Glue's NameString: 1 to 255 characters of one line (tab allowed, no other control character)
-JOB_NAME_RE = re.compile(r"^[^\x00-\x08\x0a-\x1f\x7f]{1,255}\Z")
+#: the console's rule for Glue job names (letters, digits, hyphens, underscores; dots too), 1 to 255 characters.
+#: The API's NameString would take any line of text: a name that needs quoting in a URL or a log line (space,
+#: ``/``, ``?``, ``#``, ``%``, control characters) is refused, so a stored locator can never be one.
+JOB_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,255}\Z")
 
 
 class _Schema(msgspec.Struct, rename="pascal", frozen=True, gc=False):
@@ -70,7 +72,7 @@ class BatchStopJobRunAnswer(_Schema, frozen=True):
 
 def validate_job_name(value: Any) -> str:
     if not isinstance(value, str) or not JOB_NAME_RE.match(value):
-        raise RecordError(f"invalid Glue job name {value!r} (1 to 255 characters, one line)")
+        raise RecordError(f"invalid Glue job name {value!r} (1 to 255 letters, digits, hyphens, underscores or dots)")
     return value
 
 
