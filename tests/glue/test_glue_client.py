@@ -261,3 +261,19 @@ def test_glue_client_is_built_from_an_aws_config_like_the_emr_clients() -> None:
     assert client.key == config.client_key("glue")
     with pytest.raises(ValueError, match="list_pages"):
         GlueClient(config, list_pages=0)
+
+
+def test_glue_client_is_made_from_an_aws_connection_by_the_emr_hook_machinery(glue: GlueMoto) -> None:
+    """What the Airflow side does: a DurableAwsHook whose client is ``durable_jobs.clients.glue.GlueClient``."""
+    from airflow.models.connection import Connection
+
+    from durable_jobs.hooks.emr import DurableAwsHook
+
+    class GlueProbeHook(DurableAwsHook):
+        client_module = "durable_jobs.clients.glue"
+        client_class_name = "GlueClient"
+
+    conn = Connection.from_json(glue.moto.connection(), conn_id="aws_moto")
+    client = GlueProbeHook.client_from_connection(conn)
+    assert isinstance(client, GlueClient) and client.config.endpoint_for("glue") == glue.moto.endpoint
+    assert client.config.label == "aws_moto" and client.config.aws_access_key_id == "testing"
