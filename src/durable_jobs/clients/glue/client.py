@@ -19,6 +19,10 @@ a Glue client is built from an ``aws`` connection exactly as an EMR client is: `
   source) does not list the run, read to its end (or the job itself is gone). Otherwise unknown.
 * cancel: ``BatchStopJobRun``, idempotent: its ``Errors`` entry for the run is fine when the run has
   already ended (or is stopping, or is gone), an error otherwise.
+
+Not followed: Glue's own retries (a job's ``MaxRetries``) start ``jr_…_attempt_N`` runs carrying the same
+arguments; the locator is the first run, whose failure is reported as it is. Leave retries to Airflow
+(``MaxRetries`` 0), or a retried task may start its next generation while Glue's attempt still runs.
 """
 
 from __future__ import annotations
