@@ -71,6 +71,7 @@ def test_the_links_each_system_declares() -> None:
         "kubernetes": ["Kubernetes object"],
         "emr": ["EMR console", "EMR logs"],
         "databricks": ["Databricks run"],
+        "glue": ["Glue job run"],
     }
 
 
@@ -269,7 +270,7 @@ def test_every_example_task_shows_its_links_while_deferred_and_none_without_xcom
         modules.add(cls.__module__)
     assert modules >= set(systems)  # every system's operators are in the examples
     mapped = {(dag_id, task_id) for dag_id, task_id, map_index in checked if map_index >= 0}
-    assert len(mapped) == 4, checked  # the examples' mapped Spark, Kubernetes, EMR Serverless and Databricks tasks
+    assert len(mapped) == 5, checked  # the examples' mapped Spark, Kubernetes, EMR Serverless, Databricks, Glue tasks
     clear_xcoms()
 
 

@@ -34,6 +34,7 @@ EXPORTED = {
         "SparkApplicationOperator",
         "DatabricksRunNowOperator",
         "DatabricksSubmitRunOperator",
+        "GlueJobRunOperator",
     ],
     "triggers": [
         "DurableJobTrigger",
@@ -45,6 +46,7 @@ EXPORTED = {
         "EmrStepTrigger",
         "KubernetesTrigger",
         "DatabricksTrigger",
+        "GlueTrigger",
     ],
 }
 BASES = {"operators": DurableJobOperator, "triggers": DurableJobTrigger}

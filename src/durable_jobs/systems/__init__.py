@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from durable_jobs.system import System
 
-SYSTEMS = ("spark_standalone", "yarn", "kubernetes", "emr", "databricks")
+SYSTEMS = ("spark_standalone", "yarn", "kubernetes", "emr", "databricks", "glue")
 
 
 def declared() -> tuple[System, ...]:
