@@ -62,6 +62,7 @@ def test_every_start_job_run_field_reaches_the_spec() -> None:
         execution_class="FLEX",
     )
     assert glue(run_job_kwargs={"MaxCapacity": 2}).build_spec(None).max_capacity == 2.0
+    assert glue(run_job_kwargs={"MaxCapacity": " 0.0625 "}).build_spec(None).max_capacity == 0.0625  # as rendered
 
 
 def test_the_named_fields_are_the_same_fields() -> None:
@@ -157,6 +158,8 @@ def test_per_task_aws_settings_belong_to_the_connection(name: str, extra: str) -
         ({"security_configuration": ["a"]}, "SecurityConfiguration must be a string"),
         ({"max_capacity": 0}, "MaxCapacity must be a positive number"),
         ({"max_capacity": "lots"}, "MaxCapacity must be a positive number"),
+        ({"max_capacity": float("nan")}, "MaxCapacity must be a positive number"),
+        ({"max_capacity": True}, "MaxCapacity must be a positive number"),
         ({"max_capacity": 2, "worker_type": "G.1X"}, "give MaxCapacity, or WorkerType and NumberOfWorkers, not both"),
         ({"job_run_queuing_enabled": "maybe"}, "JobRunQueuingEnabled must be a boolean"),
         ({"execution_class": "CHEAP"}, "ExecutionClass must be one of FLEX, STANDARD"),

@@ -21,6 +21,7 @@ run's console URL (``glue_run_url``) to XCom before deferring, and returns them 
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -117,13 +118,15 @@ def _number(check: BodyCheck, key: str) -> float | None:
     value = check.body.get(key)
     if value is None or check.pending(value):
         return None
-    try:
-        number = float(value.strip()) if isinstance(value, str) else None
-    except ValueError:
-        number = None
+    number: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
-    if number is None or not number > 0 or number == float("inf"):
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not 0 < number < math.inf:
         raise ValueError(f"{key} must be a positive number (DPUs), not {value!r}")
     return number
 
