@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-import durable_jobs.clients.glue as client_package
 from durable_jobs.clients.emr.aws_config import AwsConfig
+from durable_jobs.clients.glue import GlueClient
 from durable_jobs.get_provider_info import get_provider_info
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.emr import DurableAwsHook
@@ -31,16 +31,8 @@ KEY_ID = "AKIAGLUETESTKEY00001"
 SECRET = "glue-secret-0123456789abcdefghijklmnopq"
 
 
-class Recorded:
-    """Records the arguments it is built with (in place of the client)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args, self.kwargs = args, kwargs
-
-
 @pytest.fixture(autouse=True)
-def recorded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client_package, "GlueClient", type("RecordedClient", (Recorded,), {}))
+def fresh_hooks() -> None:
     DurableJobHook.clear_cache()
 
 
@@ -54,13 +46,12 @@ def built(**extra: Any) -> Any:
     return GlueHook.build_client(conn(**extra))
 
 
-def test_the_client_gets_the_region_the_endpoint_and_the_config() -> None:
+def test_the_client_gets_the_config_of_the_connection() -> None:
     client = built(region_name="eu-west-1", endpoint_url="http://127.0.0.1:5000")
-    assert client.args == ()
-    config = client.kwargs.pop("credentials")
-    assert client.kwargs == {"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:5000", "verify_ssl": True}
-    assert isinstance(config, AwsConfig)
+    assert isinstance(client, GlueClient) and isinstance(client.config, AwsConfig)
+    config = client.config
     assert (config.aws_access_key_id, config.aws_secret_access_key, config.label) == (KEY_ID, SECRET, "aws_glue")
+    assert (config.region_name, config.endpoint_for("glue")) == ("eu-west-1", "http://127.0.0.1:5000")
     assert config == DurableAwsHook.config_from_connection(
         conn(region_name="eu-west-1", endpoint_url="http://127.0.0.1:5000")
     )
@@ -71,14 +62,13 @@ def test_glues_own_endpoint_wins_over_the_shared_one() -> None:
         endpoint_url="http://127.0.0.1:5000",
         service_config={"glue": {"endpoint_url": "http://127.0.0.1:5001"}, "emr": {"endpoint_url": "http://e"}},
     )
-    assert client.kwargs["endpoint_url"] == "http://127.0.0.1:5001"
-    assert built().kwargs["endpoint_url"] is None  # AWS's own endpoint for the region
+    assert client.config.endpoint_for("glue") == "http://127.0.0.1:5001"
+    assert built().config.endpoint_for("glue") is None  # AWS's own endpoint for the region
 
 
 def test_tls_verification_off_or_with_a_ca_bundle() -> None:
-    assert built(verify=False).kwargs["verify_ssl"] is False
-    with_bundle = built(verify="/etc/ssl/ca.pem")
-    assert with_bundle.kwargs["verify_ssl"] is True and with_bundle.kwargs["credentials"].verify == "/etc/ssl/ca.pem"
+    assert built(verify=False).config.verify is False
+    assert built(verify="/etc/ssl/ca.pem").config.verify == "/etc/ssl/ca.pem"
 
 
 def test_no_keys_is_the_default_chain_and_the_durable_jobs_settings_are_read() -> None:
@@ -88,9 +78,9 @@ def test_no_keys_is_the_default_chain_and_the_durable_jobs_settings_are_read() -
             extra_dejson={"role_arn": "arn:aws:iam::123456789012:role/glue", "durable_jobs": {"retry_budget": 60}},
         )
     )
-    config = client.kwargs["credentials"]
+    config = client.config
     assert config.aws_access_key_id is None and config.role_arn == "arn:aws:iam::123456789012:role/glue"
-    assert config.retry_budget == 60.0 and client.kwargs["region"] is None
+    assert config.retry_budget == 60.0 and config.region_name is None
 
 
 def test_a_connection_set_up_wrong_is_refused_with_the_fix_and_no_secret() -> None:

@@ -12,34 +12,16 @@ connection id only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import ClassVar
 
 from durable_jobs.hooks.emr import DurableAwsHook
 
-if TYPE_CHECKING:
-    from durable_jobs.clients.glue import GlueClient
-
-#: the service name of Glue in botocore and in ``service_config``
-SERVICE = "glue"
-
 
 class GlueHook(DurableAwsHook):
-    """An ``aws`` connection -> :class:`~durable_jobs.clients.glue.GlueClient`."""
+    """An ``aws`` connection -> :class:`~durable_jobs.clients.glue.GlueClient` (built from the config, as EMR's)."""
 
     client_module: ClassVar[str] = "durable_jobs.clients.glue"
     client_class_name: ClassVar[str] = "GlueClient"
-
-    @classmethod
-    def client_from_connection(cls, conn: Any) -> GlueClient:
-        from durable_jobs.clients.glue import GlueClient
-
-        config = cls.config_from_connection(conn)
-        return GlueClient(
-            region=config.region_name,
-            credentials=config,
-            endpoint_url=config.endpoint_for(SERVICE),
-            verify_ssl=config.verify is not False,
-        )
 
 
 __all__ = ["GlueHook"]
