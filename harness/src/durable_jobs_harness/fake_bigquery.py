@@ -61,6 +61,14 @@ JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,1024}\Z")
 LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
 LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}\Z")
 KINDS = ("query", "load", "extract", "copy")
+QUERY_FIELDS = {
+    "query", "destinationTable", "tableDefinitions", "userDefinedFunctionResources", "createDisposition",
+    "writeDisposition", "defaultDataset", "priority", "preserveNulls", "allowLargeResults", "useQueryCache",
+    "flattenResults", "maximumBillingTier", "maximumBytesBilled", "useLegacySql", "parameterMode",
+    "queryParameters", "systemVariables", "schemaUpdateOptions", "timePartitioning", "rangePartitioning",
+    "clustering", "destinationEncryptionConfiguration", "scriptOptions", "connectionProperties",
+    "createSession", "continuous", "writeIncrementalResults",
+}  # fmt: skip
 CONFIG_FIELDS = {*KINDS, "labels", "dryRun", "jobTimeoutMs", "jobType", "reservation"}
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}  # fmt: skip
@@ -423,8 +431,13 @@ class FakeBigQuery:
         kinds = [k for k in KINDS if k in config]
         if len(kinds) != 1 or not isinstance(config[kinds[0]], dict):
             raise invalid("The job configuration must contain exactly one job-specific configuration object")
-        if kinds[0] == "query" and not isinstance(config["query"].get("query"), str):
-            raise invalid("Required parameter is missing: query")
+        if kinds[0] == "query":
+            if not isinstance(config["query"].get("query"), str):
+                raise invalid("Required parameter is missing: query")
+            unknown = set(config["query"]) - QUERY_FIELDS
+            if unknown:
+                name = sorted(unknown)[0][:60]
+                raise invalid(f"Invalid JSON payload received. Unknown name \"{name}\" at 'job.configuration.query'")
         labels = config.get("labels", {})
         if not isinstance(labels, dict) or not all(
             isinstance(k, str) and LABEL_KEY_RE.match(k) and isinstance(v, str) and LABEL_VALUE_RE.match(v)
