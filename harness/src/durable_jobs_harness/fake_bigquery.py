@@ -199,6 +199,12 @@ class FakeJob:
 class _Fault:
     path_prefix: str | None
     answer: Callable[[], web.Response]
+    path: str | None = None  # exactly this path
+
+    def applies(self, path: str) -> bool:
+        if self.path is not None:
+            return path == self.path
+        return self.path_prefix is None or path.startswith(self.path_prefix)
 
 
 def _pem_private(key: rsa.RSAPrivateKey) -> str:
@@ -324,15 +330,13 @@ class FakeBigQuery:
         path_prefix: str | None = None,
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
+        *,
+        path: str | None = None,
     ) -> None:
-        """The next ``n`` requests (under ``path_prefix``) answer these bytes."""
+        """The next ``n`` requests (under ``path_prefix``, or to exactly ``path``) answer these bytes."""
         for _ in range(n):
-            self._faults.append(
-                _Fault(
-                    path_prefix,
-                    lambda: web.Response(status=status, body=body, content_type=content_type, headers=headers),
-                )
-            )
+            answer = lambda: web.Response(status=status, body=body, content_type=content_type, headers=headers)  # noqa: E731
+            self._faults.append(_Fault(path_prefix, answer, path))
 
     # --- middleware: request log, faults, auth, errors ------------------------------------------------------
 
@@ -340,7 +344,7 @@ class FakeBigQuery:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self._requests.append((request.method, request.path, list(request.query.items())))
         for i, fault in enumerate(self._faults):
-            if fault.path_prefix is None or request.path.startswith(fault.path_prefix):
+            if fault.applies(request.path):
                 del self._faults[i]
                 return fault.answer()
         if request.path.startswith("/bigquery/") and not self._authorized(request):
