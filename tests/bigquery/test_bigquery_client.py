@@ -4,6 +4,7 @@ jobs.list walk, cancel, the states, errorResult, the result for XCom, links, and
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -158,7 +159,7 @@ async def test_cancel_is_idempotent_and_an_unknown_job_is_nothing_to_stop(
 
 
 def test_specs_refuse_what_would_break_the_id_or_the_label() -> None:
-    for bad in (
+    cases: list[dict[str, Any]] = [
         {"configuration": {}},
         {"configuration": {"query": {}, "load": {}}},
         {"configuration": {"query": {"query": "x"}, "jobReference": {"jobId": "x"}}},
@@ -166,9 +167,10 @@ def test_specs_refuse_what_would_break_the_id_or_the_label() -> None:
         {"configuration": {"query": {"query": "x"}}, "labels": {"Team": "x"}},
         {"configuration": {"query": {"query": object()}}},
         {"configuration": {"query": {"query": "x"}}, "location": "us/east"},
-    ):
+    ]
+    for bad in cases:
         with pytest.raises(ValueError):
-            BigQueryJobSpec(**bad)  # type: ignore[arg-type]
+            BigQueryJobSpec(**bad)
 
 
 def test_locators_are_validated(client: BigQueryClient) -> None:

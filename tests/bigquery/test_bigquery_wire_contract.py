@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from durable_jobs.clients.bigquery import BigQueryClient, BigQueryJobSpec, application_default
+from durable_jobs.clients.bigquery import BigQueryClient, BigQueryJobSpec, ServiceAccountAuth, application_default
 from durable_jobs.clients.bigquery.answers import Job
 from durable_jobs.errors import PermanentError
 from durable_jobs.status import JobState
@@ -41,14 +41,12 @@ class Target:
 async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
     if request.param == "fake":
         async with FakeBigQuery(time_scale=0.01) as fake:
-            from durable_jobs.clients.bigquery import ServiceAccountAuth
-
-            auth = ServiceAccountAuth(fake.service_account_info())
-            yield Target(BigQueryClient(fake.project, auth=auth, base_url=fake.url), "US")
+            sa = ServiceAccountAuth(fake.service_account_info())
+            yield Target(BigQueryClient(fake.project, auth=sa, base_url=fake.url), "US")
     else:
         assert REAL_PROJECT is not None
-        auth = await asyncio.to_thread(application_default)
-        yield Target(BigQueryClient(REAL_PROJECT, auth=auth), os.environ.get("DURABLE_JOBS_BIGQUERY_LOCATION", "US"))
+        adc = await asyncio.to_thread(application_default)
+        yield Target(BigQueryClient(REAL_PROJECT, auth=adc), os.environ.get("DURABLE_JOBS_BIGQUERY_LOCATION", "US"))
     await close_sessions()
 
 
