@@ -46,7 +46,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from durable_jobs_harness.served_process import serve_main, serve_until_stopped
+from durable_jobs_harness.served_process import ServedApp, serve_main, serve_until_stopped
 
 __all__ = ["FakeBigQuery", "FakeJob", "main", "serve"]
 
@@ -213,7 +213,7 @@ def _pem_private(key: rsa.RSAPrivateKey) -> str:
     ).decode()
 
 
-class FakeBigQuery:
+class FakeBigQuery(ServedApp):
     """One project's BigQuery ``jobs`` API, token endpoint and metadata server on 127.0.0.1 (``port`` 0: free)."""
 
     def __init__(
@@ -234,8 +234,6 @@ class FakeBigQuery:
         self.assertions_verified = 0
         self._faults: list[_Fault] = []
         self._requests: list[tuple[str, str, list[tuple[str, str]]]] = []
-        self._runner: web.AppRunner | None = None
-        self._admin_runner: web.AppRunner | None = None
 
     # --- the Python API -----------------------------------------------------------------------------------
 
@@ -576,10 +574,7 @@ class FakeBigQuery:
         app.router.add_get(jobs, self._list)
         app.router.add_get(jobs + "/{job_id}", self._get)
         app.router.add_post(jobs + "/{job_id}/cancel", self._cancel)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        self.port = int(self._runner.addresses[0][1])
+        await self._serve(app)
         return self
 
     async def start_admin(self, port: int = 0) -> str:
@@ -603,22 +598,7 @@ class FakeBigQuery:
         admin = web.Application()
         admin.router.add_get("/jobs", jobs)
         admin.router.add_post(r"/jobs/{job_id}/{action:finish|forget}", act)
-        self._admin_runner = web.AppRunner(admin, handle_signals=False, access_log=None)
-        await self._admin_runner.setup()
-        await web.TCPSite(self._admin_runner, "127.0.0.1", port).start()
-        return f"http://127.0.0.1:{self._admin_runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        for runner in (self._runner, self._admin_runner):
-            if runner is not None:
-                await runner.cleanup()
-        self._runner = self._admin_runner = None
-
-    async def __aenter__(self) -> FakeBigQuery:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        return await self._serve_admin(admin, port)
 
 
 # --- the fake as its own process ----------------------------------------------------------------------------

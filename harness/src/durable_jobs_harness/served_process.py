@@ -22,14 +22,16 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+
+from aiohttp import web
 
 from durable_jobs_harness.airflow_env.processes import Component
 from durable_jobs_harness.fake_yarn import _stop_on_stdin_eof
 from durable_jobs_harness.logs import tail
 from durable_jobs_harness.waiting import wait_until
 
-__all__ = ["ServedProcess", "serve_main", "serve_until_stopped"]
+__all__ = ["ServedApp", "ServedProcess", "serve_main", "serve_until_stopped"]
 
 STOP_GRACE = 10.0
 
@@ -112,6 +114,46 @@ class ServedProcess:
 
     def logs_tail(self, lines: int = 30) -> str:
         return tail(self.log, lines)
+
+
+class ServedApp:
+    """A fake's two aiohttp listeners on 127.0.0.1: its API (on :attr:`port`, 0: a free one, kept for a restart)
+    and its unauthenticated admin listener; stopped together, and an ``async with`` starts and stops them."""
+
+    port: int
+    _runner: web.AppRunner | None = None
+    _admin_runner: web.AppRunner | None = None
+
+    async def start(self) -> Self:
+        raise NotImplementedError
+
+    @staticmethod
+    async def _listen(app: web.Application, port: int) -> tuple[web.AppRunner, int]:
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner, int(runner.addresses[0][1])
+
+    async def _serve(self, app: web.Application) -> None:
+        """Listen with the API on :attr:`port`."""
+        self._runner, self.port = await self._listen(app, self.port)
+
+    async def _serve_admin(self, app: web.Application, port: int) -> str:
+        """Listen with the admin listener on ``port``; its URL."""
+        self._admin_runner, bound = await self._listen(app, port)
+        return f"http://127.0.0.1:{bound}"
+
+    async def stop(self) -> None:
+        for runner in (self._runner, self._admin_runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._admin_runner = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
 
 
 async def serve_until_stopped(info: dict[str, Any], port_files: Sequence[Path | None]) -> None:
