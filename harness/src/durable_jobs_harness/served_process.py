@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -31,7 +32,7 @@ from durable_jobs_harness.fake_yarn import _stop_on_stdin_eof
 from durable_jobs_harness.logs import tail
 from durable_jobs_harness.waiting import wait_until
 
-__all__ = ["ServedApp", "ServedProcess", "serve_main", "serve_until_stopped"]
+__all__ = ["ServedApp", "ServedFake", "ServedProcess", "serve_main", "serve_until_stopped"]
 
 STOP_GRACE = 10.0
 
@@ -154,6 +155,55 @@ class ServedApp:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+class ServedFake:
+    """The launcher side of a fake with an admin listener: its :class:`ServedProcess`, its URLs once started, and
+    plain JSON calls to the admin listener (a view that does not go through the client under test)."""
+
+    def __init__(self, name: str, module: str, run_dir: Path, args: Sequence[str], startup_timeout: float) -> None:
+        self.run_dir = run_dir
+        self._proc = ServedProcess(name, module, run_dir, args, startup_timeout=startup_timeout)
+        self.url = ""
+        self.admin_url = ""
+
+    @property
+    def log(self) -> Path:
+        return self._proc.log
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._proc.process
+
+    def _start(self) -> dict[str, Any]:
+        info = self._proc.start()
+        self.url, self.admin_url = str(info["url"]), str(info["admin_url"])
+        return info
+
+    def stop(self) -> None:
+        """Stop it by its PID (see :meth:`ServedProcess.stop`)."""
+        self._proc.stop()
+
+    def _admin_get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.admin_url + path, timeout=10) as resp:  # noqa: S310 - our 127.0.0.1
+            return json.load(resp)
+
+    def _admin_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        req = urllib.request.Request(  # noqa: S310 - our 127.0.0.1
+            self.admin_url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            return dict(json.load(resp))
+
+    def logs_tail(self, lines: int = 30) -> str:
+        return self._proc.logs_tail(lines)
 
 
 async def serve_until_stopped(info: dict[str, Any], port_files: Sequence[Path | None]) -> None:
