@@ -18,7 +18,6 @@ Errors are ``{"error": {"code", "message", "errors": [{"reason"}]}}``:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -32,6 +31,7 @@ from durable_jobs.clients.bigquery.answers import (
     error_of,
 )
 from durable_jobs.clients.bigquery.specs import API, validate_job_id
+from durable_jobs.clients.paging import walk_pages
 from durable_jobs.errors import (
     AnswerTooLarge,
     AuthError,
@@ -184,25 +184,12 @@ class BigQueryApi:
         A page that cannot be read (or a page token that repeats) raises: the caller knows nothing of the
         pages it did not get. ``policy`` repeats each page's request on transient errors (None: once).
         """
-        listing = JobsListing()
-        seen: set[str] = set()
-        page_token: str | None = None
-        for n in range(max_pages):
+
+        async def read(page_token: str | None, page_what: str) -> tuple[list[Any], str | None]:
             page_params = (*params, ("pageToken", page_token)) if page_token else tuple(params)
-            page_what = f"{what}, page {n + 1}"
-            entries, page_token = await self._page(project, page_params, page_what, policy)
-            listing.add_page(entries, page_what)
-            if page_token is None or done(listing):
-                return listing
-            if page_token in seen:
-                raise MalformedAnswer(f"{what}: the listing repeats its page token; not reading it further")
-            seen.add(page_token)
-            await asyncio.sleep(0)  # a fast endpoint must not keep the loop through every page
-        listing.capped = True
-        log.warning(
-            "%s: more than %d pages; the rest is not read (a job it did not show is not called lost)", what, max_pages
-        )
-        return listing
+            return await self._page(project, page_params, page_what, policy)
+
+        return await walk_pages(read, JobsListing(), what=what, done=done, max_pages=max_pages)
 
     async def _page(
         self, project: str, params: Params, what: str, policy: RetryPolicy | None
