@@ -18,7 +18,6 @@ Errors are ``{"error": {"code", "message", "errors": [{"reason"}]}}``:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -45,8 +44,6 @@ from durable_jobs.messages import snippet
 from durable_jobs.transport.base import TRANSIENT_STATUSES, Auth, Response
 from durable_jobs.transport.http import DEFAULT_MAX_BODY, Endpoint, request
 from durable_jobs.transport.retry import RetryPolicy
-
-log = logging.getLogger(__name__)
 
 BIGQUERY_URL = "https://bigquery.googleapis.com"
 #: pages of one jobs.list walk, at most

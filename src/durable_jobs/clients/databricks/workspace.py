@@ -17,7 +17,6 @@ Kept apart from the job logic (:mod:`durable_jobs.clients.databricks.client`):
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -48,7 +47,6 @@ from durable_jobs.transport.base import TRANSIENT_STATUSES, Auth, Response
 from durable_jobs.transport.http import DEFAULT_MAX_BODY, Endpoint, request
 from durable_jobs.transport.retry import RetryPolicy
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: the most runs a runs/list page holds on the Jobs API 2.2
