@@ -11,18 +11,15 @@ change a run behind the API (a run the workspace lost, a run that ends now).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from durable_jobs_harness.served_process import ServedProcess
+from durable_jobs_harness.served_process import ServedFake
 
 __all__ = ["DatabricksProcess"]
 
 
-class DatabricksProcess:
+class DatabricksProcess(ServedFake):
     """One fake workspace process (see :func:`durable_jobs_harness.fake_databricks.serve`)."""
 
     def __init__(
@@ -35,44 +32,21 @@ class DatabricksProcess:
         time_scale: float = 1.0,
         startup_timeout: float = 30.0,
     ) -> None:
-        self.run_dir = run_dir
         self.pat, self.client_id, self.client_secret = pat, client_id, client_secret
         self.time_scale = time_scale
         args = ["--pat", pat, "--client-id", client_id, "--client-secret", client_secret]
         args += ["--time-scale", str(time_scale)]
-        self._proc = ServedProcess(
-            "databricks", "durable_jobs_harness.fake_databricks", run_dir, args, startup_timeout=startup_timeout
-        )
-        self.url = ""
-        self.admin_url = ""
-
-    @property
-    def log(self) -> Path:
-        return self._proc.log
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid
-
-    @property
-    def process(self) -> subprocess.Popen[bytes] | None:
-        return self._proc.process
+        super().__init__("databricks", "durable_jobs_harness.fake_databricks", run_dir, args, startup_timeout)
 
     def start(self) -> DatabricksProcess:
-        info = self._proc.start()
-        self.url, self.admin_url = str(info["url"]), str(info["admin_url"])
+        self._start()
         return self
-
-    def stop(self) -> None:
-        """Stop it by its PID (see :meth:`ServedProcess.stop`)."""
-        self._proc.stop()
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run the fake holds (deleted and forgotten included), from the admin listener: ``run_id``,
         ``token``, ``run_type``, ``job_id``, ``run_name``, ``deleted``, ``forgotten``, ``created``,
         ``life_cycle_state``, ``result_state``, and ``run`` (the runs/get answer)."""
-        with urllib.request.urlopen(f"{self.admin_url}/runs", timeout=10) as resp:  # noqa: S310 - our 127.0.0.1
-            return list(json.load(resp)["runs"])
+        return list(self._admin_get("/runs")["runs"])
 
     def create_job(self, name: str, tasks: list[dict[str, Any]] | None = None) -> int:
         """A job for run-now, created through the admin listener; its id."""
@@ -89,16 +63,3 @@ class DatabricksProcess:
     def finish(self, run_id: int, result: str = "SUCCESS") -> dict[str, Any]:
         """End the run now with ``result``."""
         return self._admin_post(f"/runs/{run_id}/finish", {"result": result})
-
-    def _admin_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        req = urllib.request.Request(  # noqa: S310 - our 127.0.0.1
-            self.admin_url + path,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
-            return dict(json.load(resp))
-
-    def logs_tail(self, lines: int = 30) -> str:
-        return self._proc.logs_tail(lines)

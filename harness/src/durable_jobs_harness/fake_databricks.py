@@ -69,7 +69,7 @@ from durable_jobs_harness.fake_databricks_runs import (
     find_script,
     make_tasks,
 )
-from durable_jobs_harness.served_process import serve_main, serve_until_stopped
+from durable_jobs_harness.served_process import ServedApp, serve_main, serve_until_stopped
 
 __all__ = ["FakeDatabricks", "FakeJob", "FakeRun", "main", "serve"]
 
@@ -90,7 +90,7 @@ class _Fault:
     answer: Callable[[], web.Response]
 
 
-class FakeDatabricks:
+class FakeDatabricks(ServedApp):
     """One workspace's Jobs API and OAuth token endpoint on 127.0.0.1 (``port`` 0: a free one)."""
 
     def __init__(
@@ -115,8 +115,6 @@ class FakeDatabricks:
         # ids as large as a workspace's (15 digits): a client that loses precision or truncates shows it
         self._ids = itertools.count(912_345_678_900_001)
         self._job_ids = itertools.count(587_654_321_000_001)
-        self._runner: web.AppRunner | None = None
-        self._admin_runner: web.AppRunner | None = None
 
     # --- the Python API -----------------------------------------------------------------------------------
 
@@ -437,10 +435,7 @@ class FakeDatabricks:
         app.router.add_get(API + "/runs/get", self._get)
         app.router.add_get(API + "/runs/list", self._list)
         app.router.add_get(API + "/list", self._jobs_list)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        self.port = int(self._runner.addresses[0][1])
+        await self._serve(app)
         return self
 
     async def start_admin(self, port: int = 0) -> str:
@@ -473,22 +468,7 @@ class FakeDatabricks:
         admin.router.add_get("/runs", runs)
         admin.router.add_post("/jobs", jobs)
         admin.router.add_post(r"/runs/{run_id:\d+}/{action:delete|forget|finish}", act)
-        self._admin_runner = web.AppRunner(admin, handle_signals=False, access_log=None)
-        await self._admin_runner.setup()
-        await web.TCPSite(self._admin_runner, "127.0.0.1", port).start()
-        return f"http://127.0.0.1:{self._admin_runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        for runner in (self._runner, self._admin_runner):
-            if runner is not None:
-                await runner.cleanup()
-        self._runner = self._admin_runner = None
-
-    async def __aenter__(self) -> FakeDatabricks:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        return await self._serve_admin(admin, port)
 
 
 # --- the fake as its own process ----------------------------------------------------------------------------

@@ -20,16 +20,19 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+
+from aiohttp import web
 
 from durable_jobs_harness.airflow_env.processes import Component
 from durable_jobs_harness.fake_yarn import _stop_on_stdin_eof
 from durable_jobs_harness.logs import tail
 from durable_jobs_harness.waiting import wait_until
 
-__all__ = ["ServedProcess", "serve_main", "serve_until_stopped"]
+__all__ = ["ServedApp", "ServedFake", "ServedProcess", "serve_main", "serve_until_stopped"]
 
 STOP_GRACE = 10.0
 
@@ -112,6 +115,95 @@ class ServedProcess:
 
     def logs_tail(self, lines: int = 30) -> str:
         return tail(self.log, lines)
+
+
+class ServedApp:
+    """A fake's two aiohttp listeners on 127.0.0.1: its API (on :attr:`port`, 0: a free one, kept for a restart)
+    and its unauthenticated admin listener; stopped together, and an ``async with`` starts and stops them."""
+
+    port: int
+    _runner: web.AppRunner | None = None
+    _admin_runner: web.AppRunner | None = None
+
+    async def start(self) -> Self:
+        raise NotImplementedError
+
+    @staticmethod
+    async def _listen(app: web.Application, port: int) -> tuple[web.AppRunner, int]:
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner, int(runner.addresses[0][1])
+
+    async def _serve(self, app: web.Application) -> None:
+        """Listen with the API on :attr:`port`."""
+        self._runner, self.port = await self._listen(app, self.port)
+
+    async def _serve_admin(self, app: web.Application, port: int) -> str:
+        """Listen with the admin listener on ``port``; its URL."""
+        self._admin_runner, bound = await self._listen(app, port)
+        return f"http://127.0.0.1:{bound}"
+
+    async def stop(self) -> None:
+        for runner in (self._runner, self._admin_runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._admin_runner = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class ServedFake:
+    """The launcher side of a fake with an admin listener: its :class:`ServedProcess`, its URLs once started, and
+    plain JSON calls to the admin listener (a view that does not go through the client under test)."""
+
+    def __init__(self, name: str, module: str, run_dir: Path, args: Sequence[str], startup_timeout: float) -> None:
+        self.run_dir = run_dir
+        self._proc = ServedProcess(name, module, run_dir, args, startup_timeout=startup_timeout)
+        self.url = ""
+        self.admin_url = ""
+
+    @property
+    def log(self) -> Path:
+        return self._proc.log
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._proc.process
+
+    def _start(self) -> dict[str, Any]:
+        info = self._proc.start()
+        self.url, self.admin_url = str(info["url"]), str(info["admin_url"])
+        return info
+
+    def stop(self) -> None:
+        """Stop it by its PID (see :meth:`ServedProcess.stop`)."""
+        self._proc.stop()
+
+    def _admin_get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.admin_url + path, timeout=10) as resp:  # noqa: S310 - our 127.0.0.1
+            return json.load(resp)
+
+    def _admin_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        req = urllib.request.Request(  # noqa: S310 - our 127.0.0.1
+            self.admin_url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            return dict(json.load(resp))
+
+    def logs_tail(self, lines: int = 30) -> str:
+        return self._proc.logs_tail(lines)
 
 
 async def serve_until_stopped(info: dict[str, Any], port_files: Sequence[Path | None]) -> None:

@@ -18,6 +18,7 @@ from durable_jobs.clients.databricks.specs import MAX_RUN_ID
 from durable_jobs.decoding import decode_json
 from durable_jobs.errors import MalformedAnswer
 from durable_jobs.messages import cut
+from durable_jobs.transport.oauth import OAuthError, TokenAnswer, oauth_error_of
 
 RunId = Annotated[int, msgspec.Meta(gt=0, le=MAX_RUN_ID - 1)]
 _UNREADABLE = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
@@ -109,22 +110,6 @@ class JobsPage(msgspec.Struct, gc=False):
     next_page_token: str | None = None
 
 
-class TokenAnswer(msgspec.Struct, gc=False):
-    """``POST /oidc/v1/token``: an access token and its lifetime."""
-
-    access_token: Annotated[str, msgspec.Meta(min_length=1, max_length=65536)]
-    expires_in: Annotated[float, msgspec.Meta(gt=0)]
-    token_type: str = "Bearer"
-    scope: str | None = None
-
-
-class OAuthError(msgspec.Struct, gc=False):
-    """The token endpoint's error: ``{"error": "invalid_client", "error_description": "..."}``."""
-
-    error: str
-    error_description: str = ""
-
-
 _ENTRY = msgspec.json.Decoder(Run)
 _ENTRY_ID = msgspec.json.Decoder(_RunIdOnly)
 
@@ -133,13 +118,6 @@ def error_of(body: bytes) -> ErrorAnswer | None:
     """The ``{"error_code", "message"}`` of an error body, or None when the body is not one."""
     try:
         return msgspec.json.decode(body, type=ErrorAnswer)
-    except _UNREADABLE:
-        return None
-
-
-def oauth_error_of(body: bytes) -> OAuthError | None:
-    try:
-        return msgspec.json.decode(body, type=OAuthError)
     except _UNREADABLE:
         return None
 

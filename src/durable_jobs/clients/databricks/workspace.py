@@ -17,8 +17,6 @@ Kept apart from the job logic (:mod:`durable_jobs.clients.databricks.client`):
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -34,6 +32,7 @@ from durable_jobs.clients.databricks.answers import (
     error_of,
 )
 from durable_jobs.clients.databricks.specs import API, validate_run_id
+from durable_jobs.clients.paging import walk_pages
 from durable_jobs.errors import (
     AnswerTooLarge,
     AuthError,
@@ -48,7 +47,6 @@ from durable_jobs.transport.base import TRANSIENT_STATUSES, Auth, Response
 from durable_jobs.transport.http import DEFAULT_MAX_BODY, Endpoint, request
 from durable_jobs.transport.retry import RetryPolicy
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: the most runs a runs/list page holds on the Jobs API 2.2
@@ -189,27 +187,12 @@ class Workspace:
         A page that cannot be read (or a page token that repeats) raises: the caller knows nothing of the
         pages it did not get. ``policy`` repeats each page's request on transient errors (None: once).
         """
-        listing = RunsListing()
-        seen: set[str] = set()
-        page_token: str | None = None
-        for n in range(max_pages):
+
+        async def read(page_token: str | None, page_what: str) -> tuple[list[Any], str | None]:
             page_params = {**params, "page_token": page_token} if page_token else dict(params)
-            page_what = f"{what}, page {n + 1}"
-            entries, page_token = await self._page(page_params, page_what, policy)
-            listing.add_page(entries, page_what)
-            if page_token is None or done(listing):
-                return listing
-            if page_token in seen:
-                raise MalformedAnswer(f"{what}: the listing repeats its page token; not reading it further")
-            seen.add(page_token)
-            await asyncio.sleep(0)  # a fast workspace must not keep the loop through every page
-        listing.capped = True
-        log.warning(
-            "%s: more than %d pages; the rest is not read (a run it did not show cannot be called lost from it)",
-            what,
-            max_pages,
-        )
-        return listing
+            return await self._page(page_params, page_what, policy)
+
+        return await walk_pages(read, RunsListing(), what=what, done=done, max_pages=max_pages)
 
     async def _page(
         self, params: Mapping[str, str], what: str, policy: RetryPolicy | None
