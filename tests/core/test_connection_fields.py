@@ -23,6 +23,8 @@ from durable_jobs.hooks.fields import Connection, Field, read_fields
 from durable_jobs.systems import declared
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+#: fake user credentials (no private key): what BigQuery's key_path and keyfile_dict samples hold
+USER_KEY = Path(__file__).resolve().parents[1] / "bigquery" / "authorized_user.json"
 
 # the standard fields a connection of each type needs to build a client at all
 STANDARD = {
@@ -44,6 +46,10 @@ SAMPLES: dict[tuple[str, str], Any] = {
     ("databricks_durable", "auth"): "oauth",
     ("databricks_durable", "host"): "https://adb-2.azuredatabricks.net",
     ("databricks_durable", "list_limit"): 10,
+    ("bigquery_durable", "project"): "other-project",
+    ("bigquery_durable", "key_path"): str(USER_KEY),
+    ("bigquery_durable", "keyfile_dict"): USER_KEY.read_text(),
+    ("bigquery_durable", "base_url"): "http://127.0.0.1:9050",
 }
 # the rest of the extra a field needs to have an effect (the baseline it is compared with has it too)
 CONTEXT: dict[tuple[str, str], dict[str, Any]] = {
@@ -52,7 +58,15 @@ CONTEXT: dict[tuple[str, str], dict[str, Any]] = {
     ("aws", "aws_secret_access_key"): {"aws_access_key_id": "AKID", "aws_secret_access_key": "secret"},
 }
 # fields that are only checked: the one value they may take is the default
-CHECKED_ONLY = {("aws", "assume_role_method")}
+CHECKED_ONLY = {("aws", "assume_role_method")} | {
+    ("bigquery_durable", name) for name in ("key_secret_name", "credential_config_file", "impersonation_chain")
+}
+
+
+@pytest.fixture(autouse=True)
+def _a_gcp_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BigQuery's project when no extra names one (as Application Default Credentials find it)."""
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "drift-project")
 
 
 class RecordingExtra(Mapping[str, Any]):

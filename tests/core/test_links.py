@@ -71,6 +71,7 @@ def test_the_links_each_system_declares() -> None:
         "kubernetes": ["Kubernetes object"],
         "emr": ["EMR console", "EMR logs"],
         "databricks": ["Databricks run"],
+        "bigquery": ["BigQuery job"],
         "glue": ["Glue job run"],
     }
 

@@ -34,6 +34,7 @@ EXPORTED = {
         "SparkApplicationOperator",
         "DatabricksRunNowOperator",
         "DatabricksSubmitRunOperator",
+        "BigQueryJobOperator",
         "GlueJobRunOperator",
     ],
     "triggers": [
@@ -46,6 +47,7 @@ EXPORTED = {
         "EmrStepTrigger",
         "KubernetesTrigger",
         "DatabricksTrigger",
+        "BigQueryTrigger",
         "GlueTrigger",
     ],
 }

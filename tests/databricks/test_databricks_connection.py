@@ -21,19 +21,12 @@ from durable_jobs.transport.auth import BearerAuth
 from durable_jobs.triggers.base import BASE_KWARGS
 from durable_jobs.triggers.databricks import DatabricksTrigger
 from durable_jobs_harness.airflow_ctx import run_until_deferred, task_context
-from durable_jobs_harness.connections import connection, refusal
+from durable_jobs_harness.connections import Recorded, connection, refusal
 from tests.databricks.fake_client import FakeRunsClient
 
 HOST = "adb-1234567890123456.7.azuredatabricks.net"
 PAT = "dapi0123456789abcdef0123456789abcdef"
 SECRET = "dose0123456789abcdef-oauth-secret"
-
-
-class Recorded:
-    """Records the arguments it is built with (in place of the client and of OAuthM2MAuth)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args, self.kwargs = args, kwargs
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,13 @@ def connection(defaults: dict[str, Any], **fields: Any) -> SimpleNamespace:
     return SimpleNamespace(**{**base, **defaults, **fields})
 
 
+class Recorded:
+    """Records the arguments it is built with: in place of a client or an auth class, for a hook's tests."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
 def refusal(hook: Any, conn: Any, secrets: tuple[str, ...] = ()) -> str:
     """The message of the :class:`ConnectionConfigError` ``hook`` raises building a client from ``conn``."""
     with pytest.raises(ConnectionConfigError) as exc:
@@ -28,4 +35,4 @@ def refusal(hook: Any, conn: Any, secrets: tuple[str, ...] = ()) -> str:
     return text
 
 
-__all__ = ["connection", "refusal"]
+__all__ = ["Recorded", "connection", "refusal"]

@@ -64,16 +64,17 @@ def merged(body: Any, named: Mapping[str, Any]) -> Any:
     )
 
 
-def rendered_body(body: Any) -> dict[str, Any]:
-    """The rendered ``json`` as a plain JSON object (a string is parsed); ValueError for anything else."""
+def rendered_body(body: Any, name: str = "json", what: str = "the request body") -> dict[str, Any]:
+    """The rendered ``json`` (or another field, ``name``) as a plain JSON object (a string is parsed);
+    ValueError for anything else."""
     if isinstance(body, str):
         try:
             body = json.loads(body)
         except ValueError:
-            raise ValueError(f"json is a string that is not a JSON object: {cut(body, 300)!r}") from None
+            raise ValueError(f"{name} is a string that is not a JSON object: {cut(body, 300)!r}") from None
     if not isinstance(body, Mapping):
-        raise ValueError(f"json must be a JSON object (the request body), not {_kind(body)}")
-    plain: dict[str, Any] = plain_json(body, "json")
+        raise ValueError(f"{name} must be a JSON object ({what}), not {_kind(body)}")
+    plain: dict[str, Any] = plain_json(body, name)
     return plain
 
 

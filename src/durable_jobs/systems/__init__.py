@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from durable_jobs.system import System
 
-SYSTEMS = ("spark_standalone", "yarn", "kubernetes", "emr", "databricks", "glue")
+SYSTEMS = ("spark_standalone", "yarn", "kubernetes", "emr", "databricks", "glue", "bigquery")
 
 
 def declared() -> tuple[System, ...]:
