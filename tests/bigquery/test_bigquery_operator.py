@@ -15,7 +15,7 @@ from airflow.sdk import DAG
 from durable_jobs.clients.bigquery import BigQueryJobSpec
 from durable_jobs.hooks.base import DurableJobHook
 from durable_jobs.hooks.bigquery import BigQueryHook
-from durable_jobs.operators.bigquery import BigQueryJobOperator
+from durable_jobs.operators.bigquery import BigQueryJobOperator, airflow_labels
 from durable_jobs.status import JobState
 from durable_jobs.testing.state_store import InMemoryStateStore
 from durable_jobs.triggers.bigquery import BigQueryTrigger
@@ -44,7 +44,7 @@ def gcp_conn(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_spec_carries_the_configuration_location_labels_and_prefix() -> None:
-    with DAG("Nightly.Reports", schedule=None):
+    with DAG("Nightly_Reports", schedule=None):
         op = job(location="europe-west1", labels={"team": "growth"}, job_id_prefix="nightly_")
     assert op.build_spec(None) == BigQueryJobSpec(
         configuration=QUERY,
@@ -52,6 +52,15 @@ def test_the_spec_carries_the_configuration_location_labels_and_prefix() -> None
         labels={"team": "growth", "airflow-dag": "nightly_reports", "airflow-task": "report"},
         job_id_prefix="nightly_",
     )
+
+
+def test_the_airflow_labels_are_the_providers() -> None:
+    assert airflow_labels("Etl", "group.load") == {"airflow-dag": "etl", "airflow-task": "group-load"}
+    assert airflow_labels("etl.v2", "load") == {}  # "." is no label value: the provider adds none either
+    assert airflow_labels("d" * 64, "load") == {}
+    with DAG("etl", schedule=None):
+        mine = job(labels={"airflow-task": "custom"})
+    assert mine.build_spec(None).labels == {"airflow-task": "custom", "airflow-dag": "etl"}
 
 
 def test_configuration_labels_move_to_the_spec_and_the_argument_wins() -> None:

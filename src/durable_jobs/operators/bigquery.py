@@ -76,9 +76,10 @@ def _conn_id(gcp_conn_id: str | None, conn_id: str | None) -> str:
     return gcp_conn_id or conn_id or DEFAULT_CONN_ID
 
 
-def label_value(raw: str) -> str:
-    """``raw`` as a label value BigQuery takes: lowercase, ``[a-z0-9_-]``, at most 63 characters."""
-    return re.sub(r"[^a-z0-9_-]", "_", raw.lower())[:63]
+def airflow_labels(dag_id: str, task_id: str) -> dict[str, str]:
+    """``airflow-dag`` and ``airflow-task``, as the provider derives them; none when either is no label value."""
+    labels = {"airflow-dag": dag_id.lower(), "airflow-task": task_id.lower().replace(".", "-")}
+    return labels if all(LABEL_VALUE.fullmatch(value) for value in labels.values()) else {}
 
 
 def check_labels(labels: Any, *, lenient: bool) -> dict[str, str]:
@@ -140,7 +141,7 @@ class BigQueryJobOperator(DurableJobOperator):
     :param project_id: the project the job runs in; must be the connection's (default: the connection's).
     :param location: where the job runs (default: the connection's extra ``location``, else BigQuery's choice).
     :param labels: more labels of the job (merged over ``configuration.labels``); ``airflow-dag`` and
-        ``airflow-task`` are added as the provider adds them.
+        ``airflow-task`` are added as the provider adds them (when the DAG and task ids are label values).
     :param job_id_prefix: the start of the job id, before the token (default ``airflow_durable_``).
     :param gcp_conn_id: the connection (default ``google_cloud_default``), or ``conn_id``.
 
@@ -219,9 +220,9 @@ class BigQueryJobOperator(DurableJobOperator):
         labels = check_labels(configuration.pop("labels", None), lenient=False)
         labels.update(check_labels(self.labels, lenient=False))
         dag_id = context["ti"].dag_id if context is not None else self.dag_id
-        for key, value in (("airflow-dag", dag_id), ("airflow-task", self.task_id)):
-            if value and len(labels) < MAX_LABELS - 1:
-                labels.setdefault(key, label_value(value))
+        for key, value in airflow_labels(dag_id, self.task_id).items():
+            if len(labels) < MAX_LABELS - 1:
+                labels.setdefault(key, value)
         location = self._text("location")
         project = self._text("project_id")
         if context is not None and (project is not None or location is None):
@@ -268,4 +269,4 @@ class BigQueryJobOperator(DurableJobOperator):
         return {key: answer.get(key) for key in RESULT_KEYS}
 
 
-__all__ = ["BigQueryJobOperator", "check_configuration", "check_labels", "label_value"]
+__all__ = ["BigQueryJobOperator", "airflow_labels", "check_configuration", "check_labels"]
