@@ -276,3 +276,11 @@ def test_a_crashed_try_is_adopted_not_reinserted(client: FakeJobsClient, store: 
     deferred = run_until_deferred(job(), task_context(store, ROW, try_number=2))
     assert deferred.trigger.job["job_id"] == f"airflow_durable_{deferred.trigger.token}"
     assert client.submissions() == 1
+
+
+def test_a_result_given_without_awaiting_is_taken_and_only_its_keys(
+    client: FakeJobsClient, store: InMemoryStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client, "result", lambda locator: {**STATISTICS, "total_slot_ms": 7, "other": "x"})
+    result = job(deferrable=False, poll_interval=0.05).execute(task_context(store, ROW))
+    assert result["total_slot_ms"] == 7 and "other" not in result
