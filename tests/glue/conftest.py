@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from durable_jobs_harness.moto_emr import MotoEmr, moto, moto_server  # noqa: F401
-from tests.glue.moto_glue import GlueMoto, like_aws
+from durable_jobs_harness.moto_glue import GlueMoto, like_aws
 
 
 @pytest.fixture

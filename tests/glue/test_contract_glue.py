@@ -13,8 +13,8 @@ import pytest
 from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.clients.glue import GlueClient, GlueJobRunSpec
 from durable_jobs.status import JobState
+from durable_jobs_harness.moto_glue import GlueMoto
 from tests.emr.test_contract_emr import AwsContract
-from tests.glue.moto_glue import GlueMoto
 
 ENDED = {JobState.SUCCEEDED: "SUCCEEDED", JobState.FAILED: "FAILED"}
 

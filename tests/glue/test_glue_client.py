@@ -15,7 +15,7 @@ from durable_jobs.errors import RecordError, TransientError, UndecidableError
 from durable_jobs.record import make_token
 from durable_jobs.status import JobState
 from durable_jobs.transport.http import close_sessions
-from tests.glue.moto_glue import GlueMoto
+from durable_jobs_harness.moto_glue import GlueMoto
 
 JOB = "nightly-etl"
 OFFLINE = AwsConfig(region_name="us-east-1", endpoint_url="http://127.0.0.1:9", label="aws_offline")

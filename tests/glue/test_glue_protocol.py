@@ -13,7 +13,7 @@ from durable_jobs.clients.glue import GlueClient, GlueJobRunSpec
 from durable_jobs.protocol import Defer, Finished, RetryLater
 from durable_jobs.record import STATE_KEY, Outcome, TaskIdentity
 from durable_jobs_harness.moto_emr import DictStore, protocol, worker_loop
-from tests.glue.moto_glue import GlueMoto
+from durable_jobs_harness.moto_glue import GlueMoto
 
 JOB = "protocol-etl"
 SPEC = GlueJobRunSpec(job_name=JOB, arguments={"--day": "2026-12-03"})

@@ -18,6 +18,9 @@ finished run). ``CancelSteps`` cancels a pending step at once and takes a runnin
 Deliberately *not* like AWS: a repeated ``clientToken`` starts another run (AWS returns the first one for a
 while; steps have no token on AWS either). The crash matrix counts jobs per token, so only the protocol keeps a
 token from running twice. Times are this machine's clock (``createdAt``, and so a find's ``createdAtAfter``).
+
+:func:`main` takes the lifecycle and the moto patches, so the Glue server
+(:mod:`durable_jobs_harness.moto_glue_server`) is this server with its own.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -47,7 +51,7 @@ from moto.server import ThreadedMotoServer
 from durable_jobs_harness.emr_sleep_exit import sleep_exit_of, sleep_exit_of_args
 from durable_jobs_harness.moto_emr import MotoClients, aws_like_patches
 
-__all__ = ["Lifecycle", "MotoEmrProcess"]
+__all__ = ["JobKind", "Lifecycle", "MotoEmrProcess", "main", "serve"]
 
 log = logging.getLogger("moto_emr_server")
 
@@ -55,7 +59,7 @@ READY = "ready "
 
 
 @dataclass(frozen=True)
-class _Kind:
+class JobKind:
     """The state words of one kind of job (an EMR Serverless run, an EMR step) and how moto's object shows them."""
 
     noun: str
@@ -71,13 +75,13 @@ class _Kind:
         return (self.succeeded, self.failed, self.cancelled)
 
 
-RUN = _Kind("run", ("SUBMITTED", "SCHEDULED"), "RUNNING", "SUCCESS", "FAILED", "CANCELLING", "CANCELLED")
-STEP = _Kind("step", ("PENDING",), "RUNNING", "COMPLETED", "FAILED", "CANCEL_PENDING", "CANCELLED")
+RUN = JobKind("run", ("SUBMITTED", "SCHEDULED"), "RUNNING", "SUCCESS", "FAILED", "CANCELLING", "CANCELLED")
+STEP = JobKind("step", ("PENDING",), "RUNNING", "COMPLETED", "FAILED", "CANCEL_PENDING", "CANCELLED")
 
 
 @dataclass
 class _Plan:
-    kind: _Kind
+    kind: JobKind
     job: Any  # moto's JobRun or Step
     seconds: float
     exit_code: int
@@ -107,7 +111,7 @@ class Lifecycle:
 
     # --- what the server's handlers call --------------------------------------------------------------
 
-    def started(self, kind: _Kind, job: Any, seconds: float, exit_code: int) -> None:
+    def started(self, kind: JobKind, job: Any, seconds: float, exit_code: int) -> None:
         with self._lock:
             self._plans[job.id] = _Plan(kind, job, seconds, exit_code, time.monotonic())
             self._set(kind, job, kind.pending[0], None)
@@ -158,7 +162,7 @@ class Lifecycle:
         return kind.failed, f"ExitCode: {plan.exit_code}."
 
     @staticmethod
-    def _set(kind: _Kind, job: Any, state: str, details: str | None) -> None:
+    def _set(kind: JobKind, job: Any, state: str, details: str | None) -> None:
         now = utcnow()
         job.state = state
         if kind is RUN:
@@ -233,8 +237,13 @@ class Lifecycle:
 # --- the process --------------------------------------------------------------------------------------
 
 
-def serve(port: int, lifecycle: Lifecycle, out: IO[str]) -> None:
-    """Run until stdin closes or SIGTERM/SIGINT; print ``ready <endpoint>`` once listening."""
+def serve(
+    port: int, lifecycle: Lifecycle, out: IO[str], base_patches: Callable[[], list[Any]] = aws_like_patches
+) -> None:
+    """Run until stdin closes or SIGTERM/SIGINT; print ``ready <endpoint>`` once listening.
+
+    ``base_patches`` are moto's AWS-likeness patches, started before the lifecycle's own (which go over them).
+    """
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -245,7 +254,7 @@ def serve(port: int, lifecycle: Lifecycle, out: IO[str]) -> None:
                 pass
         stop.set()
 
-    patches = aws_like_patches()
+    patches = base_patches()
     for p in patches:
         p.start()
     for p in lifecycle.patches():  # over the AWS-likeness patches
@@ -258,7 +267,7 @@ def serve(port: int, lifecycle: Lifecycle, out: IO[str]) -> None:
         host, bound = server.get_host_and_port()
         out.write(f"{READY}http://{host}:{bound}\n")
         out.flush()
-        log.info("moto EMR server on http://%s:%d (pid %d)", host, bound, os.getpid())
+        log.info("moto server on http://%s:%d (pid %d)", host, bound, os.getpid())
         threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
         while not stop.wait(1.0):
             pass
@@ -270,17 +279,24 @@ def serve(port: int, lifecycle: Lifecycle, out: IO[str]) -> None:
             p.stop()
 
 
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m durable_jobs_harness.moto_emr_server")
+def main(
+    argv: list[str] | None = None,
+    *,
+    module: str = "durable_jobs_harness.moto_emr_server",
+    lifecycle: type[Lifecycle] = Lifecycle,
+    base_patches: Callable[[], list[Any]] = aws_like_patches,
+) -> int:
+    """The server's command line (``module`` and what it serves: its lifecycle and moto patches)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}")
     sub = parser.add_subparsers(dest="command", required=True)
-    cmd = sub.add_parser("serve", help="serve moto's EMR on 127.0.0.1 until stdin closes or SIGTERM")
+    cmd = sub.add_parser("serve", help="serve moto on 127.0.0.1 until stdin closes or SIGTERM")
     cmd.add_argument("--port", type=int, default=0, help="default: a free port")
-    cmd.add_argument("--pending", type=float, default=0.5, help="seconds in SUBMITTED, then in SCHEDULED")
-    cmd.add_argument("--cancelling", type=float, default=1.0, help="seconds in CANCELLING")
+    cmd.add_argument("--pending", type=float, default=0.5, help="seconds in each pending state")
+    cmd.add_argument("--cancelling", type=float, default=1.0, help="seconds in the cancelling state")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    serve(args.port, Lifecycle(pending=args.pending, cancelling=args.cancelling), sys.stdout)
+    serve(args.port, lifecycle(pending=args.pending, cancelling=args.cancelling), sys.stdout, base_patches)
     return 0
 
 
@@ -290,12 +306,15 @@ def _main(argv: list[str] | None = None) -> int:
 class MotoEmrProcess(MotoClients):
     """The server process, started by a test or the e2e session; stopped by its PID, also while paused."""
 
+    module = "durable_jobs_harness.moto_emr_server"  # what ``python -m`` runs
+    what = "moto EMR server"
+
     def __init__(self, log_file: Path, *, pending: float = 0.5, cancelling: float = 1.0) -> None:
         self.log_file = log_file
         self.argv = [
             sys.executable,
             "-m",
-            "durable_jobs_harness.moto_emr_server",
+            self.module,
             "serve",
             "--pending",
             str(pending),
@@ -335,7 +354,7 @@ class MotoEmrProcess(MotoClients):
         while not line.endswith(b"\n"):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.proc.poll() is not None:
-                raise RuntimeError(f"moto EMR server did not start (exit {self.proc.poll()}):\n{self.logs_tail()}")
+                raise RuntimeError(f"{self.what} did not start (exit {self.proc.poll()}):\n{self.logs_tail()}")
             readable, _, _ = select.select([self.proc.stdout], [], [], min(remaining, 0.5))
             if readable:
                 chunk = os.read(self.proc.stdout.fileno(), 1)
@@ -344,7 +363,7 @@ class MotoEmrProcess(MotoClients):
                 line += chunk
         text = line.decode().strip()
         if not text.startswith(READY):
-            raise RuntimeError(f"moto EMR server said {text!r}:\n{self.logs_tail()}")
+            raise RuntimeError(f"{self.what} said {text!r}:\n{self.logs_tail()}")
         return text[len(READY) :]
 
     def pause(self) -> None:
@@ -389,4 +408,4 @@ class MotoEmrProcess(MotoClients):
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(main())

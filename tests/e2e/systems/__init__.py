@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 # one module per system, in the order of the report; each defines SYSTEM
-MODULES: tuple[str, ...] = ("spark", "yarn", "kubernetes", "emr", "emr_steps", "databricks", "spark_ha")
+MODULES: tuple[str, ...] = (
+    "spark",
+    "yarn",
+    "kubernetes",
+    "emr",
+    "emr_steps",
+    "databricks",
+    "glue",
+    "bigquery",
+    "spark_ha",
+)
 # ``DURABLE_JOBS_E2E_SYSTEMS=spark,kubernetes`` selects a subset (default: every system of MODULES)
 SELECT_ENV = "DURABLE_JOBS_E2E_SYSTEMS"
 # every token of a task is looked up for these generations

@@ -14,23 +14,21 @@ attributed by that token. Pausing the endpoint SIGSTOPs the fake's process.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from durable_jobs_harness.databricks_process import DatabricksProcess
 
-from . import E2ESystem, Job, tokens_of
+from . import Job, tokens_of
+from .served import ServedFakeSystem
 
 # life cycle states after which a run changes no more (INTERNAL_ERROR and SKIPPED end a run without TERMINATED)
 TERMINAL = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})
 KIND = "Databricks run"  # how our log lines name a run: the client's describe()
 
 
-class DatabricksSystem(E2ESystem):
+class DatabricksSystem(ServedFakeSystem[DatabricksProcess]):
     name = "databricks"
     conn_id = "databricks_e2e"
     job_noun = KIND
@@ -44,30 +42,8 @@ class DatabricksSystem(E2ESystem):
         "crash_before_outcome": f"Found {KIND} ",
     }
 
-    def __init__(self) -> None:
-        self.endpoint: DatabricksProcess | None = None
-        self._paused = False
-
-    def start(self, root: Path) -> None:
-        run_dir = root / self.name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        endpoint = DatabricksProcess(run_dir)
-        endpoint.start()
-        self.endpoint = endpoint
-
-    def stop(self) -> None:
-        endpoint, self.endpoint = self.endpoint, None
-        if endpoint is None:
-            return
-        if self._paused:
-            os.kill(endpoint.pid, signal.SIGCONT)
-            self._paused = False
-        endpoint.stop()
-
-    def _endpoint(self) -> DatabricksProcess:
-        if self.endpoint is None:
-            raise RuntimeError("the fake Databricks workspace is not running")
-        return self.endpoint
+    def launch(self, run_dir: Path) -> DatabricksProcess:
+        return DatabricksProcess(run_dir).start()
 
     def connection(self) -> dict[str, Any]:
         endpoint = self._endpoint()
@@ -78,9 +54,6 @@ class DatabricksSystem(E2ESystem):
             "password": endpoint.pat,
             "extra": {"timeout": 3},
         }
-
-    def airflow_env(self) -> dict[str, str]:
-        return {f"AIRFLOW_CONN_{self.conn_id.upper()}": json.dumps(self.connection())}
 
     def jobs(self, dag_id: str, run_id: str, task_keys: Sequence[tuple[str, int]]) -> list[Job]:
         tokens = tokens_of(dag_id, run_id, task_keys)
@@ -106,14 +79,6 @@ class DatabricksSystem(E2ESystem):
             for entry in entries
             if isinstance(entry, dict) and isinstance(job := entry.get("job"), dict) and job.get("run_id") is not None
         }
-
-    def pause(self) -> None:
-        os.kill(self._endpoint().pid, signal.SIGSTOP)
-        self._paused = True
-
-    def resume(self) -> None:
-        os.kill(self._endpoint().pid, signal.SIGCONT)
-        self._paused = False
 
 
 SYSTEM = DatabricksSystem

@@ -50,6 +50,7 @@ class EmrSystem(E2ESystem):
     )
     cancelled_states: ClassVar[frozenset[str]] = frozenset({"CANCELLING", "CANCELLED"})
     after_crash: ClassVar[dict[str, str]] = after_crash(KIND)
+    process: ClassVar[type[MotoEmrProcess]] = MotoEmrProcess  # the moto server process
 
     def __init__(self) -> None:
         self.server: MotoEmrProcess | None = None
@@ -57,7 +58,7 @@ class EmrSystem(E2ESystem):
         self._boto: Any = None
 
     def start(self, root: Path) -> None:
-        self.server = MotoEmrProcess(root / self.name / "moto.log").start()
+        self.server = self.process(root / self.name / "moto.log").start()
         self.container = self.create_container(self.server)
         self._boto = self.server.boto(self.service, config=Config(read_timeout=15, retries={"total_max_attempts": 3}))
 
@@ -72,7 +73,7 @@ class EmrSystem(E2ESystem):
 
     def _server(self) -> MotoEmrProcess:
         if self.server is None:
-            raise RuntimeError("the moto EMR server is not running")
+            raise RuntimeError(f"the {self.process.what} is not running")
         return self.server
 
     def airflow_env(self) -> dict[str, str]:
@@ -87,13 +88,18 @@ class EmrSystem(E2ESystem):
         tokens = tokens_of(dag_id, run_id, task_keys)
         out: list[Job] = []
         for job_id, name, state in self.listed():
-            match = NAME_TOKEN_RE.search(name)
-            if not match or match[1] not in tokens:
+            token = self.token_in(name)
+            if token not in tokens:
                 continue
-            task_id, map_index, gen = tokens[match[1]]
+            task_id, map_index, gen = tokens[token]
             active, cancelled = state in self.active_states, state in self.cancelled_states
             out.append(Job(job_id, state, task_id, map_index, gen, active, cancelled))
         return sorted(out, key=lambda j: (j.task_id, j.map_index, j.generation, j.id))
+
+    def token_in(self, name: str) -> str | None:
+        """The token a listed job carries (at the end of its name)."""
+        match = NAME_TOKEN_RE.search(name)
+        return match[1] if match else None
 
     def listed(self) -> Iterator[tuple[str, str, str]]:
         """(id, name, state) of every job in the container, from the server's own API."""
@@ -110,7 +116,7 @@ class EmrSystem(E2ESystem):
     def logs_tail(self, lines: int = 30) -> str:
         if self.server is None:
             return ""
-        return f"--- moto EMR server ({self.server.log_file}) ---\n{self.server.logs_tail(lines)}"
+        return f"--- {self.process.what} ({self.server.log_file}) ---\n{self.server.logs_tail(lines)}"
 
 
 SYSTEM = EmrSystem

@@ -1,4 +1,4 @@
-"""moto's Glue, made to answer like AWS where the Glue tests see the difference, on the shared moto server.
+"""moto's Glue, made to answer like AWS where our Glue client sees the difference: for the tests and the e2e server.
 
 moto 5.2 serves ``CreateJob``, ``StartJobRun`` (with ``Arguments`` kept and returned, and
 ``ConcurrentRunsExceededException`` at the job's ``MaxConcurrentRuns``), ``GetJobRun`` (unknown run:
@@ -12,6 +12,10 @@ moto 5.2 serves ``CreateJob``, ``StartJobRun`` (with ``Arguments`` kept and retu
   :meth:`GlueMoto.glue_stops` makes it ``STOPPED``, as Glue does), an ended run is an ``Errors`` entry
   (``InvalidInputException``), an unknown one an ``EntityNotFoundException`` entry;
 * a run never has an ``ErrorMessage``: here a test sets ``run.error_message`` and it is answered.
+
+The Glue tests enter :func:`like_aws` around the shared in-process moto server (:class:`GlueMoto` is their hand
+on it); the crash matrix's moto server process (:mod:`durable_jobs_harness.moto_glue_server`) starts the same
+patches (:func:`aws_like_patches`) and plays the runs' lives there.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from moto.core.responses import ActionResult
 from moto.glue import models as glue_models
 from moto.glue.responses import GlueResponse
 
-from durable_jobs_harness.moto_emr import ACCOUNT, REGION, MotoEmr
+from durable_jobs_harness.moto_emr import ACCOUNT, REGION, MotoClients, MotoEmr
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/glue-job-role"
 ACTIVE = ("STARTING", "WAITING", "RUNNING", "STOPPING")
@@ -75,16 +79,35 @@ def _set_status(self: Any, value: str) -> None:
     self._status = value
 
 
-@contextlib.contextmanager
-def like_aws() -> Iterator[None]:
+def aws_like_patches() -> list[Any]:
+    """The patches above, not started."""
     run = glue_models.FakeJobRun
-    with (
+    return [
         mock.patch.object(GlueResponse, "batch_stop_job_run", _batch_stop_job_run, create=True),
         mock.patch.object(glue_models.FakeJob, "get_job_runs", _newest_first),
         mock.patch.object(run, "as_dict", _with_error_message(run.as_dict)),
         mock.patch.object(run, "status", property(_kept_status, _set_status)),
-    ):
+    ]
+
+
+@contextlib.contextmanager
+def like_aws() -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for patch in aws_like_patches():
+            stack.enter_context(patch)
         yield
+
+
+def create_glue_job(clients: MotoClients, name: str, *, max_concurrent_runs: int = 1000) -> str:
+    """A Glue job on the moto server at ``clients.endpoint`` (runs of a job never overlap past the limit)."""
+    clients.boto("glue").create_job(
+        Name=name,
+        Role=ROLE,
+        Command={"Name": "glueetl", "ScriptLocation": "s3://scripts/etl.py"},
+        ExecutionProperty={"MaxConcurrentRuns": max_concurrent_runs},
+        DefaultArguments={"--job-language": "python"},
+    )
+    return name
 
 
 class GlueMoto:
@@ -98,14 +121,7 @@ class GlueMoto:
         return glue_models.glue_backends[ACCOUNT][REGION]
 
     def create_job(self, name: str, *, max_concurrent_runs: int = 1000) -> str:
-        self.moto.boto("glue").create_job(
-            Name=name,
-            Role=ROLE,
-            Command={"Name": "glueetl", "ScriptLocation": "s3://scripts/etl.py"},
-            ExecutionProperty={"MaxConcurrentRuns": max_concurrent_runs},
-            DefaultArguments={"--job-language": "python"},
-        )
-        return name
+        return create_glue_job(self.moto, name, max_concurrent_runs=max_concurrent_runs)
 
     def runs(self, job_name: str) -> list[Any]:
         return list(self.backend.jobs[job_name].job_runs)
@@ -148,4 +164,4 @@ class GlueMoto:
             task.cancel()
 
 
-__all__ = ["ROLE", "GlueMoto", "like_aws"]
+__all__ = ["ACTIVE", "ROLE", "GlueMoto", "aws_like_patches", "create_glue_job", "like_aws"]
