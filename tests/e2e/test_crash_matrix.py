@@ -256,8 +256,11 @@ def test_clear_while_deferred(system: str, request: pytest.FixtureRequest, matri
     assert any("invoking on_kill" in e for e in old), old
     assert any("not cancelling it" in e for e in old), old
     assert "Trigger fired event" not in old, old
-    assert any(e.startswith(f"Found {sys_.job_noun} ") for e in log_events(airflow, run, "job", 2))
-    assert row.events == 1, row
+    second = log_events(airflow, run, "job", 2)
+    assert any(e.startswith(f"Found {sys_.job_noun} ") for e in second), second
+    # try 2 reattaches (one event), or, on a busy host, finds the job already ended and returns it (none)
+    returned = any("returning its result without running anything" in e for e in second)
+    assert row.events == (0 if returned else 1), (row, second)
 
 
 @each_system

@@ -138,7 +138,36 @@ def wait_cancelled(af: AirflowEnv, systems: Systems, runs: dict[str, Run], since
                 took[s] = round(time.time() - since, 1)
         return len(took) == len(runs)
 
-    wait_until("every marked task's job to be cancelled", all_ended, timeout=RUN_TIMEOUT, interval=0.5)
+    def diagnosis() -> str:
+        """What each system still waiting shows: its jobs, the reaper's callbacks, the triggerers' reaper lines."""
+        try:
+            return _diagnosis()
+        except Exception as exc:  # the diagnosis must not hide the timeout
+            return f"(no diagnosis: {exc!r})"
+
+    def _diagnosis() -> str:
+        lines = []
+        for s, r in runs.items():
+            if s in took:
+                continue
+            try:
+                jobs = [(j.id, j.active) for j in systems[s].jobs(r.dag_id, r.run_id, [("job", -1)])]
+            except AirflowEnvError as exc:
+                jobs = [("?", str(exc))]
+            lines.append(f"{s}: jobs {jobs}, reaper callbacks {reaper_callbacks(af, r)}")
+        for name in sorted(p.stem for p in af.logs_dir.glob("triggerer*.log")):
+            text = (af.logs_dir / f"{name}.log").read_text("utf-8", "replace")
+            said = [ln for ln in text.splitlines() if "reaper" in ln or "allback" in ln]
+            lines.append(f"{name}.log, its reaper and callback lines (last 40):\n" + "\n".join(said[-40:]))
+        return "\n".join(lines)
+
+    wait_until(
+        "every marked task's job to be cancelled",
+        all_ended,
+        timeout=RUN_TIMEOUT,
+        interval=0.5,
+        on_timeout=diagnosis,
+    )
     return took
 
 

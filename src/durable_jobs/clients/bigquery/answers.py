@@ -10,16 +10,13 @@ absent from it may then be called lost).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import msgspec
 
 from durable_jobs.clients.bigquery.specs import TOKEN_LABEL
+from durable_jobs.clients.listing import EntryReader, Listing, decode_or_none
 from durable_jobs.decoding import decode_json
 from durable_jobs.errors import MalformedAnswer
 from durable_jobs.messages import cut
-
-_UNREADABLE = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
 
 
 class ErrorProto(msgspec.Struct, gc=False):
@@ -123,16 +120,9 @@ class _RefOnly(msgspec.Struct, gc=False):
     jobReference: JobReference
 
 
-_ENTRY = msgspec.json.Decoder(Job)
-_ENTRY_REF = msgspec.json.Decoder(_RefOnly)
-
-
 def error_of(body: bytes) -> ErrorAnswer | None:
     """The ``{"error": {...}}`` of an error body, or None when the body is not one."""
-    try:
-        return msgspec.json.decode(body, type=ErrorAnswer)
-    except _UNREADABLE:
-        return None
+    return decode_or_none(body, ErrorAnswer)
 
 
 def decode_job(body: bytes, job_id: str, *, what: str) -> Job:
@@ -151,44 +141,25 @@ def decode_cancel(body: bytes, job_id: str, *, what: str) -> None:
         raise MalformedAnswer(f"{what}: the answer is about another job")
 
 
-@dataclass(slots=True)
-class JobsListing:
-    """``jobs.list`` pages, entry by entry: one entry that cannot be read touches its own job only."""
+def _stateless(job: Job, earlier: Job | None, name: str) -> str | None:
+    return f"the entry of {name} has no state" if job.status is None and job.state is None else None
 
-    jobs: dict[str, Job] = field(default_factory=dict)  # job id -> job
-    malformed: dict[str, str] = field(default_factory=dict)  # job id -> why its entry is unreadable
-    unreadable: int = 0  # entries whose id could not be read either
-    capped: bool = False  # more pages were left unread
+
+class JobsListing(Listing[str, Job]):
+    """``jobs.list`` pages, entry by entry (:class:`~durable_jobs.clients.listing.Listing`)."""
+
+    __slots__ = ()
+    READER = EntryReader(
+        entry=msgspec.json.Decoder(Job),
+        key=lambda job: job.jobReference.jobId,
+        key_of_raw=lambda raw: msgspec.json.decode(raw, type=_RefOnly).jobReference.jobId,
+        name=lambda job_id: f"job {cut(job_id, 200)}",
+        problem=_stateless,
+    )
 
     @property
-    def complete(self) -> bool:
-        """Every entry of every page was read: a job missing from it is really not listed."""
-        return self.unreadable == 0 and not self.capped
-
-    def add_page(self, entries: list[msgspec.Raw], what: str) -> None:
-        for raw in entries:
-            try:
-                job = _ENTRY.decode(raw)
-            except _UNREADABLE as exc:
-                try:
-                    job_id = _ENTRY_REF.decode(raw).jobReference.jobId
-                except _UNREADABLE:
-                    self.unreadable += 1
-                else:
-                    self.jobs.pop(job_id, None)
-                    self.malformed[job_id] = (
-                        f"{what}: the entry of job {cut(job_id, 200)} is malformed ({cut(str(exc), 300)})"
-                    )
-                continue
-            job_id = job.jobReference.jobId
-            if job.status is None and job.state is None:
-                self.jobs.pop(job_id, None)
-                self.malformed[job_id] = f"{what}: the entry of job {cut(job_id, 200)} has no state"
-            elif job_id not in self.malformed:
-                self.jobs[job_id] = job
-
-    def seen(self, job_id: str) -> bool:
-        return job_id in self.jobs or job_id in self.malformed
+    def jobs(self) -> dict[str, Job]:
+        return self.found
 
 
 def decode_jobs_page(body: bytes, *, what: str) -> tuple[list[msgspec.Raw], str | None]:

@@ -9,19 +9,17 @@ incomplete: nothing absent from it may then be called lost).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Annotated
 
 import msgspec
 
 from durable_jobs.clients.databricks.specs import MAX_RUN_ID
+from durable_jobs.clients.listing import EntryReader, Listing, decode_or_none, listed_twice
 from durable_jobs.decoding import decode_json
 from durable_jobs.errors import MalformedAnswer
-from durable_jobs.messages import cut
 from durable_jobs.transport.oauth import OAuthError, TokenAnswer, oauth_error_of
 
 RunId = Annotated[int, msgspec.Meta(gt=0, le=MAX_RUN_ID - 1)]
-_UNREADABLE = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
 
 
 class ErrorAnswer(msgspec.Struct, gc=False):
@@ -110,16 +108,9 @@ class JobsPage(msgspec.Struct, gc=False):
     next_page_token: str | None = None
 
 
-_ENTRY = msgspec.json.Decoder(Run)
-_ENTRY_ID = msgspec.json.Decoder(_RunIdOnly)
-
-
 def error_of(body: bytes) -> ErrorAnswer | None:
     """The ``{"error_code", "message"}`` of an error body, or None when the body is not one."""
-    try:
-        return msgspec.json.decode(body, type=ErrorAnswer)
-    except _UNREADABLE:
-        return None
+    return decode_or_none(body, ErrorAnswer)
 
 
 def decode_run(body: bytes, run_id: int, *, what: str) -> Run:
@@ -130,41 +121,21 @@ def decode_run(body: bytes, run_id: int, *, what: str) -> Run:
     return run
 
 
-@dataclass(slots=True)
-class RunsListing:
-    """``runs/list`` pages, entry by entry: one entry that cannot be read touches its own run only."""
+class RunsListing(Listing[int, Run]):
+    """``runs/list`` pages, entry by entry (:class:`~durable_jobs.clients.listing.Listing`)."""
 
-    runs: dict[int, Run] = field(default_factory=dict)
-    malformed: dict[int, str] = field(default_factory=dict)  # run id -> why its entry is unreadable
-    unreadable: int = 0  # entries whose id could not be read either
-    capped: bool = False  # more pages were left unread
+    __slots__ = ()
+    READER = EntryReader(
+        entry=msgspec.json.Decoder(Run),
+        key=lambda run: run.run_id,
+        key_of_raw=lambda raw: msgspec.json.decode(raw, type=_RunIdOnly).run_id,
+        name=lambda run_id: f"run {run_id}",
+        problem=listed_twice(lambda a, b: (a.state, a.status) == (b.state, b.status)),
+    )
 
     @property
-    def complete(self) -> bool:
-        """Every entry of every page was read: a run missing from it is really not listed."""
-        return self.unreadable == 0 and not self.capped
-
-    def add_page(self, entries: list[msgspec.Raw], what: str) -> None:
-        for raw in entries:
-            try:
-                run = _ENTRY.decode(raw)
-            except _UNREADABLE as exc:
-                try:
-                    run_id = _ENTRY_ID.decode(raw).run_id
-                except _UNREADABLE:
-                    self.unreadable += 1
-                else:
-                    self.runs.pop(run_id, None)
-                    self.malformed[run_id] = f"{what}: the entry of run {run_id} is malformed ({cut(str(exc), 300)})"
-                continue
-            prev = self.runs.get(run.run_id)
-            if run.run_id in self.malformed:
-                continue
-            if prev is not None and (prev.state, prev.status) != (run.state, run.status):
-                del self.runs[run.run_id]
-                self.malformed[run.run_id] = f"{what}: run {run.run_id} is listed twice, in different states"
-            else:
-                self.runs[run.run_id] = run
+    def runs(self) -> dict[int, Run]:
+        return self.found
 
 
 def decode_runs_page(body: bytes, *, what: str) -> tuple[list[msgspec.Raw], str | None]:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import msgspec
 
+from durable_jobs.clients.listing import UNREADABLE, EntryReader, Listing, decode_or_none, listed_twice
 from durable_jobs.clients.yarn.specs import validate_app_id
 from durable_jobs.decoding import decode_json
 from durable_jobs.errors import MalformedAnswer, RecordError
@@ -117,11 +117,6 @@ class _AppState(msgspec.Struct, gc=False):
     state: str
 
 
-_ENTRY = msgspec.json.Decoder(AppInfo)
-_ENTRY_ID = msgspec.json.Decoder(_AppId)
-_UNREADABLE = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
-
-
 def decode_app(body: bytes, app_id: str, *, what: str) -> AppInfo:
     """``{"app": {...}}`` about ``app_id``; an answer about another application is malformed."""
     app = decode_json(body, _AppAnswer, what=what).app
@@ -132,10 +127,8 @@ def decode_app(body: bytes, app_id: str, *, what: str) -> AppInfo:
 
 def remote_exception(body: bytes) -> RemoteExceptionInfo | None:
     """The ``RemoteException`` of an error body, or None when the body is not one."""
-    try:
-        return msgspec.json.decode(body, type=_RemoteError).RemoteException
-    except _UNREADABLE:
-        return None
+    err = decode_or_none(body, _RemoteError)
+    return None if err is None else err.RemoteException
 
 
 def is_not_found(status: int, body: bytes) -> bool:
@@ -170,18 +163,21 @@ def decode_app_state(body: bytes, *, what: str) -> str:
     return decode_json(body, _AppState, what=what).state
 
 
-@dataclass(slots=True)
-class AppListing:
-    """A list answer, entry by entry: one entry that cannot be read touches its own application only."""
+class AppListing(Listing[str, AppInfo]):
+    """A list answer, entry by entry (:class:`~durable_jobs.clients.listing.Listing`)."""
 
-    apps: dict[str, AppInfo] = field(default_factory=dict)
-    malformed: dict[str, str] = field(default_factory=dict)  # application id -> why its entry is unreadable
-    unreadable: int = 0  # entries whose id could not be read either
+    __slots__ = ()
+    READER = EntryReader(
+        entry=msgspec.json.Decoder(AppInfo),
+        key=lambda app: app.id,
+        key_of_raw=lambda raw: msgspec.json.decode(raw, type=_AppId).id,
+        name=lambda app_id: cut(app_id, 80),
+        problem=listed_twice(lambda a, b: (a.state, a.finalStatus) == (b.state, b.finalStatus)),
+    )
 
     @property
-    def complete(self) -> bool:
-        """Every entry was read: an application missing from it is really not listed."""
-        return self.unreadable == 0
+    def apps(self) -> dict[str, AppInfo]:
+        return self.found
 
 
 def listing_entries(body: bytes, *, what: str) -> list[msgspec.Raw]:
@@ -191,7 +187,7 @@ def listing_entries(body: bytes, *, what: str) -> list[msgspec.Raw]:
     except msgspec.ValidationError as exc:
         try:
             return [msgspec.json.decode(body, type=_OneAppAnswer).apps.app]
-        except _UNREADABLE:
+        except UNREADABLE:
             raise MalformedAnswer(f"{what}: the answer does not match its schema ({exc})") from None
     except (msgspec.DecodeError, RecursionError):
         decode_json(body, _AppsAnswer, what=what)  # raises MalformedAnswer with the reason
@@ -206,27 +202,7 @@ def _read_entries(entries: list[msgspec.Raw], listing: AppListing, what: str) ->
     done = 0
     for raw in entries:
         done += len(raw)
-        try:
-            app = _ENTRY.decode(raw)
-        except _UNREADABLE as exc:
-            try:
-                app_id = _ENTRY_ID.decode(raw).id
-            except _UNREADABLE:
-                listing.unreadable += 1
-            else:
-                listing.apps.pop(app_id, None)
-                listing.malformed[app_id] = (
-                    f"{what}: the entry of {cut(app_id, 80)} is malformed ({cut(str(exc), 300)})"
-                )
-        else:
-            prev = listing.apps.get(app.id)
-            if app.id in listing.malformed:
-                pass
-            elif prev is not None and (prev.state, prev.finalStatus) != (app.state, app.finalStatus):
-                del listing.apps[app.id]
-                listing.malformed[app.id] = f"{what}: {cut(app.id, 80)} is listed twice, in different states"
-            else:
-                listing.apps[app.id] = app
+        listing.add(raw, what)
         if done >= _SLICE_BYTES:
             done = 0
             yield
