@@ -14,6 +14,10 @@ Systems:
 * ``durable-emr``: :class:`EmrStepTrigger` (one shared poller, ``ListSteps`` per cluster of 250 steps);
 * ``durable-databricks``: :class:`DatabricksTrigger` (one shared poller, one ``runs/list?active_only=true`` walk
   of 24 runs a page per workspace, ``runs/get`` only for runs that left it);
+* ``durable-glue``: :class:`GlueTrigger` (one shared poller, one ``GetJobRuns`` walk per job name of 200 runs a
+  page, ``GetJobRun`` only for runs it did not list);
+* ``durable-bigquery``: :class:`BigQueryTrigger` (one shared poller, one walk of the pending and running jobs,
+  ``jobs.list`` of 1,000 a page per project, ``jobs.get`` only for jobs that left it);
 * ``floor``: a bare coroutine per job on one shared aiohttp session, GETting its driver's REST status every
   interval until it ends: per-job polling at its cheapest;
 * ``floor-batched``: one bare loop GETting the master's ``/json/`` every interval (``resp.json()``, i.e.
@@ -23,7 +27,10 @@ Systems:
 * ``livy``: the apache-livy provider's ``LivyTrigger``;
 * ``kube-pod``: the cncf-kubernetes provider's ``KubernetesPodTrigger``;
 * ``emr-step``: the amazon provider's ``EmrStepSensorTrigger``;
-* ``databricks-run``: the databricks provider's ``DatabricksExecutionTrigger`` (``runs/get`` per run and poll).
+* ``databricks-run``: the databricks provider's ``DatabricksExecutionTrigger`` (``runs/get`` per run and poll);
+* ``glue-job``: the amazon provider's ``GlueJobCompleteTrigger`` (a ``GetJobRun`` waiter per run and poll);
+* ``bigquery-job``: the google provider's ``BigQueryInsertJobTrigger`` (``jobs.get`` per job and poll, through
+  google-cloud-bigquery's client in a thread).
 """
 
 from __future__ import annotations
@@ -207,12 +214,50 @@ def databricks_connection(spec: dict[str, Any], conn_type: str, **extra: Any) ->
     return {**conn, "password": spec["setup"]["pat"], "extra": extra}
 
 
-def aws_connection(spec: dict[str, Any]) -> dict[str, Any]:
+async def durable_glue(spec: dict[str, Any]) -> System:
+    from durable_jobs.hooks.glue import GlueHook
+    from durable_jobs.triggers.glue import GlueTrigger
+
+    setup = spec["setup"]
+    set_connection("bench_glue_durable", aws_connection(spec, "glue"))
+
+    def run(i: int) -> dict[str, Any]:
+        return {"job_name": setup["job_names"][i], "run_id": setup["ids"][i]}
+
+    client = await GlueHook.aget_client("bench_glue_durable")
+    # one call first, as for the provider: botocore's endpoints and service model are process-wide caches
+    await client.status(run(0))
+    return durable(GlueTrigger, "bench_glue_durable", run, spec["interval"])
+
+
+async def durable_bigquery(spec: dict[str, Any]) -> System:
+    from durable_jobs.triggers.bigquery import BigQueryTrigger
+
+    setup = spec["setup"]
+    set_connection(
+        "bench_bigquery_durable", bigquery_connection(spec, "bigquery_durable", base_url=spec["urls"]["bigquery"])
+    )
+
+    def job(i: int) -> dict[str, Any]:
+        return {"project": setup["project"], "location": setup["location"], "job_id": setup["ids"][i]}
+
+    client = await BigQueryTrigger.hook_class.aget_client("bench_bigquery_durable")
+    await client.status(job(0))  # one call first, as for the provider: a token fetched, connected once
+    return durable(BigQueryTrigger, "bench_bigquery_durable", job, spec["interval"], token=lambda i: f"dj{i:020x}")
+
+
+def bigquery_connection(spec: dict[str, Any], conn_type: str, **extra: Any) -> dict[str, Any]:
+    """The fake's project and its service-account key (whose token_uri is the fake's), as both types read them."""
+    setup = spec["setup"]
+    return {"conn_type": conn_type, "extra": {"project": setup["project"], "keyfile_dict": setup["key"], **extra}}
+
+
+def aws_connection(spec: dict[str, Any], service: str = "emr") -> dict[str, Any]:
     return {
         "conn_type": "aws",
         "login": "testing",
         "password": "testing",
-        "extra": {"region_name": "us-east-1", "endpoint_url": spec["urls"]["emr"]},
+        "extra": {"region_name": "us-east-1", "endpoint_url": spec["urls"][service]},
     }
 
 
@@ -358,27 +403,43 @@ async def kube_pod(spec: dict[str, Any]) -> System:
     return System(job)
 
 
+async def amazon_waiters(
+    spec: dict[str, Any],
+    service: str,
+    hook_class: Any,
+    warm: Callable[[Any], Awaitable[Any]],
+    trigger: Callable[[int], Any],
+) -> System:
+    """The amazon provider's waiter trigger ``trigger(i)`` per job, on ``service``'s fake endpoint."""
+    set_connection("bench_aws", aws_connection(spec, service))
+    # one client made and closed first: botocore's loaders and models are process-wide caches
+    async with await hook_class(aws_conn_id="bench_aws").get_async_conn() as client:
+        await warm(client)
+
+    async def job(i: int) -> str:
+        return str((await first_event(trigger(i)))["status"])
+
+    return System(job)
+
+
 async def emr_step(spec: dict[str, Any]) -> System:
     from airflow.providers.amazon.aws.hooks.emr import EmrHook
     from airflow.providers.amazon.aws.triggers.emr import EmrStepSensorTrigger
 
     setup, interval = spec["setup"], int(spec["interval"])
-    set_connection("bench_aws", aws_connection(spec))
-    # one client made and closed first: botocore's loaders and models are process-wide caches
-    async with await EmrHook(aws_conn_id="bench_aws").get_async_conn() as client:
-        await client.describe_step(ClusterId=setup["cluster_ids"][0], StepId=setup["ids"][0])
-
-    async def job(i: int) -> str:
-        trigger = EmrStepSensorTrigger(
+    return await amazon_waiters(
+        spec,
+        "emr",
+        EmrHook,
+        lambda client: client.describe_step(ClusterId=setup["cluster_ids"][0], StepId=setup["ids"][0]),
+        lambda i: EmrStepSensorTrigger(
             job_flow_id=setup["cluster_ids"][i],
             step_id=setup["ids"][i],
             waiter_delay=interval,
             waiter_max_attempts=100_000,
             aws_conn_id="bench_aws",
-        )
-        return str((await first_event(trigger))["status"])
-
-    return System(job)
+        ),
+    )
 
 
 async def databricks_run(spec: dict[str, Any]) -> System:
@@ -400,11 +461,61 @@ async def databricks_run(spec: dict[str, Any]) -> System:
     return System(job)
 
 
+async def glue_job(spec: dict[str, Any]) -> System:
+    from airflow.providers.amazon.aws.hooks.glue import GlueJobHook
+    from airflow.providers.amazon.aws.triggers.glue import GlueJobCompleteTrigger
+
+    setup, interval = spec["setup"], int(spec["interval"])
+    return await amazon_waiters(
+        spec,
+        "glue",
+        GlueJobHook,
+        lambda client: client.get_job_run(JobName=setup["job_names"][0], RunId=setup["ids"][0]),
+        lambda i: GlueJobCompleteTrigger(
+            job_name=setup["job_names"][i],
+            run_id=setup["ids"][i],
+            verbose=False,
+            waiter_delay=interval,
+            waiter_max_attempts=100_000,
+            aws_conn_id="bench_aws",
+        ),
+    )
+
+
+async def bigquery_job(spec: dict[str, Any]) -> System:
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryAsyncHook
+    from airflow.providers.google.cloud.triggers.bigquery import BigQueryInsertJobTrigger
+
+    setup, interval = spec["setup"], float(spec["interval"])
+    # google-cloud-bigquery's client (what the provider's get_job_status runs in a thread) takes its API root
+    # from here; the key's token_uri sends google-auth's token request to the fake
+    os.environ["BIGQUERY_EMULATOR_HOST"] = spec["urls"]["bigquery"]
+    set_connection("bench_gcp", bigquery_connection(spec, "google_cloud_platform"))
+    # one call first: the sync hook, its credentials (a token) and the providers manager are process-wide
+    await BigQueryAsyncHook(gcp_conn_id="bench_gcp").get_job_status(
+        job_id=setup["ids"][0], project_id=setup["project"], location=setup["location"]
+    )
+
+    async def job(i: int) -> str:
+        trigger = BigQueryInsertJobTrigger(
+            conn_id="bench_gcp",
+            job_id=setup["ids"][i],
+            project_id=setup["project"],
+            location=setup["location"],
+            poll_interval=interval,
+        )
+        return str((await first_event(trigger))["status"])
+
+    return System(job)
+
+
 SYSTEMS: dict[str, Callable[[dict[str, Any]], Awaitable[System]]] = {
     "durable-spark": durable_spark,
     "durable-kube": durable_kube,
     "durable-emr": durable_emr,
     "durable-databricks": durable_databricks,
+    "durable-glue": durable_glue,
+    "durable-bigquery": durable_bigquery,
     "floor": floor,
     "floor-batched": floor_batched,
     "floor-typed": floor_typed,
@@ -412,6 +523,8 @@ SYSTEMS: dict[str, Callable[[dict[str, Any]], Awaitable[System]]] = {
     "kube-pod": kube_pod,
     "emr-step": emr_step,
     "databricks-run": databricks_run,
+    "glue-job": glue_job,
+    "bigquery-job": bigquery_job,
 }
 FAKE_OF = {
     "durable-spark": "spark",
@@ -425,6 +538,10 @@ FAKE_OF = {
     "livy": "livy",
     "durable-databricks": "databricks",
     "databricks-run": "databricks",
+    "durable-glue": "glue",
+    "glue-job": "glue",
+    "durable-bigquery": "bigquery",
+    "bigquery-job": "bigquery",
 }
 
 

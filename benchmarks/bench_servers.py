@@ -13,9 +13,16 @@ One process serves every system, each on its own 127.0.0.1 port, and a control a
   waiter and our batched step poller call (moto serves the same calls, but an O(steps) ``DescribeStep`` at
   10,000 steps would measure moto, not the triggers), the steps spread over clusters of ``steps_per_cluster``
   (set-up; default 250, as AWS allows 256 active steps per cluster; 1 is a cluster per job);
+* **glue**: on the same AWS JSON endpoint (routed by ``X-Amz-Target``, counted apart), ``GetJobRun`` (what the
+  amazon provider's waiter asks per run and poll) and ``GetJobRuns`` of a job newest first in pages of at most
+  200 (what our batched poller walks once per job name and poll), the runs spread over job names of
+  ``runs_per_job`` (set-up; default 100; 1 is a job per run, as ``MaxConcurrentRuns`` = 1 has it);
 * **databricks**: the Jobs API 2.2 reads that wait for runs, bearer PAT required: ``runs/get`` (what the
   databricks provider's trigger asks per run and poll) and ``runs/list?active_only=true`` in pages of at most 24
   runs with ``page_token`` (what our batched poller walks once per poll);
+* **bigquery**: ``jobs.get`` (what the google provider's trigger asks per job and poll) and ``jobs.list`` of the
+  pending and running jobs in pages of at most 1,000 (what our batched poller walks once per poll), behind the
+  project's contract fake's token endpoint: a bearer token it issued for a service-account key's assertion;
 
 Kubernetes pods are realistic in size (``pod_min_bytes``..``pod_max_bytes`` of JSON each, default 5-20 KB: the
 managed fields, env and last-applied configuration real pods carry), and the namespace also holds
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hashlib
 import json
 import math
 import sys
@@ -46,6 +54,9 @@ from typing import Any
 from aiohttp import web
 from bench_probe import end_offsets
 
+from durable_jobs.clients.bigquery.auth import GOOGLE_TOKEN_URI
+from durable_jobs_harness.fake_bigquery import ApiError, FakeBigQuery
+from durable_jobs_harness.fake_bigquery import error as bigquery_error
 from durable_jobs_harness.fake_kube import (
     MANUAL,
     FakeKubeApiServer,
@@ -54,7 +65,7 @@ from durable_jobs_harness.fake_kube import (
     realistic_pod,
     write_kubeconfig,
 )
-from durable_jobs_harness.fake_spark import FakeSparkMaster
+from durable_jobs_harness.fake_spark import FakeSparkMaster, free_port
 
 SPARK_SUBMIT_DATE = "Sat Nov 21 10:02:36 UTC 2026"
 MANAGED_LABEL = "durable-jobs.io/managed"  # what the library's pod watch selects on
@@ -289,7 +300,7 @@ class FakeLivy:
         self.runner = runner
 
 
-# --- emr --------------------------------------------------------------------------------------------------
+# --- aws: emr and glue ------------------------------------------------------------------------------------
 
 
 class FakeEmr:
@@ -337,11 +348,8 @@ class FakeEmr:
         step["Status"]["State"] = "COMPLETED"
         step["Status"]["Timeline"]["EndDateTime"] = time.time()
 
-    async def _dispatch(self, request: web.Request) -> web.Response:
-        target = request.headers.get("X-Amz-Target", "")
-        body = await request.json(loads=json.loads) if request.can_read_body else {}
-        action = target.rsplit(".", 1)[-1]
-        cluster = self.clusters.get(body.get("ClusterId"))
+    def answer(self, action: str, body: dict[str, Any]) -> web.Response:
+        cluster = self.clusters.get(str(body.get("ClusterId", "")))
         if cluster is None:
             return _aws_error("InvalidRequestException", f"Cluster id '{body.get('ClusterId')}' is not valid.")
         if action == "DescribeStep":
@@ -363,21 +371,133 @@ class FakeEmr:
             if start + self.PAGE < len(picked):
                 out["Marker"] = str(start + self.PAGE)
             return _aws_json(out)
-        return _aws_error("UnknownOperationException", f"{action} is not served by the benchmark's fake")
+        return _unknown_action(action)
+
+
+class FakeGlue:
+    """AWS Glue's reads of job runs: ``GetJobRun`` (what the amazon provider's waiter asks per run and poll) and
+    ``GetJobRuns`` of a job, newest first, ``MaxResults`` 1..200 with a ``NextToken`` (what our poller walks
+    once per job name and poll).
+
+    N runs are spread over job names of ``runs_per_job`` runs each (set-up; default 100: a job started with
+    different arguments by many tasks, its ``MaxConcurrentRuns`` raised to allow it; 1 is a job per run, as
+    ``MaxConcurrentRuns`` = 1 has it).
+    """
+
+    MAX_RESULTS = 200
+    RUNS_PER_JOB = 100
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, list[dict[str, Any]]] = {}  # job name -> its runs, newest first
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.order: list[str] = []  # run ids, job i's at i
+        self.job_of: list[str] = []  # job name of each run in order
+        self.tally = Tally()
+
+    def reset(self, n: int, runs_per_job: int = RUNS_PER_JOB) -> list[str]:
+        started = time.time()
+        self.order = ["jr_" + hashlib.sha256(f"bench-glue-{i}".encode()).hexdigest() for i in range(n)]
+        self.job_of = [f"bench-glue-job-{i // runs_per_job:05d}" for i in range(n)]
+        self.runs = {rid: self._run(i, rid, started) for i, rid in enumerate(self.order)}
+        self.jobs = {}
+        for rid, name in zip(self.order, self.job_of, strict=True):
+            self.jobs.setdefault(name, []).insert(0, self.runs[rid])
+        return self.order
+
+    def _run(self, i: int, rid: str, started: float) -> dict[str, Any]:
+        """A running Glue ETL run as GetJobRun shows it (the fields a real answer carries)."""
+        return {
+            "Id": rid,
+            "Attempt": 0,
+            "JobName": self.job_of[i],
+            "JobMode": "SCRIPT",
+            "JobRunQueuingEnabled": False,
+            "StartedOn": started,
+            "LastModifiedOn": started,
+            "JobRunState": "RUNNING",
+            "Arguments": {"--durable_jobs_token": bench_token(i), "--day": "2026-11-21"},
+            "PredecessorRuns": [],
+            "AllocatedCapacity": 10,
+            "ExecutionTime": 0,
+            "Timeout": 2880,
+            "MaxCapacity": 10.0,
+            "WorkerType": "G.1X",
+            "NumberOfWorkers": 10,
+            "LogGroupName": "/aws-glue/jobs",
+            "GlueVersion": "4.0",
+            "ExecutionClass": "STANDARD",
+        }
+
+    def finish(self, i: int) -> None:
+        run, now = self.runs[self.order[i]], time.time()
+        run.update(JobRunState="SUCCEEDED", CompletedOn=now, LastModifiedOn=now)
+        run["ExecutionTime"] = int(now - run["StartedOn"])
+
+    def answer(self, action: str, body: dict[str, Any]) -> web.Response:
+        runs = self.jobs.get(str(body.get("JobName", "")))
+        if runs is None:
+            return _aws_error("EntityNotFoundException", f"Job with name: {body.get('JobName')} not found.")
+        if action == "GetJobRun":
+            run = self.runs.get(body.get("RunId", ""))
+            if run is None or run["JobName"] != body["JobName"]:
+                return _aws_error("EntityNotFoundException", f"Job Run with id: {body.get('RunId')} not found.")
+            return _aws_json({"JobRun": run})
+        if action == "GetJobRuns":
+            limit = int(body.get("MaxResults") or self.MAX_RESULTS)
+            if not 1 <= limit <= self.MAX_RESULTS:
+                return _aws_error("InvalidInputException", f"MaxResults must be 1..{self.MAX_RESULTS}")
+            start = int(body.get("NextToken") or 0)
+            out: dict[str, Any] = {"JobRuns": runs[start : start + limit]}
+            if start + limit < len(runs):
+                out["NextToken"] = str(start + limit)
+            return _aws_json(out)
+        return _unknown_action(action)
+
+
+class FakeAws:
+    """One AWS JSON 1.1 endpoint (``POST /``) for the AWS services the benchmark fakes, routed by the
+    ``X-Amz-Target`` prefix (``ElasticMapReduce``, ``AWSGlue``), each counted on its own service's tally."""
+
+    def __init__(self, services: dict[str, Any]) -> None:
+        self.services = services  # target prefix -> a fake with .answer(action, body) and .tally
+        self.url = ""
+
+    def _route(self, request: web.Request) -> tuple[Any, str]:
+        prefix, _, action = request.headers.get("X-Amz-Target", "").rpartition(".")
+        return self.services.get(prefix), action
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        service, action = self._route(request)
+        if service is not None:
+            service.tally.hit(request, action)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        service, action = self._route(request)
+        if service is None:
+            return _unknown_action(request.headers.get("X-Amz-Target", ""))
+        body = await request.json(loads=json.loads) if request.can_read_body else {}
+        answer: web.Response = service.answer(action, body)
+        return answer
 
     async def start(self, port: int) -> None:
-        app = web.Application(
-            middlewares=[counting(lambda: self.tally, lambda r: r.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1])]
-        )
+        app = web.Application(middlewares=[self._count])
         app.router.add_post("/", self._dispatch)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
+        self.url = f"http://127.0.0.1:{port}"
         self.runner = runner
 
 
 def _aws_json(data: dict[str, Any]) -> web.Response:
     return web.Response(text=json.dumps(data), content_type="application/x-amz-json-1.1")
+
+
+def _unknown_action(action: str) -> web.Response:
+    return _aws_error("UnknownOperationException", f"{action} is not served by the benchmark's fake")
 
 
 def _aws_error(code: str, message: str) -> web.Response:
@@ -542,6 +662,141 @@ def _databricks_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error_code": code, "message": message}, status=status)
 
 
+# --- bigquery -------------------------------------------------------------------------------------------
+
+
+class BenchBigQuery(FakeBigQuery):
+    """One project's BigQuery: the project's contract fake's token endpoint and bearer check (a token it issued,
+    for a JWT its service-account key signed), and the two reads that wait for jobs, served from jobs rendered
+    once: ``jobs.get`` (what the google provider's trigger asks per job and poll) and ``jobs.list`` of the
+    pending and running jobs, newest first, ``maxResults`` up to 1,000 with a cursor ``pageToken`` (what our
+    batched poller walks once per poll).
+
+    Google's own client libraries sign their token requests for Google's token URI whatever ``token_uri`` they
+    post to, as Google accepts: that audience is accepted too.
+    """
+
+    PROJECT = "bench-project"
+    LOCATION = "US"
+    MAX_RESULTS = 1000
+
+    def __init__(self) -> None:
+        super().__init__(self.PROJECT)
+        self.full: dict[str, dict[str, Any]] = {}  # job id -> jobs.get's answer
+        self.order: list[str] = []  # job ids, job i's at i
+        self.active: list[int] = []  # indices of the pending and running jobs, ascending (oldest first)
+        self.tally = Tally()
+
+    @property
+    def token_audiences(self) -> list[str]:
+        return [self.token_uri, GOOGLE_TOKEN_URI]
+
+    def reset(self, n: int) -> list[str]:
+        created = int(time.time() * 1000)
+        self.order = [f"airflow_bench_{bench_token(i)}" for i in range(n)]
+        self.full = {job_id: self._job(i, job_id, created) for i, job_id in enumerate(self.order)}
+        self.active = list(range(n))
+        return self.order
+
+    def _job(self, i: int, job_id: str, created: int) -> dict[str, Any]:
+        """A running query job as jobs.get shows it (the fields a real answer carries)."""
+        ref = {"projectId": self.PROJECT, "jobId": job_id, "location": self.LOCATION}
+        return {
+            "kind": "bigquery#job",
+            "etag": f"bench{i:08d}==",
+            "id": f"{self.PROJECT}:{self.LOCATION}.{job_id}",
+            "selfLink": f"{self.url}/bigquery/v2/projects/{self.PROJECT}/jobs/{job_id}?location={self.LOCATION}",
+            "user_email": self.client_email,
+            "principal_subject": f"serviceAccount:{self.client_email}",
+            "jobReference": ref,
+            "configuration": {
+                "query": {
+                    "query": f"SELECT day, COUNT(*) FROM `bench.events` WHERE part = {i} GROUP BY day",
+                    "destinationTable": {"projectId": self.PROJECT, "datasetId": "bench", "tableId": f"daily_{i}"},
+                    "writeDisposition": "WRITE_TRUNCATE",
+                    "priority": "INTERACTIVE",
+                    "useLegacySql": False,
+                },
+                "labels": {"durable_jobs_token": bench_token(i), "airflow-dag": "bench"},
+                "jobType": "QUERY",
+            },
+            "statistics": {"creationTime": str(created), "startTime": str(created + 40), "query": {}},
+            "status": {"state": "RUNNING"},
+            "jobCreationReason": {"code": "REQUESTED"},
+        }
+
+    def end(self, i: int) -> None:
+        """Job i is done (succeeded): jobs.get says so, jobs.list no longer lists it."""
+        job, now = self.full[self.order[i]], str(int(time.time() * 1000))
+        job["status"] = {"state": "DONE"}
+        job["statistics"].update(endTime=now, totalBytesProcessed="10485760", totalSlotMs="4321")
+        job["statistics"]["query"] = {"totalBytesProcessed": "10485760", "totalSlotMs": "4321"}
+        k = bisect.bisect_left(self.active, i)
+        if k < len(self.active) and self.active[k] == i:
+            del self.active[k]
+
+    async def _get(self, request: web.Request) -> web.Response:
+        self._project(request)
+        job_id, location = request.match_info["job_id"], request.query.get("location")
+        job = self.full.get(job_id)
+        if job is None or location not in (None, self.LOCATION):
+            raise ApiError(404, "notFound", f"Not found: Job {self.PROJECT}:{location or 'US'}.{job_id[:200]}")
+        return web.json_response(job)
+
+    async def _list(self, request: web.Request) -> web.Response:
+        self._project(request)
+        q = request.query
+        if {s.lower() for s in q.getall("stateFilter", [])} != {"pending", "running"}:
+            raise ApiError(400, "invalid", "the benchmark's fake lists pending and running jobs only")
+        try:
+            limit = min(int(q.get("maxResults", "1000")) or self.MAX_RESULTS, self.MAX_RESULTS)
+            end = int(q["pageToken"]) if "pageToken" in q else len(self.order)
+        except ValueError:
+            raise ApiError(400, "invalid", "Invalid value for maxResults or pageToken") from None
+        stop = bisect.bisect_left(self.active, end)  # the cursor: jobs older than the last one given
+        start = max(0, stop - limit)
+        out: dict[str, Any] = {"kind": "bigquery#jobList", "etag": "bench"}
+        if stop > start:
+            out["jobs"] = [self._listed(self.full[self.order[k]]) for k in reversed(self.active[start:stop])]
+        if start > 0:
+            out["nextPageToken"] = str(self.active[start])
+        return web.json_response(out)
+
+    @staticmethod
+    def _listed(job: dict[str, Any]) -> dict[str, Any]:
+        """A jobs.list entry of projection=minimal: no configuration, the state beside the status."""
+        keys = ("id", "kind", "jobReference", "statistics", "status", "user_email", "principal_subject")
+        return {**{k: job[k] for k in keys}, "state": job["status"]["state"]}
+
+    @web.middleware
+    async def _bench_auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/bigquery/") and not self._authorized(request):
+            return bigquery_error(401, "unauthorized", "Request had invalid authentication credentials.")
+        try:
+            response: web.StreamResponse = await handler(request)
+        except ApiError as exc:
+            return bigquery_error(exc.status, exc.reason, exc.message)
+        return response
+
+    async def start(self) -> BenchBigQuery:
+        app = web.Application(middlewares=[counting(lambda: self.tally, _bigquery_kind), self._bench_auth])
+        app.router.add_post("/token", self._token)
+        jobs = "/bigquery/v2/projects/{project}/jobs"
+        app.router.add_get(jobs, self._list)
+        app.router.add_get(jobs + "/{job_id}", self._get)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        self.port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=4096).start()
+        return self
+
+
+def _bigquery_kind(request: web.Request) -> str:
+    if request.path == "/token":
+        return "token"
+    return "jobs.list" if request.path.endswith("/jobs") else "jobs.get"
+
+
 # --- kube -------------------------------------------------------------------------------------------------
 
 
@@ -607,6 +862,16 @@ def _container_status(state: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def paged_groups(groups: dict[str, Any], page: int, largest: str) -> dict[str, int]:
+    """What one poll must send when each group of jobs (a cluster's steps, a job's runs) is listed on its own in
+    pages of ``page``: its endpoints, a request per page per group, and the largest group (as ``largest``)."""
+    return {
+        "endpoints": len(groups),
+        "requests_per_poll_floor": sum(math.ceil(len(g) / page) for g in groups.values()),
+        largest: max((len(g) for g in groups.values()), default=0),
+    }
+
+
 # --- the process ------------------------------------------------------------------------------------------
 
 
@@ -614,24 +879,27 @@ class Servers:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.scripts: dict[str, Script] = {}
-        self.tallies: dict[str, Tally] = {s: Tally() for s in ("spark", "livy", "kube", "emr", "databricks")}
+        systems = ("spark", "livy", "kube", "emr", "glue", "databricks", "bigquery")
+        self.tallies: dict[str, Tally] = {s: Tally() for s in systems}
         self.kube_namespaces = 0
 
     async def start(self) -> dict[str, str]:
-        from durable_jobs_harness.fake_spark import free_port
-
         self.spark = BenchSparkMaster()
         self.spark.tally = self.tallies["spark"]
         await self.spark.start()
         self.livy = FakeLivy()
         self.livy.tally = self.tallies["livy"]
         await self.livy.start(livy_port := free_port())
-        self.emr = FakeEmr()
-        self.emr.tally = self.tallies["emr"]
-        await self.emr.start(emr_port := free_port())
+        self.emr, self.glue = FakeEmr(), FakeGlue()
+        self.emr.tally, self.glue.tally = self.tallies["emr"], self.tallies["glue"]
+        self.aws = FakeAws({"ElasticMapReduce": self.emr, "AWSGlue": self.glue})
+        await self.aws.start(free_port())
         self.databricks = FakeDatabricks()
         self.databricks.tally = self.tallies["databricks"]
         await self.databricks.start(free_port())
+        self.bigquery = BenchBigQuery()
+        self.bigquery.tally = self.tallies["bigquery"]
+        await self.bigquery.start()
         tls = TlsMaterial.generate(self.directory / "tls")
         self.kube = BenchKube(tls, time_scale=1.0)
         self.kube.tally = self.tallies["kube"]
@@ -652,8 +920,10 @@ class Servers:
             "control": f"http://127.0.0.1:{control_port}",
             "spark": self.spark.url,
             "livy": f"http://127.0.0.1:{livy_port}",
-            "emr": f"http://127.0.0.1:{emr_port}",
+            "emr": self.aws.url,
+            "glue": self.aws.url,
             "databricks": self.databricks.url,
+            "bigquery": self.bigquery.url,
             "kube": self.kube.url,
             "kubeconfig": str(kubeconfig),
         }
@@ -665,7 +935,9 @@ class Servers:
             "livy": self.livy,
             "kube": self.kube,
             "emr": self.emr,
+            "glue": self.glue,
             "databricks": self.databricks,
+            "bigquery": self.bigquery,
         }
         fakes[system].tally = tally
 
@@ -697,12 +969,24 @@ class Servers:
         elif system == "emr":
             ids = self.emr.reset(n, int(spec.get("steps_per_cluster") or FakeEmr.STEPS_PER_CLUSTER))
             finish = self.emr.finish
+            # each step's own cluster; one ListSteps per page of active steps per cluster and poll
+            out.update(ids=ids, cluster_ids=self.emr.cluster_of)
+            out.update(paged_groups(self.emr.clusters, FakeEmr.PAGE, "steps_per_cluster"))
+        elif system == "glue":
+            ids = self.glue.reset(n, int(spec.get("runs_per_job") or FakeGlue.RUNS_PER_JOB))
+            finish = self.glue.finish
+            # each run's own job; one GetJobRuns page (200 runs) per job name and poll
+            out.update(ids=ids, job_names=self.glue.job_of)
+            out.update(paged_groups(self.glue.jobs, FakeGlue.MAX_RESULTS, "runs_per_job"))
+        elif system == "bigquery":
+            ids = self.bigquery.reset(n)
+            finish = self.bigquery.end
             out["ids"] = ids
-            out["cluster_ids"] = self.emr.cluster_of  # each step's own cluster
-            # what one poll of every step must send: one ListSteps per page of active steps per cluster
-            out["endpoints"] = len(self.emr.clusters)
-            out["requests_per_poll_floor"] = sum(math.ceil(len(s) / FakeEmr.PAGE) for s in self.emr.clusters.values())
-            out["steps_per_cluster"] = max(len(s) for s in self.emr.clusters.values()) if self.emr.clusters else 0
+            out["project"], out["location"] = BenchBigQuery.PROJECT, BenchBigQuery.LOCATION
+            out["key"] = self.bigquery.service_account_info()  # its token_uri is the fake's
+            # one project; one poll walks every pending and running job: a jobs.list page per 1,000
+            out["endpoints"] = 1
+            out["requests_per_poll_floor"] = max(1, math.ceil(n / BenchBigQuery.MAX_RESULTS))
         elif system == "databricks":
             ids = self.databricks.reset(n)
             finish = self.databricks.finish
@@ -807,6 +1091,7 @@ def main(directory: Path) -> None:
         print(json.dumps(info), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         await servers.kube.stop()
+        await servers.bigquery.stop()
 
     asyncio.run(run())
 

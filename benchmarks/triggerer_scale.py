@@ -14,7 +14,7 @@ fraction of the jobs end). The harness's own work (its collection and RSS mark, 
 probe) is kept out of every CPU figure. The endpoints live in another process (``bench_servers.py``), which
 counts every request per window. The providers' triggers run in ``build/bench-venv`` (created on first use
 and kept: the amazon provider pins boto3/botocore below the project's aiobotocore; the databricks provider
-adds its SQL connector).
+adds its SQL connector, the google provider google-cloud-bigquery and gcloud-aio).
 
 Ratios are only taken between rows of the same N, interval, share of ending jobs and log level: a provider
 not run at an N gives no ratio there.
@@ -47,25 +47,31 @@ PROVIDER_REQUIREMENTS = [
     "apache-airflow-providers-cncf-kubernetes==10.25.0",
     "apache-airflow-providers-amazon[aiobotocore]==9.39.0",
     "apache-airflow-providers-databricks==7.23.0",
+    "apache-airflow-providers-google==22.8.0",
 ]
-OURS = ["durable-spark", "durable-kube", "durable-emr", "durable-databricks"]
+OURS = ["durable-spark", "durable-kube", "durable-emr", "durable-databricks", "durable-glue", "durable-bigquery"]
 FLOORS = ["floor", "floor-batched", "floor-typed"]
-PROVIDERS = ["livy", "kube-pod", "emr-step", "databricks-run"]
+PROVIDERS = ["livy", "kube-pod", "emr-step", "databricks-run", "glue-job", "bigquery-job"]
 # who is compared with whom: the library's trigger, the provider trigger on the same kind of endpoint
 PEER = {
     "durable-spark": "livy",
     "durable-kube": "kube-pod",
     "durable-emr": "emr-step",
     "durable-databricks": "databricks-run",
+    "durable-glue": "glue-job",
+    "durable-bigquery": "bigquery-job",
 }
 # endpoints one poll asks, where the endpoint process does not say (it does for EMR: clusters and their pages;
-# for Databricks: one workspace, a runs/list page per 24 active runs)
+# for Databricks: one workspace, a runs/list page per 24 active runs; for Glue: a GetJobRuns page per 200 runs
+# of each job name; for BigQuery: one project, a jobs.list page per 1,000 pending and running jobs)
 ENDPOINTS = {"durable-spark": 1, "floor-batched": 1, "floor-typed": 1, "durable-kube": 1}
 LABEL = {
     "durable-spark": "durable_jobs Spark standalone",
     "durable-kube": "durable_jobs Kubernetes (pods)",
     "durable-emr": "durable_jobs EMR steps",
     "durable-databricks": "durable_jobs Databricks runs",
+    "durable-glue": "durable_jobs Glue job runs",
+    "durable-bigquery": "durable_jobs BigQuery jobs",
     "floor": "floor: per-job GET, shared session",
     "floor-batched": "floor: one /json/ loop, json.loads",
     "floor-typed": "floor: one /json/ loop, msgspec into (id, state) structs",
@@ -73,6 +79,8 @@ LABEL = {
     "kube-pod": "KubernetesPodTrigger (cncf-k8s 10.25.0)",
     "emr-step": "EmrStepSensorTrigger (amazon 9.39.0)",
     "databricks-run": "DatabricksExecutionTrigger (databricks 7.23.0)",
+    "glue-job": "GlueJobCompleteTrigger (amazon 9.39.0)",
+    "bigquery-job": "BigQueryInsertJobTrigger (google 22.8.0)",
 }
 EVERYONE = OURS + FLOORS + PROVIDERS
 MIB = 1024 * 1024
@@ -89,6 +97,7 @@ class Case:
     ending: float = 0.2
     log_level: str = "INFO"
     steps_per_cluster: int = 250  # EMR only: AWS allows 256 active steps per cluster
+    runs_per_job: int = 100  # Glue only: runs of one job name (MaxConcurrentRuns raised to allow them)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -102,6 +111,8 @@ class Case:
             parts.append(self.log_level)
         if self.system in ("durable-emr", "emr-step") and self.steps_per_cluster != 250:
             parts.append(f"{self.steps_per_cluster} step{'s' if self.steps_per_cluster > 1 else ''}/cluster")
+        if self.system in ("durable-glue", "glue-job") and self.runs_per_job != 100:
+            parts.append(f"{self.runs_per_job} run{'s' if self.runs_per_job > 1 else ''}/job")
         return ", ".join(parts)
 
     @property
@@ -115,6 +126,7 @@ GROUPS = {
     "100k": "100,000 jobs in one process (Spark standalone, one /json/ of 24.5 MB per poll)",
     "logging": "The logging share: the library's triggers at WARNING",
     "emr-layout": "EMR layouts: 1, 10 and 250 steps per cluster",
+    "glue-layout": "Glue layout: a job name per run (MaxConcurrentRuns = 1)",
     "ending": "Every job ends (100%)",
     "interval": "A 30 s poll interval",
 }
@@ -134,6 +146,8 @@ def default_matrix() -> list[Case]:
     # 1 step per cluster at 10,000 is 10,000 ListSteps per interval: the 1,000 row shows its cost per job
     for n, spc in ((1000, 1), (1000, 10), (10000, 10)):
         cases.append(Case("durable-emr", n, group="emr-layout", steps_per_cluster=spc))
+    # a job per run: one GetJobRun per run and poll, the provider's request count
+    cases.append(Case("durable-glue", 1000, group="glue-layout", runs_per_job=1))
     for s in OURS + PROVIDERS:
         cases.append(Case(s, 1000, group="ending", ending=1.0))
     for s in OURS:
@@ -230,6 +244,7 @@ def measure(servers: Servers, python: Path, case: Case, args: argparse.Namespace
         "last": last,
         "fraction": case.ending,
         "steps_per_cluster": case.steps_per_cluster,
+        "runs_per_job": case.runs_per_job,
         "pod_min_bytes": args.pod_bytes[0],
         "pod_max_bytes": args.pod_bytes[1],
         "unwatched": round(args.unwatched * case.n),
@@ -278,7 +293,7 @@ def measure(servers: Servers, python: Path, case: Case, args: argparse.Namespace
     # what one poll of this system must send at least: one request per endpoint, or more where the API pages
     result["endpoints"] = int(setup.get("endpoints", ENDPOINTS.get(case.system, 1)))
     result["requests_per_poll_floor"] = int(setup.get("requests_per_poll_floor", result["endpoints"]))
-    for key in ("pod_bytes_mean", "unwatched", "steps_per_cluster"):
+    for key in ("pod_bytes_mean", "unwatched", "steps_per_cluster", "runs_per_job"):
         if key in setup:
             result[f"fake_{key}"] = setup[key]
     result["schedule_args"] = [args.steady_seconds, args.spread]
@@ -654,9 +669,13 @@ METHOD = """## Method
   project's fake Spark master (REST status and a Spark-4-shaped `/json/`, rendered once per change), a fake
   Livy, the project's contract fake kube-apiserver over TLS with **pods of 5-20 KB** (managed fields, env,
   last-applied configuration) and as many **unwatched pods** in the namespace as watched ones, a fake EMR
-  JSON API (`DescribeStep`, `ListSteps` in pages of 50) with 250, 10 or 1 steps per cluster, and a Databricks
-  Jobs API 2.2 stub (bearer PAT; `runs/get`, `runs/list` in pages of at most 24 with `page_token`) with
-  multi-task submit runs. It counts every request by window. The Spark connection's extra sets
+  JSON API (`DescribeStep`, `ListSteps` in pages of 50) with 250, 10 or 1 steps per cluster, Glue on the same
+  AWS JSON endpoint (`GetJobRun`, `GetJobRuns` newest first in pages of at most 200) with 100 runs per job name,
+  a Databricks Jobs API 2.2 stub (bearer PAT; `runs/get`, `runs/list` in pages of at most 24 with
+  `page_token`) with multi-task submit runs, and BigQuery's `jobs.get` and `jobs.list` (pending and running, in
+  pages of at most 1,000) with query jobs, behind the project's contract fake's token endpoint and bearer check
+  (both sides trade a service-account key's signed assertion for a token there). It counts every request by
+  window. The Spark connection's extra sets
   `max_response_bytes` to 64 MiB (a `/json/` of 100,000 drivers is about 26 MB; the default ceiling of 16 MiB
   refuses it).
 * **The floors.** *floor*: a bare coroutine per job GETting its driver's REST status on one shared aiohttp
@@ -666,7 +685,19 @@ METHOD = """## Method
   None logs, validates, keys, confirms or handles errors.
 * **Requests.** The target while waiting is what one poll must send: one request per endpoint (one `ListSteps`
   per page of 50 active steps per cluster for EMR, so one per cluster at 1 or 10 steps per cluster; one
-  `runs/list` page per 24 active runs for Databricks).
+  `runs/list` page per 24 active runs for Databricks; one `GetJobRuns` page per 200 runs of each job name for
+  Glue; one `jobs.list` page per 1,000 pending and running jobs of the project for BigQuery).
+* **What each row does per poll.** The library's triggers share one poller per connection: Spark standalone a
+  `/json/` of the master (REST only for drivers it reports ended); Kubernetes nothing (one list+watch per
+  namespace); EMR a `ListSteps` walk per cluster; Databricks one `runs/list?active_only=true` walk per workspace
+  (`runs/get` for runs that left it); Glue one `GetJobRuns` walk per job name, until every waiting run of it was
+  seen (`GetJobRun` for the few not listed); BigQuery one `jobs.list` walk of the pending and running jobs per
+  project (`jobs.get` for jobs that left it). The providers' triggers ask per job: `LivyTrigger` a
+  `GET /batches/{id}/state`, `KubernetesPodTrigger` a pod read, `EmrStepSensorTrigger` a `DescribeStep` waiter,
+  `DatabricksExecutionTrigger` a `runs/get`, `GlueJobCompleteTrigger` a `GetJobRun` waiter (aiobotocore),
+  `BigQueryInsertJobTrigger` `BigQueryAsyncHook.get_job_status`, which in google 22.8.0 runs the sync hook's
+  `get_job` in a thread: a new google-cloud-bigquery `Client` and a `jobs.get` per job and poll (gcloud-aio is
+  not on this path).
 """
 
 
@@ -691,6 +722,8 @@ def write_doc(report: dict[str, Any], path: Path) -> None:
         " `build/bench-venv`.",
         "",
     ]
+    ran = sorted({r["system"] for r in report["results"]}, key=lambda s: EVERYONE.index(s) if s in EVERYONE else 99)
+    lines += ["Rows: " + "; ".join(f"`{s}`: {LABEL.get(s, s)}" for s in ran) + ".", ""]
     lines += comparison(report["results"])
     for group, title in GROUPS.items():
         body = rows(report["results"], group)
@@ -707,8 +740,8 @@ def write_doc(report: dict[str, Any], path: Path) -> None:
         " the run less the base. *lag max*: the whole run. A latency `≥ x` is a lower bound (events missed by the"
         " end of the window count with the time they had waited). Ratios: same N, interval, endings and log level"
         " only; `not run`: no provider was run at that N. The floors poll the Spark master: for the Kubernetes,"
-        " EMR and Databricks rows they are a yardstick, not the same work. A per-job poller's CPU per event is"
-        " within the noise of subtracting its large waiting cost (a negative figure is that noise).",
+        " EMR, Databricks, Glue and BigQuery rows they are a yardstick, not the same work. A per-job poller's CPU"
+        " per event is within the noise of subtracting its large waiting cost (a negative figure is that noise).",
         "",
     ]
     if report.get("notes"):
@@ -731,6 +764,7 @@ def main() -> int:
     parser.add_argument("--ending", type=float, default=0.2, help="share of the jobs that end in the grid's rows")
     parser.add_argument("--log-level", default="INFO", choices=["INFO", "WARNING"], help="log level of the grid's rows")
     parser.add_argument("--steps-per-cluster", type=int, default=250, help="EMR layout of the grid's rows")
+    parser.add_argument("--runs-per-job", type=int, default=100, help="Glue layout of the grid's rows")
     parser.add_argument(
         "--steady-seconds", type=float, default=8.0, help="steady window: about this long, whole intervals"
     )
@@ -778,6 +812,7 @@ def main() -> int:
                 ending=args.ending,
                 log_level=args.log_level,
                 steps_per_cluster=args.steps_per_cluster,
+                runs_per_job=args.runs_per_job,
             )
             for n in (args.jobs or [1000, 10000])
             for s in sorted(args.systems or EVERYONE, key=EVERYONE.index)

@@ -15,7 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SYSTEMS = ["durable-spark", "durable-kube", "durable-emr", "floor", "floor-batched", "floor-typed"]
+SYSTEMS = [
+    *("durable-spark", "durable-kube", "durable-emr", "durable-glue", "durable-bigquery"),
+    *("floor", "floor-batched", "floor-typed"),
+]
 
 
 def test_the_triggerer_benchmark_runs_and_accounts_for_every_job(tmp_path: Path) -> None:
@@ -58,7 +61,7 @@ def test_the_triggerer_benchmark_runs_and_accounts_for_every_job(tmp_path: Path)
         assert r["lag_max_s"] >= r["steady_lag_max_s"], system
     # the batched designs ask per endpoint, not per job; per-job polling asks for every job every interval
     assert results["floor"]["steady_requests_per_interval"] > 30
-    for system in ("durable-spark", "floor-batched", "floor-typed", "durable-emr"):
+    for system in ("durable-spark", "floor-batched", "floor-typed", "durable-emr", "durable-glue", "durable-bigquery"):
         r = results[system]
         assert r["steady_requests_per_interval"] <= r["steady_target_requests"] * 1.5, system
         assert r["server"]["steady"]["by_kind"], system

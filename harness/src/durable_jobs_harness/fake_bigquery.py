@@ -245,6 +245,11 @@ class FakeBigQuery(ServedApp):
     def token_uri(self) -> str:
         return f"{self.url}/token"
 
+    @property
+    def token_audiences(self) -> list[str]:
+        """The audiences a signed token request may name: this fake's token URI."""
+        return [self.token_uri]
+
     def service_account_info(self) -> dict[str, Any]:
         """A full service-account key JSON whose ``token_uri`` is this fake's."""
         return {
@@ -384,7 +389,7 @@ class FakeBigQuery(ServedApp):
                 assertion,
                 self._key.public_key(),
                 algorithms=["RS256"],
-                audience=self.token_uri,
+                audience=self.token_audiences,
                 issuer=self.client_email,
                 options={"require": ["iss", "aud", "iat", "exp", "scope"]},
                 leeway=30,
