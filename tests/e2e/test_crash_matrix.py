@@ -27,7 +27,16 @@ from durable_jobs_harness.airflow_env import AirflowEnv, wait_until
 
 from .conftest import Report
 from .dags.e2e_common import BATCH, CRASH, dag_id
-from .observe import Row, events_of, observe, trigger_job_ids_watching, trigger_logs, wait_watching, worker_log
+from .observe import (
+    Row,
+    events_of,
+    observe,
+    reaper_callbacks,
+    trigger_job_ids_watching,
+    trigger_logs,
+    wait_watching,
+    worker_log,
+)
 from .systems import SYSTEMS, E2ESystem, selected
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(900)]
@@ -274,8 +283,20 @@ def test_mark_failed_while_deferred(system: str, request: pytest.FixtureRequest,
     assert_clean(row, submissions=1)
     assert [j["cancelled"] for j in row.jobs] == [True], row
     events = trigger_events(airflow, run)
-    assert any(e.startswith(f"Task instance is failed: cancelling {sys_.job_noun} ") for e in events), events
-    assert row.events == 0, row
+    by_on_kill = any(e.startswith(f"Task instance is failed: cancelling {sys_.job_noun} ") for e in events)
+    # the mark also queued the reaper's callback: when it cancels first, the trigger may see the job end before
+    # its own cancellation reaches it (one event, which Airflow ignores: the task is failed)
+    if not by_on_kill:
+        wait_until(
+            "the reaper's callback to say it cancelled the job",
+            lambda: any(
+                c[0] == "success" and c[1].startswith("durable_jobs reaper: cancelled ")
+                for c in reaper_callbacks(airflow, run)
+            ),
+            timeout=120,
+            on_timeout=lambda: f"trigger events {events}; callbacks {reaper_callbacks(airflow, run)}",
+        )
+    assert row.events <= (0 if by_on_kill else 1), row
 
 
 @each_system

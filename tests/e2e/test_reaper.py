@@ -25,12 +25,11 @@ from typing import Any
 
 import pytest
 
-from durable_jobs.reaper.orphan import CALLBACK_PATH
 from durable_jobs.record import STATE_KEY
 from durable_jobs_harness.airflow_env import AirflowEnv, AirflowEnvError, wait_until
 
 from .dags.e2e_common import REAPER_POLL_INTERVAL
-from .observe import Row
+from .observe import Row, reaper_callbacks
 from .systems import E2ESystem
 from .test_crash_matrix import (
     RUN_TIMEOUT,
@@ -48,42 +47,6 @@ pytestmark = [pytest.mark.airflow, pytest.mark.timeout(900)]
 
 Systems = dict[str, E2ESystem]
 WITHIN = 2 * REAPER_POLL_INTERVAL  # the issue's bound: two poll intervals once a component that can act is up
-
-
-def reaper_callbacks(af: AirflowEnv, run: Run) -> list[tuple[str, str]]:
-    """(state, output) of the reaper's callbacks for the run, read from Airflow's callback table (no REST API
-    shows it; the output is the callback's one line)."""
-    import json
-
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(af.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT state, output, data FROM callback")).all()
-    finally:
-        engine.dispose()
-    out = []
-    for state, output, data in rows:
-        data = _unwrap(json.loads(data) if isinstance(data, str) else data)
-        kwargs = data.get("kwargs") or {}
-        if data.get("path") == CALLBACK_PATH and (kwargs.get("dag_id"), kwargs.get("run_id")) == (
-            run.dag_id,
-            run.run_id,
-        ):
-            out.append((str(state), str(output)))
-    return out
-
-
-def _unwrap(value: Any) -> Any:
-    """A value as Airflow's ExtendedJSON stores it (``{"__var": ..., "__type": ...}`` envelopes), unwrapped."""
-    if isinstance(value, dict):
-        if "__var" in value:
-            return _unwrap(value["__var"])
-        return {k: _unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unwrap(v) for v in value]
-    return value
 
 
 def triggerer_up(af: AirflowEnv, name: str) -> float:
