@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
-import sys
+import threading
 import time
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable
@@ -170,10 +170,10 @@ class DurableJobHook(BaseHook):  # type: ignore[misc]
     @classmethod
     async def _fetch_now(cls, conn_id: str) -> JobClient[Any]:
         started = time.monotonic()
-        if cls.client_module and cls.client_module not in sys.modules:
+        if cls.client_module and cls.client_module not in _IMPORTED:
             # the client's imports, off the loop, while the connection is fetched
             conn, _ = await asyncio.gather(
-                cls.aget_connection(conn_id), asyncio.to_thread(importlib.import_module, cls.client_module)
+                cls.aget_connection(conn_id), asyncio.to_thread(import_client_module, cls.client_module)
             )
         else:
             conn = await cls.aget_connection(conn_id)
@@ -199,6 +199,26 @@ class DurableJobHook(BaseHook):  # type: ignore[misc]
                 await close_all()
 
         return asyncio.run(run())
+
+
+# client modules imported whole by import_client_module (sys.modules also holds modules still being imported)
+_IMPORTED: set[str] = set()
+_IMPORTING = threading.Lock()
+
+
+def import_client_module(name: str) -> None:
+    """Import a client module (in a worker thread), one import at a time in the process.
+
+    Python locks imports per module, so two threads importing client packages that import each other (Glue
+    builds on EMR's AWS plumbing; a package's ``__init__`` imports its modules) can deadlock, or one sees a
+    module the other has only half initialised: ``ImportError`` / ``_DeadlockError`` at a triggerer start
+    with triggers (or reaper callbacks) of several systems. One lock serialises them; the loop thread builds
+    a client only once its module is whole.
+    """
+    with _IMPORTING:
+        if name not in _IMPORTED:
+            importlib.import_module(name)
+            _IMPORTED.add(name)
 
 
 _NO_FILES = DurableJobHook.check_files.__func__  # type: ignore[attr-defined]
