@@ -35,7 +35,7 @@ from durable_jobs import failpoints, metrics
 from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.errors import DurableJobError, RecordError, TransientError, UndecidableError
 from durable_jobs.messages import cut
-from durable_jobs.record import MAX_GENERATION, STATE_KEY, JobRecord, Outcome, Phase, TaskIdentity
+from durable_jobs.record import MAX_GENERATION, STATE_KEY, JobRecord, Outcome, Phase, TaskIdentity, cancel_words
 from durable_jobs.status import JobState, JobStatus
 
 T = TypeVar("T")
@@ -505,12 +505,12 @@ class JobProtocol:
         if status.state.is_terminal:
             return
         self.log.warning(
-            "%s (generation %d) is still %s although the task was marked %s by a user: cancelling it before "
+            "%s (generation %d) is still %s although the task was %s by a user: cancelling it before "
             "submitting generation %d",
             what,
             rec.generation,
             _state_words(status),
-            str(rec.cancel.get("by", "")).removeprefix("mark_"),
+            cancel_words(str(rec.cancel.get("by", ""))),
             rec.generation + 1,
         )
         status = self._cancel_and_wait(rec.job, f"{what} of the marked try")

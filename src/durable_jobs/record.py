@@ -50,8 +50,9 @@ field             type             meaning
 ``cancel``        object or null   set on a **tombstone**: the task instance was marked failed, success or
                                    skipped by a user while this job was active, and the job is cancelled
                                    by the reaper (:mod:`durable_jobs.reaper`): ``{"at": epoch seconds,
-                                   "by": "mark_failed" | "mark_success" | "mark_skipped", "ti_id": str}``.
-                                   Missing: null
+                                   "by": "mark_failed" | "mark_success" | "mark_skipped" | "ui_cancel",
+                                   "ti_id": str}`` (``ui_cancel``: the cancel button of the "Durable
+                                   jobs" view, for a task that already ended). Missing: null
 ================  ===============  =====================================================================
 
 A locator (``job``, ``history[].job``) is a flat object: at most 16 string keys of at most 64
@@ -85,8 +86,20 @@ RECORD_LIMIT = 64 * 1024
 TOKEN_PREFIX = "dj"
 _TOKEN_RE = re.compile(r"^dj[0-9a-f]{20}\Z")
 _HOOK_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
-#: who tombstoned a record (the ``by`` of its ``cancel`` field)
-CANCEL_CAUSES = ("mark_failed", "mark_success", "mark_skipped")
+#: who tombstoned a record (the ``by`` of its ``cancel`` field), and how a log line says it: a user's mark of the
+#: task (the reaper's listener), or the cancel button of the "Durable jobs" view (:mod:`durable_jobs.ui`)
+CANCEL_WORDS = {
+    "mark_failed": "marked failed",
+    "mark_success": "marked success",
+    "mark_skipped": "marked skipped",
+    "ui_cancel": "cancelled in the Durable jobs view",
+}
+CANCEL_CAUSES = tuple(CANCEL_WORDS)
+
+
+def cancel_words(by: str) -> str:
+    """How a log line says what the ``by`` of a tombstone did (``"marked failed"``...)."""
+    return CANCEL_WORDS.get(by, by)
 
 
 class Phase(Word):
@@ -233,11 +246,10 @@ class JobRecord:
         with the ``cancel`` field saying who and when. Every later try moves to the next generation."""
         if by not in CANCEL_CAUSES:
             raise ValueError(f"by must be one of {', '.join(CANCEL_CAUSES)}, not {by!r}")
-        what = by.removeprefix("mark_")
         at = time.time() if now is None else now
         return replace(
             self.finished(
-                Outcome.CANCELLED, f"the task was marked {what} by a user; the job is cancelled by the reaper"
+                Outcome.CANCELLED, f"the task was {cancel_words(by)} by a user; the job is cancelled by the reaper"
             ),
             cancel={"at": at, "by": by, "ti_id": ti_id},
         )
