@@ -96,8 +96,12 @@ def test_only_an_active_job_of_an_ended_task_can_be_cancelled(state: str | None,
 def test_a_finished_record_is_never_cancellable_and_keeps_its_history() -> None:
     first = submitted().finished(Outcome.FAILED, "driver exited 1")
     second = first.next_generation(WHO, 3600).submitted({"master": "spark://m:7077", "submission_id": "driver-2"})
-    done = second.finished(Outcome.SUCCEEDED, "FINISHED")
+    done = second.finished(Outcome.SUCCEEDED, "FINISHED").decided(1, "fresh", 1.0).decided(2, "next_generation", 2.0)
     out = item(stored(done, state="success"))
+    assert out["tries"] == [
+        {"try": 1, "decision": "fresh", "at": 1.0},
+        {"try": 2, "decision": "next_generation", "at": 2.0},
+    ]
     assert (out["generation"], out["phase"], out["outcome"], out["last_status"]) == (
         1,
         "finished",

@@ -166,6 +166,7 @@ def test_every_record_is_listed_newest_first_with_its_task(
     finished = rows["finished_job", -1]
     assert (finished["generation"], finished["phase"], finished["outcome"]) == (2, "finished", "succeeded")
     assert [(h["generation"], h["outcome"]) for h in finished["history"]] == [(0, "failed"), (1, "failed")]
+    assert [(t["try"], t["decision"]) for t in finished["tries"]] == [(1, "fresh"), (2, "next_generation")]
     assert finished["last_status"] == "the job ended succeeded" and finished["last_status_at"]
     orphan = rows["orphan_job", -1]
     assert orphan["links"] == [{"name": "Spark master UI", "url": "http://127.0.0.1:1/master"}]

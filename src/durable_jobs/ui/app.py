@@ -13,12 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from airflow.api_fastapi.app import get_auth_manager
-from airflow.api_fastapi.common.db.common import SessionDep
-from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
+from durable_jobs import airflow_compat
 from durable_jobs.reaper.listener import reap
 from durable_jobs.reaper.orphan import MarkedTask
 from durable_jobs.ui import query
@@ -30,9 +28,15 @@ log = logging.getLogger(__name__)
 UI_CANCEL = "ui_cancel"
 
 
+_SESSION, _USER = airflow_compat.api_dependencies()
+#: the request's DB session (committed when the route returns) and its user (the api-server's own dependencies)
+SessionDep = Annotated[Any, _SESSION]
+GetUserDep = Annotated[Any, _USER]
+
+
 def readable_dags(user: GetUserDep) -> set[str]:
     """The DAGs the request's user may read, as the auth manager answers."""
-    return set(get_auth_manager().get_authorized_dag_ids(user=user, method="GET"))
+    return airflow_compat.authorized_dag_ids(user, "GET")
 
 
 ReadableDags = Annotated[set[str], Depends(readable_dags)]
@@ -83,16 +87,12 @@ def cancel_job(session: Any, user: Any, ti_id: str) -> dict[str, Any]:
     The same path as a user's mark (:func:`durable_jobs.reaper.listener.reap`): the record becomes a tombstone
     (``cancel.by = "ui_cancel"``) and a triggerer callback cancels the job, both in this request's transaction.
     """
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
-
     ti = query.task_instance(session, ti_id)
-    readable = ti is not None and get_auth_manager().is_authorized_dag(
-        method="GET", details=DagDetails(id=ti.dag_id), user=user
-    )
+    readable = ti is not None and airflow_compat.is_authorized_dag(user, "GET", ti.dag_id)
     if not readable:
         raise HTTPException(404, f"no task instance {ti_id}")
     name = user.get_name()
-    if not get_auth_manager().is_authorized_dag(method="PUT", details=DagDetails(id=ti.dag_id), user=user):
+    if not airflow_compat.is_authorized_dag(user, "PUT", ti.dag_id):
         log.warning(
             "durable_jobs ui: %s may not edit DAG %s: cancel of task instance %s refused", name, ti.dag_id, ti_id
         )

@@ -36,7 +36,7 @@ button{cursor:pointer}.pager{margin:.5rem 0}
 <button id="next-page" type="button">Older &rarr;</button></div>
 <table id="records"><thead><tr><th>Task instance</th><th>Try</th><th>State</th><th>System / endpoint</th>
 <th>Gen.</th><th>Phase</th><th>Job</th><th>Deferred since</th><th>Last status</th><th>Earlier generations</th>
-<th>Actions</th></tr></thead><tbody></tbody></table>
+<th>Tries</th><th>Actions</th></tr></thead><tbody></tbody></table>
 <h2>Endpoints</h2>
 <table id="endpoints"><thead><tr><th>System</th><th>Endpoint</th><th>State</th><th>Active jobs</th><th>Watched</th>
 <th>Last record update</th></tr></thead><tbody></tbody></table>
@@ -82,6 +82,14 @@ function historyCell(r) {
   td.append(ul);
   return td;
 }
+function triesCell(r) {
+  const td = el("td");
+  if (!r.tries || !r.tries.length) return td;
+  const ul = el("ul", null, "history");
+  for (const t of r.tries) ul.append(el("li", "try " + t.try + ": " + t.decision));
+  td.append(ul);
+  return td;
+}
 function actionsCell(r) {
   const td = el("td");
   if (r.links && r.links.length) {
@@ -122,12 +130,12 @@ function recordRow(r) {
   tr.dataset.phase = r.phase;
   tr.append(taskCell(r), el("td", r.try_number), el("td", r.state));
   if (!r.readable) {
-    const td = el("td", "unreadable record: " + r.error); td.colSpan = 7; tr.append(td, el("td")); return tr;
+    const td = el("td", "unreadable record: " + r.error); td.colSpan = 8; tr.append(td, el("td")); return tr;
   }
   tr.append(el("td", r.system + (r.endpoint ? " / " + r.endpoint : "")), el("td", r.generation),
             el("td", r.phase + (r.outcome ? " (" + r.outcome + ")" : "")), el("td", r.job_id || "\\u2014"),
             el("td", r.deferred_since || ""), el("td", (r.last_status || "") + " " + (r.last_status_at || "")),
-            historyCell(r), actionsCell(r));
+            historyCell(r), triesCell(r), actionsCell(r));
   return tr;
 }
 async function load() {

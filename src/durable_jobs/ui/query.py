@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import replace
 from typing import Any
 
+from durable_jobs import airflow_compat
 from durable_jobs.errors import RecordError
 from durable_jobs.record import STATE_KEY, Phase
 from durable_jobs.systems import declared
@@ -24,7 +25,7 @@ from durable_jobs.ui.rows import StoredRow, decode
 
 def records(session: Any, filters: Filters, dag_ids: Collection[str]) -> tuple[int, list[StoredRow]]:
     """The total count and the page of records ``filters`` asks for, of the DAGs ``dag_ids`` only."""
-    from airflow.models.task_state_store import TaskStateStoreModel as Store
+    Store = airflow_compat.view_models().Store
     from sqlalchemy import func, select
 
     where = _where(filters, dag_ids)
@@ -44,7 +45,7 @@ def records(session: Any, filters: Filters, dag_ids: Collection[str]) -> tuple[i
 
 def active_records(session: Any, dag_ids: Collection[str]) -> list[StoredRow]:
     """Every record of ``dag_ids`` whose job is active (phase submitting or submitted), newest first."""
-    from airflow.models.task_state_store import TaskStateStoreModel as Store
+    Store = airflow_compat.view_models().Store
     from sqlalchemy import or_
 
     where = _where(Filters(), dag_ids)
@@ -55,17 +56,15 @@ def active_records(session: Any, dag_ids: Collection[str]) -> list[StoredRow]:
 
 def task_instance(session: Any, ti_id: str) -> Any:
     """The ORM task instance ``ti_id`` (None: none, or not a task instance id)."""
-    from airflow.models.taskinstance import TaskInstance
-
     try:
         key = uuid.UUID(ti_id)
     except ValueError:
         return None
-    return session.get(TaskInstance, key)
+    return session.get(airflow_compat.view_models().TI, key)
 
 
 def _where(filters: Filters, dag_ids: Collection[str]) -> list[Any]:
-    from airflow.models.task_state_store import TaskStateStoreModel as Store
+    Store = airflow_compat.view_models().Store
 
     where: list[Any] = [Store.key == STATE_KEY, Store.dag_id.in_(sorted(dag_ids))]
     if filters.dag_id is not None:
@@ -76,9 +75,8 @@ def _where(filters: Filters, dag_ids: Collection[str]) -> list[Any]:
 
 def _page_select() -> Any:
     """The state store row, outer-joined to its task instance and that task instance's trigger row."""
-    from airflow.models.task_state_store import TaskStateStoreModel as Store
-    from airflow.models.taskinstance import TaskInstance as TI
-    from airflow.models.trigger import Trigger
+    m = airflow_compat.view_models()
+    Store, TI, Trigger = m.Store, m.TI, m.Trigger
     from sqlalchemy import and_, select
 
     on_ti = and_(
@@ -139,7 +137,7 @@ def _with_links(session: Any, rows: list[StoredRow]) -> list[StoredRow]:
     """``rows`` with their links: the declared link XComs of their task instances, in one query."""
     if not rows:
         return rows
-    from airflow.models.xcom import XComModel as X
+    X = airflow_compat.view_models().XCom
     from sqlalchemy import select
 
     labels = link_keys()

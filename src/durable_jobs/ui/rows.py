@@ -77,6 +77,8 @@ def item(row: StoredRow) -> dict[str, Any]:
             "last_status_at": _iso(row.updated_at),
             "history": [{**h, "job_id": job_id(h.get("job"))} for h in rec.history],
             "cancel": rec.cancel,
+            # each try's resume decision (fresh, adopted, reattached, returned, next_generation, lost...)
+            "tries": [dict(t) for t in rec.tries],
             "cancellable": cancellable(rec, row.state),
         }
     )

@@ -4,6 +4,7 @@ task state store, through the worker's accessor): what the "Durable jobs" view l
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
@@ -19,7 +20,13 @@ START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def write(
-    context: Any, phase: str, *, system: str = "spark-standalone", generation: int = 0, outcome: str = ""
+    context: Any,
+    phase: str,
+    *,
+    system: str = "spark-standalone",
+    generation: int = 0,
+    outcome: str = "",
+    tries: tuple[str, ...] = (),
 ) -> None:
     """Store a record of ``phase`` (after ``generation`` failed generations) for this task instance."""
     who = TaskIdentity.from_context(context)
@@ -32,6 +39,8 @@ def write(
         rec = rec.submitted({"submission_id": f"driver-{who.task_id}-{rec.generation}"})
     if phase == "finished":
         rec = rec.finished(Outcome(outcome), f"the job ended {outcome}")
+    for n, decision in enumerate(tries, 1):  # as the protocol keeps each try's resume decision
+        rec = rec.decided(n, decision, time.time())
     context["task_state_store"].set(STATE_KEY, rec.to_json())
 
 
@@ -58,7 +67,7 @@ with DAG("ui_view", schedule=None, start_date=START, catchup=False):
 
     @task
     def finished_job() -> None:
-        write(get_current_context(), "finished", generation=2, outcome="succeeded")
+        write(get_current_context(), "finished", generation=2, outcome="succeeded", tries=("fresh", "next_generation"))
 
     @task
     def lost_job() -> None:
