@@ -4,7 +4,8 @@ Two DAGs (tests/ui/dags/ui_view.py) run once: their tasks store records in every
 state store (one deferred on a trigger, one ended with its job still recorded as running, an unreadable
 one...). The tests ask the plugin's API as Airflow's users: ``admin`` (every DAG), ``viewer`` (read only),
 and ``outsider``, kept to one DAG by the harness's :class:`~durable_jobs_harness.dag_auth.DagListAuthManager`
-(SimpleAuthManager has no per-DAG permission: docs/ui.md).
+(SimpleAuthManager has no per-DAG permission: docs/ui.md). ``DURABLE_JOBS_UI_DB=postgres`` runs it on a
+private PostgreSQL cluster instead of SQLite.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def airflow() -> Iterator[tuple[AirflowEnv, dict[str, str]]]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": USERS,
         "DURABLE_JOBS_HARNESS_DAG_ACCESS": json.dumps({"outsider": [OTHER]}),
     }
-    af = AirflowEnv(DAGS, env=env)
+    af = AirflowEnv(DAGS, env=env, database=os.environ.get("DURABLE_JOBS_UI_DB", "sqlite"))
     try:
         af.start()
         af.wait_dags(["ui_view", OTHER])
