@@ -181,3 +181,61 @@ def queue_triggerer_callback(path: str, kwargs: dict[str, Any], *, session: Any)
     callback.queue(session=session)
     session.add(callback)
     session.flush()
+
+
+# --- the "Durable jobs" view (api-server: the ORM, the request's session and user, the auth manager) ----------
+
+
+def view_models() -> Any:
+    """The ORM classes the view queries, as ``Store``, ``TI``, ``Trigger`` and ``XCom``.
+
+    Relies on ``airflow.models.task_state_store.TaskStateStoreModel`` (Airflow 3.3+, table ``task_state_store``),
+    ``airflow.models.taskinstance.TaskInstance``, ``airflow.models.trigger.Trigger`` (its ``created_date``) and
+    ``airflow.models.xcom.XComModel`` with its static ``deserialize_value`` (Airflow 3.0+).
+    """
+    from types import SimpleNamespace
+
+    from airflow.models.task_state_store import TaskStateStoreModel
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.trigger import Trigger
+    from airflow.models.xcom import XComModel
+
+    return SimpleNamespace(Store=TaskStateStoreModel, TI=TaskInstance, Trigger=Trigger, XCom=XComModel)
+
+
+def api_dependencies() -> tuple[Any, Any]:
+    """The api-server's FastAPI dependencies for a route's DB session and user, as ``Depends(...)`` markers.
+
+    Relies on ``airflow.api_fastapi.common.db.common.SessionDep`` and
+    ``airflow.api_fastapi.core_api.security.GetUserDep`` (Airflow 3.0+), both ``Annotated[T, Depends(...)]``:
+    the user from a ``Bearer`` JWT, else the UI's ``_token`` cookie; 401 without one, 403 for a bad one.
+    """
+    from typing import get_args
+
+    from airflow.api_fastapi.common.db.common import SessionDep
+    from airflow.api_fastapi.core_api.security import GetUserDep
+
+    return get_args(SessionDep)[1], get_args(GetUserDep)[1]
+
+
+def authorized_dag_ids(user: Any, method: str) -> set[str]:
+    """The DAGs ``user`` may act on with ``method`` (``GET``: read, ``PUT``: edit), as the auth manager says.
+
+    Relies on ``airflow.api_fastapi.app.get_auth_manager()`` and ``BaseAuthManager.get_authorized_dag_ids``
+    (Airflow 3.0+): what the api-server's own ``ReadableDagsFilterDep`` asks. Not ``request.app.state``: in a
+    plugin's mounted app, ``request.app`` is the plugin's app.
+    """
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return set(get_auth_manager().get_authorized_dag_ids(user=user, method=method))
+
+
+def is_authorized_dag(user: Any, method: str, dag_id: str) -> bool:
+    """Whether ``user`` may act on DAG ``dag_id`` with ``method``, as the auth manager says.
+
+    Relies on ``get_auth_manager().is_authorized_dag(method=, details=DagDetails(id=), user=)`` (Airflow 3.0+).
+    """
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    return bool(get_auth_manager().is_authorized_dag(method=method, details=DagDetails(id=dag_id), user=user))

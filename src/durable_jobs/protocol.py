@@ -35,7 +35,7 @@ from durable_jobs import failpoints, metrics
 from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.errors import DurableJobError, RecordError, TransientError, UndecidableError
 from durable_jobs.messages import cut
-from durable_jobs.record import MAX_GENERATION, STATE_KEY, JobRecord, Outcome, Phase, TaskIdentity
+from durable_jobs.record import MAX_GENERATION, STATE_KEY, JobRecord, Outcome, Phase, TaskIdentity, cancel_words
 from durable_jobs.status import JobState, JobStatus
 
 T = TypeVar("T")
@@ -169,6 +169,9 @@ class JobProtocol:
         # written into every intent: what the reaper builds a client from when no try is running
         self.conn_id = conn_id
         self.hook = hook
+        # this try's resume decision and when it was made (kept in the record's ``tries``), and whether it is stored
+        self._decision: tuple[str, float] | None = None
+        self._decision_stored = False
 
     # --- store -----------------------------------------------------------------------------------------
 
@@ -191,6 +194,10 @@ class JobProtocol:
         return rec
 
     def save(self, rec: JobRecord) -> None:
+        """Store ``rec``, with this try's resume decision once it is made."""
+        if self._decision is not None:
+            rec = rec.decided(self.identity.try_number, *self._decision)
+            self._decision_stored = True
         self.store.set(STATE_KEY, rec.to_json())
 
     # --- worker entry points ---------------------------------------------------------------------------
@@ -198,9 +205,17 @@ class JobProtocol:
     def start(self) -> Decision:
         """``execute()``: decide between adopting, reattaching, returning and submitting.
 
-        Each decision is one INFO line of the task's log (:meth:`_decided`) and one count of
-        ``durable_jobs.resume.<decision>``.
+        Each decision is one INFO line of the task's log (:meth:`_decided`), one count of
+        ``durable_jobs.resume.<decision>`` and one entry of the record's ``tries`` (written with the decision's
+        own write, or alone when the decision writes nothing: a re-attach, a returned result).
         """
+        self._decision, self._decision_stored = None, False
+        decision = self._start()
+        if self._decision is not None and not self._decision_stored:
+            self.save(decision.record)
+        return decision
+
+    def _start(self) -> Decision:
         rec = self.load()
         if rec is None:
             return self._unrecorded()
@@ -281,6 +296,7 @@ class JobProtocol:
         """The one INFO line a decision writes to the task's log, and its count."""
         self.log.info(msg, *args)
         metrics.decision(decision, self.client.system)
+        self._decision, self._decision_stored = (decision, time.time()), False
 
     def _try_of(self, rec: JobRecord) -> str:
         """Which try wrote this generation's intent, in words."""
@@ -505,12 +521,12 @@ class JobProtocol:
         if status.state.is_terminal:
             return
         self.log.warning(
-            "%s (generation %d) is still %s although the task was marked %s by a user: cancelling it before "
+            "%s (generation %d) is still %s although the task was %s by a user: cancelling it before "
             "submitting generation %d",
             what,
             rec.generation,
             _state_words(status),
-            str(rec.cancel.get("by", "")).removeprefix("mark_"),
+            cancel_words(str(rec.cancel.get("by", ""))),
             rec.generation + 1,
         )
         status = self._cancel_and_wait(rec.job, f"{what} of the marked try")

@@ -50,8 +50,17 @@ field             type             meaning
 ``cancel``        object or null   set on a **tombstone**: the task instance was marked failed, success or
                                    skipped by a user while this job was active, and the job is cancelled
                                    by the reaper (:mod:`durable_jobs.reaper`): ``{"at": epoch seconds,
-                                   "by": "mark_failed" | "mark_success" | "mark_skipped", "ti_id": str}``.
-                                   Missing: null
+                                   "by": "mark_failed" | "mark_success" | "mark_skipped" | "ui_cancel",
+                                   "ti_id": str}`` (``ui_cancel``: the cancel button of the "Durable
+                                   jobs" view, for a task that already ended). Missing: null
+``max_tries``     int or null      the task instance's max_tries when the outcome was recorded. Missing:
+                                   null
+``tries``         list of objects  each try's resume decision, oldest first, the last
+                                   :data:`TRIES_LIMIT`: ``{"try": int, "decision": str, "at": epoch
+                                   seconds}``; ``decision`` is one of
+                                   :data:`durable_jobs.metrics.DECISIONS` (``fresh``, ``adopted``,
+                                   ``reattached``, ``returned``, ``next_generation``, ``lost``...), a
+                                   later release may add words. Kept across generations. Missing: empty
 ================  ===============  =====================================================================
 
 A locator (``job``, ``history[].job``) is a flat object: at most 16 string keys of at most 64
@@ -78,6 +87,9 @@ from durable_jobs.status import Word
 STATE_KEY = "durable_jobs.job"
 RECORD_VERSION = 1
 HISTORY_LIMIT = 20
+#: the resume decisions a record keeps (``tries``), the last ones
+TRIES_LIMIT = 20
+_DECISION_RE = re.compile(r"^[a-z][a-z_]{0,31}\Z")
 #: the highest generation a record holds
 MAX_GENERATION = 9_999
 #: the largest record, in bytes of JSON: a record is a handful of fields, never a store for data
@@ -85,8 +97,20 @@ RECORD_LIMIT = 64 * 1024
 TOKEN_PREFIX = "dj"
 _TOKEN_RE = re.compile(r"^dj[0-9a-f]{20}\Z")
 _HOOK_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
-#: who tombstoned a record (the ``by`` of its ``cancel`` field)
-CANCEL_CAUSES = ("mark_failed", "mark_success", "mark_skipped")
+#: who tombstoned a record (the ``by`` of its ``cancel`` field), and how a log line says it: a user's mark of the
+#: task (the reaper's listener), or the cancel button of the "Durable jobs" view (:mod:`durable_jobs.ui`)
+CANCEL_WORDS = {
+    "mark_failed": "marked failed",
+    "mark_success": "marked success",
+    "mark_skipped": "marked skipped",
+    "ui_cancel": "cancelled in the Durable jobs view",
+}
+CANCEL_CAUSES = tuple(CANCEL_WORDS)
+
+
+def cancel_words(by: str) -> str:
+    """How a log line says what the ``by`` of a tombstone did (``"marked failed"``...)."""
+    return CANCEL_WORDS.get(by, by)
 
 
 class Phase(Word):
@@ -178,6 +202,8 @@ class JobRecord:
     # the task instance's max_tries when the outcome was recorded: a clear of *this* task raises it, while the
     # run's clear_number goes up at a clear of any task of the run
     max_tries: int | None = None
+    # each try's resume decision, oldest first: {"try", "decision", "at"} (see the table)
+    tries: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     v: int = RECORD_VERSION
 
     # --- transitions -------------------------------------------------------------------------------------
@@ -233,11 +259,10 @@ class JobRecord:
         with the ``cancel`` field saying who and when. Every later try moves to the next generation."""
         if by not in CANCEL_CAUSES:
             raise ValueError(f"by must be one of {', '.join(CANCEL_CAUSES)}, not {by!r}")
-        what = by.removeprefix("mark_")
         at = time.time() if now is None else now
         return replace(
             self.finished(
-                Outcome.CANCELLED, f"the task was marked {what} by a user; the job is cancelled by the reaper"
+                Outcome.CANCELLED, f"the task was {cancel_words(by)} by a user; the job is cancelled by the reaper"
             ),
             cancel={"at": at, "by": by, "ti_id": ti_id},
         )
@@ -245,7 +270,7 @@ class JobRecord:
     def next_generation(
         self, identity: TaskIdentity, timeout: float | None, *, conn_id: str | None = None, hook: str | None = None
     ) -> JobRecord:
-        return JobRecord.intent(
+        intent = JobRecord.intent(
             system=self.system,
             identity=identity,
             generation=self.generation + 1,
@@ -254,6 +279,17 @@ class JobRecord:
             conn_id=conn_id,
             hook=hook,
         )
+        return replace(intent, tries=self.tries)
+
+    def decided(self, try_number: int, decision: str, at: float) -> JobRecord:
+        """This record with try ``try_number``'s resume decision kept (once: the same decision is not repeated)."""
+        entry = {"try": try_number, "decision": decision, "at": at}
+        if self.tries and {k: self.tries[-1][k] for k in ("try", "decision")} == {
+            "try": try_number,
+            "decision": decision,
+        }:
+            return self
+        return replace(self, tries=(*self.tries, entry)[-TRIES_LIMIT:])
 
     def history_entry(self) -> dict[str, Any]:
         """This generation as a later record's ``history`` keeps it."""
@@ -285,6 +321,7 @@ class JobRecord:
             "submitted_try": self.submitted_try,
             "history": list(self.history),
             **{k: v for k, v in optional.items() if v is not None},
+            **({"tries": list(self.tries)} if self.tries else {}),
         }
 
     @classmethod
@@ -316,6 +353,7 @@ class JobRecord:
         clear_number = f.integer("clear_number", 0, 10**9, default=0)
         submitted_try = f.integer("submitted_try", 0, 10**9, default=0)
         max_tries = f.integer("max_tries", 0, 10**9) if data.get("max_tries") is not None else None
+        tries = f.tries("tries")
         message = f.string("message", 100_000, default="")
         job = f.locator("job")
         history = f.history("history")
@@ -352,6 +390,7 @@ class JobRecord:
             hook=hook,
             cancel=cancel,
             max_tries=max_tries,
+            tries=tries,
         )
         size = rec.size()
         if size > RECORD_LIMIT:
@@ -444,6 +483,24 @@ class _Fields:
         if not present:
             return None
         return _locator(value, f"{self.where}: field {name!r}")
+
+    def tries(self, name: str) -> tuple[dict[str, Any], ...]:
+        """Each try's resume decision: ``{"try": int, "decision": a lower-case word, "at": epoch seconds}``."""
+        present, value = self._get(name, True, ())
+        if not present:
+            return ()
+        if type(value) is not list:
+            raise self._refuse(name, value, "a list of each try's decision")
+        out = []
+        for i, entry in enumerate(value[-TRIES_LIMIT:]):
+            if type(entry) is not dict:
+                raise RecordError(f"{self.where}: field 'tries[{i}]' is {_show(entry)}, expected an object")
+            inner = _Fields(entry, f"{self.where}: field 'tries[{i}]'")
+            decision = inner.string("decision", 32)
+            if not _DECISION_RE.match(decision):
+                raise RecordError(f"{self.where}: field 'tries[{i}].decision' is {_show(decision)}, expected a word")
+            out.append({"try": inner.integer("try", 0, 10**9), "decision": decision, "at": inner.number("at")})
+        return tuple(out)
 
     def history(self, name: str) -> tuple[dict[str, Any], ...]:
         present, value = self._get(name, True, ())

@@ -35,6 +35,8 @@ class ScriptedHook(DurableJobHook):
     async def aget_client(cls, conn_id: str) -> Any:
         if conn_id == "broken":
             raise ConnectionConfigError("connection 'broken': its host is missing")
+        if conn_id == "missing":  # what Airflow raises for a connection that is not defined
+            raise LookupError("The conn_id `missing` isn't defined")
         return cls.client
 
 
@@ -92,6 +94,7 @@ async def test_run_twice_it_is_idempotent(client: ScriptedClient) -> None:
         ({"hook": "durable_jobs.record.JobRecord"}, "is not a durable_jobs hook class"),
         ({"hook": "no_such_module.Hook"}, "No module named 'no_such_module'"),
         ({"conn_id": "broken"}, "connection 'broken': its host is missing"),
+        ({"conn_id": "missing"}, "no client from connection 'missing': LookupError: The conn_id `missing` isn't"),
     ],
 )
 async def test_it_refuses_what_it_cannot_trust_and_cancels_nothing(

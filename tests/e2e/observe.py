@@ -19,6 +19,7 @@ from typing import Any
 from durable_jobs.reaper.orphan import CALLBACK_PATH
 from durable_jobs.record import STATE_KEY
 from durable_jobs_harness.airflow_env import AirflowEnv, wait_until
+from durable_jobs_harness.callbacks import callbacks
 
 from .systems import E2ESystem, Job
 
@@ -56,35 +57,11 @@ class Row:
 def reaper_callbacks(af: AirflowEnv, run: Any) -> list[tuple[str, str]]:
     """(state, output) of the reaper's callbacks for the run, read from Airflow's callback table (no REST API
     shows it; the output is the callback's one line)."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(af.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT state, output, data FROM callback")).all()
-    finally:
-        engine.dispose()
-    out = []
-    for state, output, data in rows:
-        data = _unwrap(json.loads(data) if isinstance(data, str) else data)
-        kwargs = data.get("kwargs") or {}
-        if data.get("path") == CALLBACK_PATH and (kwargs.get("dag_id"), kwargs.get("run_id")) == (
-            run.dag_id,
-            run.run_id,
-        ):
-            out.append((str(state), str(output)))
-    return out
-
-
-def _unwrap(value: Any) -> Any:
-    """A value as Airflow's ExtendedJSON stores it (``{"__var": ..., "__type": ...}`` envelopes), unwrapped."""
-    if isinstance(value, dict):
-        if "__var" in value:
-            return _unwrap(value["__var"])
-        return {k: _unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unwrap(v) for v in value]
-    return value
+    return [
+        (str(c.state), str(c.output))
+        for c in callbacks(af, CALLBACK_PATH)
+        if (c.kwargs.get("dag_id"), c.kwargs.get("run_id")) == (run.dag_id, run.run_id)
+    ]
 
 
 def trigger_logs(af: AirflowEnv, dag_id: str, run_id: str) -> dict[Path, list[dict[str, Any]]]:

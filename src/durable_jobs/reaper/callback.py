@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from durable_jobs.errors import DurableJobError, RecordError
-from durable_jobs.record import TaskIdentity
+from durable_jobs.record import TaskIdentity, cancel_words
 from durable_jobs.transport.backoff import Backoff
 from durable_jobs.transport.retry import RetryPolicy
 
@@ -49,7 +49,7 @@ async def cancel_orphan(
 ) -> str:
     """Cancel ``job`` (generation ``generation`` of the task) and return one line saying so; raise on failure."""
     who = TaskIdentity(dag_id, run_id, task_id, map_index)
-    marked = by.removeprefix("mark_")
+    marked = cancel_words(by)
     try:
         client = await _client(hook, conn_id)
         if system is not None and client.system != system:
@@ -64,13 +64,13 @@ async def cancel_orphan(
     except (DurableJobError, ImportError, TypeError, ValueError) as exc:
         text = (
             f"durable_jobs reaper: NOT cancelled: the job {job} (generation {generation}) of {who.describe()}, "
-            f"marked {marked}: {exc}. Cancel it by hand."
+            f"{marked}: {exc}. Cancel it by hand."
         )
         log.error("%s", text)
         raise ReapError(text) from exc
     text = (
         f"durable_jobs reaper: cancelled {what} (generation {generation}, token {token}) of {who.describe()}, "
-        f"marked {marked} by a user"
+        f"{marked} by a user"
     )
     log.info("%s", text)
     return text
@@ -85,4 +85,9 @@ async def _client(hook: str, conn_id: str) -> Any:
     cls = import_string(hook)
     if not (isinstance(cls, type) and issubclass(cls, DurableJobHook)):
         raise TypeError(f"{hook} is not a durable_jobs hook class")
-    return await cls.aget_client(conn_id)
+    try:
+        return await cls.aget_client(conn_id)
+    except DurableJobError:
+        raise
+    except Exception as exc:  # Airflow's AirflowNotFoundException for a connection that does not exist
+        raise ReapError(f"no client from connection {conn_id!r}: {type(exc).__name__}: {exc}") from exc

@@ -20,7 +20,7 @@ from airflow.listeners import hookimpl
 
 from durable_jobs import airflow_compat
 from durable_jobs.reaper.orphan import CALLBACK_PATH, CAUSE_OF_STATE, DurableTrigger, MarkedTask, Reap, plan
-from durable_jobs.record import STATE_KEY
+from durable_jobs.record import STATE_KEY, cancel_words
 
 log = logging.getLogger(__name__)
 #: the kwargs every durable trigger stores (an extension's trigger class lives outside durable_jobs)
@@ -50,14 +50,7 @@ def marked(previous_state: Any, ti: Any) -> None:
     session = airflow_compat.session_of(ti)
     if by is None or session is None:
         return
-    task = MarkedTask(
-        dag_id=ti.dag_id,
-        run_id=ti.run_id,
-        task_id=ti.task_id,
-        map_index=-1 if ti.map_index is None else int(ti.map_index),
-        ti_id=str(ti.id),
-        by=by,
-    )
+    task = MarkedTask.of(ti, by)
     try:
         with session.begin_nested():
             reap(task, ti.trigger_id, session)
@@ -84,9 +77,9 @@ def reap(task: MarkedTask, trigger_id: int | None, session: Any) -> Reap | None:
         )
     airflow_compat.queue_triggerer_callback(CALLBACK_PATH, decision.kwargs, session=session)
     log.info(
-        "durable_jobs reaper: %s was marked %s: %s; a triggerer cancels %s (generation %d)",
+        "durable_jobs reaper: %s was %s: %s; a triggerer cancels %s (generation %d)",
         _who(task),
-        task.by.removeprefix("mark_"),
+        cancel_words(task.by),
         "its record is now a tombstone" if decision.tombstone else "its record was cleared, the trigger names the job",
         decision.kwargs["job"],
         decision.kwargs["generation"],

@@ -41,6 +41,18 @@ class MarkedTask:
     def identity(self) -> TaskIdentity:
         return TaskIdentity(self.dag_id, self.run_id, self.task_id, self.map_index)
 
+    @classmethod
+    def of(cls, ti: Any, by: str) -> MarkedTask:
+        """The ORM task instance ``ti`` (any object with its columns), asked to end its job ``by``."""
+        return cls(
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=ti.task_id,
+            map_index=-1 if ti.map_index is None else int(ti.map_index),
+            ti_id=str(ti.id),
+            by=by,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class DurableTrigger:
