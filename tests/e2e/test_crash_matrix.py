@@ -258,7 +258,9 @@ def test_clear_while_deferred(system: str, request: pytest.FixtureRequest, matri
     sys_, run = matrix.systems[system], matrix.batch(system, "clear_deferred")
     row = matrix.row(request, run, notes="cleared while deferred (try 1's trigger running)")
     assert row.final_state == "success", row
-    assert row.tries == 2, row
+    # try 2 reattaches; on a busy host Airflow's LocalExecutor may report try 2's first process (it deferred)
+    # after the trigger's event re-queued it, and the scheduler then fails that try: more tries, never a job
+    assert row.tries >= 2, row
     assert_clean(row, submissions=1)
     assert not any(j["cancelled"] for j in row.jobs), row  # not cancelled by the old trigger
     old = trigger_events(airflow, run, try_number=1)
@@ -267,9 +269,10 @@ def test_clear_while_deferred(system: str, request: pytest.FixtureRequest, matri
     assert "Trigger fired event" not in old, old
     second = log_events(airflow, run, "job", 2)
     assert any(e.startswith(f"Found {sys_.job_noun} ") for e in second), second
-    # try 2 reattaches (one event), or, on a busy host, finds the job already ended and returns it (none)
-    returned = any("returning its result without running anything" in e for e in second)
-    assert row.events == (0 if returned else 1), (row, second)
+    # each later try fires at most one event (none when it finds the job already ended and returns it)
+    assert row.events <= row.tries - 1, row
+    if row.tries == 2 and not any("returning its result without running anything" in e for e in second):
+        assert row.events == 1, (row, second)
 
 
 @each_system
