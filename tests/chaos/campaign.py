@@ -49,6 +49,12 @@ JWT_LEEWAY = 90  # [api_auth] jwt_leeway: above the largest clock jump (nemesis.
 # after a scheduler SIGKILL its tasks wait for this reset (a CI smoke at the default, seed 2707125947, left 17 task
 # instances queued or running past a 180 s settle). Airflow's recovery time, not what the campaign probes.
 ORPHAN_CHECK_INTERVAL = 20
+# [scheduler] task_queued_timeout (default 600 s) and its check interval (default 120 s): a live scheduler requeues
+# a task instance whose workload its executor lost (a LocalExecutor worker SIGKILLed as it took the workload) only
+# after this (a CI smoke, seed 1777251103, left one queued past a 6-minute settle). It also bounds the workload
+# JWT's life, so it stays above the longest queue wait a smoke sees.
+QUEUED_TIMEOUT = 150
+QUEUED_CHECK_INTERVAL = 15
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,8 @@ def run(settings: Settings, root: Path | None = None, log: Callable[[str], None]
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
             "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(ORPHAN_CHECK_INTERVAL),
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(QUEUED_TIMEOUT),
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": str(QUEUED_CHECK_INTERVAL),
             # the api-server accepts the workers' JWTs from a clock up to this far ahead (default 10 s): past it every
             # task start during a forward jump fails "Invalid auth token", Airflow's check, not what the campaign probes
             "AIRFLOW__API_AUTH__JWT_LEEWAY": str(JWT_LEEWAY),
@@ -201,7 +209,7 @@ def run(settings: Settings, root: Path | None = None, log: Callable[[str], None]
             timings=timings,
             settings={k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
             | {"heartbeat_timeout": HEARTBEAT_TIMEOUT, "jwt_leeway": JWT_LEEWAY, "wave_every": settings.wave_every}
-            | {"orphan_check_interval": ORPHAN_CHECK_INTERVAL}
+            | {"orphan_check_interval": ORPHAN_CHECK_INTERVAL, "queued_timeout": QUEUED_TIMEOUT}
             | {"root": str(root)},
         )
     finally:
