@@ -221,3 +221,14 @@ def test_the_exact_check_after_the_database() -> None:
 def test_a_system_name_is_escaped_in_its_pattern() -> None:
     (pattern,) = Filters.parse(system="my_sys").patterns()
     assert '"system": "my\\_sys"' in pattern
+
+
+def test_only_http_links_are_answered() -> None:
+    links = {
+        "Spark UI": "http://m:8080/app",
+        "Evil": "javascript:alert(document.cookie)",
+        "Data": "data:text/html,<script>x</script>",
+        "Spaced": "https://m/a b",
+    }
+    answered = item(stored(submitted(), links=links))["links"]
+    assert answered == [{"name": "Spark UI", "url": "http://m:8080/app"}]

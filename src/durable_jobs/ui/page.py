@@ -99,7 +99,9 @@ function actionsCell(r) {
     b.addEventListener("click", () => copyLinks(b));
     td.append(b);
     for (const l of r.links) {
-      const a = el("a", l.name); a.href = l.url; a.target = "_blank"; a.rel = "noopener noreferrer";
+      const a = el("a", l.name);
+      if (/^https?:\\/\\//i.test(l.url)) a.href = l.url;
+      a.target = "_blank"; a.rel = "noopener noreferrer";
       td.append(el("br"), a);
     }
   }

@@ -14,6 +14,7 @@ from typing import Any
 
 from durable_jobs.errors import RecordError
 from durable_jobs.record import JobRecord, Phase, TaskIdentity
+from durable_jobs.status import safe_url
 
 #: task instance states after which no try will look at the job again: the cancel button's (the orphan case)
 ENDED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
@@ -49,7 +50,8 @@ def item(row: StoredRow) -> dict[str, Any]:
         "state": row.state,
         "deferred_since": _iso(row.deferred_since) if row.state == "deferred" else None,
         "updated_at": _iso(row.updated_at),
-        "links": [{"name": name, "url": url} for name, url in sorted(row.links.items())],
+        # a link XCom any task may write: only an http(s) URL becomes a link (never ``javascript:``)
+        "links": [{"name": name, "url": url} for name, url in sorted(row.links.items()) if safe_url(url)],
     }
     try:
         rec = decode(row)
