@@ -42,16 +42,17 @@ class EntryReader(Generic[K, E]):
     key: Callable[[E], K]  # the id of a read entry
     key_of_raw: Callable[[msgspec.Raw], K]  # the id of an entry that could not be read (raises UNREADABLE)
     name: Callable[[K], str]  # how messages name the job: "run 12", "job abc"
-    # why an entry is malformed, given the entry read earlier with the same id (None: it is not)
-    problem: Callable[[E, E | None, str], str | None] = lambda entry, earlier, name: None
+    # what is wrong with an entry, given the entry read earlier with the same id (None: nothing); said after its
+    # name ("run 12 is listed twice, ..."), which is built only then: this runs for every entry of a listing
+    problem: Callable[[E, E | None], str | None] = lambda entry, earlier: None
 
 
-def listed_twice(same: Callable[[Any, Any], bool]) -> Callable[[Any, Any, str], str | None]:
+def listed_twice(same: Callable[[Any, Any], bool]) -> Callable[[Any, Any], str | None]:
     """The rule "an entry listed twice in different states is malformed", with ``same`` comparing states."""
 
-    def problem(entry: Any, earlier: Any, name: str) -> str | None:
+    def problem(entry: Any, earlier: Any) -> str | None:
         if earlier is not None and not same(earlier, entry):
-            return f"{name} is listed twice, in different states"
+            return "is listed twice, in different states"
         return None
 
     return problem
@@ -92,12 +93,12 @@ class Listing(Generic[K, E]):
         key = reader.key(entry)
         if key in self.malformed:
             return
-        why = reader.problem(entry, self.found.get(key), reader.name(key))
+        why = reader.problem(entry, self.found.get(key))
         if why is None:
             self.found[key] = entry
         else:
             self.found.pop(key, None)
-            self.malformed[key] = f"{what}: {why}"
+            self.malformed[key] = f"{what}: {reader.name(key)} {why}"
 
     def add_page(self, entries: list[msgspec.Raw], what: str) -> None:
         for raw in entries:

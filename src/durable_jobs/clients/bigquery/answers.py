@@ -141,8 +141,8 @@ def decode_cancel(body: bytes, job_id: str, *, what: str) -> None:
         raise MalformedAnswer(f"{what}: the answer is about another job")
 
 
-def _stateless(job: Job, earlier: Job | None, name: str) -> str | None:
-    return f"the entry of {name} has no state" if job.status is None and job.state is None else None
+def _stateless(job: Job, earlier: Job | None) -> str | None:
+    return "has no state" if job.status is None and job.state is None else None
 
 
 class JobsListing(Listing[str, Job]):
