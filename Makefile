@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test unit integration lint check-install demo demo-ui e2e bench bench-poll-profile bench-triggerer bench-kube bench-emr bench-listings bench-answers soak simulate chaos clean
+.PHONY: setup test unit integration lint check-install demo demo-ui e2e bench bench-poll-profile bench-triggerer bench-kube bench-emr bench-listings bench-answers bench-ui soak simulate chaos clean
 
 $(STAMP): pyproject.toml harness/pyproject.toml
 	@command -v javac >/dev/null || { echo "javac (JDK 17+) is required; the Debian packages are listed in .ci/apt-packages.txt"; exit 1; }
@@ -101,6 +101,13 @@ bench-listings: setup
 # What a 50 MB body, a 12 MB status message and a 100,000-deep JSON cost. build/bench/big_answers.json
 bench-answers: setup
 	$(PY) benchmarks/big_answers.py
+
+# The "Durable jobs" view paging 10,000 records on PostgreSQL (issue 19): the real api-server and the query layer,
+# each page's median and p95 (first, middle, last, each filter, limit 50 and 500; the endpoints), as admin and as a
+# user kept to 3 DAGs (about 6 minutes; needs Debian's postgresql). Writes build/bench/ui_paging.json; exits 1 when
+# a p95 is over 1 s. BENCH_ARGS="--compare OLD.json" prints an earlier run's figures beside.
+bench-ui: setup
+	$(PY) benchmarks/ui_paging.py $(BENCH_ARGS)
 
 # The fault soak (issue 11), long: 200 waiting jobs on one Spark master that is down, then answers 503, then 429,
 # then resets connections, 5 minutes each (about 21 minutes in all); then the jobs finish. Writes

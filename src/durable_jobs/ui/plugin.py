@@ -14,18 +14,32 @@ its requests to our app, with nothing built.
 
 Every Airflow process imports plugins (workers, triggerers, the scheduler), so this module imports nothing
 heavy: the app is built (FastAPI, the ORM models) on the api-server's first request only.
+
+Under a URL path (``[api] base_url = https://host/airflow``) the api-server serves everything, our mount
+included, under that path, and the UI's ``_token`` cookie is scoped to it; the UI frames the nav entry's
+``href`` as given. So the ``href`` carries the path (:func:`page_href`), or the frame would load a page outside
+Airflow whose requests carry no cookie (docs/ui.md, "Under a URL path").
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import urlsplit
 
+from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
 
 URL_PREFIX = "/durable-jobs"
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+def page_href(base_url: str | None) -> str:
+    """The page's URL path under the api-server's ``[api] base_url``: its path (as Airflow's own
+    ``API_ROOT_PATH`` takes it), then ``durable-jobs/``."""
+    root = urlsplit(base_url or "").path.rstrip("/")
+    return f"{root}{URL_PREFIX}/"
 
 
 class LazyApp:
@@ -53,7 +67,7 @@ class DurableJobsPlugin(AirflowPlugin):  # type: ignore[misc]
     external_views = [
         {
             "name": "Durable jobs",
-            "href": f"{URL_PREFIX}/",
+            "href": page_href(conf.get("api", "base_url", fallback="")),
             "destination": "nav",
             "url_route": "durable-jobs",
             "category": "browse",

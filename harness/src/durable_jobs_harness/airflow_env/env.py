@@ -96,6 +96,8 @@ class AirflowEnv:
     :param component_env: extra environment of one kind of component only, by name (``scheduler``, ``triggerer``
         for every triggerer...), over ``env``: e.g. libfaketime preloaded into the scheduler and its
         LocalExecutor workers alone (the chaos campaign).
+    :param url_path: serve the api-server under this path (``[api] base_url`` ``http://127.0.0.1:PORT/<path>``),
+        e.g. ``"/airflow"``; :attr:`base_url` (the REST client's, the workers' execution API) includes it.
     """
 
     def __init__(
@@ -112,7 +114,10 @@ class AirflowEnv:
         startup_timeout: float = 300.0,
         log_level: str = "INFO",
         component_env: Mapping[str, Mapping[str, str]] | None = None,
+        url_path: str = "",
     ) -> None:
+        if url_path and (not url_path.startswith("/") or url_path.endswith("/")):
+            raise ValueError("url_path must start with '/' and not end with one, e.g. '/airflow'")
         if database not in ("sqlite", "postgres"):
             raise ValueError("database must be 'sqlite' or 'postgres'")
         if executor not in EXECUTORS:
@@ -130,6 +135,7 @@ class AirflowEnv:
         self.startup_timeout = startup_timeout
         self.log_level = log_level
         self.component_env = {name: dict(extra) for name, extra in (component_env or {}).items()}
+        self.url_path = url_path
         self.home = Path()
         self.port = 0
         self.components: dict[str, Component] = {}
@@ -144,7 +150,8 @@ class AirflowEnv:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """The api-server's ``[api] base_url``: its origin, then :attr:`url_path` (empty by default)."""
+        return f"http://127.0.0.1:{self.port}{self.url_path}"
 
     @property
     def env(self) -> dict[str, str]:
