@@ -3,8 +3,8 @@
 It runs inside the Airflow UI's frame (the plugin's external view) or alone at ``/durable-jobs/``. Its
 requests carry the UI's ``_token`` cookie (same origin). The ids and classes below are what the browser tests
 find: ``#records`` (rows ``tr.record[data-ti-id]``), ``#filter-dag``, ``#filter-system``, ``#filter-phase``,
-``#filter-outcome``, ``#prev-page``, ``#next-page``, ``#endpoints``, ``button.cancel-job``,
-``button.copy-links`` and ``#error``.
+``#filter-outcome``, ``#prev-page``, ``#next-page``, ``#endpoints`` (rows ``tr.endpoint[data-state]``),
+``button.cancel-job``, ``button.copy-links`` and ``#error``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ vertical-align:top}th{background:#f7fafc}
 .filters label{margin-right:1rem}#error{display:none;background:#fed7d7;color:#742a2a;padding:.5rem;margin:.5rem 0}
 #error.shown{display:block}.unreadable{color:#9b2c2c}.muted{color:#718096}.history{font-size:12px;margin:0;padding-left:1rem}
 button{cursor:pointer}.pager{margin:.5rem 0}
+.state-ok{color:#276749}.state-unknown{color:#975a16}.state-auth-refused{color:#9b2c2c}.stale{color:#718096}
 </style></head><body>
 <h1>Durable jobs</h1>
 <div id="error" role="alert"></div>
@@ -38,8 +39,8 @@ button{cursor:pointer}.pager{margin:.5rem 0}
 <th>Gen.</th><th>Phase</th><th>Job</th><th>Deferred since</th><th>Last status</th><th>Earlier generations</th>
 <th>Tries</th><th>Actions</th></tr></thead><tbody></tbody></table>
 <h2>Endpoints</h2>
-<table id="endpoints"><thead><tr><th>System</th><th>Endpoint</th><th>State</th><th>Active jobs</th><th>Watched</th>
-<th>Last record update</th></tr></thead><tbody></tbody></table>
+<table id="endpoints"><thead><tr><th>System</th><th>Endpoint</th><th>State</th><th>Since</th><th>Last poll</th>
+<th>Active jobs</th><th>Watched</th><th>Last record update</th><th>Triggerers</th></tr></thead><tbody></tbody></table>
 <script>
 "use strict";
 const PAGE_SIZE = 50;
@@ -140,6 +141,30 @@ function recordRow(r) {
             historyCell(r), triesCell(r), actionsCell(r));
   return tr;
 }
+function triggerersCell(e) {
+  const td = el("td");
+  if (!e.triggerers || !e.triggerers.length) return td;
+  const ul = el("ul", null, "history");
+  for (const t of e.triggerers) {
+    const stale = t.stale ? " (stale: " + Math.round(t.age_seconds) + " s old)" : "";
+    const text = t.readable ? t.triggerer + ": " + t.state + ", " + t.watched + " watched, last poll " +
+                              (t.last_poll || "none") + stale
+                            : t.triggerer + ": unreadable report (" + t.error + ")";
+    ul.append(el("li", text, t.stale || !t.readable ? "stale" : ""));
+  }
+  td.append(ul);
+  return td;
+}
+function endpointRow(e) {
+  const tr = el("tr", null, "endpoint");
+  tr.dataset.state = e.state;
+  const state = el("td", null, "state-" + e.state.replace(/ /g, "-"));
+  state.append(el("div", e.state), el("div", e.state_detail, "muted"));
+  tr.append(el("td", e.system), el("td", e.endpoint || "\\u2014"), state, el("td", e.since || ""),
+            el("td", e.last_poll || ""), el("td", e.jobs), el("td", e.watched), el("td", e.last_update || ""),
+            triggerersCell(e));
+  return tr;
+}
 async function load() {
   try {
     const data = await api("api/records?" + query());
@@ -151,12 +176,7 @@ async function load() {
     $("prev-page").disabled = offset === 0;
     $("next-page").disabled = offset + PAGE_SIZE >= total;
     const ep = await api("api/endpoints");
-    $("endpoints").tBodies[0].replaceChildren(...ep.endpoints.map((e) => {
-      const tr = el("tr", null, "endpoint");
-      tr.append(el("td", e.system), el("td", e.endpoint || "\\u2014"), el("td", e.state + " (" + e.state_detail + ")"),
-                el("td", e.jobs), el("td", e.watched), el("td", e.last_update || ""));
-      return tr;
-    }));
+    $("endpoints").tBodies[0].replaceChildren(...ep.endpoints.map(endpointRow));
     showError("");
   } catch (e) { showError(e.message); }
 }
