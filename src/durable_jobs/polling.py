@@ -43,6 +43,7 @@ from typing import Any
 from durable_jobs import health, metrics
 from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.errors import AuthError, TransientError
+from durable_jobs.messages import redact
 from durable_jobs.status import JobState, JobStatus
 from durable_jobs.watch import PollSettings as PollSettings
 from durable_jobs.watch import WaitResult as WaitResult
@@ -236,7 +237,7 @@ class StatusPoller:
             if not isinstance(results, dict):
                 raise TypeError(f"statuses() returned a {type(results).__name__}, not a dict")
         except AuthError as exc:
-            log.error("%s: %s refused the credentials: %s", self.client.system, self._endpoint(), exc)
+            log.error("%s: %s refused the credentials: %s", self.client.system, self._endpoint(), redact(str(exc)))
             self.last_problem = str(exc) or type(exc).__name__
             self._set_health(health.AUTH_REFUSED)
             for k in keys:
@@ -365,7 +366,7 @@ class StatusPoller:
         return getattr(self.client, "endpoint_name", None) or self.client.system
 
     def _sick(self, exc: Exception, delay: float) -> None:
-        message = str(exc) or type(exc).__name__
+        message = redact(str(exc)) or type(exc).__name__  # a client's message may quote a URL with credentials
         if not isinstance(exc, TransientError | AuthError):
             message = f"{type(exc).__name__}: {message}"
         self.last_problem = message
