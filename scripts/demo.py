@@ -16,13 +16,14 @@ on its default ports, 8080 for both UIs, is left alone):
    the driver by the token try 1 recorded as its intent, adopts it and defers; the triggerer watches the
    driver; the task succeeds;
 5. prints a short table (tries, driver ids, submissions counted on the Spark master, final state, where
-   to look) and stops everything. The last line is the summary; the exit code is 0 only for
-   ``state=success`` with one submission per task.
+   to look), then what the "Durable jobs" view (docs/ui.md, served by the same api-server) lists for the
+   run, and stops everything. The last line is the summary; the exit code is 0 only for ``state=success``
+   with one submission per task and every task's job listed by the view.
 
 Options: ``--keep-running`` (``make demo-ui``) leaves Airflow and Spark running after the table and
-prints the URLs and the admin password, until Ctrl-C; ``--no-crash`` for a plain run; ``--dag
-durable_spark_python`` for the PySpark example (a task plus a mapped task; the first task to submit
-crashes); ``--keep`` keeps the temporary directory (DB, logs, driver logs).
+prints the URLs (the Durable jobs view's among them) and the admin password, until Ctrl-C;
+``--no-crash`` for a plain run; ``--dag durable_spark_python`` for the PySpark example (a task plus a
+mapped task; the first task to submit crashes); ``--keep`` keeps the temporary directory (DB, logs, driver logs).
 """
 
 from __future__ import annotations
@@ -150,6 +151,24 @@ def report(af: AirflowEnv, cluster: SparkCluster, dag_id: str, run: dict[str, An
     return str(run.get("state")), tis
 
 
+def view(af: AirflowEnv, dag_id: str, run_id: str, tis: list[Any]) -> bool:
+    """What the Durable jobs view's API lists for the run, as the UI's page shows it; True if every task is there."""
+    rows = [
+        r
+        for r in af.api.call("GET", "/durable-jobs/api/records", params={"dag_id": dag_id, "limit": 500})["records"]
+        if r["run_id"] == run_id
+    ]
+    say()
+    say(f"the Durable jobs view lists {len(rows)} record(s) for this run ({af.base_url}/durable-jobs/):")
+    for r in rows:
+        name = r["task_id"] if r["map_index"] < 0 else f"{r['task_id']}[{r['map_index']}]"
+        tries = ", ".join(f"try {t['try']} {t['decision']}" for t in r.get("tries") or ())
+        say(f"  {name:<16} {r['system']}  gen {r['generation']}  {r['phase']} {r.get('outcome') or ''}".rstrip())
+        say(f"  {'':<16} job {r['job_id']}  ({tries or 'no decision recorded'})")
+    listed = {(r["task_id"], r["map_index"]) for r in rows}
+    return all((ti["task_id"], ti["map_index"]) in listed for ti in tis)
+
+
 def summary(dag_id: str, drivers: list[dict[str, str]], tis: list[Any], state: str) -> str:
     driver_ids = ",".join(d["id"] for d in drivers) or "none"
     tries = max((int(ti["try_number"]) for ti in tis), default=0)
@@ -206,11 +225,15 @@ def run(args: argparse.Namespace, home: Path, outcome: Outcome) -> int:
         state, tis = report(af, cluster, args.dag, finished)
         drivers = drivers_on_master(cluster)
         outcome.line = summary(args.dag, drivers, tis, state)
-        ok = state == "success" and len(drivers) == len(tis)
+        listed = view(af, args.dag, run_id, tis)
+        if not listed:
+            say("the Durable jobs view does not list every task's job")
+        ok = state == "success" and len(drivers) == len(tis) and listed
         if args.keep_running:
             say()
             say("Airflow and Spark keep running; click through:")
             say(f"  Airflow UI   {af.base_url}  user admin  password {af.admin_password()}")
+            say(f"  Durable jobs {af.base_url}/plugin/durable-jobs  (Browse > Durable jobs; alone: /durable-jobs/)")
             say(f"  Spark master {cluster.master_ui_url}")
             say(f"  Spark worker {cluster.worker_ui_url}")
             say("press Ctrl-C to stop everything")

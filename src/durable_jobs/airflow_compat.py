@@ -50,6 +50,42 @@ async def task_instance_state(dag_id: str, run_id: str, task_id: str, map_index:
     return states.get(task_id if map_index < 0 else f"{task_id}_{map_index}")
 
 
+def in_triggerer() -> bool:
+    """True in a triggerer's trigger-runner process (its supervisor channel is the triggerer's), else False.
+
+    Relies on ``SUPERVISOR_COMMS`` being a ``airflow.jobs.triggerer_job_runner.TriggerCommsDecoder`` there
+    (set by ``TriggerRunner``, Airflow 3.0+); by class name, so nothing of the triggerer is imported. A worker's
+    channel, a test's fake one or none at all answer False.
+    """
+    from airflow.sdk.execution_time import task_runner
+
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    return type(comms).__name__ == "TriggerCommsDecoder"
+
+
+async def put_variable(key: str, value: str, description: str) -> None:
+    """Set the Airflow Variable ``key`` through the supervisor, without blocking the event loop.
+
+    Relies on the ``PutVariable(key=, value=, description=)`` message of ``airflow.sdk.execution_time.comms``
+    (Airflow 3.0+), which the triggerer's supervisor handles (``handle_put_variable``: the execution API's
+    ``PUT /variables/{key}``, an upsert), and on the triggerer's async ``asend`` (a frame written on the loop and
+    a future its reader resolves, Airflow 3.1+). A refusal raises ``AirflowRuntimeError``.
+    """
+    from airflow.sdk.execution_time.comms import PutVariable
+
+    await supervisor_comms().asend(PutVariable(key=key, value=value, description=description))
+
+
+async def delete_variable(key: str) -> None:
+    """Delete the Airflow Variable ``key`` through the supervisor, without blocking the event loop.
+
+    Relies on ``DeleteVariable(key=)`` (Airflow 3.0+), handled like :func:`put_variable`.
+    """
+    from airflow.sdk.execution_time.comms import DeleteVariable
+
+    await supervisor_comms().asend(DeleteVariable(key=key))
+
+
 def uses_default_logger(obj: Any) -> bool:
     """True when ``obj`` (a ``LoggingMixin``, e.g. a trigger) has no logger or logger name of its own.
 
@@ -201,6 +237,21 @@ def view_models() -> Any:
     from airflow.models.xcom import XComModel
 
     return SimpleNamespace(Store=TaskStateStoreModel, TI=TaskInstance, Trigger=Trigger, XCom=XComModel)
+
+
+def variables_under(prefix: str, *, session: Any) -> list[tuple[str, str | None]]:
+    """Every Airflow Variable whose key starts with ``prefix``, as ``(key, value)`` in one query; the value
+    decrypted, None when it cannot be (another Fernet key).
+
+    Relies on ``airflow.models.variable.Variable`` (table ``variable``) and its decrypting ``val`` (Airflow 2.0+).
+    Read from the metadata DB, not through the secrets backends: the triggerers write there.
+    """
+    from airflow.models.variable import Variable
+    from sqlalchemy import select
+
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    stmt = select(Variable).where(Variable.key.like(pattern, escape="\\")).order_by(Variable.key)
+    return [(str(v.key), v.val) for v in session.scalars(stmt) if str(v.key).startswith(prefix)]
 
 
 def api_dependencies() -> tuple[Any, Any]:

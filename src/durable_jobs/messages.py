@@ -32,6 +32,8 @@ _SECRET_PATTERNS = (
     ),
     # AWS access key ids
     re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
+    # a password in a URL's user info: scheme://user:password@host
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s/@]+@"),
 )
 
 
@@ -65,6 +67,8 @@ def _keep_name(match: re.Match[str]) -> str:
         return f"{match.group(1)} {REDACTED}"
     if match.re is _SECRET_PATTERNS[3]:
         return f"{match.group(1)}{REDACTED}"
+    if match.re is _SECRET_PATTERNS[5]:
+        return f"{match.group(1)}{REDACTED}@"
     return REDACTED
 
 

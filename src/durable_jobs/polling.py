@@ -40,9 +40,10 @@ import weakref
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Any
 
-from durable_jobs import metrics
+from durable_jobs import health, metrics
 from durable_jobs.clients.base import JobClient, Locator
 from durable_jobs.errors import AuthError, TransientError
+from durable_jobs.messages import redact
 from durable_jobs.status import JobState, JobStatus
 from durable_jobs.watch import PollSettings as PollSettings
 from durable_jobs.watch import WaitResult as WaitResult
@@ -95,6 +96,14 @@ class StatusPoller:
         self._count = 0  # watches, kept as they come and go: counting them would cost a pass over the jobs
         self.in_triggerer = False  # a trigger watches through this poller: it counts in durable_jobs.jobs_watched
         self._tags: tuple[JobClient[Any], dict[str, str]] | None = None  # the metric tags, and of which client
+        # endpoint health (durable_jobs.health): the state since when, the last poll, the watches per connection
+        self.health_state: str | None = None  # ok, unknown, auth refused; None before the first poll
+        self.state_since = 0.0  # epoch s
+        self.last_poll_at: float | None = None  # epoch s
+        self._conns: dict[str, int] = {}  # conn_id -> watches of it (kept as they come and go)
+        self.health_conns: set[str] = set()  # connections reported to the loop's health reporter
+        self._health_said: str | None = None  # the state last told to the reporter
+        self._health_due = 0.0  # monotonic s: tell the reporter again after this even if nothing changed
 
     def __len__(self) -> int:
         return self._count
@@ -107,11 +116,14 @@ class StatusPoller:
         *,
         client: JobClient[Any] | None = None,
         refresh: Refresh | None = None,
+        conn_id: str | None = None,
     ) -> Watch:
         """Watch ``locator``; with a ``deadline`` (epoch s), the watch is woken ``expired`` when it passes.
 
         ``client``: the caller's client of this endpoint, the newest of its connection (its credentials
         may have rotated since the poller started); ``refresh`` fetches fresh credentials after an AuthError.
+        ``conn_id``: the Airflow connection the watch came through (its endpoint health is reported per
+        connection); the same must be given to :meth:`remove`.
         """
         if client is not None and client is not self.client:
             self.client = client
@@ -121,6 +133,8 @@ class StatusPoller:
         self._watches[watch.key] = (*self._watches.get(watch.key, ()), watch)
         self._version += 1
         self._count += 1
+        if conn_id is not None:
+            self._conns[conn_id] = self._conns.get(conn_id, 0) + 1
         if not self.in_triggerer and IN_TRIGGERER.get():
             self.in_triggerer = True
         if deadline is not None and deadline < self._earliest:
@@ -129,11 +143,17 @@ class StatusPoller:
         self._ensure_running()
         return watch
 
-    def remove(self, watch: Watch) -> None:
+    def remove(self, watch: Watch, conn_id: str | None = None) -> None:
         ws = self._watches.get(watch.key)
         if ws is not None and watch in ws:
             self._version += 1
             self._count -= 1
+            if conn_id is not None:
+                left = self._conns.get(conn_id, 0) - 1
+                if left > 0:
+                    self._conns[conn_id] = left
+                else:
+                    self._conns.pop(conn_id, None)
             rest = tuple(w for w in ws if w is not watch)
             if rest:
                 self._watches[watch.key] = rest
@@ -188,6 +208,8 @@ class StatusPoller:
             while self._watches:
                 started = loop.time()
                 delay = await self._cycle()
+                if self.in_triggerer:
+                    self._report_health()
                 if self.sick_since is None:
                     delay = max(delay - (loop.time() - started), self.interval * MIN_GAP)
                 await self._sleep(delay)
@@ -196,6 +218,9 @@ class StatusPoller:
             if not self._watches and reg.get(self._registry_key) is self:
                 del reg[self._registry_key]
             self._report_watched()
+            if self.health_conns and not self._watches:
+                self._report_health(force=True)  # its connections' values: deleted, or merged without it
+                self._health_said = None  # started again by a new watch: its first round reports at once
 
     # --- one poll ----------------------------------------------------------------------------------------
 
@@ -212,7 +237,9 @@ class StatusPoller:
             if not isinstance(results, dict):
                 raise TypeError(f"statuses() returned a {type(results).__name__}, not a dict")
         except AuthError as exc:
-            log.error("%s: %s refused the credentials: %s", self.client.system, self._endpoint(), exc)
+            log.error("%s: %s refused the credentials: %s", self.client.system, self._endpoint(), redact(str(exc)))
+            self.last_problem = str(exc) or type(exc).__name__
+            self._set_health(health.AUTH_REFUSED)
             for k in keys:
                 for w in self._watches.get(k, ()):
                     w.fail(str(exc))
@@ -236,6 +263,7 @@ class StatusPoller:
     def _polled(self, *, failed: bool) -> None:
         """Count one poll, and send the poll's metrics: a few per poll, whatever the number of jobs."""
         self.polls += 1
+        self.last_poll_at = time.time()
         tags = self._metric_tags()
         metrics.incr("poll.requests", tags)
         if failed:
@@ -338,10 +366,11 @@ class StatusPoller:
         return getattr(self.client, "endpoint_name", None) or self.client.system
 
     def _sick(self, exc: Exception, delay: float) -> None:
-        message = str(exc) or type(exc).__name__
+        message = redact(str(exc)) or type(exc).__name__  # a client's message may quote a URL with credentials
         if not isinstance(exc, TransientError | AuthError):
             message = f"{type(exc).__name__}: {message}"
         self.last_problem = message
+        self._set_health(health.UNKNOWN)
         if self.sick_since is None:
             self.sick_since = time.monotonic()
             log.warning(
@@ -363,7 +392,35 @@ class StatusPoller:
             log.warning("%s: %s answers again after %.0fs", self.client.system, self._endpoint(), unknown_for)
             metrics.timing("endpoint.unknown_seconds", unknown_for, self._metric_tags())
             self.sick_since = None
-            self.last_problem = ""
+        self.last_problem = ""
+        self._set_health(health.OK)
+
+    # --- endpoint health (durable_jobs.health) -----------------------------------------------------------
+
+    def _set_health(self, state: str) -> None:
+        if state != self.health_state:
+            self.health_state = state
+            self.state_since = time.time()
+
+    def conn_watches(self, conn_id: str) -> int:
+        """The watches that came through connection ``conn_id``."""
+        return self._conns.get(conn_id, 0)
+
+    def _report_health(self, *, force: bool = False) -> None:
+        """Once per poll round, a cheap check: tell the loop's health reporter when the endpoint's state changed
+        or :data:`health.REFRESH` seconds passed. Whatever the reporter does, the poller goes on."""
+        now = time.monotonic()
+        if not force and self.health_state == self._health_said and now < self._health_due:
+            return
+        self._health_said = self.health_state
+        self._health_due = now + health.REFRESH
+        try:
+            reporter = health.reporter()
+            if reporter is not None:
+                self.health_conns.update(self._conns)
+                reporter.report(self, list(_registry().values()))
+        except Exception:  # a bug in the reporting must never end the polls
+            log.warning("%s: reporting the endpoint's health failed", self.client.system, exc_info=True)
 
     # --- sleeping and deadlines --------------------------------------------------------------------------
 
@@ -462,7 +519,8 @@ async def wait_for_outcome(
     """
     lg = logger or log
     poller = poller_for(client, settings.interval)
-    watch = poller.add(locator, settings, deadline, client=client, refresh=refresh)
+    conn_id = getattr(client, "conn_id", None)  # set by the hook that built it
+    watch = poller.add(locator, settings, deadline, client=client, refresh=refresh, conn_id=conn_id)
     try:
         while True:
             if deadline is not None and deadline <= time.time():
@@ -500,7 +558,7 @@ async def wait_for_outcome(
                 f" ({status.message})" if status.message else "",
             )
     finally:
-        poller.remove(watch)
+        poller.remove(watch, conn_id)
 
 
 def log_at(logger: Any, level: int, msg: str, *args: Any) -> None:

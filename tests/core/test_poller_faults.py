@@ -456,3 +456,31 @@ async def test_lost_needs_consecutive_denials_and_an_unknown_round_does_not_rese
 
     result = await wait_for_outcome(FnClient(fn), {"id": "j0"}, settings(lost_confirmations=3))
     assert result.status == "lost"
+
+
+async def test_an_endpoints_error_is_logged_and_kept_redacted(caplog):
+    """A client's message may quote a URL with credentials or a token: the poller's lines never show it."""
+    caplog.set_level(logging.DEBUG, logger="durable_jobs.polling")
+    secret = "s3cr3t-pa55w0rd"
+    fails = [
+        TransientError(f"GET http://user:{secret}@127.0.0.1:1/x failed"),
+        TransientError(f"Authorization: Bearer {secret}"),
+    ]
+    client = FnClient(raising(*fails, then=every(OK)))
+    poller = poller_for(client, 0.02)
+    watch = poller.add({"id": "j0"}, settings(0.02))
+    problems: list[str] = []
+    try:
+        while True:
+            fut = watch.arm()
+            if fut is not None:
+                await asyncio.wait_for(fut, 10)
+            if poller.last_problem:
+                problems.append(poller.last_problem)
+            got = watch.take()
+            if got is not None and got.state.is_terminal:
+                break
+    finally:
+        poller.remove(watch)
+    assert "is unknown" in caplog.text and secret not in caplog.text
+    assert all(secret not in p for p in problems)

@@ -165,12 +165,20 @@ def test_redaction_covers_the_usual_shapes():
     text = (
         f"Authorization: Bearer {SECRET}\nCookie: hadoop.auth=u=alice&t=kerberos&s=abcdef\n"
         "url?token=abc123def456&x=1 password=hunter2 AKIAABCDEFGHIJKLMNOP "
-        f"Negotiate YIIGhgYJKoZIhvcSAQICAQBuggZ1 and a bare {SECRET}"
+        f"Negotiate YIIGhgYJKoZIhvcSAQICAQBuggZ1 and a bare {SECRET} GET https://alice:pa55-w0rd@rm.example:8088/ws"
     )
     out = redact(text, secrets=("hunter2",))
-    for secret in (SECRET, "abc123def456", "hunter2", "AKIAABCDEFGHIJKLMNOP", "YIIGhgYJKoZIhvcSAQICAQBuggZ1", "abcdef"):
+    for secret in (
+        SECRET,
+        "abc123def456",
+        "hunter2",
+        "AKIAABCDEFGHIJKLMNOP",
+        "YIIGhgYJKoZIhvcSAQICAQBuggZ1",
+        "abcdef",
+        "pa55-w0rd",
+    ):
         assert secret not in out, secret
-    assert "Authorization" in out and "token=" in out
+    assert "Authorization" in out and "token=" in out and "https://alice:***@rm.example:8088/ws" in out
     assert len(snippet("z" * 10_000_000, 300)) <= 303
 
 

@@ -6,7 +6,16 @@ import re
 
 from durable_jobs.ui.page import PAGE
 
-IDS = ("records", "filter-dag", "filter-system", "filter-phase", "filter-outcome", "prev-page", "next-page")
+IDS = (
+    "records",
+    "filter-dag",
+    "filter-system",
+    "filter-phase",
+    "filter-outcome",
+    "prev-page",
+    "next-page",
+    "page-size",
+)
 
 
 def test_the_page_has_every_id_and_class_the_browser_tests_use() -> None:

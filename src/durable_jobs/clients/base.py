@@ -85,6 +85,9 @@ class JobClient(ABC, Generic[SpecT]):
     #: set by the hook that built this client: build it again from the connection as it is now (the poller
     #: calls it once after an AuthError, so rotated credentials reach running waits)
     refetch: Callable[[], Awaitable[JobClient[Any]]] | None = None
+    #: set by the hook that built this client: the Airflow connection it came from (the endpoint health a
+    #: triggerer reports is per system and connection, :mod:`durable_jobs.health`); None: not from a hook
+    conn_id: str | None = None
     #: whether :meth:`find` is cheap and needs no intent time: a lookup by a name or tag the token gives, or a
     #: listing bounded by ``since``. A try that finds no record while an earlier try of its run could have
     #: submitted (the record was cleared or deleted) then looks for each generation's token before submitting

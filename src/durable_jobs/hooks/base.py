@@ -129,6 +129,7 @@ class DurableJobHook(BaseHook):  # type: ignore[misc]
     @classmethod
     def _store(cls, conn_id: str, client: JobClient[Any], fetched_at: float | None = None) -> JobClient[Any]:
         client.refetch = functools.partial(cls.arefresh_client, conn_id, client)
+        client.conn_id = conn_id
         now = time.monotonic()
         _CACHE[(cls, conn_id)] = (now + cls.client_ttl, now if fetched_at is None else fetched_at, client)
         return client

@@ -72,7 +72,8 @@ def create_app() -> FastAPI:
 
     @app.get("/api/endpoints")
     def endpoints(session: SessionDep, dags: ReadableDags) -> dict[str, Any]:
-        return {"endpoints": query.endpoints(query.active_records(session, dags))}
+        # the endpoints of the readable DAGs' active records only: a report of another endpoint is never shown
+        return {"endpoints": query.endpoints(query.active_records(session, dags), query.endpoint_reports(session))}
 
     @app.post("/api/records/{ti_id}/cancel")
     def cancel(ti_id: str, session: SessionDep, user: GetUserDep) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 It runs inside the Airflow UI's frame (the plugin's external view) or alone at ``/durable-jobs/``. Its
 requests carry the UI's ``_token`` cookie (same origin). The ids and classes below are what the browser tests
 find: ``#records`` (rows ``tr.record[data-ti-id]``), ``#filter-dag``, ``#filter-system``, ``#filter-phase``,
-``#filter-outcome``, ``#prev-page``, ``#next-page``, ``#endpoints``, ``button.cancel-job``,
-``button.copy-links`` and ``#error``.
+``#filter-outcome``, ``#prev-page``, ``#next-page``, ``#page-size``, ``#endpoints`` (rows
+``tr.endpoint[data-state]``), ``button.cancel-job``, ``button.copy-links`` and ``#error``; ``body[data-loads]``
+counts the loads that ended.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #e2e8f0;
 vertical-align:top}th{background:#f7fafc}
 .filters label{margin-right:1rem}#error{display:none;background:#fed7d7;color:#742a2a;padding:.5rem;margin:.5rem 0}
 #error.shown{display:block}.unreadable{color:#9b2c2c}.muted{color:#718096}.history{font-size:12px;margin:0;padding-left:1rem}
-button{cursor:pointer}.pager{margin:.5rem 0}
+button{cursor:pointer}.pager{margin:.5rem 0}td .muted{font-size:12px}.nowrap{white-space:nowrap}
+.ident{overflow-wrap:anywhere}td.task{min-width:13em}td.ident{min-width:9em}
+.state-ok{color:#276749}.state-unknown{color:#975a16}.state-auth-refused{color:#9b2c2c}.stale{color:#718096}
 </style></head><body>
 <h1>Durable jobs</h1>
 <div id="error" role="alert"></div>
@@ -33,23 +36,39 @@ button{cursor:pointer}.pager{margin:.5rem 0}
 </div>
 <div class="pager"><button id="prev-page" type="button">&larr; Newer</button>
 <span id="page-info" class="muted"></span>
-<button id="next-page" type="button">Older &rarr;</button></div>
+<button id="next-page" type="button">Older &rarr;</button>
+<label>per page <select id="page-size"><option>10</option><option selected>50</option><option>200</option>
+<option>500</option></select></label></div>
 <table id="records"><thead><tr><th>Task instance</th><th>Try</th><th>State</th><th>System / endpoint</th>
 <th>Gen.</th><th>Phase</th><th>Job</th><th>Deferred since</th><th>Last status</th><th>Earlier generations</th>
 <th>Tries</th><th>Actions</th></tr></thead><tbody></tbody></table>
 <h2>Endpoints</h2>
-<table id="endpoints"><thead><tr><th>System</th><th>Endpoint</th><th>State</th><th>Active jobs</th><th>Watched</th>
-<th>Last record update</th></tr></thead><tbody></tbody></table>
+<table id="endpoints"><thead><tr><th>System</th><th>Endpoint</th><th>State</th><th>Since</th><th>Last poll</th>
+<th>Active jobs</th><th>Watched</th><th>Last record update</th><th>Triggerers</th></tr></thead><tbody></tbody></table>
 <script>
 "use strict";
-const PAGE_SIZE = 50;
-let offset = 0, total = 0;
+let offset = 0, total = 0, loads = 0, latest = 0;
 const $ = (id) => document.getElementById(id);
 function el(tag, text, cls) {
   const e = document.createElement(tag);
   if (text !== undefined && text !== null) e.textContent = String(text);
   if (cls) e.className = cls;
   return e;
+}
+// a recorded time to the second, in its own zone ("2026-01-01 10:00:00 +00:00"); the full value in its title
+function when(iso) {
+  return iso ? String(iso).replace("T", " ").replace(/\\.\\d+/, "").replace(/([+-]\\d\\d:\\d\\d)$/, " $1") : "";
+}
+function timeCell(iso, before) {
+  const td = el("td");
+  if (before) td.append(el("div", before));
+  if (iso) {  // it wraps between the day and the time only
+    const d = el("div", null, "muted"), [day, time] = when(iso).split(/ (.*)/);
+    d.title = iso;
+    d.append(el("span", day, "nowrap"), " ", el("span", time, "nowrap"));
+    td.append(d);
+  }
+  return td;
 }
 function showError(msg) { const e = $("error"); e.textContent = msg; e.className = msg ? "shown" : ""; }
 async function api(path, options) {
@@ -61,16 +80,17 @@ async function api(path, options) {
   if (!r.ok) throw new Error((body && body.detail) ? String(body.detail) : ("HTTP " + r.status));
   return body;
 }
+const pageSize = () => Number($("page-size").value);
 function query() {
-  const p = new URLSearchParams({limit: String(PAGE_SIZE), offset: String(offset)});
+  const p = new URLSearchParams({limit: String(pageSize()), offset: String(offset)});
   const f = {dag_id: "filter-dag", system: "filter-system", phase: "filter-phase", outcome: "filter-outcome"};
   for (const [k, id] of Object.entries(f)) { const v = $(id).value.trim(); if (v) p.set(k, v); }
   return p.toString();
 }
 function taskCell(r) {
-  const td = el("td");
-  td.append(el("div", r.dag_id + "." + r.task_id + (r.map_index >= 0 ? "[" + r.map_index + "]" : "")));
-  td.append(el("div", r.run_id, "muted"));
+  const td = el("td", null, "task");
+  td.append(el("div", r.dag_id + "." + r.task_id + (r.map_index >= 0 ? "[" + r.map_index + "]" : ""), "ident"));
+  td.append(el("div", r.run_id, "muted ident"));
   return td;
 }
 function historyCell(r) {
@@ -135,36 +155,58 @@ function recordRow(r) {
     const td = el("td", "unreadable record: " + r.error); td.colSpan = 8; tr.append(td, el("td")); return tr;
   }
   tr.append(el("td", r.system + (r.endpoint ? " / " + r.endpoint : "")), el("td", r.generation),
-            el("td", r.phase + (r.outcome ? " (" + r.outcome + ")" : "")), el("td", r.job_id || "\\u2014"),
-            el("td", r.deferred_since || ""), el("td", (r.last_status || "") + " " + (r.last_status_at || "")),
+            el("td", r.phase + (r.outcome ? " (" + r.outcome + ")" : "")), el("td", r.job_id || "\\u2014", "ident"),
+            timeCell(r.deferred_since), timeCell(r.last_status_at, r.last_status),
             historyCell(r), triesCell(r), actionsCell(r));
   return tr;
 }
+function triggerersCell(e) {
+  const td = el("td");
+  if (!e.triggerers || !e.triggerers.length) return td;
+  const ul = el("ul", null, "history");
+  for (const t of e.triggerers) {
+    const stale = t.stale ? " (stale: " + Math.round(t.age_seconds) + " s old)" : "";
+    const text = t.readable ? t.triggerer + ": " + t.state + ", " + t.watched + " watched, last poll " +
+                              (when(t.last_poll) || "none") + stale
+                            : t.triggerer + ": unreadable report (" + t.error + ")";
+    ul.append(el("li", text, t.stale || !t.readable ? "stale" : ""));
+  }
+  td.append(ul);
+  return td;
+}
+function endpointRow(e) {
+  const tr = el("tr", null, "endpoint");
+  tr.dataset.state = e.state;
+  const state = el("td", null, "state-" + e.state.replace(/ /g, "-"));
+  state.append(el("div", e.state), el("div", e.state_detail, "muted"));
+  tr.append(el("td", e.system), el("td", e.endpoint || "\\u2014"), state, timeCell(e.since),
+            timeCell(e.last_poll), el("td", e.jobs), el("td", e.watched), timeCell(e.last_update), triggerersCell(e));
+  return tr;
+}
 async function load() {
-  try {
-    const data = await api("api/records?" + query());
+  const mine = ++latest;  // the answers of an older load that come late are dropped: the last one asked shows
+  let data, ep, failure = null;
+  try { [data, ep] = await Promise.all([api("api/records?" + query()), api("api/endpoints")]); }
+  catch (e) { failure = e; }
+  if (mine !== latest) return;
+  if (failure) showError(failure.message);
+  else {
     total = data.total;
-    const body = $("records").tBodies[0];
-    body.replaceChildren(...data.records.map(recordRow));
+    $("records").tBodies[0].replaceChildren(...data.records.map(recordRow));
     const last = Math.min(offset + data.records.length, total);
     $("page-info").textContent = total ? (offset + 1) + "\\u2013" + last + " of " + total : "no records";
     $("prev-page").disabled = offset === 0;
-    $("next-page").disabled = offset + PAGE_SIZE >= total;
-    const ep = await api("api/endpoints");
-    $("endpoints").tBodies[0].replaceChildren(...ep.endpoints.map((e) => {
-      const tr = el("tr", null, "endpoint");
-      tr.append(el("td", e.system), el("td", e.endpoint || "\\u2014"), el("td", e.state + " (" + e.state_detail + ")"),
-                el("td", e.jobs), el("td", e.watched), el("td", e.last_update || ""));
-      return tr;
-    }));
+    $("next-page").disabled = offset + pageSize() >= total;
+    $("endpoints").tBodies[0].replaceChildren(...ep.endpoints.map(endpointRow));
     showError("");
-  } catch (e) { showError(e.message); }
+  }
+  document.body.dataset.loads = String(++loads);  // how many loads ended: what a test waits for
 }
-for (const id of ["filter-dag", "filter-system", "filter-phase", "filter-outcome"]) {
+for (const id of ["filter-dag", "filter-system", "filter-phase", "filter-outcome", "page-size"]) {
   $(id).addEventListener("change", () => { offset = 0; load(); });
 }
-$("prev-page").addEventListener("click", () => { offset = Math.max(0, offset - PAGE_SIZE); load(); });
-$("next-page").addEventListener("click", () => { offset += PAGE_SIZE; load(); });
+$("prev-page").addEventListener("click", () => { offset = Math.max(0, offset - pageSize()); load(); });
+$("next-page").addEventListener("click", () => { offset += pageSize(); load(); });
 load();
 </script></body></html>
 """

@@ -8,7 +8,8 @@ queries, whatever the number of records: the page's row ids with the count of ev
 ``count(*) OVER ()``: one scan of the values for both), then those rows with their task instance and trigger
 (the join and the wide ``value`` column only for the page's rows), then their links (XComs). A page past the
 end asks the count alone. Sorting and joining every matching row instead took 0.2 s at 10,000 records
-(benchmarks/ui_paging.py, docs/ui.md).
+(benchmarks/ui_paging.py, docs/ui.md). The endpoints: the active records, and the triggerers' health reports
+(Airflow Variables under one key prefix), two queries.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from typing import Any
 
 from durable_jobs import airflow_compat
 from durable_jobs.errors import RecordError
+from durable_jobs.health import PREFIX
 from durable_jobs.record import STATE_KEY, Phase
 from durable_jobs.systems import declared
+from durable_jobs.ui.endpoints import by_endpoint, merge
 from durable_jobs.ui.filters import Filters
 from durable_jobs.ui.rows import StoredRow, decode
 
@@ -167,9 +170,19 @@ def _linked(row: StoredRow, links: dict[str, str]) -> StoredRow:
     return replace(row, links=links) if links else row
 
 
-def endpoints(rows: Iterable[StoredRow]) -> list[dict[str, Any]]:
+def endpoint_reports(session: Any) -> dict[str, list[tuple[str, str | None]]]:
+    """What the triggerers report of each endpoint (:mod:`durable_jobs.health`), read in one query (the
+    Variables under ``durable_jobs.endpoint.``), grouped by ``<system>.<conn_id>``."""
+    return by_endpoint(airflow_compat.variables_under(PREFIX, session=session))
+
+
+def endpoints(
+    rows: Iterable[StoredRow], reports: dict[str, list[tuple[str, str | None]]] | None = None
+) -> list[dict[str, Any]]:
     """What the records say of each endpoint (system and connection): its active jobs, how many are deferred
-    (watched by a triggerer now), the newest record write. The state an endpoint answers is not reported yet."""
+    (watched by a triggerer now), the newest record write; and what the triggerers report of it (its state
+    since when, their last poll, the jobs each watches: :func:`durable_jobs.ui.endpoints.merge`). Only the
+    endpoints of ``rows`` are answered: a report of an endpoint no readable record uses is never shown."""
     out: dict[tuple[str, str | None], dict[str, Any]] = {}
     for row in rows:
         try:
@@ -185,7 +198,5 @@ def endpoints(rows: Iterable[StoredRow]) -> list[dict[str, Any]]:
         when = row.updated_at.isoformat() if row.updated_at else None
         if when and (e["last_update"] is None or when > e["last_update"]):
             e["last_update"] = when
-    for e in out.values():
-        e["state"] = "unknown"
-        e["state_detail"] = "not reported by the triggerers yet (docs/ui.md)"
-    return sorted(out.values(), key=lambda e: (e["system"], e["endpoint"] or ""))
+    merged = [merge(e, reports or {}) for e in out.values()]
+    return sorted(merged, key=lambda e: (e["system"], e["endpoint"] or ""))

@@ -1,4 +1,4 @@
-"""Two DAGs whose tasks leave records of this library in several phases, as a try writes them (the real
+"""Three DAGs whose tasks leave records of this library in several phases, as a try writes them (the real
 task state store, through the worker's accessor): what the "Durable jobs" view lists (tests/ui)."""
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def write(
     context["task_state_store"].set(STATE_KEY, rec.to_json())
 
 
+def orphan(context: Any) -> None:
+    """A submitted job with its link, left by a task that then succeeds (cancellable in the view)."""
+    write(context, "submitted")
+    context["ti"].xcom_push(key="master_ui_url", value="http://127.0.0.1:1/master")
+
+
 class DeferredJob(BaseOperator):  # type: ignore[misc]
     """Records a submitted job and defers for an hour (a trigger that never fires in a test)."""
 
@@ -61,9 +67,7 @@ with DAG("ui_view", schedule=None, start_date=START, catchup=False):
     @task
     def orphan_job() -> None:
         """Ends while its job is recorded as running: the view's cancel button."""
-        context = get_current_context()
-        write(context, "submitted")
-        context["ti"].xcom_push(key="master_ui_url", value="http://127.0.0.1:1/master")
+        orphan(get_current_context())
 
     @task
     def finished_job() -> None:
@@ -101,3 +105,13 @@ with DAG("ui_view_other", schedule=None, start_date=START, catchup=False):
         write(get_current_context(), "finished", outcome="succeeded")
 
     other_job()
+
+
+with DAG("ui_view_browser", schedule=None, start_date=START, catchup=False):
+    # the browser tests' own orphan, which they cancel (tests/ui/test_view_api.py cancels ui_view's)
+
+    @task
+    def browser_orphan_job() -> None:
+        orphan(get_current_context())
+
+    browser_orphan_job()
