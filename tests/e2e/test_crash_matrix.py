@@ -237,17 +237,28 @@ def check_crash(airflow: AirflowEnv, sys_: E2ESystem, run: Run, row: Row, scenar
     # one event at most: a retry that finds the job already ended (a short job, a slow worker start) returns its
     # result without deferring; before_outcome dies after the trigger's event
     assert row.events == 1 if point == "before_outcome" else row.events <= 1, row
-    # try 1 really died at the fail-point: its marker exists and the supervisor saw exit code 70
+    # a try really died at the fail-point: its marker exists and the supervisor saw exit code 70, in exactly one try
     once_root = Path(airflow.env["DURABLE_JOBS_E2E_ONCE_ROOT"])
     assert len(list((once_root / run.dag_id).rglob(f"fired-{point}"))) == 1, f"the fail-point {point} did not fire"
-    assert any(
-        line.get("event") == "Process exited abnormally" and line.get("exit_code") == 70
-        for line in worker_log(airflow, run.dag_id, run.run_id, "job", 1)
-    ), log_events(airflow, run, "job", 1)
+    died = [
+        n
+        for n in range(1, row.tries + 1)
+        if any(
+            line.get("event") == "Process exited abnormally" and line.get("exit_code") == 70
+            for line in worker_log(airflow, run.dag_id, run.run_id, "job", n)
+        )
+    ]
+    assert len(died) == 1, (died, [log_events(airflow, run, "job", n) for n in range(1, row.tries + 1)])
+    # try 1, unless Airflow ended try 1 first: on a busy host LocalExecutor may report the process that deferred
+    # after the trigger's event re-queued the task, and the scheduler fails try 1's resumed process before it
+    # reaches a later fail-point (before_outcome); the next try reaches it instead, still with one job
+    for n in range(1, died[0]):
+        said = log_events(airflow, run, "job", n)
+        assert any(e.startswith("Server indicated the task shouldn't be running anymore") for e in said), (n, said)
     # a later try decided from the record as expected (usually try 2; a busy endpoint may make find undecidable
     # for a moment, which costs a try and never a submission)
-    assert row.tries >= 2, row
-    later = [e for n in range(2, row.tries + 1) for e in log_events(airflow, run, "job", n)]
+    assert row.tries > died[0], row
+    later = [e for n in range(died[0] + 1, row.tries + 1) for e in log_events(airflow, run, "job", n)]
     assert any(e.startswith(sys_.after_crash[scenario]) for e in later), later
 
 
