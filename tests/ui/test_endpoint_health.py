@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.by import By
 
 from durable_jobs import health
 from durable_jobs_harness.airflow_env import AirflowEnv, wait_until
 from durable_jobs_harness.airflow_env.api import AirflowApi
 from durable_jobs_harness.fake_spark import FakeSparkMaster, ThreadedFakeSparkMaster
+from tests.ui.browser import Browsers, open_page, screenshot, screenshots_dir, wait_for
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(900)]
 DAGS = Path(__file__).resolve().parent / "dags_health"
@@ -134,6 +136,40 @@ def test_the_values_are_airflow_variables_not_rewritten_at_each_poll(setup: Setu
 def test_a_user_who_may_read_none_of_their_dags_sees_no_endpoint(setup: Setup) -> None:
     wait_until("the triggerer's reports", lambda: reported(setup), timeout=180)
     assert setup.endpoints("outsider") == {}
+
+
+def test_the_page_shows_each_endpoints_state_in_a_browser(
+    setup: Setup, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """What the triggerer reported, as the page's endpoints table shows it (headless Chromium; docs/ui.md's
+    screenshot of the endpoints is taken here)."""
+    wait_until("the triggerer's reports", lambda: reported(setup), timeout=180)
+    browsers = Browsers(setup.af)
+    try:
+        driver = browsers("admin")
+        open_page(driver, setup.af)
+        shown: dict[str, list[str]] = wait_for(
+            driver,
+            "both endpoints in the table",
+            lambda d: (
+                {
+                    cells[1]: [tr.get_attribute("data-state") or "", *cells]
+                    for tr in d.find_elements(By.CSS_SELECTOR, "#endpoints tbody tr.endpoint")
+                    for cells in [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]]
+                }
+                or None
+            ),
+        )
+        assert set(shown) == {"spark_up", "spark_down"}, shown
+        # data-state, then: System, Endpoint, State (and detail), Since, Last poll, Active jobs, Watched, ...
+        up, down = shown["spark_up"], shown["spark_down"]
+        assert (up[0], up[3], up[6], up[7]) == ("ok", "ok\nanswers", "2", "2"), up
+        assert down[0] == "unknown" and down[3].startswith("unknown\nno answer since"), down
+        assert down[4] and up[5] and down[6:8] == ["1", "1"], (up, down)
+        assert "2 watched" in up[9] and "1 watched" in down[9], (up, down)
+        screenshot(driver, screenshots_dir(tmp_path_factory) / "ui-endpoints.png")
+    finally:
+        browsers.quit()
 
 
 def test_the_value_goes_when_the_endpoints_jobs_end(setup: Setup) -> None:
