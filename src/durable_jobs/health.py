@@ -65,7 +65,6 @@ OK, UNKNOWN, AUTH_REFUSED = "ok", "unknown", "auth refused"
 STATES = (OK, UNKNOWN, AUTH_REFUSED)
 _RANK = {OK: 0, UNKNOWN: 1, AUTH_REFUSED: 2}  # the worst state of an endpoint's pollers is its state
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 
 
 # --- the value ------------------------------------------------------------------------------------------------
@@ -198,9 +197,9 @@ def variable_key(system: str, conn_id: str, host: str, pid: int) -> str:
 
 
 def problem_text(message: str) -> str:
-    """A poller's last problem as a value may hold it: one line, no credential (a URL's user and password
-    included), at most :data:`PROBLEM_LIMIT` characters."""
-    return snippet(_USERINFO.sub(r"\1***@", message[: PROBLEM_LIMIT * 8]), PROBLEM_LIMIT)
+    """A poller's last problem as a value may hold it: one line, redacted (no credential, a URL's password
+    included: :func:`durable_jobs.messages.redact`), at most :data:`PROBLEM_LIMIT` characters."""
+    return snippet(message, PROBLEM_LIMIT)
 
 
 # --- the writer and the reporter ------------------------------------------------------------------------------

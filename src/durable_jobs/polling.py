@@ -238,7 +238,7 @@ class StatusPoller:
                 raise TypeError(f"statuses() returned a {type(results).__name__}, not a dict")
         except AuthError as exc:
             log.error("%s: %s refused the credentials: %s", self.client.system, self._endpoint(), redact(str(exc)))
-            self.last_problem = str(exc) or type(exc).__name__
+            self.last_problem = redact(str(exc)) or type(exc).__name__
             self._set_health(health.AUTH_REFUSED)
             for k in keys:
                 for w in self._watches.get(k, ()):

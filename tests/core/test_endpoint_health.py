@@ -221,7 +221,7 @@ async def test_the_value_holds_no_credential(clock: FakeClock) -> None:
     ((_, value, raw),) = writer.puts
     assert value["state"] == "unknown"
     assert SECRET not in raw and JWT not in raw and "eyJ" not in raw
-    assert "http://***@master:6066" in value["problem"] and len(value["problem"]) <= health.PROBLEM_LIMIT + 3
+    assert "http://admin:***@master:6066" in value["problem"] and len(value["problem"]) <= health.PROBLEM_LIMIT + 3
     await finish(ep, tasks)
 
 
