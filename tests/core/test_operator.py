@@ -90,8 +90,13 @@ def test_resume_success_and_retry_returns_same_result_without_resubmitting(maste
     result = op().execute_complete(ctx(store), event=event, **(exc.value.kwargs or {}))
     assert result["outcome"] == "succeeded" and result["job"] == exc.value.trigger.job
     creates = master.requests.count("create")
-    again = op().execute(ctx(store, try_number=2))  # e.g. a clear after success
+    retry = ctx(store, try_number=2)  # e.g. a clear after success: a new try starts with no XCom
+    assert retry["ti"].xcom == {}
+    again = op().execute(retry)
     assert again == result and master.requests.count("create") == creates == 1
+    # the finished job keeps its buttons on the task page
+    assert retry["ti"].xcom["driver_id"] == result["job"]["driver_id"]
+    assert retry["ti"].xcom["master_ui_url"] == master.url
 
 
 def test_failure_event_fails_the_try_and_the_retry_submits_generation_1(master, store):

@@ -30,7 +30,6 @@ from durable_jobs.operators.triggerer_health import warn_if_no_triggerer
 from durable_jobs.protocol import (
     ON_LOST_CHOICES,
     Decision,
-    Defer,
     Finished,
     JobLost,
     JobProtocol,
@@ -282,12 +281,12 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
     # --- Airflow entry points --------------------------------------------------------------------------
 
     def execute(self, context: Any) -> Any:
-        return self._drive(context, lambda proto: proto.start())
+        return self._drive(context, lambda proto: proto.start(), new_try=True)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         if not isinstance(event, dict):
             raise AirflowException(f"resumed from the triggerer without an event payload: {event!r}")
-        return self._drive(context, lambda proto: proto.complete(event))
+        return self._drive(context, lambda proto: proto.complete(event), new_try=False)
 
     def on_kill(self) -> None:
         """Worker-side kill (non-deferrable mode): cancel the job being watched."""
@@ -309,7 +308,7 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
 
     # --- the loop --------------------------------------------------------------------------------------
 
-    def _drive(self, context: Any, step: Callable[[JobProtocol], Decision]) -> Any:
+    def _drive(self, context: Any, step: Callable[[JobProtocol], Decision], *, new_try: bool) -> Any:
         loop = _WorkerLoop()
         try:
             # the client is built here, from the connection: a connection set up wrong fails without retry
@@ -317,8 +316,11 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
             decision = self._guard(lambda: step(proto))
             while True:
                 if isinstance(decision, Finished):
+                    if new_try and decision.record.job is not None:
+                        # a new try starts with no XCom: a job an earlier try saw end keeps its buttons
+                        self._announce(context, proto, decision.record, loop)
                     return self.result(decision.record)
-                self._announce(context, proto, decision, loop)
+                self._announce(context, proto, decision.record, loop)
                 trigger = self._trigger(decision.record)
                 if self.deferrable:
                     warn_if_no_triggerer(self.log)  # a task deferred with no triggerer alive would wait silently
@@ -435,9 +437,9 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
         # padded past the deadline: our trigger's timeout event (which cancels the job) must come first
         return timedelta(seconds=record.deadline - now + deadline_pad(self.poll_interval))
 
-    def _announce(self, context: Any, proto: JobProtocol, decision: Defer, loop: _WorkerLoop) -> None:
-        """Push the job and its links to XCom before waiting, so users can find it at once."""
-        job = decision.record.job
+    def _announce(self, context: Any, proto: JobProtocol, record: JobRecord, loop: _WorkerLoop) -> None:
+        """Push the job and its links to XCom, so users can find it at once (before waiting, or on its result)."""
+        job = record.job
         assert job is not None
         ti = context["ti"]
         links: dict[str, str] = {}
