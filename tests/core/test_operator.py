@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
+from durable_jobs.clients.spark_standalone.client import SparkStandaloneClient
 from durable_jobs.hooks.spark_standalone import SparkStandaloneHook
 from durable_jobs.operators.spark_standalone import SparkStandaloneOperator
 from durable_jobs.record import STATE_KEY, JobRecord, TaskIdentity
@@ -130,15 +131,26 @@ def test_reattach_after_worker_crash_defers_to_the_same_driver(master, store):
     assert master.requests.count("create") == 1
 
 
-def test_non_deferrable_polls_on_the_worker_under_the_same_protocol(master, store):
+def test_non_deferrable_polls_on_the_worker_under_the_same_protocol(master, store, monkeypatch):
     def finish_later() -> None:
         time.sleep(0.5)
         master.drivers["driver-20261121100236-0001"] = "FINISHED"
 
+    asked: list[dict[str, Any]] = []
+    links = SparkStandaloneClient.links
+
+    async def counted(self: SparkStandaloneClient, locator: dict[str, Any]) -> dict[str, str]:
+        asked.append(locator)
+        return await links(self, locator)
+
+    monkeypatch.setattr(SparkStandaloneClient, "links", counted)
     threading.Thread(target=finish_later, daemon=True).start()
-    result = op(deferrable=False).execute(ctx(store))
+    c = ctx(store)
+    result = op(deferrable=False).execute(c)
     assert result["outcome"] == "succeeded"
     assert store.rows[("dag", "run1", "spark", -1)][STATE_KEY]["phase"] == "finished"
+    # the links are pushed once, before the wait; the same try's result does not push them again
+    assert asked == [result["job"]] and c["ti"].xcom["master_ui_url"] == master.url
 
 
 def test_missing_state_store_is_a_clear_error(master):

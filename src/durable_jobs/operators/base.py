@@ -314,13 +314,15 @@ class DurableJobOperator(BaseOperator):  # type: ignore[misc]
             # the client is built here, from the connection: a connection set up wrong fails without retry
             proto = self._guard(lambda: self._protocol(context, loop))
             decision = self._guard(lambda: step(proto))
+            announced = not new_try  # a resumed try still has the XCom its deferral pushed
             while True:
                 if isinstance(decision, Finished):
-                    if new_try and decision.record.job is not None:
+                    if not announced and decision.record.job is not None:
                         # a new try starts with no XCom: a job an earlier try saw end keeps its buttons
                         self._announce(context, proto, decision.record, loop)
                     return self.result(decision.record)
                 self._announce(context, proto, decision.record, loop)
+                announced = True
                 trigger = self._trigger(decision.record)
                 if self.deferrable:
                     warn_if_no_triggerer(self.log)  # a task deferred with no triggerer alive would wait silently
