@@ -92,17 +92,45 @@ _OUTCOME = re.compile(r": (succeeded|failed|cancelled|lost|unknown|error|timeout
 
 
 def count_trigger_events(af: AirflowEnv, dag_id: str, run_id: str) -> int:
-    """Trigger runs that fired an event.
+    """Task instance tries whose trigger fired an event.
+
+    A try counts once, however many triggers ran for it: when a triggerer's heartbeat is late (13 to 15 s on a
+    loaded CI machine), Airflow hands its triggers to another triggerer while the first still runs them, so both
+    can fire for the same try (seen in CI; the task resumes once and the endpoint still shows one job).
 
     Airflow's own "Trigger fired event" line is sometimes missing from a per-trigger log file: the file can be
     closed before the line lands (seen for 6 of 50 triggers of the overload row, whose tasks resumed fine). Our
-    trigger's own outcome line, written before the event is yielded, counts too, so a file counts once.
+    trigger's own outcome line, written before the event is yielded, counts too. Both lines can also land in the
+    triggerer's own log instead (seen once in CI, for a deadline event), so that log is read as well.
     """
-    fired = 0
-    for lines in trigger_logs(af, dag_id, run_id).values():
+    fired: set[tuple[str, int, int]] = set()
+    for path, lines in trigger_logs(af, dag_id, run_id).items():
         events = events_of(lines)
-        fired += "Trigger fired event" in events or any(_OUTCOME.search(e) for e in events)
-    return fired
+        if "Trigger fired event" in events or any(_OUTCOME.search(e) for e in events):
+            fired.add(_try_of(path))
+    fired |= fired_in_triggerer_logs(af, dag_id, run_id)
+    return len(fired)
+
+
+def _try_of(path: Path) -> tuple[str, int, int]:
+    """(task_id, map_index, try_number) of a log file: ``task_id=T[/map_index=M]/attempt=N.log...``."""
+    parts = {p.split("=", 1)[0]: p.split("=", 1)[1] for p in path.parts if "=" in p}
+    try_number = int(path.name.removeprefix("attempt=").split(".", 1)[0])
+    return parts["task_id"], int(parts.get("map_index", -1)), try_number
+
+
+def fired_in_triggerer_logs(af: AirflowEnv, dag_id: str, run_id: str) -> set[tuple[str, int, int]]:
+    """(task_id, map_index, try_number) of the run's trigger events that the triggerers logged in their own logs.
+
+    Airflow names a task's trigger ``dag_id/run_id/task_id/map_index/try_number (ID n)``.
+    """
+    run = re.escape(f"{dag_id}/{run_id}/")
+    name = re.compile(rf"Trigger fired event .* name='{run}([^/']+)/(-?\d+)/(\d+) \(ID")
+    out: set[tuple[str, int, int]] = set()
+    for log in af.logs_dir.glob("triggerer*.log"):
+        for m in name.finditer(log.read_text(errors="replace")):
+            out.add((m.group(1), int(m.group(2)), int(m.group(3))))
+    return out
 
 
 def trigger_job_ids_watching(af: AirflowEnv, dag_id: str, run_id: str, task_id: str, try_number: int) -> set[int]:

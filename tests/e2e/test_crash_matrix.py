@@ -467,16 +467,14 @@ def check_two_triggerers(airflow: AirflowEnv, run: Run, row: Row, job_id: int) -
     assert row.tries == 1, row
     assert_clean(row, submissions=2)
     assert {j["task"] for j in row.jobs} == {"job_0", "job_1"}, row
-    assert row.events == 2, row
-    for i in range(2):
-        fired = [
-            p
-            for p, lines in trigger_logs(airflow, run.dag_id, run.run_id).items()
-            for e in events_of(lines)
-            if e == "Trigger fired event" and p.parent.name == f"task_id=job_{i}"
-        ]
-        assert len(fired) == 1, fired  # one event per task
-        assert not fired[0].name.endswith(f".trigger.{job_id}.log"), fired  # from a surviving triggerer
+    assert row.events == 2, row  # each task's one try resumed from an event
+    fired = [
+        p.name
+        for p, lines in trigger_logs(airflow, run.dag_id, run.run_id).items()
+        if "Trigger fired event" in events_of(lines)
+    ]
+    # from a surviving triggerer (a late heartbeat can make two triggerers fire for one try; Airflow resumes it once)
+    assert not [n for n in fired if n.endswith(f".trigger.{job_id}.log")], fired
 
 
 def unknown_lines(af: AirflowEnv, run: Run) -> int:
