@@ -105,11 +105,16 @@ def count_trigger_events(af: AirflowEnv, dag_id: str, run_id: str) -> int:
     """
     fired: set[tuple[str, int, int]] = set()
     for path, lines in trigger_logs(af, dag_id, run_id).items():
-        events = events_of(lines)
-        if "Trigger fired event" in events or any(_OUTCOME.search(e) for e in events):
+        if _fired(events_of(lines)):
             fired.add(_try_of(path))
-    fired |= fired_in_triggerer_logs(af, dag_id, run_id)
-    return len(fired)
+    per_try: dict[tuple[str, int, int], list[str]] = {}
+    for key, event in triggerer_log_events(af, dag_id, run_id):
+        per_try.setdefault(key, []).append(event)
+    return len(fired | {key for key, events in per_try.items() if _fired(events)})
+
+
+def _fired(events: list[str]) -> bool:
+    return "Trigger fired event" in events or any(_OUTCOME.search(e) for e in events)
 
 
 def _try_of(path: Path) -> tuple[str, int, int]:
@@ -119,17 +124,25 @@ def _try_of(path: Path) -> tuple[str, int, int]:
     return parts["task_id"], int(parts.get("map_index", -1)), try_number
 
 
-def fired_in_triggerer_logs(af: AirflowEnv, dag_id: str, run_id: str) -> set[tuple[str, int, int]]:
-    """(task_id, map_index, try_number) of the run's trigger events that the triggerers logged in their own logs.
+# a line of a triggerer's own log: "<time> [<level>  ] <event>   [<logger>] key=value key=value ..."
+_CONSOLE = re.compile(r"^\S+ \[\w+\s*\] (?P<event>.*?)\s+\[(?P<logger>[\w.]+)\](?P<kv> .*)?$")
 
-    Airflow names a task's trigger ``dag_id/run_id/task_id/map_index/try_number (ID n)``.
+
+def triggerer_log_events(af: AirflowEnv, dag_id: str, run_id: str) -> list[tuple[tuple[str, int, int], str]]:
+    """The run's trigger lines that landed in the triggerers' own logs, with their (task_id, map_index, try).
+
+    Airflow writes a trigger's lines to its per-trigger file, but a line logged after that file is closed (often
+    "trigger completed", sometimes the event itself) goes to the triggerer's log, with the task's fields.
     """
-    run = re.escape(f"{dag_id}/{run_id}/")
-    name = re.compile(rf"Trigger fired event .* name='{run}([^/']+)/(-?\d+)/(\d+) \(ID")
-    out: set[tuple[str, int, int]] = set()
-    for log in af.logs_dir.glob("triggerer*.log"):
-        for m in name.finditer(log.read_text(errors="replace")):
-            out.add((m.group(1), int(m.group(2)), int(m.group(3))))
+    out: list[tuple[tuple[str, int, int], str]] = []
+    for log in sorted(af.logs_dir.glob("triggerer*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if f" run_id={run_id}" not in line or (m := _CONSOLE.match(line)) is None:
+                continue
+            kv = dict(re.findall(r" (dag_id|run_id|task_id|map_index|try_number)=(\S+)", m["kv"] or ""))
+            if kv.get("dag_id") == dag_id and kv.get("run_id") == run_id and "task_id" in kv and "try_number" in kv:
+                key = (kv["task_id"], int(kv.get("map_index", -1)), int(kv["try_number"]))
+                out.append((key, m["event"]))
     return out
 
 

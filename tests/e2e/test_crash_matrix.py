@@ -34,6 +34,7 @@ from .observe import (
     reaper_callbacks,
     trigger_job_ids_watching,
     trigger_logs,
+    triggerer_log_events,
     wait_watching,
     worker_log,
 )
@@ -198,7 +199,11 @@ def task_log_text(af: AirflowEnv, run: Run, try_number: int) -> str:
 
 
 def trigger_events(af: AirflowEnv, run: Run, *, try_number: int | None = None, job_id: int | None = None) -> list[str]:
-    """Log events of the run's triggers (of one try, of one triggerer job)."""
+    """Log events of the run's triggers (of one try, of one triggerer job).
+
+    Without ``job_id``, the run's lines that landed in the triggerers' own logs count too (a line logged after the
+    per-trigger file closed, often "trigger completed"); with it, only that triggerer's per-trigger files.
+    """
     out: list[str] = []
     for path, lines in trigger_logs(af, run.dag_id, run.run_id).items():
         if try_number is not None and not path.name.startswith(f"attempt={try_number}.log.trigger."):
@@ -206,6 +211,8 @@ def trigger_events(af: AirflowEnv, run: Run, *, try_number: int | None = None, j
         if job_id is not None and not path.name.endswith(f".trigger.{job_id}.log"):
             continue
         out += events_of(lines)
+    if job_id is None:
+        out += [e for key, e in triggerer_log_events(af, run.dag_id, run.run_id) if try_number in (None, key[2])]
     return out
 
 
